@@ -1,0 +1,58 @@
+// Context: where the engine computes (CPU or one GPU) and the per-thread state that goes with it:
+// the random generator (seedable, so fills and dropout masks repeat) and the cuBLAS/cuDNN handles.
+//
+// Each thread has its own Context (Context::get()); a thread that trains or tests sets the mode
+// and device at its start. Not shared between threads, so no locking.
+#pragma once
+
+#include <cstdint>
+#include <random>
+
+#ifdef ENGINE_USE_CUDA
+#include <cublas_v2.h>
+#include <cudnn.h>
+#endif
+
+namespace engine {
+
+enum class Mode { CPU, GPU };
+
+class Context {
+ public:
+  static Context& get();
+
+  static Mode mode() { return get().mode_; }
+  static void set_mode(Mode mode) { get().mode_ = mode; }
+
+  // Reseeds this thread's generator: the same seed gives the same fills and dropout masks.
+  static void set_seed(uint64_t seed);
+  static std::mt19937& rng() { return get().rng_; }
+
+  // Number of CUDA devices present (0 when none or when built without CUDA).
+  static int device_count();
+  // Selects the GPU this thread computes on; throws engine::Error when it does not exist.
+  static void set_device(int device);
+  static int device() { return get().device_; }
+
+#ifdef ENGINE_USE_CUDA
+  static cublasHandle_t cublas();
+  static cudnnHandle_t cudnn();
+#endif
+
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  ~Context();
+
+ private:
+  Context();
+
+  Mode mode_ = Mode::CPU;
+  int device_ = 0;
+  std::mt19937 rng_;
+#ifdef ENGINE_USE_CUDA
+  cublasHandle_t cublas_ = nullptr;
+  cudnnHandle_t cudnn_ = nullptr;
+#endif
+};
+
+}  // namespace engine

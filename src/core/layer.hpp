@@ -1,0 +1,102 @@
+// Layer: the unit a Net is built from. A layer reads its bottom blobs and writes its top blobs
+// (forward), and turns the tops' gradients into the bottoms' and its parameters' (backward).
+//
+// The contract, as in Caffe:
+//   setup(bottom, top)     once: checks the blob counts, layer_setup (read parameters, make the
+//                          learnable blobs), reshape, and the loss weights of the tops.
+//   reshape(bottom, top)   whenever the bottoms' shapes may have changed: shape tops, buffers.
+//   forward / backward     dispatch on Context::mode(); a layer without GPU code runs its CPU code.
+// Learnable parameters live in blobs_ (shared_ptr: a Net may share them between layers).
+// A layer type is registered once, in layers/layer_list.cpp.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/blob.hpp"
+#include "core/errors.hpp"
+#include "engine.pb.h"
+
+namespace engine {
+
+using Blobs = std::vector<Blob*>;
+
+class Layer {
+ public:
+  explicit Layer(const LayerParameter& param);
+  virtual ~Layer() = default;
+  Layer(const Layer&) = delete;
+  Layer& operator=(const Layer&) = delete;
+
+  void setup(const Blobs& bottom, const Blobs& top);
+  virtual void reshape(const Blobs& bottom, const Blobs& top) = 0;
+
+  // Runs forward and returns the weighted loss of the tops (0 for layers without a loss).
+  float forward(const Blobs& bottom, const Blobs& top);
+  void backward(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom);
+
+  const LayerParameter& param() const { return param_; }
+  const std::string& name() const { return param_.name(); }
+  const std::string& type() const { return param_.type(); }
+  // "layer conv1 (Convolution)": the prefix of every error message about this layer.
+  std::string describe() const;
+
+  std::vector<std::shared_ptr<Blob>>& blobs() { return blobs_; }
+  const std::vector<std::shared_ptr<Blob>>& blobs() const { return blobs_; }
+
+  // The layer's parameter with its current blobs, as a .caffemodel stores it.
+  void to_proto(LayerParameter* param, bool write_diff = false) const;
+
+  float loss(int top_index) const {
+    return top_index < static_cast<int>(loss_.size()) ? loss_[top_index] : 0.0f;
+  }
+  void set_loss(int top_index, float weight);
+
+  // Whether backward computes the gradient of parameter blob i.
+  bool param_propagate_down(int i) const {
+    return i < static_cast<int>(param_propagate_down_.size()) && param_propagate_down_[i];
+  }
+  void set_param_propagate_down(int i, bool value);
+
+  // Blob-count rules checked by setup; -1 means "no rule".
+  virtual int exact_bottoms() const { return -1; }
+  virtual int min_bottoms() const { return -1; }
+  virtual int max_bottoms() const { return -1; }
+  virtual int exact_tops() const { return -1; }
+  virtual int min_tops() const { return -1; }
+  virtual int max_tops() const { return -1; }
+  // Loss layers: a top without an explicit loss_weight gets weight 1 (top 0 only).
+  virtual bool is_loss() const { return false; }
+  // Whether the net may ask for the gradient of this bottom (labels: no).
+  virtual bool allow_force_backward(int bottom_index) const { return true; }
+
+ protected:
+  virtual void layer_setup(const Blobs& bottom, const Blobs& top) {}
+  virtual void forward_cpu(const Blobs& bottom, const Blobs& top) = 0;
+  virtual void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                            const Blobs& bottom) {}
+  // Default GPU paths run the CPU code; the synced memory moves the data as needed.
+  virtual void forward_gpu(const Blobs& bottom, const Blobs& top) { forward_cpu(bottom, top); }
+  virtual void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                            const Blobs& bottom) {
+    backward_cpu(top, propagate_down, bottom);
+  }
+
+  LayerParameter param_;
+  std::vector<std::shared_ptr<Blob>> blobs_;
+  std::vector<bool> param_propagate_down_;
+  std::vector<float> loss_;
+
+ private:
+  void check_blob_counts(const Blobs& bottom, const Blobs& top) const;
+};
+
+using LayerPtr = std::unique_ptr<Layer>;
+
+}  // namespace engine
+
+// Requires a condition about a layer's configuration or input shapes; the message names the
+// layer. Use inside Layer member functions.
+#define LAYER_REQUIRE(condition, message) \
+  ENGINE_REQUIRE(condition, describe() << ": " << message)

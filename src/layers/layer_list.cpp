@@ -1,0 +1,22 @@
+// Every layer type the engine knows, once. Adding a type is one line here plus
+// ENGINE_LAYER_FACTORY(Type, Class) in the layer's own file.
+#include "core/layer_registry.hpp"
+
+// X(type, devices): `type` is the string a prototxt names.
+#define ENGINE_LAYERS(X)  \
+  X(Input, kCpuOnly)      \
+  X(DummyData, kCpuOnly)  \
+  /* end of the list */
+
+namespace engine {
+
+#define ENGINE_DECLARE_FACTORY(TYPE, DEVICES) LayerPtr create_##TYPE##_layer(const LayerParameter&);
+ENGINE_LAYERS(ENGINE_DECLARE_FACTORY)
+
+const std::vector<LayerEntry>& layer_registry() {
+#define ENGINE_ENTRY(TYPE, DEVICES) {#TYPE, &create_##TYPE##_layer, DEVICES},
+  static const std::vector<LayerEntry> entries = {ENGINE_LAYERS(ENGINE_ENTRY)};
+  return entries;
+}
+
+}  // namespace engine

@@ -1,0 +1,97 @@
+#include "math/blas.hpp"
+
+#include <cblas.h>
+
+#include <cmath>
+#include <cstring>
+
+namespace engine {
+namespace cpu {
+
+void gemm(bool transpose_a, bool transpose_b, int M, int N, int K, float alpha, const float* A,
+          const float* B, float beta, float* C) {
+  const int lda = transpose_a ? M : K;
+  const int ldb = transpose_b ? K : N;
+  cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans,
+              transpose_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+}
+
+void gemv(bool transpose_a, int M, int N, float alpha, const float* A, const float* x, float beta,
+          float* y) {
+  cblas_sgemv(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans, M, N, alpha, A, N, x, 1,
+              beta, y, 1);
+}
+
+void axpy(int64_t n, float alpha, const float* x, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void axpby(int64_t n, float alpha, const float* x, float beta, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i] + beta * y[i];
+}
+
+void scale(int64_t n, float alpha, float* x) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
+}
+
+void scale(int64_t n, float alpha, const float* x, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i];
+}
+
+void copy(int64_t n, const float* x, float* y) {
+  if (x != y) std::memcpy(y, x, sizeof(float) * n);
+}
+
+void set(int64_t n, float value, float* x) {
+  if (value == 0.0f) {
+    std::memset(x, 0, sizeof(float) * n);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) x[i] = value;
+}
+
+double dot(int64_t n, const float* x, const float* y) {
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) total += double(x[i]) * y[i];
+  return total;
+}
+
+double asum(int64_t n, const float* x) {
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) total += std::fabs(x[i]);
+  return total;
+}
+
+double sum(int64_t n, const float* x) {
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) total += x[i];
+  return total;
+}
+
+void add(int64_t n, const float* a, const float* b, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+void sub(int64_t n, const float* a, const float* b, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] - b[i];
+}
+void mul(int64_t n, const float* a, const float* b, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
+}
+void div(int64_t n, const float* a, const float* b, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] / b[i];
+}
+void add_scalar(int64_t n, float alpha, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha;
+}
+void sqr(int64_t n, const float* a, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] * a[i];
+}
+void powx(int64_t n, const float* a, float exponent, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::pow(a[i], exponent);
+}
+void exp(int64_t n, const float* a, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(a[i]);
+}
+
+}  // namespace cpu
+}  // namespace engine

@@ -1,0 +1,32 @@
+// The oneDNN fast CPU path: the engine and stream every oneDNN layer shares, the choice between
+// oneDNN and the reference code for a layer, and small conversions. oneDNN ignores OpenBLAS's
+// settings and uses its own threads (OpenMP), one per core.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#ifdef ENGINE_USE_ONEDNN
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace engine {
+
+// The `engine` field of a layer parameter, whose values are the same in every message:
+// DEFAULT (0) picks the fastest available path, CAFFE (1) the reference code, CUDNN (2) cuDNN on
+// the GPU (on the CPU it means the default), ONEDNN (1000) oneDNN. Returns whether to use
+// oneDNN; asking for it in a build without oneDNN throws, naming the layer.
+bool use_onednn(int engine_field, const std::string& layer_description);
+bool onednn_available();
+
+#ifdef ENGINE_USE_ONEDNN
+namespace onednn {
+
+dnnl::engine& cpu_engine();
+dnnl::stream& cpu_stream();
+dnnl::memory::dims dims(const std::vector<int>& shape);
+
+}  // namespace onednn
+#endif
+
+}  // namespace engine

@@ -1,0 +1,155 @@
+#include "gradient_checker.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/context.hpp"
+#include "io/prototxt.hpp"
+#include "math/random.hpp"
+
+namespace engine {
+namespace testing {
+
+void fill_gaussian(Blob& blob, float stddev, float mean) {
+  rng_gaussian(blob.count(), mean, stddev, blob.mutable_cpu_data());
+}
+
+void fill_uniform(Blob& blob, float low, float high) {
+  rng_uniform(blob.count(), low, high, blob.mutable_cpu_data());
+}
+
+LayerParameter layer_param(const std::string& text) {
+  LayerParameter param;
+  parse_text(text, "<test layer>", &param);
+  return param;
+}
+
+namespace {
+
+class Objective {
+ public:
+  Objective(Layer& layer, const Blobs& bottom, const Blobs& top, unsigned seed)
+      : layer_(layer), bottom_(bottom), top_(top), seed_(seed) {
+    for (Blob* blob : bottom) {
+      saved_.emplace_back(blob->cpu_data(), blob->cpu_data() + blob->count());
+    }
+    for (Blob* blob : top) {
+      projection_.emplace_back(blob->count());
+      rng_uniform(blob->count(), -1, 1, projection_.back().data());
+    }
+  }
+
+  // Restores the bottoms, applies one perturbation, runs forward and returns L.
+  double evaluate(Blob* perturbed = nullptr, int64_t index = 0, float delta = 0) {
+    restore_bottoms();
+    float* target = nullptr;
+    float original = 0;
+    if (perturbed) {
+      target = perturbed->mutable_cpu_data() + index;
+      original = *target;
+      *target += delta;
+    }
+    Context::set_seed(seed_);
+    layer_.forward(bottom_, top_);
+    double total = 0;
+    for (size_t k = 0; k < top_.size(); ++k) {
+      const float* data = top_[k]->cpu_data();
+      for (int64_t j = 0; j < top_[k]->count(); ++j) total += double(projection_[k][j]) * data[j];
+    }
+    // Parameters are not restored by restore_bottoms: put the value back.
+    if (target && !is_bottom(perturbed)) *target = original;
+    return total;
+  }
+
+  // Forward, then backward from d(L)/d(top) = projection.
+  void backward(const std::vector<bool>& propagate_down) {
+    evaluate();
+    for (size_t k = 0; k < top_.size(); ++k) {
+      std::copy(projection_[k].begin(), projection_[k].end(), top_[k]->mutable_cpu_diff());
+    }
+    for (auto& param : layer_.blobs()) param->set_diff(0);
+    for (size_t i = 0; i < bottom_.size(); ++i) {
+      if (std::find(top_.begin(), top_.end(), bottom_[i]) == top_.end()) bottom_[i]->set_diff(0);
+    }
+    layer_.backward(top_, propagate_down, bottom_);
+  }
+
+  float saved_bottom(size_t i, int64_t j) const { return saved_[i][j]; }
+
+ private:
+  bool is_bottom(const Blob* blob) const {
+    return std::find(bottom_.begin(), bottom_.end(), blob) != bottom_.end();
+  }
+  void restore_bottoms() {
+    for (size_t i = 0; i < bottom_.size(); ++i) {
+      std::copy(saved_[i].begin(), saved_[i].end(), bottom_[i]->mutable_cpu_data());
+    }
+  }
+
+  Layer& layer_;
+  Blobs bottom_, top_;
+  unsigned seed_;
+  std::vector<std::vector<float>> saved_;
+  std::vector<std::vector<float>> projection_;
+};
+
+void compare(const std::string& what, int64_t index, double analytic, double numeric,
+             float threshold) {
+  const double scale = std::max({std::fabs(analytic), std::fabs(numeric), 1.0});
+  EXPECT_NEAR(analytic, numeric, threshold * scale)
+      << what << " element " << index << ": analytic " << analytic << ", numeric " << numeric;
+}
+
+}  // namespace
+
+void check_gradient(Layer& layer, const Blobs& bottom, const Blobs& top,
+                    const GradientCheckOptions& options) {
+  Context::set_seed(options.seed);
+  layer.setup(bottom, top);
+  Objective objective(layer, bottom, top, options.seed);
+
+  std::vector<int> bottoms = options.bottoms;
+  if (bottoms.empty()) {
+    for (size_t i = 0; i < bottom.size(); ++i) bottoms.push_back(static_cast<int>(i));
+  }
+  std::vector<bool> propagate_down(bottom.size(), false);
+  for (int i : bottoms) propagate_down[i] = true;
+
+  // The analytic gradients, copied out before the numeric passes overwrite the diffs.
+  objective.backward(propagate_down);
+  std::vector<std::vector<float>> bottom_grad, param_grad;
+  for (Blob* blob : bottom) bottom_grad.emplace_back(blob->cpu_diff(), blob->cpu_diff() + blob->count());
+  for (auto& blob : layer.blobs()) {
+    param_grad.emplace_back(blob->cpu_diff(), blob->cpu_diff() + blob->count());
+  }
+
+  const float h = options.step;
+  for (int i : bottoms) {
+    Blob* blob = bottom[i];
+    for (int64_t j = 0; j < blob->count(); ++j) {
+      const float x = objective.saved_bottom(i, j);
+      if (options.kink_range >= 0 && std::fabs(x - options.kink) < options.kink_range) continue;
+      const double plus = objective.evaluate(blob, j, h);
+      const double minus = objective.evaluate(blob, j, -h);
+      compare(layer.describe() + " bottom " + std::to_string(i), j, bottom_grad[i][j],
+              (plus - minus) / (2 * h), options.threshold);
+    }
+  }
+  if (options.check_params) {
+    for (size_t p = 0; p < layer.blobs().size(); ++p) {
+      if (!layer.param_propagate_down(static_cast<int>(p))) continue;
+      Blob* blob = layer.blobs()[p].get();
+      for (int64_t j = 0; j < blob->count(); ++j) {
+        const double plus = objective.evaluate(blob, j, h);
+        const double minus = objective.evaluate(blob, j, -h);
+        compare(layer.describe() + " parameter " + std::to_string(p), j, param_grad[p][j],
+                (plus - minus) / (2 * h), options.threshold);
+      }
+    }
+  }
+}
+
+}  // namespace testing
+}  // namespace engine

@@ -1,0 +1,83 @@
+#include <gtest/gtest.h>
+
+#include "core/layer_registry.hpp"
+#include "gradient_checker.hpp"
+
+namespace engine {
+namespace {
+
+using testing::layer_param;
+
+TEST(InputLayer, ShapesTopsFromOneShapeOrOnePerTop) {
+  Blob a, b;
+  LayerPtr one = create_layer(layer_param(
+      "name: 'in' type: 'Input' top: 'a' top: 'b' input_param { shape { dim: 2 dim: 3 } }"));
+  one->setup({}, {&a, &b});
+  EXPECT_EQ(a.shape(), (std::vector<int>{2, 3}));
+  EXPECT_EQ(b.shape(), (std::vector<int>{2, 3}));
+
+  LayerPtr each = create_layer(layer_param(
+      "name: 'in' type: 'Input' top: 'a' top: 'b' "
+      "input_param { shape { dim: 4 } shape { dim: 1 dim: 5 } }"));
+  each->setup({}, {&a, &b});
+  EXPECT_EQ(a.shape(), (std::vector<int>{4}));
+  EXPECT_EQ(b.shape(), (std::vector<int>{1, 5}));
+}
+
+TEST(InputLayer, WrongNumberOfShapesNamesTheLayer) {
+  Blob a, b, c;
+  LayerPtr layer = create_layer(layer_param(
+      "name: 'feed' type: 'Input' top: 'a' top: 'b' top: 'c' "
+      "input_param { shape { dim: 4 } shape { dim: 5 } }"));
+  try {
+    layer->setup({}, {&a, &b, &c});
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("layer feed (Input)"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("one per top (3)"), std::string::npos) << error.what();
+  }
+}
+
+TEST(DummyDataLayer, ConstantAndRandomFillers) {
+  Blob a, b;
+  LayerPtr layer = create_layer(layer_param(
+      "name: 'd' type: 'DummyData' top: 'a' top: 'b' dummy_data_param { "
+      "shape { dim: 2 dim: 3 } shape { dim: 10 } "
+      "data_filler { type: 'constant' value: 7 } data_filler { type: 'uniform' min: 2 max: 3 } }"));
+  layer->setup({}, {&a, &b});
+  layer->forward({}, {&a, &b});
+  for (int i = 0; i < a.count(); ++i) EXPECT_EQ(a.cpu_data()[i], 7);
+  const std::vector<float> first(b.cpu_data(), b.cpu_data() + b.count());
+  for (float v : first) {
+    EXPECT_GE(v, 2);
+    EXPECT_LE(v, 3);
+  }
+  layer->forward({}, {&a, &b});
+  EXPECT_NE(first, std::vector<float>(b.cpu_data(), b.cpu_data() + b.count()))
+      << "a random filler is drawn again on every forward pass";
+}
+
+TEST(DummyDataLayer, LegacyFourDimensionalShape) {
+  Blob a;
+  LayerPtr layer = create_layer(layer_param(
+      "name: 'd' type: 'DummyData' top: 'a' "
+      "dummy_data_param { num: 2 channels: 3 height: 4 width: 5 }"));
+  layer->setup({}, {&a});
+  EXPECT_EQ(a.shape(), (std::vector<int>{2, 3, 4, 5}));
+  EXPECT_EQ(a.cpu_data()[0], 0);
+}
+
+TEST(LayerRegistry, UnknownTypeListsRegisteredTypes) {
+  try {
+    create_layer(layer_param("name: 'mystery' type: 'Convolutoin'"));
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("mystery"), std::string::npos) << message;
+    EXPECT_NE(message.find("'Convolutoin'"), std::string::npos) << message;
+    EXPECT_NE(message.find("Input"), std::string::npos) << message;
+  }
+}
+
+}  // namespace
+}  // namespace engine
