@@ -12,6 +12,7 @@ Layer::Layer(const LayerParameter& param) : param_(param) {
     blob->from_proto(proto);
     blobs_.push_back(blob);
   }
+  param_.clear_blobs();  // the blobs hold the values now; keep one copy only
 }
 
 void Layer::to_proto(LayerParameter* param, bool write_diff) const {

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs the dependencies, builds the engine (CUDA code too when nvcc is present) and runs
+# every test. Usage: scripts/test.sh [extra ctest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >build-configure.log || { cat build-configure.log; exit 1; }
+grep "engine:" build-configure.log
+cmake --build build -j"$(nproc)"
+cd build && ctest --output-on-failure -j"$(nproc)" "$@"

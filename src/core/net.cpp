@@ -1,0 +1,509 @@
+#include "core/net.hpp"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "core/layer_registry.hpp"
+#include "io/prototxt.hpp"
+
+namespace engine {
+
+// ---- construction steps ------------------------------------------------------------------
+
+namespace {
+
+bool state_meets_rule(const NetState& state, const NetStateRule& rule) {
+  if (rule.has_phase() && rule.phase() != state.phase()) return false;
+  if (rule.has_min_level() && state.level() < rule.min_level()) return false;
+  if (rule.has_max_level() && state.level() > rule.max_level()) return false;
+  const auto& stages = state.stage();
+  auto has_stage = [&](const std::string& s) {
+    return std::find(stages.begin(), stages.end(), s) != stages.end();
+  };
+  for (const std::string& stage : rule.stage()) {
+    if (!has_stage(stage)) return false;
+  }
+  for (const std::string& stage : rule.not_stage()) {
+    if (has_stage(stage)) return false;
+  }
+  return true;
+}
+
+std::string split_layer_name(const std::string& layer, const std::string& blob, int top) {
+  return blob + "_" + layer + "_" + std::to_string(top) + "_split";
+}
+
+std::string split_blob_name(const std::string& layer, const std::string& blob, int top,
+                            int split) {
+  return split_layer_name(layer, blob, top) + "_" + std::to_string(split);
+}
+
+}  // namespace
+
+bool state_meets_rules(const NetState& state, const LayerParameter& layer) {
+  ENGINE_REQUIRE(layer.include_size() == 0 || layer.exclude_size() == 0,
+                 "layer " << layer.name() << ": give include rules or exclude rules, not both");
+  if (layer.include_size() > 0) {
+    return std::any_of(layer.include().begin(), layer.include().end(),
+                       [&](const NetStateRule& rule) { return state_meets_rule(state, rule); });
+  }
+  return std::none_of(layer.exclude().begin(), layer.exclude().end(),
+                      [&](const NetStateRule& rule) { return state_meets_rule(state, rule); });
+}
+
+NetParameter filter_net(const NetParameter& param) {
+  NetParameter filtered = param;
+  filtered.clear_layer();
+  for (const LayerParameter& layer : param.layer()) {
+    if (state_meets_rules(param.state(), layer)) *filtered.add_layer() = layer;
+  }
+  return filtered;
+}
+
+NetParameter upgrade_net_input(const NetParameter& param) {
+  if (param.input_size() == 0) return param;
+  const int inputs = param.input_size();
+  const bool dims = param.input_dim_size() > 0;
+  const bool shapes = param.input_shape_size() > 0;
+  ENGINE_REQUIRE(!(dims && shapes), "net " << param.name()
+                                           << ": give input_dim or input_shape, not both");
+  ENGINE_REQUIRE(!dims || param.input_dim_size() == 4 * inputs,
+                 "net " << param.name() << ": " << inputs << " input(s) need "
+                        << 4 * inputs << " input_dim values, found " << param.input_dim_size());
+  ENGINE_REQUIRE(!shapes || param.input_shape_size() == inputs,
+                 "net " << param.name() << ": " << inputs << " input(s) need as many input_shape, found "
+                        << param.input_shape_size());
+  ENGINE_REQUIRE(dims || shapes, "net " << param.name() << ": input " << param.input(0)
+                                        << " has no input_dim or input_shape");
+  NetParameter upgraded = param;
+  upgraded.clear_layer();
+  LayerParameter* input = upgraded.add_layer();
+  input->set_name("input");
+  input->set_type("Input");
+  for (int i = 0; i < inputs; ++i) {
+    input->add_top(param.input(i));
+    BlobShape* shape = input->mutable_input_param()->add_shape();
+    if (shapes) {
+      *shape = param.input_shape(i);
+    } else {
+      for (int d = 0; d < 4; ++d) shape->add_dim(param.input_dim(4 * i + d));
+    }
+  }
+  for (const LayerParameter& layer : param.layer()) *upgraded.add_layer() = layer;
+  upgraded.clear_input();
+  upgraded.clear_input_dim();
+  upgraded.clear_input_shape();
+  return upgraded;
+}
+
+NetParameter insert_splits(const NetParameter& param) {
+  // A blob version is the (layer, top) that produced it: an in-place layer makes a new version.
+  using Source = std::pair<int, int>;
+  std::map<std::string, Source> last_producer;
+  std::map<std::pair<int, int>, Source> bottom_source;  // (layer, bottom) -> producing top
+  std::map<Source, int> readers;
+  std::map<Source, float> loss_weights;
+  for (int i = 0; i < param.layer_size(); ++i) {
+    const LayerParameter& layer = param.layer(i);
+    for (int j = 0; j < layer.bottom_size(); ++j) {
+      auto found = last_producer.find(layer.bottom(j));
+      ENGINE_REQUIRE(found != last_producer.end(),
+                     "layer " << layer.name() << " (" << layer.type() << "): bottom blob '"
+                              << layer.bottom(j) << "' (bottom " << j
+                              << ") is not produced by any earlier layer");
+      bottom_source[{i, j}] = found->second;
+      ++readers[found->second];
+    }
+    for (int j = 0; j < layer.top_size(); ++j) {
+      last_producer[layer.top(j)] = {i, j};
+      const float weight = j < layer.loss_weight_size() ? layer.loss_weight(j) : 0.0f;
+      if (weight != 0) {
+        loss_weights[{i, j}] = weight;
+        ++readers[{i, j}];  // the loss counts as one more reader
+      }
+    }
+  }
+
+  NetParameter split = param;
+  split.clear_layer();
+  std::map<Source, int> next_split;
+  for (int i = 0; i < param.layer_size(); ++i) {
+    LayerParameter* layer = split.add_layer();
+    *layer = param.layer(i);
+    for (int j = 0; j < layer->bottom_size(); ++j) {
+      const Source source = bottom_source[{i, j}];
+      if (readers[source] > 1) {
+        const std::string& producer = param.layer(source.first).name();
+        layer->set_bottom(j, split_blob_name(producer, layer->bottom(j), source.second,
+                                             next_split[source]++));
+      }
+    }
+    for (int j = 0; j < layer->top_size(); ++j) {
+      const Source source{i, j};
+      const int count = readers.count(source) ? readers[source] : 0;
+      if (count <= 1) continue;
+      LayerParameter* splitter = split.add_layer();
+      splitter->set_name(split_layer_name(layer->name(), layer->top(j), j));
+      splitter->set_type("Split");
+      splitter->add_bottom(layer->top(j));
+      const auto loss = loss_weights.find(source);
+      for (int k = 0; k < count; ++k) {
+        splitter->add_top(split_blob_name(layer->name(), layer->top(j), j, k));
+        // The first split top carries the loss; the others feed the readers.
+        if (loss != loss_weights.end()) splitter->add_loss_weight(k == 0 ? loss->second : 0.0f);
+      }
+      if (loss != loss_weights.end()) {
+        layer->clear_loss_weight();
+        ++next_split[source];
+      }
+    }
+  }
+  return split;
+}
+
+void set_layer_engines(int engine, NetParameter* param) {
+  const google::protobuf::Descriptor* layer_type = LayerParameter::descriptor();
+  for (LayerParameter& layer : *param->mutable_layer()) {
+    const google::protobuf::Reflection* reflection = layer.GetReflection();
+    for (int f = 0; f < layer_type->field_count(); ++f) {
+      const google::protobuf::FieldDescriptor* field = layer_type->field(f);
+      if (field->type() != google::protobuf::FieldDescriptor::TYPE_MESSAGE || field->is_repeated()) {
+        continue;
+      }
+      const google::protobuf::FieldDescriptor* engine_field =
+          field->message_type()->FindFieldByName("engine");
+      if (!engine_field || !engine_field->enum_type()) continue;
+      if (!engine_field->enum_type()->FindValueByNumber(engine)) continue;
+      google::protobuf::Message* message = reflection->MutableMessage(&layer, field);
+      message->GetReflection()->SetEnumValue(message, engine_field, engine);
+    }
+  }
+}
+
+void set_input_batch(int batch, NetParameter* param) {
+  for (LayerParameter& layer : *param->mutable_layer()) {
+    if (layer.type() != "Input") continue;
+    for (BlobShape& shape : *layer.mutable_input_param()->mutable_shape()) {
+      if (shape.dim_size() > 0) shape.set_dim(0, batch);
+    }
+  }
+  for (BlobShape& shape : *param->mutable_input_shape()) {
+    if (shape.dim_size() > 0) shape.set_dim(0, batch);
+  }
+  for (int i = 0; i < param->input_dim_size(); i += 4) param->set_input_dim(i, batch);
+}
+
+// ---- the net -------------------------------------------------------------------------------
+
+Net::Net(const NetParameter& param) { init(param); }
+
+Net::Net(const std::string& prototxt, Phase phase, int level,
+         const std::vector<std::string>& stages) {
+  NetParameter param;
+  read_text_file(prototxt, &param);
+  param.mutable_state()->set_phase(phase);
+  param.mutable_state()->set_level(level);
+  param.mutable_state()->clear_stage();
+  for (const std::string& stage : stages) param.mutable_state()->add_stage(stage);
+  init(param);
+}
+
+void Net::init(const NetParameter& given) {
+  ENGINE_REQUIRE(given.layers_size() == 0,
+                 "net " << given.name()
+                        << " uses the legacy V1 'layers' field; upgrade it first (a later "
+                           "version reads it)");
+  name_ = given.name();
+  phase_ = given.state().phase();
+  const NetParameter param = insert_splits(filter_net(upgrade_net_input(given)));
+
+  std::map<std::string, int> available;  // blobs produced and not yet consumed
+  const int count = param.layer_size();
+  bottom_vecs_.resize(count);
+  top_vecs_.resize(count);
+  bottom_ids_.resize(count);
+  top_ids_.resize(count);
+  bottom_need_backward_.resize(count);
+  for (int i = 0; i < count; ++i) {
+    LayerParameter layer_param = param.layer(i);
+    if (!layer_param.has_phase()) layer_param.set_phase(phase_);
+    ENGINE_REQUIRE(layer_param.propagate_down_size() == 0 ||
+                       layer_param.propagate_down_size() == layer_param.bottom_size(),
+                   "layer " << layer_param.name() << ": propagate_down needs one value per bottom ("
+                            << layer_param.bottom_size() << "), found "
+                            << layer_param.propagate_down_size());
+    ENGINE_REQUIRE(!layer_index_.count(layer_param.name()),
+                   "two layers are named '" << layer_param.name() << "'");
+    layers_.push_back(create_layer(layer_param));
+    layer_names_.push_back(layer_param.name());
+    layer_index_[layer_param.name()] = i;
+
+    bool need_backward = false;
+    for (int j = 0; j < layer_param.bottom_size(); ++j) {
+      append_bottom(layer_param, i, j, &available);
+      need_backward = need_backward || bottom_need_backward_[i][j];
+    }
+    for (int j = 0; j < layer_param.top_size(); ++j) append_top(layer_param, i, j, &available);
+    if (layer_param.type() == "Input") {
+      for (Blob* top : top_vecs_[i]) input_blobs_.push_back(top);
+    }
+
+    Layer& layer = *layers_[i];
+    layer.setup(bottom_vecs_[i], top_vecs_[i]);
+    for (size_t j = 0; j < top_vecs_[i].size(); ++j) {
+      VLOG(1) << "top shape " << blob_names_[top_ids_[i][j]] << ": "
+              << top_vecs_[i][j]->shape_string();
+    }
+
+    const int param_count = static_cast<int>(layer.blobs().size());
+    ENGINE_REQUIRE(layer_param.param_size() <= param_count,
+                   layer.describe() << ": " << layer_param.param_size()
+                                    << " param specs given, but the layer has only " << param_count
+                                    << " parameter blob(s)");
+    for (int j = 0; j < param_count; ++j) {
+      // A parameter with lr_mult 0 is frozen: no gradient is computed for it.
+      const bool learns = j >= layer_param.param_size() || layer_param.param(j).lr_mult() != 0;
+      // The layer may have frozen it itself (BatchNorm's statistics).
+      const bool frozen_by_layer = !layer.param_propagate_down(j);
+      layer.set_param_propagate_down(j, learns && !frozen_by_layer);
+      need_backward = need_backward || layer.param_propagate_down(j);
+    }
+    for (int j = 0; j < param_count; ++j) append_params(layer.param(), i, j);
+    layer_need_backward_.push_back(need_backward);
+    for (int id : top_ids_[i]) blob_need_backward_[id] = need_backward;
+  }
+  for (const auto& entry : available) output_blobs_.push_back(blobs_[entry.second].get());
+  analyse_backward(param);
+}
+
+void Net::append_top(const LayerParameter& layer, int layer_id, int top_id,
+                     std::map<std::string, int>* available) {
+  const std::string& name = layer.top(top_id);
+  const bool in_place = top_id < layer.bottom_size() && layer.bottom(top_id) == name;
+  if (in_place) {
+    // The bottom was consumed by this layer: it becomes available again as this layer's top.
+    const int id = bottom_ids_[layer_id][top_id];
+    (*available)[name] = id;
+    top_vecs_[layer_id].push_back(blobs_[id].get());
+    top_ids_[layer_id].push_back(id);
+    return;
+  }
+  ENGINE_REQUIRE(!blob_index_.count(name),
+                 "layer " << layer.name() << " (" << layer.type() << "): top blob '" << name
+                          << "' is already produced by another layer (only a layer's own "
+                             "bottom can be reused as its top, in place)");
+  const int id = static_cast<int>(blobs_.size());
+  blobs_.push_back(std::make_shared<Blob>());
+  blob_names_.push_back(name);
+  blob_need_backward_.push_back(false);
+  blob_index_[name] = id;
+  (*available)[name] = id;
+  top_vecs_[layer_id].push_back(blobs_[id].get());
+  top_ids_[layer_id].push_back(id);
+}
+
+void Net::append_bottom(const LayerParameter& layer, int layer_id, int bottom_id,
+                        std::map<std::string, int>* available) {
+  const std::string& name = layer.bottom(bottom_id);
+  const auto found = available->find(name);
+  ENGINE_REQUIRE(found != available->end(),
+                 "layer " << layer.name() << " (" << layer.type() << "): bottom blob '" << name
+                          << "' (bottom " << bottom_id << ") is not produced by any earlier layer");
+  const int id = found->second;
+  bottom_vecs_[layer_id].push_back(blobs_[id].get());
+  bottom_ids_[layer_id].push_back(id);
+  bool need_backward = blob_need_backward_[id];
+  if (layer.propagate_down_size() > 0) need_backward = need_backward && layer.propagate_down(bottom_id);
+  bottom_need_backward_[layer_id].push_back(need_backward);
+  available->erase(found);
+}
+
+void Net::append_params(const LayerParameter& layer, int layer_id, int param_id) {
+  const int net_id = static_cast<int>(params_.size());
+  const std::shared_ptr<Blob>& blob = layers_[layer_id]->blobs()[param_id];
+  params_.push_back(blob);
+  param_layer_indices_.emplace_back(layer_id, param_id);
+  const ParamSpec spec = param_id < layer.param_size() ? layer.param(param_id) : ParamSpec();
+  const std::string display =
+      spec.name().empty() ? layer.name() + "[" + std::to_string(param_id) + "]" : spec.name();
+  param_display_names_.push_back(display);
+
+  const auto owner = spec.name().empty() ? param_names_index_.end()
+                                         : param_names_index_.find(spec.name());
+  if (owner == param_names_index_.end()) {
+    // This layer owns the parameter.
+    if (!spec.name().empty()) param_names_index_[spec.name()] = net_id;
+    param_owners_.push_back(-1);
+    learnable_param_ids_.push_back(net_id);
+    learnable_params_.push_back(blob.get());
+    params_lr_.push_back(spec.has_lr_mult() ? spec.lr_mult() : 1.0f);
+    params_weight_decay_.push_back(spec.has_decay_mult() ? spec.decay_mult() : 1.0f);
+    return;
+  }
+  // Shared: use the owner's memory, after checking the shapes agree.
+  const int owner_id = owner->second;
+  param_owners_.push_back(owner_id);
+  Blob& owner_blob = *params_[owner_id];
+  const auto& [owner_layer, owner_param] = param_layer_indices_[owner_id];
+  if (spec.share_mode() == ParamSpec::PERMISSIVE) {
+    ENGINE_REQUIRE(owner_blob.count() == blob->count(),
+                   "layer " << layer.name() << ": shared parameter '" << spec.name() << "' has "
+                            << blob->count() << " values, but its owner in layer "
+                            << layer_names_[owner_layer] << " has " << owner_blob.count());
+  } else {
+    ENGINE_REQUIRE(owner_blob.shape() == blob->shape(),
+                   "layer " << layer.name() << ": shared parameter '" << spec.name()
+                            << "' has shape " << blob->shape_string() << ", but its owner in layer "
+                            << layer_names_[owner_layer] << " has " << owner_blob.shape_string()
+                            << " (use share_mode: PERMISSIVE to share by count)");
+  }
+  blob->share_data(owner_blob);
+  blob->share_diff(owner_blob);
+  // The owner's multipliers apply; a sharer that sets different ones is an error.
+  const int learnable_index = static_cast<int>(
+      std::find(learnable_param_ids_.begin(), learnable_param_ids_.end(), owner_id) -
+      learnable_param_ids_.begin());
+  if (spec.has_lr_mult()) {
+    float& lr = params_lr_[learnable_index];
+    const LayerParameter& owner_param_layer = layers_[owner_layer]->param();
+    const bool owner_set = owner_param < owner_param_layer.param_size() &&
+                           owner_param_layer.param(owner_param).has_lr_mult();
+    ENGINE_REQUIRE(!owner_set || lr == spec.lr_mult(),
+                   "layer " << layer.name() << ": shared parameter '" << spec.name()
+                            << "' has lr_mult " << spec.lr_mult() << ", its owner "
+                            << layer_names_[owner_layer] << " has " << lr);
+    lr = spec.lr_mult();
+  }
+  if (spec.has_decay_mult()) {
+    float& decay = params_weight_decay_[learnable_index];
+    const LayerParameter& owner_param_layer = layers_[owner_layer]->param();
+    const bool owner_set = owner_param < owner_param_layer.param_size() &&
+                           owner_param_layer.param(owner_param).has_decay_mult();
+    ENGINE_REQUIRE(!owner_set || decay == spec.decay_mult(),
+                   "layer " << layer.name() << ": shared parameter '" << spec.name()
+                            << "' has decay_mult " << spec.decay_mult() << ", its owner "
+                            << layer_names_[owner_layer] << " has " << decay);
+    decay = spec.decay_mult();
+  }
+}
+
+void Net::analyse_backward(const NetParameter& param) {
+  // Walk back from the losses: a layer no loss depends on needs no backward, and a blob whose
+  // readers all skip propagating to it needs no gradient.
+  std::set<std::string> under_loss, skip_backprop;
+  for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
+    bool contributes = false;
+    bool skip = true;
+    for (size_t j = 0; j < top_vecs_[i].size(); ++j) {
+      const std::string& name = blob_names_[top_ids_[i][j]];
+      if (layers_[i]->loss(static_cast<int>(j)) != 0 || under_loss.count(name)) contributes = true;
+      if (!skip_backprop.count(name)) skip = false;
+    }
+    if (layer_need_backward_[i] && skip) {
+      layer_need_backward_[i] = false;
+      std::fill(bottom_need_backward_[i].begin(), bottom_need_backward_[i].end(), false);
+    }
+    if (!contributes) layer_need_backward_[i] = false;
+    for (size_t j = 0; j < bottom_vecs_[i].size(); ++j) {
+      const std::string& name = blob_names_[bottom_ids_[i][j]];
+      if (contributes) {
+        under_loss.insert(name);
+      } else {
+        bottom_need_backward_[i][j] = false;
+      }
+      if (!bottom_need_backward_[i][j]) skip_backprop.insert(name);
+    }
+  }
+  if (param.force_backward()) {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      layer_need_backward_[i] = true;
+      for (size_t j = 0; j < bottom_vecs_[i].size(); ++j) {
+        const bool allowed = layers_[i]->allow_force_backward(static_cast<int>(j));
+        bottom_need_backward_[i][j] = bottom_need_backward_[i][j] || allowed;
+        blob_need_backward_[bottom_ids_[i][j]] = blob_need_backward_[bottom_ids_[i][j]] || allowed;
+      }
+      for (size_t p = 0; p < layers_[i]->blobs().size(); ++p) {
+        layers_[i]->set_param_propagate_down(static_cast<int>(p), true);
+      }
+    }
+  }
+}
+
+float Net::forward_from_to(int start, int end) {
+  CHECK_GE(start, 0);
+  CHECK_LT(end, static_cast<int>(layers_.size()));
+  float loss = 0;
+  for (int i = start; i <= end; ++i) loss += layers_[i]->forward(bottom_vecs_[i], top_vecs_[i]);
+  return loss;
+}
+
+float Net::forward() { return forward_from_to(0, static_cast<int>(layers_.size()) - 1); }
+
+void Net::backward_from_to(int start, int end) {
+  CHECK_GE(end, 0);
+  CHECK_LT(start, static_cast<int>(layers_.size()));
+  for (int i = start; i >= end; --i) {
+    if (layer_need_backward_[i]) {
+      layers_[i]->backward(top_vecs_[i], bottom_need_backward_[i], bottom_vecs_[i]);
+    }
+  }
+}
+
+void Net::backward() { backward_from_to(static_cast<int>(layers_.size()) - 1, 0); }
+
+void Net::reshape() {
+  for (size_t i = 0; i < layers_.size(); ++i) layers_[i]->reshape(bottom_vecs_[i], top_vecs_[i]);
+}
+
+void Net::clear_param_diffs() {
+  for (Blob* blob : learnable_params_) blob->set_diff(0);
+}
+
+void Net::update() {
+  for (Blob* blob : learnable_params_) blob->update();
+}
+
+void Net::copy_trained_layers_from(const NetParameter& trained) {
+  for (const LayerParameter& source : trained.layer()) {
+    const auto found = layer_index_.find(source.name());
+    if (found == layer_index_.end()) {
+      VLOG(1) << "ignoring layer " << source.name() << ": not in net " << name_;
+      continue;
+    }
+    Layer& target = *layers_[found->second];
+    auto& blobs = target.blobs();
+    ENGINE_REQUIRE(static_cast<int>(blobs.size()) == source.blobs_size(),
+                   target.describe() << ": the trained weights have " << source.blobs_size()
+                                     << " blob(s), the layer has " << blobs.size());
+    for (int j = 0; j < source.blobs_size(); ++j) {
+      ENGINE_REQUIRE(blobs[j]->shape_equals(source.blobs(j)),
+                     target.describe() << ": parameter blob " << j << " has shape "
+                                       << shape_string(blobs[j]->shape())
+                                       << " in the net, but "
+                                       << shape_string(proto_shape(source.blobs(j)))
+                                       << " in the trained weights");
+      blobs[j]->from_proto(source.blobs(j), false);
+    }
+  }
+}
+
+void Net::to_proto(NetParameter* param, bool write_diff) const {
+  param->Clear();
+  param->set_name(name_);
+  for (const auto& layer : layers_) layer->to_proto(param->add_layer(), write_diff);
+}
+
+std::shared_ptr<Blob> Net::blob_by_name(const std::string& name) const {
+  const auto found = blob_index_.find(name);
+  ENGINE_REQUIRE(found != blob_index_.end(), "net " << name_ << " has no blob named '" << name << "'");
+  return blobs_[found->second];
+}
+
+Layer& Net::layer_by_name(const std::string& name) const {
+  const auto found = layer_index_.find(name);
+  ENGINE_REQUIRE(found != layer_index_.end(), "net " << name_ << " has no layer named '" << name << "'");
+  return *layers_[found->second];
+}
+
+}  // namespace engine

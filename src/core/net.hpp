@@ -1,0 +1,142 @@
+// Net: a directed acyclic graph of layers built from a NetParameter, run forward (returning
+// the weighted loss) and backward.
+//
+// Construction follows Caffe: the legacy `input` fields become an Input layer; layers are
+// filtered by the net state (phase, level, stages) against their include/exclude rules; a blob
+// read by several layers gets a Split layer (so their gradients are summed); a top named like a
+// bottom works in place; parameters named in `param { name }` are shared; the net works out
+// which layers need backward (lr_mult, propagate_down, losses, force_backward).
+//
+// Blobs, layers and learnable parameters are reachable by name. Not thread-safe.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/blob.hpp"
+#include "core/layer.hpp"
+#include "engine.pb.h"
+
+namespace engine {
+
+class Net {
+ public:
+  // `param.state()` chooses the phase, level and stages.
+  explicit Net(const NetParameter& param);
+  // Reads a prototxt and builds it for the given state.
+  Net(const std::string& prototxt, Phase phase, int level = 0,
+      const std::vector<std::string>& stages = {});
+
+  // Runs every layer forward; returns the total weighted loss.
+  float forward();
+  // Runs backward through every layer that needs it; gradients accumulate into parameter diffs.
+  void backward();
+  float forward_backward() {
+    const float loss = forward();
+    backward();
+    return loss;
+  }
+  // Layer-by-layer entry points (timing, debugging): layers [start, end] inclusive.
+  float forward_from_to(int start, int end);
+  void backward_from_to(int start, int end);
+  // Re-runs every layer's reshape (after an input blob changed shape).
+  void reshape();
+  void clear_param_diffs();
+  // Applies each learnable parameter's diff to its data (data -= diff).
+  void update();
+
+  // Copies weights from a trained net by layer name. Layers the source lacks keep their
+  // values; a blob count or shape mismatch fails naming the layer, blob index and shapes.
+  void copy_trained_layers_from(const NetParameter& trained);
+  void to_proto(NetParameter* param, bool write_diff = false) const;
+
+  const std::string& name() const { return name_; }
+  Phase phase() const { return phase_; }
+
+  const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
+  const std::vector<std::string>& layer_names() const { return layer_names_; }
+  const std::vector<std::shared_ptr<Blob>>& blobs() const { return blobs_; }
+  const std::vector<std::string>& blob_names() const { return blob_names_; }
+  const std::vector<Blobs>& bottom_vecs() const { return bottom_vecs_; }
+  const std::vector<Blobs>& top_vecs() const { return top_vecs_; }
+  const std::vector<std::vector<bool>>& bottom_need_backward() const {
+    return bottom_need_backward_;
+  }
+  bool layer_need_backward(int i) const { return layer_need_backward_[i]; }
+
+  // Tops of the Input layers; blobs no layer consumes.
+  const Blobs& input_blobs() const { return input_blobs_; }
+  const Blobs& output_blobs() const { return output_blobs_; }
+
+  bool has_blob(const std::string& name) const { return blob_index_.count(name) > 0; }
+  bool has_layer(const std::string& name) const { return layer_index_.count(name) > 0; }
+  // Throws engine::Error naming the missing blob or layer.
+  std::shared_ptr<Blob> blob_by_name(const std::string& name) const;
+  Layer& layer_by_name(const std::string& name) const;
+
+  // Every parameter blob of every layer (a shared one appears once per layer using it).
+  const std::vector<std::shared_ptr<Blob>>& params() const { return params_; }
+  // Name of params()[i]: its `param { name }` or "LAYER[INDEX]".
+  const std::vector<std::string>& param_display_names() const { return param_display_names_; }
+  // For params()[i]: -1 if it owns its memory, else the index of its owner in params().
+  const std::vector<int>& param_owners() const { return param_owners_; }
+  // The parameters a solver updates (owners only), with their lr and decay multipliers.
+  const std::vector<Blob*>& learnable_params() const { return learnable_params_; }
+  const std::vector<float>& params_lr() const { return params_lr_; }
+  const std::vector<float>& params_weight_decay() const { return params_weight_decay_; }
+
+ private:
+  void init(const NetParameter& param);
+  void append_top(const LayerParameter& layer, int layer_id, int top_id,
+                  std::map<std::string, int>* available);
+  void append_bottom(const LayerParameter& layer, int layer_id, int bottom_id,
+                     std::map<std::string, int>* available);
+  void append_params(const LayerParameter& layer, int layer_id, int param_id);
+  void analyse_backward(const NetParameter& param);
+
+  std::string name_;
+  Phase phase_ = TRAIN;
+
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<std::string> layer_names_;
+  std::map<std::string, int> layer_index_;
+  std::vector<bool> layer_need_backward_;
+
+  std::vector<std::shared_ptr<Blob>> blobs_;
+  std::vector<std::string> blob_names_;
+  std::map<std::string, int> blob_index_;
+  std::vector<bool> blob_need_backward_;
+
+  std::vector<Blobs> bottom_vecs_, top_vecs_;
+  std::vector<std::vector<int>> bottom_ids_, top_ids_;
+  std::vector<std::vector<bool>> bottom_need_backward_;
+  Blobs input_blobs_, output_blobs_;
+
+  std::vector<std::shared_ptr<Blob>> params_;
+  std::vector<std::string> param_display_names_;
+  std::vector<int> param_owners_;
+  std::vector<std::pair<int, int>> param_layer_indices_;
+  std::map<std::string, int> param_names_index_;
+  std::vector<Blob*> learnable_params_;
+  std::vector<int> learnable_param_ids_;
+  std::vector<float> params_lr_;
+  std::vector<float> params_weight_decay_;
+};
+
+// Net construction steps, exposed for testing and tools.
+// Whether the state passes the layer's include/exclude rules (both given is an error).
+bool state_meets_rules(const NetState& state, const LayerParameter& layer);
+// The layers of `param` that the state of `param` selects.
+NetParameter filter_net(const NetParameter& param);
+// Converts the legacy input/input_dim/input_shape fields into an Input layer.
+NetParameter upgrade_net_input(const NetParameter& param);
+// Adds a Split layer after every blob that more than one layer reads.
+NetParameter insert_splits(const NetParameter& param);
+// Sets the `engine` field of every layer parameter message that has one (tools' --engine).
+void set_layer_engines(int engine, NetParameter* param);
+// Sets the first axis of every Input layer's shapes and of the legacy input fields.
+void set_input_batch(int batch, NetParameter* param);
+
+}  // namespace engine
