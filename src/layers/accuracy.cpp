@@ -43,9 +43,9 @@ class AccuracyLayer : public Layer {
                   "needs one label per prediction: scores "
                       << scores.shape_string() << " with the class axis " << axis << " call for "
                       << outer_ * inner_ << " labels, got " << labels.count());
-    LAYER_REQUIRE(top_k_ <= classes_,
-                  "top_k (" << top_k_ << ") must not exceed the number of classes (" << classes_
-                            << ")");
+    LAYER_REQUIRE(top_k_ <= classes_, "top_k (" << top_k_
+                                                << ") must not exceed the number of classes ("
+                                                << classes_ << ")");
     top[0]->reshape(std::vector<int>{});
     if (top.size() > 1) top[1]->reshape(std::vector<int>{classes_});
   }
@@ -64,9 +64,9 @@ class AccuracyLayer : public Layer {
         const int64_t index = i * inner_ + j;
         const int label = static_cast<int>(labels[index]);
         if (has_ignore_label_ && label == ignore_label_) continue;
-        LAYER_REQUIRE(label >= 0 && label < classes_,
-                      "label " << label << " of sample " << index << " is outside [0, "
-                               << classes_ << ")");
+        LAYER_REQUIRE(label >= 0 && label < classes_, "label " << label << " of sample " << index
+                                                               << " is outside [0, " << classes_
+                                                               << ")");
         const float* location = scores + i * plane + j;
         const float true_score = location[int64_t(label) * inner_];
         int64_t ranked_above = 0;

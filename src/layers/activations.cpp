@@ -2,11 +2,13 @@
 // All may run in place (top == bottom). The unary ones share one layer template; each supplies
 // only its scalar function and derivative, so the loops are written once and vectorize.
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
 #include "math/blas.hpp"
+#include "math/onednn.hpp"
 #include "math/random.hpp"
 
 namespace engine {
@@ -101,7 +103,83 @@ struct TanHOp {
   float gradient(float dy, float y) const { return dy * (1 - y * y); }
 };
 
-using ReLULayer = UnaryActivationLayer<ReLUOp>;
+// ReLU has a oneDNN path as well: on a 32x96x55x55 blob oneDNN's eltwise (both cores) beat the
+// single-threaded loop, in place and out of place, forward and backward. Elementwise, so the
+// primitives see the blob as one flat array whatever its shape.
+class ReLULayer : public UnaryActivationLayer<ReLUOp> {
+ public:
+  using UnaryActivationLayer::UnaryActivationLayer;
+
+  void layer_setup(const Blobs& bottom, const Blobs& top) override {
+    onednn_ = use_onednn(param_.relu_param().engine(), describe());
+  }
+
+ protected:
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_ && bottom[0]->count() > 0) {
+      prepare(bottom[0]->count());
+      const float* x = bottom[0]->cpu_data();
+      source_.set_data_handle(const_cast<float*>(x));
+      output_.set_data_handle(top[0]->mutable_cpu_data());
+      forward_->execute(onednn::cpu_stream(), {{DNNL_ARG_SRC, source_}, {DNNL_ARG_DST, output_}});
+      onednn::cpu_stream().wait();
+      return;
+    }
+#endif
+    UnaryActivationLayer::forward_cpu(bottom, top);
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_ && propagate_down[0] && bottom[0]->count() > 0) {
+      prepare(bottom[0]->count());
+      // In place the bottom data is the output, whose sign is the input's: the same gradient.
+      source_.set_data_handle(const_cast<float*>(bottom[0]->cpu_data()));
+      top_grad_.set_data_handle(const_cast<float*>(top[0]->cpu_diff()));
+      bottom_grad_.set_data_handle(bottom[0]->mutable_cpu_diff());
+      backward_->execute(onednn::cpu_stream(), {{DNNL_ARG_SRC, source_},
+                                                {DNNL_ARG_DIFF_DST, top_grad_},
+                                                {DNNL_ARG_DIFF_SRC, bottom_grad_}});
+      onednn::cpu_stream().wait();
+      return;
+    }
+#endif
+    UnaryActivationLayer::backward_cpu(top, propagate_down, bottom);
+  }
+
+ private:
+  bool onednn_ = false;
+#ifdef ENGINE_USE_ONEDNN
+  // Builds the primitives for `count` elements, once per size.
+  void prepare(int64_t count) {
+    if (count == prepared_count_) return;
+    using namespace dnnl;
+    const float slope = param_.relu_param().negative_slope();
+    const memory::desc flat({count}, memory::data_type::f32, memory::format_tag::a);
+    const eltwise_forward::primitive_desc forward_pd(
+        eltwise_forward::desc(prop_kind::forward_training, algorithm::eltwise_relu, flat, slope),
+        onednn::cpu_engine());
+    const eltwise_backward::primitive_desc backward_pd(
+        eltwise_backward::desc(algorithm::eltwise_relu, flat, flat, slope), onednn::cpu_engine(),
+        forward_pd);
+    forward_ = std::make_unique<eltwise_forward>(forward_pd);
+    backward_ = std::make_unique<eltwise_backward>(backward_pd);
+    source_ = memory(flat, onednn::cpu_engine(), DNNL_MEMORY_NONE);
+    output_ = memory(flat, onednn::cpu_engine(), DNNL_MEMORY_NONE);
+    top_grad_ = memory(flat, onednn::cpu_engine(), DNNL_MEMORY_NONE);
+    bottom_grad_ = memory(flat, onednn::cpu_engine(), DNNL_MEMORY_NONE);
+    prepared_count_ = count;
+  }
+
+  int64_t prepared_count_ = -1;
+  std::unique_ptr<dnnl::eltwise_forward> forward_;
+  std::unique_ptr<dnnl::eltwise_backward> backward_;
+  dnnl::memory source_, output_, top_grad_, bottom_grad_;
+#endif
+};
+
 using SigmoidLayer = UnaryActivationLayer<SigmoidOp>;
 using TanHLayer = UnaryActivationLayer<TanHOp>;
 
@@ -115,8 +193,7 @@ class DropoutLayer : public Layer {
 
   void layer_setup(const Blobs& bottom, const Blobs& top) override {
     ratio_ = param_.dropout_param().dropout_ratio();
-    LAYER_REQUIRE(ratio_ >= 0 && ratio_ < 1,
-                  "dropout_ratio must be in [0, 1), got " << ratio_);
+    LAYER_REQUIRE(ratio_ >= 0 && ratio_ < 1, "dropout_ratio must be in [0, 1), got " << ratio_);
     scale_ = 1.0f / (1.0f - ratio_);
   }
 

@@ -138,16 +138,16 @@ class SoftmaxWithLossLayer : public Layer {
   void reshape(const Blobs& bottom, const Blobs& top) override {
     const Blob& scores = *bottom[0];
     const Blob& labels = *bottom[1];
-    LAYER_REQUIRE(scores.num_axes() > 0 && labels.num_axes() > 0 &&
-                      scores.shape(0) == labels.shape(0),
-                  "scores and labels must have the same first dimension, got scores "
-                      << scores.shape_string() << " and labels " << labels.shape_string());
+    LAYER_REQUIRE(
+        scores.num_axes() > 0 && labels.num_axes() > 0 && scores.shape(0) == labels.shape(0),
+        "scores and labels must have the same first dimension, got scores "
+            << scores.shape_string() << " and labels " << labels.shape_string());
     shape_ = softmax_shape(*this, scores, param_.softmax_param().axis());
     LAYER_REQUIRE(shape_.outer * shape_.inner == labels.count(),
                   "needs one label per prediction: scores "
                       << scores.shape_string() << " with the class axis "
-                      << param_.softmax_param().axis() << " call for " << shape_.outer * shape_.inner
-                      << " labels, got " << labels.count());
+                      << param_.softmax_param().axis() << " call for "
+                      << shape_.outer * shape_.inner << " labels, got " << labels.count());
     top[0]->reshape(std::vector<int>{});
     if (top.size() > 1) top[1]->reshape_like(scores);
     prob_.reshape_like(scores);
@@ -167,9 +167,9 @@ class SoftmaxWithLossLayer : public Layer {
         const int64_t index = i * shape_.inner + j;
         const int label = static_cast<int>(labels[index]);
         if (has_ignore_label_ && label == ignore_label_) continue;
-        LAYER_REQUIRE(label >= 0 && label < shape_.channels,
-                      "label " << label << " of sample " << index << " is outside [0, "
-                               << shape_.channels << ")");
+        LAYER_REQUIRE(label >= 0 && label < shape_.channels, "label " << label << " of sample "
+                                                                      << index << " is outside [0, "
+                                                                      << shape_.channels << ")");
         loss -= std::log(std::max(prob[i * plane + label * shape_.inner + j], FLT_MIN));
         ++valid;
       }

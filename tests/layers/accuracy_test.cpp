@@ -24,8 +24,8 @@ std::vector<float> data_of(const Blob& blob) {
 // Runs an Accuracy layer configured by `accuracy_param` and returns top 0.
 float accuracy(Blob& scores, Blob& labels, const std::string& accuracy_param,
                Blob* per_class = nullptr) {
-  LayerPtr layer = create_layer(layer_param(
-      "name: 'acc' type: 'Accuracy' accuracy_param { " + accuracy_param + " }"));
+  LayerPtr layer = create_layer(
+      layer_param("name: 'acc' type: 'Accuracy' accuracy_param { " + accuracy_param + " }"));
   Blob top;
   Blobs tops = {&top};
   if (per_class) tops.push_back(per_class);
@@ -45,9 +45,8 @@ float accuracy(Blob& scores, Blob& labels, const std::string& accuracy_param,
 class AccuracyByHand : public ::testing::Test {
  protected:
   void SetUp() override {
-    set_values(scores_, {5, 4},
-               {0.1f, 0.7f, 0.15f, 0.05f, 0.4f, 0.3f, 0.2f, 0.1f, 0.2f, 0.1f, 0.15f, 0.4f,
-                0.25f, 0.25f, 0.25f, 0.25f, 0.5f, 0.1f, 0.2f, 0.2f});
+    set_values(scores_, {5, 4}, {0.1f,  0.7f, 0.15f, 0.05f, 0.4f,  0.3f,  0.2f, 0.1f, 0.2f, 0.1f,
+                                 0.15f, 0.4f, 0.25f, 0.25f, 0.25f, 0.25f, 0.5f, 0.1f, 0.2f, 0.2f});
     set_values(labels_, {5}, {1, 2, 0, 3, 3});
   }
   Blob scores_, labels_;
@@ -122,8 +121,8 @@ TEST(AccuracyLayer, SpatialLabelsAlongAnAxis) {
 
 void expect_error(const std::string& accuracy_param, Blob& scores, Blob& labels,
                   const std::vector<std::string>& parts) {
-  LayerPtr layer = create_layer(layer_param(
-      "name: 'top5' type: 'Accuracy' accuracy_param { " + accuracy_param + " }"));
+  LayerPtr layer = create_layer(
+      layer_param("name: 'top5' type: 'Accuracy' accuracy_param { " + accuracy_param + " }"));
   Blob top;
   try {
     layer->setup({&scores, &labels}, {&top});

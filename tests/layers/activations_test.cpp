@@ -7,6 +7,7 @@
 #include "core/context.hpp"
 #include "core/layer_registry.hpp"
 #include "gradient_checker.hpp"
+#include "math/onednn.hpp"
 
 namespace engine {
 namespace {
@@ -42,53 +43,94 @@ const std::vector<std::vector<int>> kShapes = {{2, 3, 4, 5}, {3, 7}, {1, 1, 5, 3
 
 // ---- ReLU -------------------------------------------------------------------------------
 
-TEST(ReLULayer, ForwardAndBackwardByHand) {
-  Blob bottom, top;
-  set_values(bottom, {5}, {-2.0f, -0.5f, 0.0f, 1.5f, 3.0f});
-  LayerPtr plain = create_layer(layer_param("name: 'r' type: 'ReLU'"));
-  plain->setup({&bottom}, {&top});
-  plain->forward({&bottom}, {&top});
-  expect_near_all(data_of(top), {0, 0, 0, 1.5f, 3});
+// The reference loop always; oneDNN where the build has it.
+std::vector<std::string> relu_engines() {
+  std::vector<std::string> engines = {"CAFFE"};
+  if (onednn_available()) engines.push_back("ONEDNN");
+  return engines;
+}
 
-  LayerPtr leaky =
-      create_layer(layer_param("name: 'r' type: 'ReLU' relu_param { negative_slope: 0.1 }"));
-  leaky->setup({&bottom}, {&top});
-  leaky->forward({&bottom}, {&top});
-  expect_near_all(data_of(top), {-0.2f, -0.05f, 0, 1.5f, 3});
-  std::fill(top.mutable_cpu_diff(), top.mutable_cpu_diff() + 5, 2.0f);
-  leaky->backward({&top}, {true}, {&bottom});
-  // At x == 0 Caffe takes the negative side's slope.
-  expect_near_all(diff_of(bottom), {0.2f, 0.2f, 0.2f, 2, 2});
+LayerPtr relu(const std::string& engine, const std::string& slope = "0") {
+  return create_layer(layer_param("name: 'r' type: 'ReLU' relu_param { negative_slope: " + slope +
+                                  " engine: " + engine + " }"));
+}
+
+TEST(ReLULayer, ForwardAndBackwardByHand) {
+  for (const std::string& engine : relu_engines()) {
+    SCOPED_TRACE(engine);
+    Blob bottom, top;
+    set_values(bottom, {5}, {-2.0f, -0.5f, 0.0f, 1.5f, 3.0f});
+    LayerPtr plain = relu(engine);
+    plain->setup({&bottom}, {&top});
+    plain->forward({&bottom}, {&top});
+    expect_near_all(data_of(top), {0, 0, 0, 1.5f, 3});
+
+    LayerPtr leaky = relu(engine, "0.1");
+    leaky->setup({&bottom}, {&top});
+    leaky->forward({&bottom}, {&top});
+    expect_near_all(data_of(top), {-0.2f, -0.05f, 0, 1.5f, 3});
+    std::fill(top.mutable_cpu_diff(), top.mutable_cpu_diff() + 5, 2.0f);
+    leaky->backward({&top}, {true}, {&bottom});
+    // At x == 0 Caffe takes the negative side's slope.
+    expect_near_all(diff_of(bottom), {0.2f, 0.2f, 0.2f, 2, 2});
+  }
 }
 
 TEST(ReLULayer, InPlaceForwardAndBackward) {
-  Blob blob;
-  set_values(blob, {4}, {-1.0f, 2.0f, -3.0f, 0.5f});
-  LayerPtr layer =
-      create_layer(layer_param("name: 'r' type: 'ReLU' relu_param { negative_slope: 0.5 }"));
-  layer->setup({&blob}, {&blob});
-  layer->forward({&blob}, {&blob});
-  expect_near_all(data_of(blob), {-0.5f, 2, -1.5f, 0.5f});
-  std::fill(blob.mutable_cpu_diff(), blob.mutable_cpu_diff() + 4, 1.0f);
-  layer->backward({&blob}, {true}, {&blob});
-  expect_near_all(diff_of(blob), {0.5f, 1, 0.5f, 1});
+  for (const std::string& engine : relu_engines()) {
+    SCOPED_TRACE(engine);
+    Blob blob;
+    set_values(blob, {4}, {-1.0f, 2.0f, -3.0f, 0.5f});
+    LayerPtr layer = relu(engine, "0.5");
+    layer->setup({&blob}, {&blob});
+    layer->forward({&blob}, {&blob});
+    expect_near_all(data_of(blob), {-0.5f, 2, -1.5f, 0.5f});
+    std::fill(blob.mutable_cpu_diff(), blob.mutable_cpu_diff() + 4, 1.0f);
+    layer->backward({&blob}, {true}, {&blob});
+    expect_near_all(diff_of(blob), {0.5f, 1, 0.5f, 1});
+  }
 }
 
 TEST(ReLULayer, GradientAtSeveralShapesAndInPlace) {
   GradientCheckOptions options;
   options.kink = 0;
   options.kink_range = 0.05f;  // more than the step: no difference straddles the kink
-  for (const char* slope : {"0", "0.3"}) {
-    for (const auto& shape : kShapes) {
-      for (bool in_place : {false, true}) {
-        SCOPED_TRACE(std::string("slope ") + slope + (in_place ? " in place" : ""));
-        Blob bottom(shape), top;
-        fill_gaussian(bottom);
-        LayerPtr layer = create_layer(layer_param(
-            std::string("name: 'r' type: 'ReLU' relu_param { negative_slope: ") + slope + " }"));
-        check_gradient(*layer, {&bottom}, {in_place ? &bottom : &top}, options);
+  for (const std::string& engine : relu_engines()) {
+    for (const char* slope : {"0", "0.3"}) {
+      for (const auto& shape : kShapes) {
+        for (bool in_place : {false, true}) {
+          SCOPED_TRACE(engine + " slope " + slope + (in_place ? " in place" : ""));
+          Blob bottom(shape), top;
+          fill_gaussian(bottom);
+          LayerPtr layer = relu(engine, slope);
+          check_gradient(*layer, {&bottom}, {in_place ? &bottom : &top}, options);
+        }
       }
     }
+  }
+}
+
+TEST(ReLULayer, OnednnAgreesWithTheLoop) {
+  if (!onednn_available()) GTEST_SKIP() << "built without oneDNN";
+  for (const char* slope : {"0", "0.01"}) {
+    SCOPED_TRACE(std::string("slope ") + slope);
+    Blob bottom({4, 96, 13, 13}), reference, fast;
+    fill_gaussian(bottom);
+    LayerPtr loop = relu("CAFFE", slope), onednn = relu("ONEDNN", slope);
+    loop->setup({&bottom}, {&reference});
+    onednn->setup({&bottom}, {&fast});
+    loop->forward({&bottom}, {&reference});
+    onednn->forward({&bottom}, {&fast});
+    EXPECT_EQ(data_of(reference), data_of(fast));
+    fill_gaussian(reference);
+    std::copy(reference.cpu_data(), reference.cpu_data() + reference.count(),
+              reference.mutable_cpu_diff());
+    std::copy(reference.cpu_data(), reference.cpu_data() + reference.count(),
+              fast.mutable_cpu_diff());
+    loop->backward({&reference}, {true}, {&bottom});
+    const std::vector<float> loop_grad = diff_of(bottom);
+    onednn->backward({&fast}, {true}, {&bottom});
+    EXPECT_EQ(loop_grad, diff_of(bottom));
   }
 }
 
@@ -129,8 +171,7 @@ TEST(SigmoidAndTanHLayers, GradientAtSeveralShapesAndInPlace) {
         SCOPED_TRACE(std::string(type) + (in_place ? " in place" : ""));
         Blob bottom(shape), top;
         fill_gaussian(bottom, 2.0f);
-        LayerPtr layer =
-            create_layer(layer_param(std::string("name: 'a' type: '") + type + "'"));
+        LayerPtr layer = create_layer(layer_param(std::string("name: 'a' type: '") + type + "'"));
         check_gradient(*layer, {&bottom}, {in_place ? &bottom : &top});
       }
     }
@@ -226,9 +267,9 @@ TEST(DropoutLayer, GradientWithFixedSeed) {
 TEST(DropoutLayer, RatioOutsideRangeNamesTheLayer) {
   Blob bottom({3}), top;
   for (const char* ratio : {"1", "-0.1", "1.5"}) {
-    LayerPtr layer = create_layer(layer_param(
-        std::string("name: 'drop6' type: 'Dropout' dropout_param { dropout_ratio: ") + ratio +
-        " }"));
+    LayerPtr layer = create_layer(
+        layer_param(std::string("name: 'drop6' type: 'Dropout' dropout_param { dropout_ratio: ") +
+                    ratio + " }"));
     try {
       layer->setup({&bottom}, {&top});
       FAIL() << "expected an error for ratio " << ratio;

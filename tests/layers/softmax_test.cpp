@@ -57,13 +57,12 @@ const float kLn5 = std::log(5.0f);
 TEST(SoftmaxLayer, KnownVectors) {
   // exp: 1, 2, 5 (sum 8); equal scores; and scores far apart that would overflow exp unshifted.
   Blob bottom, top;
-  set_values(bottom, {4, 3},
-             {0, kLn2, kLn5, 7, 7, 7, 1000, 1000, 1000, -1000, 0, 1000});
+  set_values(bottom, {4, 3}, {0, kLn2, kLn5, 7, 7, 7, 1000, 1000, 1000, -1000, 0, 1000});
   LayerPtr layer = create_layer(layer_param("name: 'sm' type: 'Softmax'"));
   layer->setup({&bottom}, {&top});
   layer->forward({&bottom}, {&top});
-  expect_near_all(data_of(top), {0.125f, 0.25f, 0.625f, 1 / 3.f, 1 / 3.f, 1 / 3.f, 1 / 3.f,
-                                 1 / 3.f, 1 / 3.f, 0, 0, 1});
+  expect_near_all(data_of(top), {0.125f, 0.25f, 0.625f, 1 / 3.f, 1 / 3.f, 1 / 3.f, 1 / 3.f, 1 / 3.f,
+                                 1 / 3.f, 0, 0, 1});
 }
 
 TEST(SoftmaxLayer, AlongAMiddleAndTheLastAxis) {
@@ -81,8 +80,8 @@ TEST(SoftmaxLayer, AlongAMiddleAndTheLastAxis) {
   last->setup({&bottom}, {&top});
   last->forward({&bottom}, {&top});
   const float e = std::exp(1.0f);
-  expect_near_all(data_of(top), {1 / (1 + e), e / (1 + e), 2 / (2 + e), e / (2 + e),
-                                 5 / (5 + e), e / (5 + e)});
+  expect_near_all(data_of(top),
+                  {1 / (1 + e), e / (1 + e), 2 / (2 + e), e / (2 + e), 5 / (5 + e), e / (5 + e)});
 }
 
 TEST(SoftmaxLayer, BackwardByHand) {
@@ -104,8 +103,8 @@ TEST(SoftmaxLayer, GradientAtSeveralShapesAxesAndInPlace) {
     std::vector<int> shape;
     int axis;
   };
-  const std::vector<Case> cases = {
-      {{2, 5}, 1}, {{2, 3, 4}, 1}, {{2, 3, 2, 3}, 1}, {{3, 2, 5}, 0}, {{2, 3, 4}, -1}, {{7}, 0}};
+  const std::vector<Case> cases = {{{2, 5}, 1},    {{2, 3, 4}, 1},  {{2, 3, 2, 3}, 1},
+                                   {{3, 2, 5}, 0}, {{2, 3, 4}, -1}, {{7}, 0}};
   for (const Case& c : cases) {
     for (bool in_place : {false, true}) {
       SCOPED_TRACE("axis " + std::to_string(c.axis) + (in_place ? " in place" : ""));
@@ -123,9 +122,9 @@ TEST(SoftmaxLayer, BadAxisNamesTheLayer) {
   for (const char* axis : {"3", "-4"}) {
     LayerPtr layer = create_layer(layer_param(
         std::string("name: 'prob' type: 'Softmax' softmax_param { axis: ") + axis + " }"));
-    expect_error(*layer, {&bottom}, {&top},
-                 {"layer prob (Softmax)", std::string("axis ") + axis + " is out of range",
-                  "2 x 3 x 4"});
+    expect_error(
+        *layer, {&bottom}, {&top},
+        {"layer prob (Softmax)", std::string("axis ") + axis + " is out of range", "2 x 3 x 4"});
   }
 }
 
@@ -144,9 +143,9 @@ class SoftmaxLossByHand : public ::testing::Test {
     set_values(labels_, {2, 2}, {2, 0, 1, 255});
   }
   float loss(const std::string& loss_param, float* diff_scale_out = nullptr) {
-    LayerPtr layer = create_layer(layer_param(
-        "name: 'loss' type: 'SoftmaxWithLoss' loss_param { ignore_label: 255 " + loss_param +
-        " }"));
+    LayerPtr layer = create_layer(
+        layer_param("name: 'loss' type: 'SoftmaxWithLoss' loss_param { ignore_label: 255 " +
+                    loss_param + " }"));
     layer->setup({&scores_, &labels_}, {&loss_});
     return layer->forward({&scores_, &labels_}, {&loss_});
   }
@@ -184,9 +183,9 @@ TEST_F(SoftmaxLossByHand, AllIgnoredGivesZeroNotNaN) {
 }
 
 TEST_F(SoftmaxLossByHand, BackwardScalesByLossWeightOverNormalizer) {
-  LayerPtr layer = create_layer(layer_param(
-      "name: 'loss' type: 'SoftmaxWithLoss' loss_weight: 3 "
-      "loss_param { ignore_label: 255 normalization: BATCH_SIZE }"));
+  LayerPtr layer =
+      create_layer(layer_param("name: 'loss' type: 'SoftmaxWithLoss' loss_weight: 3 "
+                               "loss_param { ignore_label: 255 normalization: BATCH_SIZE }"));
   layer->setup({&scores_, &labels_}, {&loss_});
   EXPECT_NEAR(layer->forward({&scores_, &labels_}, {&loss_}), 3 * sum_ / 2, 1e-5);
   EXPECT_NEAR(loss_.cpu_data()[0], sum_ / 2, 1e-5);
@@ -200,8 +199,8 @@ TEST_F(SoftmaxLossByHand, BackwardScalesByLossWeightOverNormalizer) {
 }
 
 TEST_F(SoftmaxLossByHand, SecondTopIsTheProbabilities) {
-  LayerPtr layer = create_layer(layer_param(
-      "name: 'loss' type: 'SoftmaxWithLoss' loss_param { ignore_label: 255 }"));
+  LayerPtr layer = create_layer(
+      layer_param("name: 'loss' type: 'SoftmaxWithLoss' loss_param { ignore_label: 255 }"));
   Blob prob;
   layer->setup({&scores_, &labels_}, {&loss_, &prob});
   EXPECT_EQ(layer->loss(0), 1.0f) << "a loss layer's first top has weight 1";
@@ -209,8 +208,8 @@ TEST_F(SoftmaxLossByHand, SecondTopIsTheProbabilities) {
   layer->forward({&scores_, &labels_}, {&loss_, &prob});
   EXPECT_NEAR(loss_.cpu_data()[0], sum_ / 3, 1e-5);
   ASSERT_EQ(prob.shape(), scores_.shape());
-  expect_near_all(data_of(prob), {0.125f, 1 / 3.f, 0.25f, 1 / 3.f, 0.625f, 1 / 3.f, 0.625f,
-                                  1 / 3.f, 0.125f, 1 / 3.f, 0.25f, 1 / 3.f});
+  expect_near_all(data_of(prob), {0.125f, 1 / 3.f, 0.25f, 1 / 3.f, 0.625f, 1 / 3.f, 0.625f, 1 / 3.f,
+                                  0.125f, 1 / 3.f, 0.25f, 1 / 3.f});
 }
 
 TEST(SoftmaxWithLossLayer, IsALossWithoutGradientForLabels) {
@@ -236,8 +235,7 @@ TEST(SoftmaxWithLossLayer, GradientAtSeveralShapesAndModes) {
       {{2, 3, 4}, {2, 3}, 2, "normalize: false"},
   };
   for (const Case& c : cases) {
-    SCOPED_TRACE(std::string("loss_param { ") + c.loss_param + " } axis " +
-                 std::to_string(c.axis));
+    SCOPED_TRACE(std::string("loss_param { ") + c.loss_param + " } axis " + std::to_string(c.axis));
     Blob scores(c.scores), labels(c.labels), loss;
     fill_gaussian(scores, 2.0f);
     const int classes = scores.shape(c.axis);
@@ -258,13 +256,13 @@ TEST(SoftmaxWithLossLayer, LabelOutOfRangeNamesLayerLabelAndSample) {
   fill_gaussian(scores);
   for (float bad : {4.0f, -1.0f}) {
     set_values(labels, {3}, {0, 3, bad});
-    LayerPtr layer = create_layer(layer_param(
-        "name: 'xent' type: 'SoftmaxWithLoss' loss_param { ignore_label: 255 }"));
+    LayerPtr layer = create_layer(
+        layer_param("name: 'xent' type: 'SoftmaxWithLoss' loss_param { ignore_label: 255 }"));
     const std::string label = std::to_string(static_cast<int>(bad));
-    expect_error(*layer, {&scores, &labels}, {&loss},
-                 {"layer xent (SoftmaxWithLoss)", "label " + label + " of sample 2",
-                  "outside [0, 4)"},
-                 true);
+    expect_error(
+        *layer, {&scores, &labels}, {&loss},
+        {"layer xent (SoftmaxWithLoss)", "label " + label + " of sample 2", "outside [0, 4)"},
+        true);
   }
 }
 
@@ -279,8 +277,8 @@ TEST(SoftmaxWithLossLayer, LabelCountAndAxisMismatchesNameTheLayer) {
                {"layer xent (SoftmaxWithLoss)", "same first dimension"});
 
   Blob good_labels({3, 2});
-  LayerPtr bad_axis = create_layer(
-      layer_param("name: 'xent' type: 'SoftmaxWithLoss' softmax_param { axis: 5 }"));
+  LayerPtr bad_axis =
+      create_layer(layer_param("name: 'xent' type: 'SoftmaxWithLoss' softmax_param { axis: 5 }"));
   expect_error(*bad_axis, {&scores, &good_labels}, {&loss},
                {"layer xent (SoftmaxWithLoss)", "axis 5 is out of range"});
 }
