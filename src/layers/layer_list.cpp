@@ -6,6 +6,13 @@
 #define ENGINE_LAYERS(X)  \
   X(Input, kCpuOnly)      \
   X(DummyData, kCpuOnly)  \
+  X(ReLU, kCpuOnly)       \
+  X(Sigmoid, kCpuOnly)    \
+  X(TanH, kCpuOnly)       \
+  X(Dropout, kCpuOnly)    \
+  X(Softmax, kCpuOnly)    \
+  X(SoftmaxWithLoss, kCpuOnly) \
+  X(Accuracy, kCpuOnly)   \
   /* end of the list */
 
 namespace engine {

@@ -1,0 +1,249 @@
+// Elementwise activations: ReLU (leaky with negative_slope), Sigmoid, TanH, and Dropout.
+// All may run in place (top == bottom). The unary ones share one layer template; each supplies
+// only its scalar function and derivative, so the loops are written once and vectorize.
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "core/layer.hpp"
+#include "core/layer_registry.hpp"
+#include "math/blas.hpp"
+#include "math/onednn.hpp"
+#include "math/random.hpp"
+
+namespace engine {
+namespace {
+
+// y[i] = f(x[i]). In place (x == y) gets its own loop: with a possible overlap the compiler
+// would fall back to scalar code.
+template <class F>
+void map_unary(int64_t n, const float* x, float* y, F f) {
+  if (x == y) {
+    for (int64_t i = 0; i < n; ++i) y[i] = f(y[i]);
+  } else {
+    const float* __restrict in = x;
+    float* __restrict out = y;
+    for (int64_t i = 0; i < n; ++i) out[i] = f(in[i]);
+  }
+}
+
+// dx[i] = g(dy[i], v[i]); dx == dy when the layer runs in place.
+template <class G>
+void map_gradient(int64_t n, const float* dy, const float* v, float* dx, G g) {
+  const float* __restrict values = v;
+  if (dx == dy) {
+    float* __restrict grad = dx;
+    for (int64_t i = 0; i < n; ++i) grad[i] = g(grad[i], values[i]);
+  } else {
+    const float* __restrict top_grad = dy;
+    float* __restrict grad = dx;
+    for (int64_t i = 0; i < n; ++i) grad[i] = g(top_grad[i], values[i]);
+  }
+}
+
+// An activation y = f(x) applied to every element. Op provides
+//   Op(const LayerParameter&)
+//   float forward(float x) const
+//   float gradient(float dy, float v) const   where v is x or y, as kGradientFromOutput says.
+// In place the bottom data is overwritten by the top, so an Op whose gradient reads x must be
+// one where y carries what it needs (ReLU: y has x's sign).
+template <class Op>
+class UnaryActivationLayer : public Layer {
+ public:
+  explicit UnaryActivationLayer(const LayerParameter& param) : Layer(param), op_(param) {}
+  int exact_bottoms() const override { return 1; }
+  int exact_tops() const override { return 1; }
+
+  void reshape(const Blobs& bottom, const Blobs& top) override {
+    if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
+  }
+
+ protected:
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    const Op op = op_;
+    map_unary(bottom[0]->count(), bottom[0]->cpu_data(), top[0]->mutable_cpu_data(),
+              [op](float x) { return op.forward(x); });
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    const Op op = op_;
+    const float* values = Op::kGradientFromOutput ? top[0]->cpu_data() : bottom[0]->cpu_data();
+    map_gradient(bottom[0]->count(), top[0]->cpu_diff(), values, bottom[0]->mutable_cpu_diff(),
+                 [op](float dy, float v) { return op.gradient(dy, v); });
+  }
+
+ private:
+  Op op_;
+};
+
+struct ReLUOp {
+  static constexpr bool kGradientFromOutput = false;
+  explicit ReLUOp(const LayerParameter& param)
+      : negative_slope(param.relu_param().negative_slope()) {}
+  float forward(float x) const { return x > 0 ? x : negative_slope * x; }
+  // Caffe takes the slope at x == 0 (the kink) from the negative side.
+  float gradient(float dy, float x) const { return x > 0 ? dy : negative_slope * dy; }
+  float negative_slope;
+};
+
+struct SigmoidOp {
+  static constexpr bool kGradientFromOutput = true;
+  explicit SigmoidOp(const LayerParameter&) {}
+  // Caffe 1.0's form; for very negative x, exp(-x) = inf gives exactly 0, not NaN.
+  float forward(float x) const { return 1.0f / (1.0f + std::exp(-x)); }
+  float gradient(float dy, float y) const { return dy * y * (1 - y); }
+};
+
+struct TanHOp {
+  static constexpr bool kGradientFromOutput = true;
+  explicit TanHOp(const LayerParameter&) {}
+  float forward(float x) const { return std::tanh(x); }
+  float gradient(float dy, float y) const { return dy * (1 - y * y); }
+};
+
+// ReLU has a oneDNN path as well: on a 32x96x55x55 blob oneDNN's eltwise (both cores) beat the
+// single-threaded loop, in place and out of place, forward and backward. Elementwise, so the
+// primitives see the blob as one flat array whatever its shape.
+class ReLULayer : public UnaryActivationLayer<ReLUOp> {
+ public:
+  using UnaryActivationLayer::UnaryActivationLayer;
+
+  void layer_setup(const Blobs& bottom, const Blobs& top) override {
+    onednn_ = use_onednn(param_.relu_param().engine(), describe());
+  }
+
+ protected:
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_ && bottom[0]->count() > 0) {
+      prepare(bottom[0]->count());
+      const float* x = bottom[0]->cpu_data();
+      source_.set_data_handle(const_cast<float*>(x));
+      output_.set_data_handle(top[0]->mutable_cpu_data());
+      forward_->execute(onednn::cpu_stream(), {{DNNL_ARG_SRC, source_}, {DNNL_ARG_DST, output_}});
+      onednn::cpu_stream().wait();
+      return;
+    }
+#endif
+    UnaryActivationLayer::forward_cpu(bottom, top);
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_ && propagate_down[0] && bottom[0]->count() > 0) {
+      prepare(bottom[0]->count());
+      // In place the bottom data is the output, whose sign is the input's: the same gradient.
+      source_.set_data_handle(const_cast<float*>(bottom[0]->cpu_data()));
+      top_grad_.set_data_handle(const_cast<float*>(top[0]->cpu_diff()));
+      bottom_grad_.set_data_handle(bottom[0]->mutable_cpu_diff());
+      backward_->execute(onednn::cpu_stream(), {{DNNL_ARG_SRC, source_},
+                                                {DNNL_ARG_DIFF_DST, top_grad_},
+                                                {DNNL_ARG_DIFF_SRC, bottom_grad_}});
+      onednn::cpu_stream().wait();
+      return;
+    }
+#endif
+    UnaryActivationLayer::backward_cpu(top, propagate_down, bottom);
+  }
+
+ private:
+  bool onednn_ = false;
+#ifdef ENGINE_USE_ONEDNN
+  // Builds the primitives for `count` elements, once per size.
+  void prepare(int64_t count) {
+    if (count == prepared_count_) return;
+    using namespace dnnl;
+    const float slope = param_.relu_param().negative_slope();
+    const memory::desc flat({count}, memory::data_type::f32, memory::format_tag::a);
+    const eltwise_forward::primitive_desc forward_pd(
+        eltwise_forward::desc(prop_kind::forward_training, algorithm::eltwise_relu, flat, slope),
+        onednn::cpu_engine());
+    const eltwise_backward::primitive_desc backward_pd(
+        eltwise_backward::desc(algorithm::eltwise_relu, flat, flat, slope), onednn::cpu_engine(),
+        forward_pd);
+    forward_ = std::make_unique<eltwise_forward>(forward_pd);
+    backward_ = std::make_unique<eltwise_backward>(backward_pd);
+    source_ = memory(flat, onednn::cpu_engine(), DNNL_MEMORY_NONE);
+    output_ = memory(flat, onednn::cpu_engine(), DNNL_MEMORY_NONE);
+    top_grad_ = memory(flat, onednn::cpu_engine(), DNNL_MEMORY_NONE);
+    bottom_grad_ = memory(flat, onednn::cpu_engine(), DNNL_MEMORY_NONE);
+    prepared_count_ = count;
+  }
+
+  int64_t prepared_count_ = -1;
+  std::unique_ptr<dnnl::eltwise_forward> forward_;
+  std::unique_ptr<dnnl::eltwise_backward> backward_;
+  dnnl::memory source_, output_, top_grad_, bottom_grad_;
+#endif
+};
+
+using SigmoidLayer = UnaryActivationLayer<SigmoidOp>;
+using TanHLayer = UnaryActivationLayer<TanHOp>;
+
+// Dropout: in TRAIN each element is kept with probability 1 - ratio and scaled by
+// 1 / (1 - ratio), so the expected value is unchanged and TEST is the identity.
+class DropoutLayer : public Layer {
+ public:
+  using Layer::Layer;
+  int exact_bottoms() const override { return 1; }
+  int exact_tops() const override { return 1; }
+
+  void layer_setup(const Blobs& bottom, const Blobs& top) override {
+    ratio_ = param_.dropout_param().dropout_ratio();
+    LAYER_REQUIRE(ratio_ >= 0 && ratio_ < 1, "dropout_ratio must be in [0, 1), got " << ratio_);
+    scale_ = 1.0f / (1.0f - ratio_);
+  }
+
+  void reshape(const Blobs& bottom, const Blobs& top) override {
+    if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
+    mask_.resize(bottom[0]->count());
+  }
+
+ protected:
+  bool training() const { return param_.phase() == TRAIN; }
+
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    const int64_t n = bottom[0]->count();
+    const float* x = bottom[0]->cpu_data();
+    float* y = top[0]->mutable_cpu_data();
+    if (!training()) {
+      if (x != y) cpu::copy(n, x, y);
+      return;
+    }
+    rng_bernoulli(n, 1.0f - ratio_, mask_.data());
+    const unsigned* mask = mask_.data();
+    const float scale = scale_;
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * (static_cast<float>(mask[i]) * scale);
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    const int64_t n = bottom[0]->count();
+    const float* dy = top[0]->cpu_diff();
+    float* dx = bottom[0]->mutable_cpu_diff();
+    if (!training()) {
+      if (dx != dy) cpu::copy(n, dy, dx);
+      return;
+    }
+    const unsigned* mask = mask_.data();
+    const float scale = scale_;
+    for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (static_cast<float>(mask[i]) * scale);
+  }
+
+ private:
+  float ratio_ = 0.5f;
+  float scale_ = 2.0f;
+  std::vector<unsigned> mask_;
+};
+
+}  // namespace
+}  // namespace engine
+
+ENGINE_LAYER_FACTORY(ReLU, ReLULayer)
+ENGINE_LAYER_FACTORY(Sigmoid, SigmoidLayer)
+ENGINE_LAYER_FACTORY(TanH, TanHLayer)
+ENGINE_LAYER_FACTORY(Dropout, DropoutLayer)

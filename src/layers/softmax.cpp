@@ -1,0 +1,241 @@
+// Softmax along one axis, and SoftmaxWithLoss (softmax followed by the multinomial logistic loss
+// of integer labels). Both compute the probabilities with the one function softmax_forward.
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <vector>
+
+#include "core/layer.hpp"
+#include "core/layer_registry.hpp"
+#include "math/blas.hpp"
+
+namespace engine {
+namespace {
+
+// The geometry of a softmax over `axis` of a blob: [outer, channels, inner], row-major.
+struct SoftmaxShape {
+  int64_t outer = 0;
+  int channels = 0;
+  int64_t inner = 0;
+};
+
+// out = softmax(in) along the channel axis; in == out is allowed. The maximum over the axis is
+// subtracted first so that exp cannot overflow. `scratch` holds 2 * inner floats.
+void softmax_forward(const SoftmaxShape& s, const float* in, float* out, float* scratch) {
+  const int64_t inner = s.inner;
+  float* max = scratch;
+  float* sum = scratch + inner;
+  const int64_t plane = s.channels * inner;
+  for (int64_t i = 0; i < s.outer; ++i) {
+    const float* x = in + i * plane;
+    float* y = out + i * plane;
+    std::copy(x, x + inner, max);
+    for (int c = 1; c < s.channels; ++c) {
+      const float* xc = x + c * inner;
+      for (int64_t j = 0; j < inner; ++j) max[j] = std::max(max[j], xc[j]);
+    }
+    std::fill(sum, sum + inner, 0.0f);
+    for (int c = 0; c < s.channels; ++c) {
+      const float* xc = x + c * inner;
+      float* yc = y + c * inner;
+      for (int64_t j = 0; j < inner; ++j) {
+        yc[j] = std::exp(xc[j] - max[j]);
+        sum[j] += yc[j];
+      }
+    }
+    for (int c = 0; c < s.channels; ++c) {
+      float* yc = y + c * inner;
+      for (int64_t j = 0; j < inner; ++j) yc[j] /= sum[j];
+    }
+  }
+}
+
+// The shape of a softmax over `axis` of `blob`, after checking the axis (errors name the layer).
+SoftmaxShape softmax_shape(const Layer& layer, const Blob& blob, int axis) {
+  ENGINE_REQUIRE(axis >= -blob.num_axes() && axis < blob.num_axes(),
+                 layer.describe() << ": axis " << axis << " is out of range for bottom shape "
+                                  << blob.shape_string());
+  const int canonical = blob.canonical_axis(axis);
+  SoftmaxShape shape;
+  shape.outer = blob.count(0, canonical);
+  shape.channels = blob.shape(canonical);
+  shape.inner = blob.count(canonical + 1);
+  return shape;
+}
+
+class SoftmaxLayer : public Layer {
+ public:
+  using Layer::Layer;
+  int exact_bottoms() const override { return 1; }
+  int exact_tops() const override { return 1; }
+
+  void reshape(const Blobs& bottom, const Blobs& top) override {
+    shape_ = softmax_shape(*this, *bottom[0], param_.softmax_param().axis());
+    if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
+    scratch_.resize(2 * shape_.inner);
+  }
+
+ protected:
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    softmax_forward(shape_, bottom[0]->cpu_data(), top[0]->mutable_cpu_data(), scratch_.data());
+  }
+
+  // dx = y * (dy - sum over the axis of dy * y). Reads only top data, so it works in place.
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    const int64_t inner = shape_.inner;
+    const int64_t plane = shape_.channels * inner;
+    const float* y_all = top[0]->cpu_data();
+    const float* dy_all = top[0]->cpu_diff();
+    float* dx_all = bottom[0]->mutable_cpu_diff();
+    float* dot = scratch_.data();
+    for (int64_t i = 0; i < shape_.outer; ++i) {
+      const float* y = y_all + i * plane;
+      const float* dy = dy_all + i * plane;
+      float* dx = dx_all + i * plane;
+      std::fill(dot, dot + inner, 0.0f);
+      for (int c = 0; c < shape_.channels; ++c) {
+        for (int64_t j = 0; j < inner; ++j) dot[j] += dy[c * inner + j] * y[c * inner + j];
+      }
+      for (int c = 0; c < shape_.channels; ++c) {
+        for (int64_t j = 0; j < inner; ++j) {
+          dx[c * inner + j] = (dy[c * inner + j] - dot[j]) * y[c * inner + j];
+        }
+      }
+    }
+  }
+
+ private:
+  SoftmaxShape shape_;
+  std::vector<float> scratch_;
+};
+
+// Loss = -sum over labelled locations of log(max(p[label], FLT_MIN)) / normalizer. Bottoms:
+// scores [.., classes (axis), ..] and labels (one per location); an optional second top gets
+// the probabilities.
+class SoftmaxWithLossLayer : public Layer {
+ public:
+  using Layer::Layer;
+  int exact_bottoms() const override { return 2; }
+  int min_tops() const override { return 1; }
+  int max_tops() const override { return 2; }
+  bool is_loss() const override { return true; }
+  bool allow_force_backward(int bottom_index) const override { return bottom_index != 1; }
+
+  void layer_setup(const Blobs& bottom, const Blobs& top) override {
+    const LossParameter& loss = param_.loss_param();
+    has_ignore_label_ = loss.has_ignore_label();
+    ignore_label_ = loss.ignore_label();
+    // The legacy bool counts only when the newer field is absent.
+    if (!loss.has_normalization() && loss.has_normalize()) {
+      normalization_ = loss.normalize() ? LossParameter::VALID : LossParameter::BATCH_SIZE;
+    } else {
+      normalization_ = loss.normalization();
+    }
+  }
+
+  void reshape(const Blobs& bottom, const Blobs& top) override {
+    const Blob& scores = *bottom[0];
+    const Blob& labels = *bottom[1];
+    LAYER_REQUIRE(
+        scores.num_axes() > 0 && labels.num_axes() > 0 && scores.shape(0) == labels.shape(0),
+        "scores and labels must have the same first dimension, got scores "
+            << scores.shape_string() << " and labels " << labels.shape_string());
+    shape_ = softmax_shape(*this, scores, param_.softmax_param().axis());
+    LAYER_REQUIRE(shape_.outer * shape_.inner == labels.count(),
+                  "needs one label per prediction: scores "
+                      << scores.shape_string() << " with the class axis "
+                      << param_.softmax_param().axis() << " call for "
+                      << shape_.outer * shape_.inner << " labels, got " << labels.count());
+    top[0]->reshape(std::vector<int>{});
+    if (top.size() > 1) top[1]->reshape_like(scores);
+    prob_.reshape_like(scores);
+    scratch_.resize(2 * shape_.inner);
+  }
+
+ protected:
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    softmax_forward(shape_, bottom[0]->cpu_data(), prob_.mutable_cpu_data(), scratch_.data());
+    const float* prob = prob_.cpu_data();
+    const float* labels = bottom[1]->cpu_data();
+    const int64_t plane = shape_.channels * shape_.inner;
+    float loss = 0;
+    int64_t valid = 0;
+    for (int64_t i = 0; i < shape_.outer; ++i) {
+      for (int64_t j = 0; j < shape_.inner; ++j) {
+        const int64_t index = i * shape_.inner + j;
+        const int label = static_cast<int>(labels[index]);
+        if (has_ignore_label_ && label == ignore_label_) continue;
+        LAYER_REQUIRE(label >= 0 && label < shape_.channels, "label " << label << " of sample "
+                                                                      << index << " is outside [0, "
+                                                                      << shape_.channels << ")");
+        loss -= std::log(std::max(prob[i * plane + label * shape_.inner + j], FLT_MIN));
+        ++valid;
+      }
+    }
+    top[0]->mutable_cpu_data()[0] = loss / normalizer(valid);
+    if (top.size() > 1) cpu::copy(prob_.count(), prob, top[1]->mutable_cpu_data());
+  }
+
+  // d(loss)/d(score) = (p - onehot(label)) * loss_weight / normalizer; zero where ignored.
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    LAYER_REQUIRE(!(propagate_down.size() > 1 && propagate_down[1]),
+                  "cannot backpropagate to the labels (bottom 1)");
+    if (!propagate_down[0]) return;
+    float* diff = bottom[0]->mutable_cpu_diff();
+    cpu::copy(prob_.count(), prob_.cpu_data(), diff);
+    const float* labels = bottom[1]->cpu_data();
+    const int64_t plane = shape_.channels * shape_.inner;
+    int64_t valid = 0;
+    for (int64_t i = 0; i < shape_.outer; ++i) {
+      for (int64_t j = 0; j < shape_.inner; ++j) {
+        const int label = static_cast<int>(labels[i * shape_.inner + j]);
+        float* location = diff + i * plane + j;
+        if (has_ignore_label_ && label == ignore_label_) {
+          for (int c = 0; c < shape_.channels; ++c) location[c * shape_.inner] = 0;
+        } else {
+          location[label * shape_.inner] -= 1;
+          ++valid;
+        }
+      }
+    }
+    const float loss_weight = top[0]->cpu_diff()[0];
+    cpu::scale(prob_.count(), loss_weight / normalizer(valid), diff);
+  }
+
+ private:
+  float normalizer(int64_t valid) const {
+    double value = 1;
+    switch (normalization_) {
+      case LossParameter::FULL:
+        value = double(shape_.outer * shape_.inner);
+        break;
+      case LossParameter::VALID:
+        value = double(valid);
+        break;
+      case LossParameter::BATCH_SIZE:
+        value = double(shape_.outer);
+        break;
+      case LossParameter::NONE:
+        value = 1;
+        break;
+    }
+    // At least 1: a batch whose labels are all ignored gives loss 0, not NaN.
+    return static_cast<float>(std::max(1.0, value));
+  }
+
+  SoftmaxShape shape_;
+  std::vector<float> scratch_;
+  Blob prob_;
+  bool has_ignore_label_ = false;
+  int ignore_label_ = 0;
+  LossParameter::NormalizationMode normalization_ = LossParameter::VALID;
+};
+
+}  // namespace
+}  // namespace engine
+
+ENGINE_LAYER_FACTORY(Softmax, SoftmaxLayer)
+ENGINE_LAYER_FACTORY(SoftmaxWithLoss, SoftmaxWithLossLayer)

@@ -1,0 +1,153 @@
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "core/layer_registry.hpp"
+#include "gradient_checker.hpp"
+
+namespace engine {
+namespace {
+
+using testing::layer_param;
+
+void set_values(Blob& blob, const std::vector<int>& shape, const std::vector<float>& values) {
+  blob.reshape(shape);
+  ASSERT_EQ(blob.count(), static_cast<int64_t>(values.size()));
+  std::copy(values.begin(), values.end(), blob.mutable_cpu_data());
+}
+
+std::vector<float> data_of(const Blob& blob) {
+  return std::vector<float>(blob.cpu_data(), blob.cpu_data() + blob.count());
+}
+
+// Runs an Accuracy layer configured by `accuracy_param` and returns top 0.
+float accuracy(Blob& scores, Blob& labels, const std::string& accuracy_param,
+               Blob* per_class = nullptr) {
+  LayerPtr layer = create_layer(
+      layer_param("name: 'acc' type: 'Accuracy' accuracy_param { " + accuracy_param + " }"));
+  Blob top;
+  Blobs tops = {&top};
+  if (per_class) tops.push_back(per_class);
+  layer->setup({&scores, &labels}, tops);
+  EXPECT_EQ(layer->loss(0), 0.0f) << "a metric, not a loss";
+  layer->forward({&scores, &labels}, tops);
+  EXPECT_EQ(top.num_axes(), 0);
+  return top.cpu_data()[0];
+}
+
+// Five samples, four classes. Ranks of the true class (1 = best):
+//   sample 0: scores (0.1, 0.7, 0.15, 0.05) label 1  -> rank 1
+//   sample 1: scores (0.4, 0.3, 0.2, 0.1)   label 2  -> rank 3
+//   sample 2: scores (0.2, 0.1, 0.15, 0.4)  label 0  -> rank 2
+//   sample 3: scores (0.25, 0.25, 0.25, 0.25) label 3 -> all tied
+//   sample 4: scores (0.5, 0.1, 0.2, 0.2)   label 3  -> tied with class 2 for rank 2
+class AccuracyByHand : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    set_values(scores_, {5, 4}, {0.1f,  0.7f, 0.15f, 0.05f, 0.4f,  0.3f,  0.2f, 0.1f, 0.2f, 0.1f,
+                                 0.15f, 0.4f, 0.25f, 0.25f, 0.25f, 0.25f, 0.5f, 0.1f, 0.2f, 0.2f});
+    set_values(labels_, {5}, {1, 2, 0, 3, 3});
+  }
+  Blob scores_, labels_;
+};
+
+TEST_F(AccuracyByHand, TopOne) {
+  // Sample 0 is right; sample 3 is right too: among equal scores Caffe 1.0 ranks the higher
+  // class index first, and 3 is the highest.
+  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, ""), 2.0f / 5);
+}
+
+TEST_F(AccuracyByHand, TopTwoAndThree) {
+  // Top 2 adds sample 2 and sample 4 (class 3 outranks class 2 at the tie): 0, 2, 3, 4.
+  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "top_k: 2"), 4.0f / 5);
+  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "top_k: 3"), 1.0f);
+}
+
+TEST_F(AccuracyByHand, TiesRankTheHigherClassIndexFirst) {
+  // All four scores equal: rank of class c is 4 - c.
+  Blob scores, labels;
+  set_values(scores, {4, 4}, std::vector<float>(16, 1.0f));
+  set_values(labels, {4}, {0, 1, 2, 3});
+  EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 1"), 1.0f / 4);  // label 3 only
+  EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 2"), 2.0f / 4);  // labels 2, 3
+  EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 4"), 1.0f);
+  // A tie with a lower class index does not count against the label.
+  set_values(scores, {1, 3}, {2, 2, 1});
+  set_values(labels, {1}, {1});
+  EXPECT_FLOAT_EQ(accuracy(scores, labels, ""), 1.0f);
+  set_values(labels, {1}, {0});
+  EXPECT_FLOAT_EQ(accuracy(scores, labels, ""), 0.0f);
+}
+
+TEST_F(AccuracyByHand, IgnoreLabelLeavesSamplesOut) {
+  // Ignoring label 3 leaves samples 0, 1, 2: top 1 gets sample 0 only.
+  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "ignore_label: 3"), 1.0f / 3);
+  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "ignore_label: 3 top_k: 2"), 2.0f / 3);
+  // Everything ignored: 0 (Caffe 1.0 would divide 0 by 0).
+  Blob all_ignored;
+  set_values(all_ignored, {5}, {3, 3, 3, 3, 3});
+  EXPECT_EQ(accuracy(scores_, all_ignored, "ignore_label: 3"), 0.0f);
+}
+
+TEST_F(AccuracyByHand, PerClassSecondTop) {
+  Blob per_class;
+  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "", &per_class), 2.0f / 5);
+  ASSERT_EQ(per_class.shape(), (std::vector<int>{4}));
+  // Class 0: sample 2 wrong. Class 1: sample 0 right. Class 2: sample 1 wrong.
+  // Class 3: samples 3 right, 4 wrong.
+  EXPECT_EQ(data_of(per_class), (std::vector<float>{0, 1, 0, 0.5f}));
+
+  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "top_k: 2 ignore_label: 1", &per_class), 3.0f / 4);
+  // Class 1 has no samples left: 0.
+  EXPECT_EQ(data_of(per_class), (std::vector<float>{1, 0, 0, 1}));
+}
+
+TEST(AccuracyLayer, SpatialLabelsAlongAnAxis) {
+  // Scores [1, 3, 2] (classes on axis 1, two locations); labels [1, 2].
+  // Location 0 scores (1, 5, 2) label 1: right. Location 1 scores (4, 0, 3) label 2: wrong.
+  Blob scores, labels;
+  set_values(scores, {1, 3, 2}, {1, 4, 5, 0, 2, 3});
+  set_values(labels, {1, 2}, {1, 2});
+  EXPECT_FLOAT_EQ(accuracy(scores, labels, ""), 0.5f);
+  EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 2"), 1.0f);
+
+  // With the classes on the last axis: rows (1, 4), (5, 0), (2, 3) with labels (1, 0, 0).
+  Blob row_labels;
+  set_values(row_labels, {1, 3}, {1, 0, 0});
+  EXPECT_FLOAT_EQ(accuracy(scores, row_labels, "axis: -1"), 2.0f / 3);
+  EXPECT_FLOAT_EQ(accuracy(scores, row_labels, "axis: 2"), 2.0f / 3);
+}
+
+void expect_error(const std::string& accuracy_param, Blob& scores, Blob& labels,
+                  const std::vector<std::string>& parts) {
+  LayerPtr layer = create_layer(
+      layer_param("name: 'top5' type: 'Accuracy' accuracy_param { " + accuracy_param + " }"));
+  Blob top;
+  try {
+    layer->setup({&scores, &labels}, {&top});
+    layer->forward({&scores, &labels}, {&top});
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("layer top5 (Accuracy)"), std::string::npos) << message;
+    for (const auto& part : parts) EXPECT_NE(message.find(part), std::string::npos) << message;
+  }
+}
+
+TEST(AccuracyLayer, BadParametersAndLabelsNameTheLayer) {
+  Blob scores({2, 3}), labels;
+  set_values(labels, {2}, {0, 3});
+  expect_error("", scores, labels, {"label 3 of sample 1", "outside [0, 3)"});
+  set_values(labels, {2}, {-2, 0});
+  expect_error("ignore_label: -1", scores, labels, {"label -2 of sample 0"});
+  set_values(labels, {2}, {0, 1});
+  expect_error("top_k: 4", scores, labels, {"top_k (4)", "number of classes (3)"});
+  expect_error("top_k: 0", scores, labels, {"top_k must be at least 1"});
+  expect_error("axis: 2", scores, labels, {"axis 2 is out of range"});
+  Blob wrong_count({3});
+  expect_error("", scores, wrong_count, {"2 labels, got 3"});
+}
+
+}  // namespace
+}  // namespace engine
