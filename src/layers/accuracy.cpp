@@ -1,10 +1,9 @@
 // Accuracy: the fraction of labelled locations whose true class is among the top_k scores, and
 // optionally (second top) that fraction per class. A metric, not a loss: it has no backward.
 //
-// Ranking, as BVLC Caffe 1.0 does it (a partial sort of (score, class) pairs, descending): a
-// higher score ranks first, and among equal scores the higher class index ranks first. So a
-// sample is correct when fewer than top_k other classes c have score[c] > score[label], or
-// score[c] == score[label] with c > label. (Caffe after 1.0 counts every tie against the label.)
+// Ranking, as BVLC Caffe's master branch does it (and ../shared/DESIGN.md records): a sample is
+// correct when fewer than top_k other classes score at least as high as the true class, so
+// every tie counts against it. (The 1.0 release sorted instead, breaking ties by class index.)
 #include <vector>
 
 #include "core/layer.hpp"
@@ -72,7 +71,7 @@ class AccuracyLayer : public Layer {
         int64_t ranked_above = 0;
         for (int c = 0; c < classes_ && ranked_above < top_k_; ++c) {
           const float score = location[int64_t(c) * inner_];
-          ranked_above += score > true_score || (score == true_score && c > label);
+          ranked_above += c != label && score >= true_score;
         }
         const bool hit = ranked_above < top_k_;
         correct += hit;

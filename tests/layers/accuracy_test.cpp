@@ -40,8 +40,8 @@ float accuracy(Blob& scores, Blob& labels, const std::string& accuracy_param,
 //   sample 0: scores (0.1, 0.7, 0.15, 0.05) label 1  -> rank 1
 //   sample 1: scores (0.4, 0.3, 0.2, 0.1)   label 2  -> rank 3
 //   sample 2: scores (0.2, 0.1, 0.15, 0.4)  label 0  -> rank 2
-//   sample 3: scores (0.25, 0.25, 0.25, 0.25) label 3 -> all tied
-//   sample 4: scores (0.5, 0.1, 0.2, 0.2)   label 3  -> tied with class 2 for rank 2
+//   sample 3: scores (0.25, 0.25, 0.25, 0.25) label 3 -> three ties count against it: rank 4
+//   sample 4: scores (0.5, 0.1, 0.2, 0.2)   label 3  -> the tie with class 2 counts: rank 3
 class AccuracyByHand : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -53,31 +53,32 @@ class AccuracyByHand : public ::testing::Test {
 };
 
 TEST_F(AccuracyByHand, TopOne) {
-  // Sample 0 is right; sample 3 is right too: among equal scores Caffe 1.0 ranks the higher
-  // class index first, and 3 is the highest.
-  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, ""), 2.0f / 5);
+  // Only sample 0: the all-tied sample 3 is wrong, since ties count against the label.
+  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, ""), 1.0f / 5);
 }
 
 TEST_F(AccuracyByHand, TopTwoAndThree) {
-  // Top 2 adds sample 2 and sample 4 (class 3 outranks class 2 at the tie): 0, 2, 3, 4.
-  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "top_k: 2"), 4.0f / 5);
-  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "top_k: 3"), 1.0f);
+  // Top 2 adds sample 2; top 3 adds samples 1 and 4; top 4 all.
+  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "top_k: 2"), 2.0f / 5);
+  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "top_k: 3"), 4.0f / 5);
+  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "top_k: 4"), 1.0f);
 }
 
-TEST_F(AccuracyByHand, TiesRankTheHigherClassIndexFirst) {
-  // All four scores equal: rank of class c is 4 - c.
+TEST_F(AccuracyByHand, TiesCountAgainstTheLabel) {
+  // All four scores equal: every label has three classes scoring as high.
   Blob scores, labels;
   set_values(scores, {4, 4}, std::vector<float>(16, 1.0f));
   set_values(labels, {4}, {0, 1, 2, 3});
-  EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 1"), 1.0f / 4);  // label 3 only
-  EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 2"), 2.0f / 4);  // labels 2, 3
+  EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 1"), 0.0f);
+  EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 3"), 0.0f);
   EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 4"), 1.0f);
-  // A tie with a lower class index does not count against the label.
+  // A tie counts against the label whichever class index it has.
   set_values(scores, {1, 3}, {2, 2, 1});
-  set_values(labels, {1}, {1});
-  EXPECT_FLOAT_EQ(accuracy(scores, labels, ""), 1.0f);
-  set_values(labels, {1}, {0});
-  EXPECT_FLOAT_EQ(accuracy(scores, labels, ""), 0.0f);
+  for (float label : {0.0f, 1.0f}) {
+    set_values(labels, {1}, {label});
+    EXPECT_FLOAT_EQ(accuracy(scores, labels, ""), 0.0f);
+    EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 2"), 1.0f);
+  }
 }
 
 TEST_F(AccuracyByHand, IgnoreLabelLeavesSamplesOut) {
@@ -92,15 +93,15 @@ TEST_F(AccuracyByHand, IgnoreLabelLeavesSamplesOut) {
 
 TEST_F(AccuracyByHand, PerClassSecondTop) {
   Blob per_class;
-  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "", &per_class), 2.0f / 5);
+  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "", &per_class), 1.0f / 5);
   ASSERT_EQ(per_class.shape(), (std::vector<int>{4}));
   // Class 0: sample 2 wrong. Class 1: sample 0 right. Class 2: sample 1 wrong.
-  // Class 3: samples 3 right, 4 wrong.
-  EXPECT_EQ(data_of(per_class), (std::vector<float>{0, 1, 0, 0.5f}));
+  // Class 3: samples 3 and 4 wrong.
+  EXPECT_EQ(data_of(per_class), (std::vector<float>{0, 1, 0, 0}));
 
-  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "top_k: 2 ignore_label: 1", &per_class), 3.0f / 4);
-  // Class 1 has no samples left: 0.
-  EXPECT_EQ(data_of(per_class), (std::vector<float>{1, 0, 0, 1}));
+  EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "top_k: 3 ignore_label: 1", &per_class), 3.0f / 4);
+  // Class 1 has no samples left: 0. Class 3: sample 4 right, sample 3 wrong.
+  EXPECT_EQ(data_of(per_class), (std::vector<float>{1, 0, 1, 0.5f}));
 }
 
 TEST(AccuracyLayer, SpatialLabelsAlongAnAxis) {
