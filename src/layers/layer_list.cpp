@@ -6,6 +6,8 @@
 #define ENGINE_LAYERS(X)  \
   X(Input, kCpuOnly)      \
   X(DummyData, kCpuOnly)  \
+  X(Convolution, kCpuOnly)  \
+  X(InnerProduct, kCpuOnly)  \
   /* end of the list */
 
 namespace engine {
