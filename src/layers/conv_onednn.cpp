@@ -91,7 +91,8 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
       dst_.finish();
     }
     stream.wait();
-    // Backward weights may reuse this reordered bottom, if it is still the one it reads.
+    // Backward weights reuses this reordered bottom when it reads the same blob: as in every
+    // layer, a bottom's data must not change between a forward pass and its backward pass.
     reordered_src_of_ = bottom.size() == 1 ? bottom[0]->cpu_data() : nullptr;
   }
 

@@ -104,12 +104,16 @@ class InnerProductLayer : public Layer {
                     const Blobs& bottom) override {
     const float* top_diff = top[0]->cpu_diff();
     const float* in = bottom[0]->cpu_data();
-    if (bias_term_ && param_propagate_down(1)) {
-      cpu::gemv(true, M(), N(), 1.0f, top_diff, ones_.data(), 1.0f, blobs_[1]->mutable_cpu_diff());
-    }
 #ifdef ENGINE_USE_ONEDNN
     if (onednn_) {
+      // Everything on oneDNN's threads: an OpenBLAS call here would leave its threads spinning
+      // against oneDNN's on the same cores.
       dnnl::stream& stream = onednn::cpu_stream();
+      if (bias_term_ && param_propagate_down(1)) {
+        bias_grad_.execute(stream, {{DNNL_ARG_SRC, wrap(bias_ones_, ones_.data())},
+                                    {DNNL_ARG_WEIGHTS, wrap(bias_diff_dst_, top_diff)},
+                                    {DNNL_ARG_DST, wrap(bias_diff_, blobs_[1]->mutable_cpu_diff())}});
+      }
       if (param_propagate_down(0)) {
         weight_grad_.execute(stream, {{DNNL_ARG_SRC, wrap(grad_lhs_, transpose_ ? in : top_diff)},
                                       {DNNL_ARG_WEIGHTS, wrap(grad_rhs_, transpose_ ? top_diff : in)},
@@ -124,6 +128,9 @@ class InnerProductLayer : public Layer {
       return;
     }
 #endif
+    if (bias_term_ && param_propagate_down(1)) {
+      cpu::gemv(true, M(), N(), 1.0f, top_diff, ones_.data(), 1.0f, blobs_[1]->mutable_cpu_diff());
+    }
     if (param_propagate_down(0)) {
       float* weight_diff = blobs_[0]->mutable_cpu_diff();
       if (transpose_) {
@@ -211,14 +218,20 @@ class InnerProductLayer : public Layer {
       grad_dst_ = plain(n, k, false);
     }
     weight_grad_ = make_matmul(grad_lhs_, grad_rhs_, nullptr, grad_dst_, true);
+    // bias diff [1, N] += ones [1, M] x top diff [M, N].
+    bias_ones_ = plain(1, m, false);
+    bias_diff_dst_ = plain(m, n, false);
+    bias_diff_ = plain(1, n, false);
+    bias_grad_ = make_matmul(bias_ones_, bias_diff_dst_, nullptr, bias_diff_, true);
     built_rows_ = rows_;
   }
 
   int64_t built_rows_ = -1;
-  dnnl::matmul forward_, data_grad_, weight_grad_;
+  dnnl::matmul forward_, data_grad_, weight_grad_, bias_grad_;
   memory forward_src_, forward_weights_, forward_bias_, forward_dst_;
   memory data_diff_dst_, data_weights_, data_diff_src_;
   memory grad_lhs_, grad_rhs_, grad_dst_;
+  memory bias_ones_, bias_diff_dst_, bias_diff_;
 #endif
 };
 

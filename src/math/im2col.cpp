@@ -40,13 +40,14 @@ void im2col(const ConvGeometry2d& g, const float* image, float* col, long row_st
         std::fill(out, out + static_cast<long>(rows.begin) * out_w, 0.0f);
         for (int oh = rows.begin; oh < rows.end; ++oh) {
           float* dst = out + static_cast<long>(oh) * out_w;
-          const float* src = channel + static_cast<long>(oh * g.stride_h + offset_h) * g.width + offset_w;
+          const float* src = channel + static_cast<long>(oh * g.stride_h + offset_h) * g.width;
           std::fill(dst, dst + cols.begin, 0.0f);
           if (g.stride_w == 1) {
-            std::memcpy(dst + cols.begin, src + cols.begin, sizeof(float) * (cols.end - cols.begin));
+            std::memcpy(dst + cols.begin, src + cols.begin + offset_w,
+                        sizeof(float) * (cols.end - cols.begin));
           } else {
             const int s = g.stride_w;
-            for (int ow = cols.begin; ow < cols.end; ++ow) dst[ow] = src[ow * s];
+            for (int ow = cols.begin; ow < cols.end; ++ow) dst[ow] = src[ow * s + offset_w];
           }
           std::fill(dst + cols.end, dst + out_w, 0.0f);
         }
@@ -72,12 +73,12 @@ void col2im(const ConvGeometry2d& g, const float* col, long row_stride, float* i
         const float* in = col + ((static_cast<long>(c) * g.kernel_h + ki) * g.kernel_w + kj) * row_stride;
         for (int oh = rows.begin; oh < rows.end; ++oh) {
           const float* src = in + static_cast<long>(oh) * out_w;
-          float* dst = channel + static_cast<long>(oh * g.stride_h + offset_h) * g.width + offset_w;
+          float* dst = channel + static_cast<long>(oh * g.stride_h + offset_h) * g.width;
           const int s = g.stride_w;
           if (s == 1) {
-            for (int ow = cols.begin; ow < cols.end; ++ow) dst[ow] += src[ow];
+            for (int ow = cols.begin; ow < cols.end; ++ow) dst[ow + offset_w] += src[ow];
           } else {
-            for (int ow = cols.begin; ow < cols.end; ++ow) dst[ow * s] += src[ow];
+            for (int ow = cols.begin; ow < cols.end; ++ow) dst[ow * s + offset_w] += src[ow];
           }
         }
       }
