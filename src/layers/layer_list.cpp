@@ -13,6 +13,8 @@
   X(Softmax, kCpuOnly)    \
   X(SoftmaxWithLoss, kCpuOnly) \
   X(Accuracy, kCpuOnly)   \
+  X(Convolution, kCpuOnly)  \
+  X(InnerProduct, kCpuOnly)  \
   /* end of the list */
 
 namespace engine {

@@ -1,0 +1,230 @@
+// Convolution through oneDNN: forward, backward data and backward weights (with the bias
+// gradient) as oneDNN primitives in the memory formats they pick (format `any`, usually blocked),
+// with reorders between those and the blobs' N x C x H x W. Primitives and reorders are built
+// once per bottom shape. Groups are native (5-D weights), dilation is oneDNN's d - 1, and
+// Caffe's floor rounding of the output size becomes a smaller (possibly negative) right padding.
+#ifdef ENGINE_USE_ONEDNN
+
+#include <unordered_map>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "layers/conv.hpp"
+#include "math/blas.hpp"
+#include "math/onednn.hpp"
+
+namespace engine {
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+constexpr auto kFloat = memory::data_type::f32;
+
+// A blob as the user keeps it (`user`, wrapping the blob's pointer, set on every call) and as a
+// primitive wants it (`inner`), with the reorder between them when the formats differ.
+class Staged {
+ public:
+  // `into_primitive`: the reorder goes user -> inner (an input), else inner -> user (an output).
+  // `accumulate`: the user blob receives inner + user (always reordered, with a sum post-op).
+  void init(const memory::desc& user_md, const memory::desc& wanted, bool into_primitive,
+            bool accumulate = false) {
+    dnnl::engine& engine = onednn::cpu_engine();
+    user_ = memory(user_md, engine, nullptr);
+    reordered_ = accumulate || user_md != wanted;
+    if (!reordered_) {
+      inner_ = user_;
+      return;
+    }
+    inner_ = memory(wanted, engine);
+    dnnl::primitive_attr attr;
+    if (accumulate) {
+      dnnl::post_ops sum;
+      sum.append_sum(1.0f);
+      attr.set_post_ops(sum);
+    }
+    reorder_ = into_primitive ? dnnl::reorder(user_, inner_, attr) : dnnl::reorder(inner_, user_, attr);
+  }
+
+  // An input: the primitive's view of `data`, reordered if need be.
+  const memory& in(const float* data) {
+    user_.set_data_handle(const_cast<float*>(data));
+    if (reordered_) reorder_.execute(onednn::cpu_stream(), user_, inner_);
+    return inner_;
+  }
+  // An output: where the primitive writes; finish() moves it into `data`.
+  const memory& out(float* data) {
+    user_.set_data_handle(data);
+    return inner_;
+  }
+  void finish() {
+    if (reordered_) reorder_.execute(onednn::cpu_stream(), inner_, user_);
+  }
+  const memory& inner() const { return inner_; }
+  bool reordered() const { return reordered_; }
+
+ private:
+  memory user_, inner_;
+  dnnl::reorder reorder_;
+  bool reordered_ = false;
+};
+
+class OnednnConvolutionLayer : public ConvolutionLayerBase {
+ public:
+  using ConvolutionLayerBase::ConvolutionLayerBase;
+
+  void reshape(const Blobs& bottom, const Blobs& top) override {
+    ConvolutionLayerBase::reshape(bottom, top);
+    if (bottom[0]->shape() != built_for_) build(bottom[0]->shape());
+  }
+
+ protected:
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    dnnl::stream& stream = onednn::cpu_stream();
+    const memory& weights = weights_.in(blobs_[0]->cpu_data());
+    if (spec_.bias_term) bias_.set_data_handle(const_cast<float*>(blobs_[1]->cpu_data()));
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src_.in(bottom[i]->cpu_data())},
+                                              {DNNL_ARG_WEIGHTS, weights},
+                                              {DNNL_ARG_DST, dst_.out(top[i]->mutable_cpu_data())}};
+      if (spec_.bias_term) args[DNNL_ARG_BIAS] = bias_;
+      forward_.execute(stream, args);
+      dst_.finish();
+    }
+    stream.wait();
+    // Backward weights reuses this reordered bottom when it reads the same blob: as in every
+    // layer, a bottom's data must not change between a forward pass and its backward pass.
+    reordered_src_of_ = bottom.size() == 1 ? bottom[0]->cpu_data() : nullptr;
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    dnnl::stream& stream = onednn::cpu_stream();
+    const bool weight_grad = param_propagate_down(0);
+    const bool bias_grad = spec_.bias_term && param_propagate_down(1);
+    bool data_grad = false;
+    for (size_t i = 0; i < bottom.size(); ++i) data_grad = data_grad || propagate_down[i];
+    const memory* weights = data_grad ? &weights_for_data_.in(blobs_[0]->cpu_data()) : nullptr;
+    for (size_t i = 0; i < top.size(); ++i) {
+      const float* top_diff = top[i]->cpu_diff();
+      const memory* diff_dst_for_data = nullptr;
+      if (propagate_down[i]) {
+        diff_dst_for_data = &diff_dst_for_data_.in(top_diff);
+        backward_data_.execute(stream, {{DNNL_ARG_DIFF_DST, *diff_dst_for_data},
+                                        {DNNL_ARG_WEIGHTS, *weights},
+                                        {DNNL_ARG_DIFF_SRC, diff_src_.out(bottom[i]->mutable_cpu_diff())}});
+        diff_src_.finish();
+      }
+      if (!weight_grad && !bias_grad) continue;
+      const memory& diff_dst =
+          diff_dst_for_data && diff_dst_shared_ ? *diff_dst_for_data : diff_dst_for_weights_.in(top_diff);
+      const float* in = bottom[i]->cpu_data();
+      const memory& src = src_shared_ && src_.reordered() && reordered_src_of_ == in
+                              ? src_.inner()
+                              : src_for_weights_.in(in);
+      std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
+                                              {DNNL_ARG_DIFF_DST, diff_dst},
+                                              {DNNL_ARG_DIFF_WEIGHTS, diff_weights_.inner()}};
+      if (spec_.bias_term) args[DNNL_ARG_DIFF_BIAS] = diff_bias_;
+      backward_weights_.execute(stream, args);
+      if (weight_grad) {
+        diff_weights_.out(blobs_[0]->mutable_cpu_diff());
+        diff_weights_.finish();
+      }
+      if (bias_grad) {
+        stream.wait();
+        cpu::axpy(spec_.num_output, 1.0f, static_cast<const float*>(diff_bias_.get_data_handle()),
+                  blobs_[1]->mutable_cpu_diff());
+      }
+    }
+    stream.wait();
+    reordered_src_of_ = nullptr;
+  }
+
+ private:
+  void build(const std::vector<int>& shape) {
+    const ConvGeometry2d& g = geometry_;
+    const int n = shape[0];
+    const int out_h = g.out_h(), out_w = g.out_w();
+    const memory::dims src_dims = {n, g.channels, g.height, g.width};
+    const memory::dims dst_dims = {n, spec_.num_output, out_h, out_w};
+    const memory::dims bias_dims = {spec_.num_output};
+    const bool grouped = spec_.group > 1;
+    const memory::dims weight_dims =
+        grouped ? memory::dims{spec_.group, spec_.num_output / spec_.group,
+                               g.channels / spec_.group, g.kernel_h, g.kernel_w}
+                : memory::dims{spec_.num_output, g.channels, g.kernel_h, g.kernel_w};
+    const memory::dims strides = {g.stride_h, g.stride_w};
+    const memory::dims dilates = {g.dilation_h - 1, g.dilation_w - 1};
+    const memory::dims pad_l = {g.pad_h, g.pad_w};
+    // The right padding that makes oneDNN's exact output size Caffe's floored one.
+    const memory::dims pad_r = {
+        (out_h - 1) * g.stride_h + g.dilation_h * (g.kernel_h - 1) + 1 - g.height - g.pad_h,
+        (out_w - 1) * g.stride_w + g.dilation_w * (g.kernel_w - 1) + 1 - g.width - g.pad_w};
+
+    const memory::desc src_any(src_dims, kFloat, Tag::any);
+    const memory::desc dst_any(dst_dims, kFloat, Tag::any);
+    const memory::desc weights_any(weight_dims, kFloat, Tag::any);
+    const memory::desc bias_md(bias_dims, kFloat, Tag::x);
+    const memory::desc no_bias;
+    const auto algorithm = dnnl::algorithm::convolution_direct;
+    dnnl::engine& engine = onednn::cpu_engine();
+
+    using Forward = dnnl::convolution_forward;
+    using BackwardData = dnnl::convolution_backward_data;
+    using BackwardWeights = dnnl::convolution_backward_weights;
+    const Forward::primitive_desc forward_pd(
+        Forward::desc(dnnl::prop_kind::forward_training, algorithm, src_any, weights_any,
+                      spec_.bias_term ? bias_md : no_bias, dst_any, strides, dilates, pad_l, pad_r),
+        engine);
+    const BackwardData::primitive_desc data_pd(
+        BackwardData::desc(algorithm, src_any, weights_any, dst_any, strides, dilates, pad_l, pad_r),
+        engine, forward_pd);
+    const BackwardWeights::primitive_desc weights_pd(
+        BackwardWeights::desc(algorithm, src_any, weights_any, spec_.bias_term ? bias_md : no_bias,
+                              dst_any, strides, dilates, pad_l, pad_r),
+        engine, forward_pd);
+    forward_ = Forward(forward_pd);
+    backward_data_ = BackwardData(data_pd);
+    backward_weights_ = BackwardWeights(weights_pd);
+
+    const memory::desc src_user(src_dims, kFloat, Tag::nchw);
+    const memory::desc dst_user(dst_dims, kFloat, Tag::nchw);
+    const memory::desc weights_user(weight_dims, kFloat, grouped ? Tag::goihw : Tag::oihw);
+    src_.init(src_user, forward_pd.src_desc(), true);
+    weights_.init(weights_user, forward_pd.weights_desc(), true);
+    dst_.init(dst_user, forward_pd.dst_desc(), false);
+    diff_dst_for_data_.init(dst_user, data_pd.diff_dst_desc(), true);
+    weights_for_data_.init(weights_user, data_pd.weights_desc(), true);
+    diff_src_.init(src_user, data_pd.diff_src_desc(), false);
+    src_for_weights_.init(src_user, weights_pd.src_desc(), true);
+    diff_dst_for_weights_.init(dst_user, weights_pd.diff_dst_desc(), true);
+    diff_weights_.init(weights_user, weights_pd.diff_weights_desc(), false, /*accumulate=*/true);
+    src_shared_ = weights_pd.src_desc() == forward_pd.src_desc();
+    diff_dst_shared_ = weights_pd.diff_dst_desc() == data_pd.diff_dst_desc();
+    bias_ = memory(bias_md, engine, nullptr);
+    if (spec_.bias_term) diff_bias_ = memory(weights_pd.diff_bias_desc(), engine);
+    reordered_src_of_ = nullptr;
+    built_for_ = shape;
+  }
+
+  std::vector<int> built_for_;
+  dnnl::convolution_forward forward_;
+  dnnl::convolution_backward_data backward_data_;
+  dnnl::convolution_backward_weights backward_weights_;
+  Staged src_, weights_, dst_;
+  Staged diff_dst_for_data_, weights_for_data_, diff_src_;
+  Staged src_for_weights_, diff_dst_for_weights_, diff_weights_;
+  memory bias_, diff_bias_;
+  bool src_shared_ = false, diff_dst_shared_ = false;
+  const float* reordered_src_of_ = nullptr;
+};
+
+}  // namespace
+
+LayerPtr create_onednn_convolution_layer(const LayerParameter& param) {
+  return std::make_unique<OnednnConvolutionLayer>(param);
+}
+
+}  // namespace engine
+
+#endif  // ENGINE_USE_ONEDNN

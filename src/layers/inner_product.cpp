@@ -1,0 +1,241 @@
+// InnerProduct (fully connected): top[M, N] = bottom[M, K] * W^T + bias, where the bottom's axes
+// from `axis` on are flattened into K and those before it into M. W is [N, K], or [K, N] with
+// `transpose`. The reference path uses BLAS; the oneDNN path uses matmul primitives (plain
+// row-major operands, transposes expressed through strides, gradient accumulation through a sum
+// post-op), built once per shape.
+#include <algorithm>
+#include <unordered_map>
+
+#include "core/filler.hpp"
+#include "core/layer.hpp"
+#include "core/layer_registry.hpp"
+#include "math/blas.hpp"
+#include "math/onednn.hpp"
+
+namespace engine {
+namespace {
+
+class InnerProductLayer : public Layer {
+ public:
+  explicit InnerProductLayer(const LayerParameter& param)
+      : Layer(param),
+        onednn_(use_onednn(param.inner_product_param().engine(), describe())) {}
+
+  int exact_bottoms() const override { return 1; }
+  int exact_tops() const override { return 1; }
+
+  void layer_setup(const Blobs& bottom, const Blobs& top) override {
+    const InnerProductParameter& p = param_.inner_product_param();
+    LAYER_REQUIRE(p.num_output() > 0, "inner_product_param needs num_output > 0, got "
+                                          << p.num_output());
+    outputs_ = static_cast<int>(p.num_output());
+    bias_term_ = p.bias_term();
+    transpose_ = p.transpose();
+    axis_ = checked_axis(*bottom[0]);
+    inputs_ = bottom[0]->count(axis_);
+    LAYER_REQUIRE(inputs_ > 0, "has an empty input vector (bottom " << bottom[0]->shape_string()
+                                                                     << ", axis " << p.axis()
+                                                                     << ")");
+    const int k = static_cast<int>(inputs_);
+    const std::vector<int> weight_shape =
+        transpose_ ? std::vector<int>{k, outputs_} : std::vector<int>{outputs_, k};
+    const std::vector<int> bias_shape = {outputs_};
+    const size_t expected = bias_term_ ? 2 : 1;
+    if (!blobs_.empty()) {
+      LAYER_REQUIRE(blobs_.size() == expected,
+                    "expects " << expected << " parameter blob(s) (weights"
+                               << (bias_term_ ? " and bias" : "") << "), got " << blobs_.size());
+      LAYER_REQUIRE(blobs_[0]->shape() == weight_shape,
+                    "weights should have shape " << shape_string(weight_shape) << ", got "
+                                                 << blobs_[0]->shape_string());
+      LAYER_REQUIRE(!bias_term_ || blobs_[1]->shape() == bias_shape,
+                    "bias should have shape " << shape_string(bias_shape) << ", got "
+                                              << blobs_[1]->shape_string());
+      return;
+    }
+    blobs_.push_back(std::make_shared<Blob>(weight_shape));
+    fill(p.weight_filler(), blobs_[0].get());
+    if (bias_term_) {
+      blobs_.push_back(std::make_shared<Blob>(bias_shape));
+      fill(p.bias_filler(), blobs_[1].get());
+    }
+  }
+
+  void reshape(const Blobs& bottom, const Blobs& top) override {
+    const Blob& in = *bottom[0];
+    axis_ = checked_axis(in);
+    LAYER_REQUIRE(in.count(axis_) == inputs_,
+                  "the bottom " << in.shape_string() << " flattens from axis " << axis_ << " to "
+                                << in.count(axis_) << " inputs; the weights take " << inputs_);
+    rows_ = in.count(0, axis_);
+    std::vector<int> shape(in.shape().begin(), in.shape().begin() + axis_);
+    shape.push_back(outputs_);
+    top[0]->reshape(shape);
+    if (bias_term_ && static_cast<int64_t>(ones_.size()) < rows_) ones_.assign(rows_, 1.0f);
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_ && built_rows_ != rows_) build();
+#endif
+  }
+
+ protected:
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    const float* in = bottom[0]->cpu_data();
+    float* out = top[0]->mutable_cpu_data();
+    const float* weights = blobs_[0]->cpu_data();
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_) {
+      std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, wrap(forward_src_, in)},
+                                                    {DNNL_ARG_WEIGHTS, wrap(forward_weights_, weights)},
+                                                    {DNNL_ARG_DST, wrap(forward_dst_, out)}};
+      if (bias_term_) args[DNNL_ARG_BIAS] = wrap(forward_bias_, blobs_[1]->cpu_data());
+      forward_.execute(onednn::cpu_stream(), args);
+      onednn::cpu_stream().wait();
+      return;
+    }
+#endif
+    cpu::gemm(false, !transpose_, M(), N(), K(), 1.0f, in, weights, 0.0f, out);
+    if (bias_term_) {
+      // out += ones[M] x bias[N]
+      cpu::gemm(false, false, M(), N(), 1, 1.0f, ones_.data(), blobs_[1]->cpu_data(), 1.0f, out);
+    }
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    const float* top_diff = top[0]->cpu_diff();
+    const float* in = bottom[0]->cpu_data();
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_) {
+      // Everything on oneDNN's threads: an OpenBLAS call here would leave its threads spinning
+      // against oneDNN's on the same cores.
+      dnnl::stream& stream = onednn::cpu_stream();
+      if (bias_term_ && param_propagate_down(1)) {
+        bias_grad_.execute(stream, {{DNNL_ARG_SRC, wrap(bias_ones_, ones_.data())},
+                                    {DNNL_ARG_WEIGHTS, wrap(bias_diff_dst_, top_diff)},
+                                    {DNNL_ARG_DST, wrap(bias_diff_, blobs_[1]->mutable_cpu_diff())}});
+      }
+      if (param_propagate_down(0)) {
+        weight_grad_.execute(stream, {{DNNL_ARG_SRC, wrap(grad_lhs_, transpose_ ? in : top_diff)},
+                                      {DNNL_ARG_WEIGHTS, wrap(grad_rhs_, transpose_ ? top_diff : in)},
+                                      {DNNL_ARG_DST, wrap(grad_dst_, blobs_[0]->mutable_cpu_diff())}});
+      }
+      if (propagate_down[0]) {
+        data_grad_.execute(stream, {{DNNL_ARG_SRC, wrap(data_diff_dst_, top_diff)},
+                                    {DNNL_ARG_WEIGHTS, wrap(data_weights_, blobs_[0]->cpu_data())},
+                                    {DNNL_ARG_DST, wrap(data_diff_src_, bottom[0]->mutable_cpu_diff())}});
+      }
+      stream.wait();
+      return;
+    }
+#endif
+    if (bias_term_ && param_propagate_down(1)) {
+      cpu::gemv(true, M(), N(), 1.0f, top_diff, ones_.data(), 1.0f, blobs_[1]->mutable_cpu_diff());
+    }
+    if (param_propagate_down(0)) {
+      float* weight_diff = blobs_[0]->mutable_cpu_diff();
+      if (transpose_) {
+        cpu::gemm(true, false, K(), N(), M(), 1.0f, in, top_diff, 1.0f, weight_diff);
+      } else {
+        cpu::gemm(true, false, N(), K(), M(), 1.0f, top_diff, in, 1.0f, weight_diff);
+      }
+    }
+    if (propagate_down[0]) {
+      cpu::gemm(false, transpose_, M(), K(), N(), 1.0f, top_diff, blobs_[0]->cpu_data(), 0.0f,
+                bottom[0]->mutable_cpu_diff());
+    }
+  }
+
+ private:
+  int checked_axis(const Blob& bottom) const {
+    const int axes = bottom.num_axes();
+    const int axis = param_.inner_product_param().axis();
+    LAYER_REQUIRE(axis >= -axes && axis < axes,
+                  "axis " << axis << " is out of range for a bottom of shape "
+                          << bottom.shape_string());
+    return bottom.canonical_axis(axis);
+  }
+  int M() const { return static_cast<int>(rows_); }
+  int N() const { return outputs_; }
+  int K() const { return static_cast<int>(inputs_); }
+
+  bool onednn_ = false;
+  int outputs_ = 0;
+  bool bias_term_ = true;
+  bool transpose_ = false;
+  int axis_ = 1;
+  int64_t inputs_ = 0;  // K
+  int64_t rows_ = 0;    // M
+  std::vector<float> ones_;
+
+#ifdef ENGINE_USE_ONEDNN
+  using memory = dnnl::memory;
+  static memory& wrap(memory& m, const float* data) {
+    m.set_data_handle(const_cast<float*>(data));
+    return m;
+  }
+  // A row-major [rows, cols] matrix, or the transpose of a row-major [cols, rows] one.
+  static memory plain(int64_t rows, int64_t cols, bool transposed) {
+    return memory(memory::desc({rows, cols}, memory::data_type::f32,
+                               transposed ? memory::format_tag::ba : memory::format_tag::ab),
+                  onednn::cpu_engine(), nullptr);
+  }
+  static dnnl::matmul make_matmul(const memory& a, const memory& b, const memory* bias,
+                                  const memory& c, bool accumulate) {
+    dnnl::primitive_attr attr;
+    if (accumulate) {
+      dnnl::post_ops sum;
+      sum.append_sum(1.0f);
+      attr.set_post_ops(sum);
+    }
+    const dnnl::matmul::desc desc = bias ? dnnl::matmul::desc(a.get_desc(), b.get_desc(),
+                                                              bias->get_desc(), c.get_desc())
+                                         : dnnl::matmul::desc(a.get_desc(), b.get_desc(), c.get_desc());
+    return dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, onednn::cpu_engine()));
+  }
+
+  void build() {
+    const int64_t m = rows_, n = outputs_, k = inputs_;
+    // forward: [M, K] x [K, N]; W is [N, K] (read transposed) or, with transpose, [K, N].
+    forward_src_ = plain(m, k, false);
+    forward_weights_ = plain(k, n, !transpose_);
+    forward_bias_ = plain(1, n, false);
+    forward_dst_ = plain(m, n, false);
+    forward_ = make_matmul(forward_src_, forward_weights_, bias_term_ ? &forward_bias_ : nullptr,
+                           forward_dst_, false);
+    // bottom diff [M, K] = top diff [M, N] x W as [N, K].
+    data_diff_dst_ = plain(m, n, false);
+    data_weights_ = plain(n, k, transpose_);
+    data_diff_src_ = plain(m, k, false);
+    data_grad_ = make_matmul(data_diff_dst_, data_weights_, nullptr, data_diff_src_, false);
+    // weight diff += top diff^T x bottom ([N, K]), or bottom^T x top diff ([K, N]).
+    if (transpose_) {
+      grad_lhs_ = plain(k, m, true);
+      grad_rhs_ = plain(m, n, false);
+      grad_dst_ = plain(k, n, false);
+    } else {
+      grad_lhs_ = plain(n, m, true);
+      grad_rhs_ = plain(m, k, false);
+      grad_dst_ = plain(n, k, false);
+    }
+    weight_grad_ = make_matmul(grad_lhs_, grad_rhs_, nullptr, grad_dst_, true);
+    // bias diff [1, N] += ones [1, M] x top diff [M, N].
+    bias_ones_ = plain(1, m, false);
+    bias_diff_dst_ = plain(m, n, false);
+    bias_diff_ = plain(1, n, false);
+    bias_grad_ = make_matmul(bias_ones_, bias_diff_dst_, nullptr, bias_diff_, true);
+    built_rows_ = rows_;
+  }
+
+  int64_t built_rows_ = -1;
+  dnnl::matmul forward_, data_grad_, weight_grad_, bias_grad_;
+  memory forward_src_, forward_weights_, forward_bias_, forward_dst_;
+  memory data_diff_dst_, data_weights_, data_diff_src_;
+  memory grad_lhs_, grad_rhs_, grad_dst_;
+  memory bias_ones_, bias_diff_dst_, bias_diff_;
+#endif
+};
+
+}  // namespace
+}  // namespace engine
+
+ENGINE_LAYER_FACTORY(InnerProduct, InnerProductLayer)

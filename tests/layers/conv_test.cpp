@@ -1,0 +1,417 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/context.hpp"
+#include "core/layer_registry.hpp"
+#include "gradient_checker.hpp"
+#include "math/im2col.hpp"
+#include "math/onednn.hpp"
+#include "math/random.hpp"
+
+namespace engine {
+namespace {
+
+using testing::layer_param;
+
+LayerPtr make_conv(const std::string& engine, const std::string& conv_fields,
+                   const std::string& name = "conv") {
+  return create_layer(layer_param("name: '" + name + "' type: 'Convolution' convolution_param { " +
+                                  conv_fields + " engine: " + engine + " }"));
+}
+
+void set_values(Blob& blob, const std::vector<float>& values) {
+  ASSERT_EQ(blob.count(), static_cast<int64_t>(values.size()));
+  std::copy(values.begin(), values.end(), blob.mutable_cpu_data());
+}
+
+std::vector<float> values(const Blob& blob) {
+  return std::vector<float>(blob.cpu_data(), blob.cpu_data() + blob.count());
+}
+
+std::vector<float> diffs(const Blob& blob) {
+  return std::vector<float>(blob.cpu_diff(), blob.cpu_diff() + blob.count());
+}
+
+std::vector<float> iota(int n, float start = 1) {
+  std::vector<float> v(n);
+  for (int i = 0; i < n; ++i) v[i] = start + i;
+  return v;
+}
+
+// Runs both paths of the engine: CAFFE (reference) and ONEDNN where the build has it.
+class ConvPaths : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "ONEDNN" && !onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
+  }
+  LayerPtr conv(const std::string& fields, const std::string& name = "conv") {
+    return make_conv(GetParam(), fields, name);
+  }
+};
+
+// 1 x 1 x 4 x 4 input 1..16, 3x3 kernel with taps (0,0) = 1, (0,2) = 100, (2,2) = 10, pad 1,
+// stride 2: output (oh, ow) reads rows 2oh-1.., columns 2ow-1.. (zero outside):
+//   (0,0): 10 * x(1,1) = 60           (0,1): 10 * x(1,3) = 80
+//   (1,0): 100 * x(1,1) + 10 * x(3,1) = 600 + 140
+//   (1,1): x(1,1) + 100 * x(1,3) + 10 * x(3,3) = 6 + 800 + 160;   plus bias 0.5.
+TEST_P(ConvPaths, PaddedStridedForwardByHand) {
+  Blob bottom({1, 1, 4, 4}), top;
+  set_values(bottom, iota(16));
+  LayerPtr layer = conv("num_output: 1 kernel_size: 3 pad: 1 stride: 2");
+  layer->setup({&bottom}, {&top});
+  set_values(*layer->blobs()[0], {1, 0, 100, 0, 0, 0, 0, 0, 10});
+  set_values(*layer->blobs()[1], {0.5f});
+  layer->forward({&bottom}, {&top});
+  EXPECT_EQ(top.shape(), (std::vector<int>{1, 1, 2, 2}));
+  EXPECT_EQ(values(top), (std::vector<float>{60.5f, 80.5f, 740.5f, 966.5f}));
+}
+
+// 2x2 kernel [[1, 2], [3, 4]] with dilation 2 on the same input reads x(oh + 2a, ow + 2b):
+//   (0,0): 1 + 2*3 + 3*9 + 4*11 = 78, and each step right adds 10, each step down 40.
+TEST_P(ConvPaths, DilatedForwardByHand) {
+  Blob bottom({1, 1, 4, 4}), top;
+  set_values(bottom, iota(16));
+  LayerPtr layer = conv("num_output: 1 kernel_size: 2 dilation: 2 bias_term: false");
+  layer->setup({&bottom}, {&top});
+  ASSERT_EQ(layer->blobs().size(), 1u);
+  set_values(*layer->blobs()[0], {1, 2, 3, 4});
+  layer->forward({&bottom}, {&top});
+  EXPECT_EQ(values(top), (std::vector<float>{78, 88, 118, 128}));
+}
+
+// Groups: output channels 0-1 see only input channel 0, channels 2-3 only input channel 1.
+TEST_P(ConvPaths, GroupsSeeTheirOwnChannels) {
+  Blob bottom({1, 2, 2, 2}), top;
+  set_values(bottom, {1, 2, 3, 4, 10, 20, 30, 40});
+  LayerPtr layer = conv("num_output: 4 kernel_size: 1 group: 2 bias_term: false");
+  layer->setup({&bottom}, {&top});
+  EXPECT_EQ(layer->blobs()[0]->shape(), (std::vector<int>{4, 1, 1, 1}));
+  set_values(*layer->blobs()[0], {1, 2, 3, 4});
+  layer->forward({&bottom}, {&top});
+  EXPECT_EQ(values(top), (std::vector<float>{1, 2, 3, 4, 2, 4, 6, 8, 30, 60, 90, 120, 40, 80,
+                                             120, 160}));
+}
+
+// A 3x3 kernel on 2 channels of a 3x3 input, with every weight 1: each output sums a window
+// over both channels; bias 1 per output. With pad 1 the corner (0,0) sees x(0..1, 0..1).
+TEST_P(ConvPaths, ChannelsSumWithBias) {
+  Blob bottom({1, 2, 3, 3}), top;
+  set_values(bottom, iota(18));  // channel 0: 1..9, channel 1: 10..18
+  LayerPtr layer = conv(
+      "num_output: 2 kernel_size: 3 pad: 1 weight_filler { type: 'constant' value: 1 } "
+      "bias_filler { type: 'constant' value: 1 }");
+  layer->setup({&bottom}, {&top});
+  layer->forward({&bottom}, {&top});
+  ASSERT_EQ(top.shape(), (std::vector<int>{1, 2, 3, 3}));
+  // corner: (1+2+4+5) + (10+11+13+14) + 1 = 61; centre: 45 + 126 + 1 = 172.
+  EXPECT_EQ(top.cpu_data()[0], 61);
+  EXPECT_EQ(top.cpu_data()[4], 172);
+  EXPECT_EQ(top.cpu_data()[9 + 4], 172);
+}
+
+TEST_P(ConvPaths, OutputSizesFollowCaffesFloor) {
+  struct Case {
+    std::vector<int> bottom;
+    std::string fields;
+    std::vector<int> top;
+  };
+  const std::vector<Case> cases = {
+      {{1, 3, 35, 35}, "num_output: 4 kernel_size: 11 stride: 4", {1, 4, 7, 7}},
+      {{1, 1, 6, 6}, "num_output: 1 kernel_size: 3 stride: 2", {1, 1, 2, 2}},  // 1.5 -> 1
+      {{2, 1, 7, 5},
+       "num_output: 2 kernel_h: 3 kernel_w: 2 pad_h: 1 stride_h: 1 stride_w: 2",
+       {2, 2, 7, 2}},
+      {{1, 2, 7, 9}, "num_output: 2 kernel_size: 3 dilation: 3 pad: 1 stride: 3", {1, 2, 1, 2}},
+      {{1, 1, 1, 1}, "num_output: 1 kernel_size: 1 pad: 2 stride: 5", {1, 1, 1, 1}},
+  };
+  for (const Case& c : cases) {
+    Blob bottom(c.bottom), top;
+    testing::fill_gaussian(bottom);
+    LayerPtr layer = conv(c.fields);
+    layer->setup({&bottom}, {&top});
+    EXPECT_EQ(top.shape(), c.top) << c.fields;
+    layer->forward({&bottom}, {&top});  // must run at every one of these geometries
+  }
+}
+
+TEST_P(ConvPaths, ReshapeFollowsTheBottom) {
+  Blob bottom({2, 3, 9, 9}), top;
+  testing::fill_gaussian(bottom);
+  LayerPtr layer = conv("num_output: 4 kernel_size: 3 stride: 2 weight_filler { type: 'gaussian' }");
+  layer->setup({&bottom}, {&top});
+  layer->forward({&bottom}, {&top});
+  EXPECT_EQ(top.shape(), (std::vector<int>{2, 4, 4, 4}));
+  bottom.reshape({3, 3, 11, 7});
+  testing::fill_gaussian(bottom);
+  layer->forward({&bottom}, {&top});
+  EXPECT_EQ(top.shape(), (std::vector<int>{3, 4, 5, 3}));
+}
+
+const char* kFillers =
+    " weight_filler { type: 'gaussian' std: 0.5 } bias_filler { type: 'gaussian' std: 0.5 }";
+
+TEST_P(ConvPaths, GradientGroupsPaddingStride) {
+  Blob bottom({2, 4, 5, 6}), top;
+  testing::fill_gaussian(bottom);
+  LayerPtr layer = conv(std::string("num_output: 4 kernel_size: 3 pad: 1 stride: 2 group: 2") +
+                        kFillers);
+  testing::check_gradient(*layer, {&bottom}, {&top});
+}
+
+TEST_P(ConvPaths, GradientDilationRectangularNoBias) {
+  Blob bottom({1, 3, 7, 5}), top;
+  testing::fill_gaussian(bottom);
+  LayerPtr layer = conv(
+      std::string("num_output: 2 kernel_h: 3 kernel_w: 2 pad_h: 1 stride_h: 1 stride_w: 2 "
+                  "dilation: 2 bias_term: false") +
+      kFillers);
+  testing::check_gradient(*layer, {&bottom}, {&top});
+}
+
+TEST_P(ConvPaths, GradientFlooredOutputTwoBottoms) {
+  // 6x6 with kernel 3, stride 2: the last input row and column are never read.
+  Blob a({2, 2, 6, 6}), b({2, 2, 6, 6}), top_a, top_b;
+  testing::fill_gaussian(a);
+  testing::fill_gaussian(b);
+  LayerPtr layer = conv(std::string("num_output: 3 kernel_size: 3 stride: 2") + kFillers);
+  testing::check_gradient(*layer, {&a, &b}, {&top_a, &top_b});
+}
+
+TEST_P(ConvPaths, GradientPointwise) {
+  Blob bottom({3, 4, 3, 3}), top;
+  testing::fill_gaussian(bottom);
+  LayerPtr layer = conv(std::string("num_output: 6 kernel_size: 1 group: 2") + kFillers);
+  testing::check_gradient(*layer, {&bottom}, {&top});
+}
+
+TEST_P(ConvPaths, WeightAndBiasGradientsAccumulate) {
+  Blob bottom({2, 2, 5, 5}), top;
+  testing::fill_gaussian(bottom);
+  LayerPtr layer = conv(std::string("num_output: 3 kernel_size: 3 pad: 1") + kFillers);
+  layer->setup({&bottom}, {&top});
+  layer->forward({&bottom}, {&top});
+  testing::fill_gaussian(top);
+  std::copy(top.cpu_data(), top.cpu_data() + top.count(), top.mutable_cpu_diff());
+  for (auto& blob : layer->blobs()) blob->set_diff(0);
+  layer->backward({&top}, {true}, {&bottom});
+  const std::vector<float> weights_once = diffs(*layer->blobs()[0]);
+  const std::vector<float> bias_once = diffs(*layer->blobs()[1]);
+  const std::vector<float> bottom_once = diffs(bottom);
+  layer->backward({&top}, {true}, {&bottom});
+  for (size_t i = 0; i < weights_once.size(); ++i) {
+    EXPECT_NEAR(layer->blobs()[0]->cpu_diff()[i], 2 * weights_once[i], 1e-4f * (1 + std::fabs(weights_once[i])));
+  }
+  for (size_t i = 0; i < bias_once.size(); ++i) {
+    EXPECT_NEAR(layer->blobs()[1]->cpu_diff()[i], 2 * bias_once[i], 1e-4f * (1 + std::fabs(bias_once[i])));
+  }
+  EXPECT_EQ(diffs(bottom), bottom_once) << "the bottom diff is overwritten, not accumulated";
+}
+
+TEST_P(ConvPaths, LoadedWeightsOfTheRightShapeAreKept) {
+  Blob bottom({1, 4, 5, 5}), top;
+  LayerPtr layer = conv("num_output: 2 kernel_size: 3 group: 2 weight_filler { type: 'gaussian' }");
+  layer->blobs().push_back(std::make_shared<Blob>(std::vector<int>{2, 2, 3, 3}));
+  layer->blobs().push_back(std::make_shared<Blob>(std::vector<int>{2}));
+  layer->blobs()[0]->set_data(0.25f);
+  layer->blobs()[1]->set_data(-1);
+  layer->setup({&bottom}, {&top});
+  EXPECT_EQ(layer->blobs()[0]->cpu_data()[5], 0.25f) << "loaded weights must not be refilled";
+  EXPECT_EQ(layer->blobs()[1]->cpu_data()[1], -1);
+}
+
+void expect_error(const std::function<void()>& action, const std::vector<std::string>& parts) {
+  try {
+    action();
+    ADD_FAILURE() << "expected an engine::Error mentioning " << parts[0];
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    for (const std::string& part : parts) {
+      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
+    }
+  }
+}
+
+TEST_P(ConvPaths, LoadedWeightsOfTheWrongShapeAreRejected) {
+  Blob bottom({1, 4, 5, 5}), top;
+  LayerPtr layer = conv("num_output: 2 kernel_size: 3 group: 2", "conv7");
+  layer->blobs().push_back(std::make_shared<Blob>(std::vector<int>{2, 4, 3, 3}));
+  layer->blobs().push_back(std::make_shared<Blob>(std::vector<int>{2}));
+  expect_error([&] { layer->setup({&bottom}, {&top}); },
+               {"layer conv7 (Convolution)", "weights should have shape 2 x 2 x 3 x 3", "got 2 x 4 x 3 x 3"});
+
+  LayerPtr missing_bias = conv("num_output: 2 kernel_size: 3", "conv8");
+  missing_bias->blobs().push_back(std::make_shared<Blob>(std::vector<int>{2, 4, 3, 3}));
+  expect_error([&] { missing_bias->setup({&bottom}, {&top}); },
+               {"layer conv8 (Convolution)", "expects 2 parameter blob(s)"});
+}
+
+TEST_P(ConvPaths, BadParametersNameTheLayerAndTheProblem) {
+  Blob bottom({1, 3, 5, 5}), top;
+  struct Case {
+    std::string fields;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {"num_output: 4 kernel_size: 3 group: 2", "group (2) must divide the input channels (3)"},
+      {"num_output: 4 kernel_size: 3 group: 3", "group (3) must divide num_output (4)"},
+      {"num_output: 3 kernel_size: 0", "kernel size must be nonzero"},
+      {"num_output: 3 kernel_size: 7", "larger than the padded input (5 x 5)"},
+      {"num_output: 3 kernel_size: 3 dilation: 3", "larger than the padded input"},
+      {"num_output: 3", "needs kernel_size"},
+      {"kernel_size: 3", "num_output > 0"},
+      {"num_output: 3 kernel_size: 3 kernel_h: 3 kernel_w: 3", "not both"},
+      {"num_output: 3 kernel_size: 3 stride: 0", "stride must be nonzero"},
+      {"num_output: 3 kernel_size: 3 axis: 2", "only 2-D convolution"},
+      {"num_output: 3 kernel_size: 3 pad: 1 pad: 1 pad: 1", "one per spatial axis"},
+  };
+  for (const Case& c : cases) {
+    LayerPtr layer = conv(c.fields, "bad");
+    expect_error([&] { layer->setup({&bottom}, {&top}); }, {c.expected, "layer bad (Convolution)"});
+  }
+  Blob flat({3, 5});
+  LayerPtr layer = conv("num_output: 3 kernel_size: 1", "bad");
+  expect_error([&] { layer->setup({&flat}, {&top}); }, {"layer bad (Convolution)", "N x C x H x W"});
+
+  LayerPtr channels = conv("num_output: 3 kernel_size: 1", "bad");
+  channels->setup({&bottom}, {&top});
+  Blob other({1, 4, 5, 5});
+  expect_error([&] { channels->forward({&other}, {&top}); },
+               {"layer bad (Convolution)", "bottom has 4 channels", "made for 3"});
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, ConvPaths, ::testing::Values("CAFFE", "ONEDNN"));
+
+// ---- the two paths against each other -------------------------------------------------
+
+float max_abs(const std::vector<float>& v) {
+  float m = 0;
+  for (float x : v) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+void expect_close(const std::vector<float>& reference, const std::vector<float>& fast,
+                  const std::string& what, float tolerance = 2e-5f) {
+  ASSERT_EQ(reference.size(), fast.size()) << what;
+  const float scale = std::max(max_abs(reference), 1e-3f);
+  float worst = 0;
+  for (size_t i = 0; i < reference.size(); ++i) {
+    worst = std::max(worst, std::fabs(reference[i] - fast[i]));
+  }
+  EXPECT_LE(worst / scale, tolerance) << what << ": worst difference " << worst << " at scale "
+                                      << scale;
+}
+
+void expect_paths_agree(const std::vector<int>& shape, const std::string& fields) {
+  if (!onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
+  SCOPED_TRACE(fields);
+  Context::set_seed(7);
+  Blob bottom_ref(shape), bottom_fast(shape), top_ref, top_fast;
+  testing::fill_gaussian(bottom_ref);
+  bottom_fast.share_data(bottom_ref);
+  const std::string all = fields + kFillers;
+  LayerPtr reference = make_conv("CAFFE", all), fast = make_conv("ONEDNN", all);
+  reference->setup({&bottom_ref}, {&top_ref});
+  for (const auto& blob : reference->blobs()) {
+    fast->blobs().push_back(std::make_shared<Blob>(blob->shape()));
+    fast->blobs().back()->share_data(*blob);
+  }
+  fast->setup({&bottom_fast}, {&top_fast});
+  reference->forward({&bottom_ref}, {&top_ref});
+  fast->forward({&bottom_fast}, {&top_fast});
+  ASSERT_EQ(top_ref.shape(), top_fast.shape());
+  expect_close(values(top_ref), values(top_fast), "forward");
+
+  rng_gaussian(top_ref.count(), 0, 1, top_ref.mutable_cpu_diff());
+  std::copy(top_ref.cpu_diff(), top_ref.cpu_diff() + top_ref.count(), top_fast.mutable_cpu_diff());
+  for (int round = 0; round < 2; ++round) {  // the second round checks the cached primitives
+    for (auto* layer : {reference.get(), fast.get()}) {
+      for (const auto& blob : layer->blobs()) blob->set_diff(0.5f);
+    }
+    reference->backward({&top_ref}, {true}, {&bottom_ref});
+    fast->backward({&top_fast}, {true}, {&bottom_fast});
+    expect_close(diffs(bottom_ref), diffs(bottom_fast), "bottom gradient");
+    expect_close(diffs(*reference->blobs()[0]), diffs(*fast->blobs()[0]), "weight gradient");
+    if (reference->blobs().size() > 1) {
+      expect_close(diffs(*reference->blobs()[1]), diffs(*fast->blobs()[1]), "bias gradient");
+    }
+  }
+}
+
+TEST(ConvPathsAgree, AlexNetConv1Like) {
+  expect_paths_agree({1, 3, 35, 35}, "num_output: 8 kernel_size: 11 stride: 4");
+}
+TEST(ConvPathsAgree, AlexNetConv2LikeGrouped) {
+  expect_paths_agree({2, 8, 9, 9}, "num_output: 6 kernel_size: 5 pad: 2 group: 2");
+}
+TEST(ConvPathsAgree, AlexNetConv4LikeGrouped) {
+  expect_paths_agree({2, 32, 6, 6}, "num_output: 32 kernel_size: 3 pad: 1 group: 2");
+}
+TEST(ConvPathsAgree, FlooredOutputNegativeRightPadding) {
+  expect_paths_agree({3, 5, 10, 8}, "num_output: 7 kernel_size: 3 stride: 2 bias_term: false");
+}
+TEST(ConvPathsAgree, DilatedRectangular) {
+  expect_paths_agree({2, 6, 11, 9},
+                     "num_output: 4 kernel_h: 3 kernel_w: 2 pad_h: 2 pad_w: 1 stride_h: 2 "
+                     "stride_w: 1 dilation: 2 group: 2");
+}
+TEST(ConvPathsAgree, PointwiseManyImages) {
+  // Enough images that the reference lowers them in several chunks.
+  expect_paths_agree({5, 16, 7, 7}, "num_output: 8 kernel_size: 1");
+}
+
+// ---- im2col / col2im ---------------------------------------------------------------------
+
+// col2im is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)> for any x and c.
+TEST(Im2col, Col2imIsTheAdjoint) {
+  ConvGeometry2d g;
+  g.channels = 2;
+  g.height = 7;
+  g.width = 6;
+  g.kernel_h = 3;
+  g.kernel_w = 2;
+  g.pad_h = 2;
+  g.pad_w = 1;
+  g.stride_h = 2;
+  g.stride_w = 3;
+  g.dilation_h = 2;
+  g.dilation_w = 1;
+  const long plane = g.out_h() * g.out_w();
+  const long stride = plane + 3;  // a wider row stride than one image needs
+  std::vector<float> x(g.channels * g.height * g.width), c(g.col_rows() * stride), col(c.size(), 0),
+      back(x.size());
+  rng_gaussian(x.size(), 0, 1, x.data());
+  rng_gaussian(c.size(), 0, 1, c.data());
+  for (int r = 0; r < g.col_rows(); ++r) std::fill(c.begin() + r * stride + plane, c.begin() + (r + 1) * stride, 0.0f);
+  im2col(g, x.data(), col.data(), stride);
+  col2im(g, c.data(), stride, back.data());
+  double lhs = 0, rhs = 0;
+  for (size_t i = 0; i < c.size(); ++i) lhs += double(col[i]) * c[i];
+  for (size_t i = 0; i < x.size(); ++i) rhs += double(x[i]) * back[i];
+  EXPECT_NEAR(lhs, rhs, 1e-4 * std::max(1.0, std::fabs(lhs)));
+}
+
+TEST(Im2col, PaddedStridedColumnsByHand) {
+  // 1 x 3 x 3 image 1..9, 2x2 kernel, pad 1, stride 2: out 2 x 2.
+  ConvGeometry2d g;
+  g.channels = 1;
+  g.height = g.width = 3;
+  g.kernel_h = g.kernel_w = 2;
+  g.pad_h = g.pad_w = 1;
+  g.stride_h = g.stride_w = 2;
+  ASSERT_EQ(g.out_h(), 2);
+  const std::vector<float> x = iota(9);
+  std::vector<float> col(4 * 4, -1);
+  im2col(g, x.data(), col.data(), 4);
+  // Row (ki, kj) holds x(2oh - 1 + ki, 2ow - 1 + kj) for the four outputs.
+  EXPECT_EQ(col, (std::vector<float>{0, 0, 0, 5,    //
+                                     0, 0, 4, 6,    //
+                                     0, 2, 0, 8,    //
+                                     1, 3, 7, 9}));
+}
+
+}  // namespace
+}  // namespace engine
