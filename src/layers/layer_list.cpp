@@ -6,6 +6,16 @@
 #define ENGINE_LAYERS(X)  \
   X(Input, kCpuOnly)      \
   X(DummyData, kCpuOnly)  \
+  X(Split, kCpuOnly)      \
+  X(Concat, kCpuOnly)     \
+  X(Slice, kCpuOnly)      \
+  X(Silence, kCpuOnly)    \
+  X(Flatten, kCpuOnly)    \
+  X(Reshape, kCpuOnly)    \
+  X(Eltwise, kCpuOnly)    \
+  X(BatchNorm, kCpuOnly)  \
+  X(Scale, kCpuOnly)      \
+  X(Bias, kCpuOnly)       \
   /* end of the list */
 
 namespace engine {
