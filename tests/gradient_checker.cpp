@@ -28,7 +28,8 @@ LayerParameter layer_param(const std::string& text) {
 
 void set_blob(Blob& blob, const std::vector<int>& shape, const std::vector<float>& values) {
   blob.reshape(shape);
-  ASSERT_EQ(static_cast<int64_t>(values.size()), blob.count()) << "values for " << blob.shape_string();
+  ASSERT_EQ(static_cast<int64_t>(values.size()), blob.count())
+      << "values for " << blob.shape_string();
   std::copy(values.begin(), values.end(), blob.mutable_cpu_data());
 }
 

@@ -293,7 +293,8 @@ TEST(SliceLayer, BadParameters) {
 
   LayerPtr count = create_layer(
       layer_param("name: 'cut' type: 'Slice' slice_param { slice_point: 1 slice_point: 2 }"));
-  EXPECT_TRUE(contains(setup_error(*count, {&in}, {&a, &b}), "one slice_point fewer than its 2 tops, got 2"));
+  EXPECT_TRUE(contains(setup_error(*count, {&in}, {&a, &b}),
+                       "one slice_point fewer than its 2 tops, got 2"));
 
   LayerPtr order = create_layer(
       layer_param("name: 'cut' type: 'Slice' slice_param { slice_point: 3 slice_point: 2 }"));
