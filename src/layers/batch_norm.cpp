@@ -118,12 +118,14 @@ class BatchNormLayer : public Layer {
                  blobs_[1]->mutable_cpu_data());
     }
     for (int c = 0; c < channels_; ++c) stddev_[c] = std::sqrt(variance_[c] + eps_);
+    // Later in-place layers may overwrite the top: backward reads the normalised values from a
+    // copy (needed only with batch statistics).
+    float* kept = use_global_stats_ ? nullptr : normalized_.data();
     for_each_row(num, spatial, [&](int64_t offset, int c) {
       const float divisor = stddev_[c];
       for (int64_t s = 0; s < spatial; ++s) y[offset + s] /= divisor;
+      if (kept) cpu::copy(spatial, y + offset, kept + offset);
     });
-    // Later in-place layers may overwrite the top: keep the normalised values for backward.
-    if (!use_global_stats_) cpu::copy(in.count(), y, normalized_.data());
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
