@@ -26,6 +26,35 @@ LayerParameter layer_param(const std::string& text) {
   return param;
 }
 
+void set_blob(Blob& blob, const std::vector<int>& shape, const std::vector<float>& values) {
+  blob.reshape(shape);
+  ASSERT_EQ(static_cast<int64_t>(values.size()), blob.count())
+      << "values for " << blob.shape_string();
+  std::copy(values.begin(), values.end(), blob.mutable_cpu_data());
+}
+
+std::vector<float> data_of(const Blob& blob) {
+  return std::vector<float>(blob.cpu_data(), blob.cpu_data() + blob.count());
+}
+
+std::vector<float> diff_of(const Blob& blob) {
+  return std::vector<float>(blob.cpu_diff(), blob.cpu_diff() + blob.count());
+}
+
+std::string setup_error(Layer& layer, const Blobs& bottom, const Blobs& top) {
+  try {
+    layer.setup(bottom, top);
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+::testing::AssertionResult contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
+}
+
 namespace {
 
 class Objective {

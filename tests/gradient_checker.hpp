@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "core/blob.hpp"
 #include "core/layer.hpp"
 
@@ -39,6 +41,17 @@ void fill_uniform(Blob& blob, float low, float high);
 
 // A LayerParameter from prototxt text (throws on a parse error).
 LayerParameter layer_param(const std::string& text);
+
+// Shapes blob and sets its data to values (which must hold blob.count() numbers).
+void set_blob(Blob& blob, const std::vector<int>& shape, const std::vector<float>& values);
+std::vector<float> data_of(const Blob& blob);
+std::vector<float> diff_of(const Blob& blob);
+
+// Runs layer.setup and returns the engine::Error message it throws ("" when it does not throw),
+// for tests that check what a message says.
+std::string setup_error(Layer& layer, const Blobs& bottom, const Blobs& top);
+// EXPECT_TRUE(contains(message, "expected words")) prints the whole message when it fails.
+::testing::AssertionResult contains(const std::string& text, const std::string& part);
 
 }  // namespace testing
 }  // namespace engine

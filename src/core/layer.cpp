@@ -23,6 +23,13 @@ void Layer::to_proto(LayerParameter* param, bool write_diff) const {
 
 std::string Layer::describe() const { return "layer " + name() + " (" + type() + ")"; }
 
+int Layer::canonical_axis(const Blob& blob, int axis, const char* parameter) const {
+  LAYER_REQUIRE(axis >= -blob.num_axes() && axis < blob.num_axes(),
+                parameter << " " << axis << " is out of range for a bottom of shape "
+                          << blob.shape_string());
+  return axis < 0 ? axis + blob.num_axes() : axis;
+}
+
 void Layer::check_blob_counts(const Blobs& bottom, const Blobs& top) const {
   const int bottoms = static_cast<int>(bottom.size());
   const int tops = static_cast<int>(top.size());

@@ -41,6 +41,9 @@ class Layer {
   const std::string& type() const { return param_.type(); }
   // "layer conv1 (Convolution)": the prefix of every error message about this layer.
   std::string describe() const;
+  // Blob::canonical_axis for an axis parameter of this layer: an error names the layer, the
+  // parameter and the blob's shape.
+  int canonical_axis(const Blob& blob, int axis, const char* parameter) const;
 
   std::vector<std::shared_ptr<Blob>>& blobs() { return blobs_; }
   const std::vector<std::shared_ptr<Blob>>& blobs() const { return blobs_; }

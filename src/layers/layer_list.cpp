@@ -15,6 +15,16 @@
   X(Accuracy, kCpuOnly)   \
   X(Convolution, kCpuOnly)  \
   X(InnerProduct, kCpuOnly)  \
+  X(Split, kCpuOnly)      \
+  X(Concat, kCpuOnly)     \
+  X(Slice, kCpuOnly)      \
+  X(Silence, kCpuOnly)    \
+  X(Flatten, kCpuOnly)    \
+  X(Reshape, kCpuOnly)    \
+  X(Eltwise, kCpuOnly)    \
+  X(BatchNorm, kCpuOnly)  \
+  X(Scale, kCpuOnly)      \
+  X(Bias, kCpuOnly)       \
   /* end of the list */
 
 namespace engine {

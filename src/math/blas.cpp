@@ -50,22 +50,37 @@ void set(int64_t n, float value, float* x) {
   for (int64_t i = 0; i < n; ++i) x[i] = value;
 }
 
-double dot(int64_t n, const float* x, const float* y) {
+namespace {
+
+// A double-precision sum in independent lanes: the compiler vectorizes it, where one running
+// total would be a chain of dependent additions (about 4x slower for the long per-channel
+// reductions of BatchNorm, Scale and Bias).
+template <typename Term>
+double lane_sum(int64_t n, Term term) {
+  constexpr int kLanes = 16;
+  double lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int k = 0; k < kLanes; ++k) lanes[k] += term(i + k);
+  }
   double total = 0;
-  for (int64_t i = 0; i < n; ++i) total += double(x[i]) * y[i];
+  for (; i < n; ++i) total += term(i);
+  for (int k = 0; k < kLanes; ++k) total += lanes[k];
   return total;
+}
+
+}  // namespace
+
+double dot(int64_t n, const float* x, const float* y) {
+  return lane_sum(n, [=](int64_t i) { return double(x[i]) * y[i]; });
 }
 
 double asum(int64_t n, const float* x) {
-  double total = 0;
-  for (int64_t i = 0; i < n; ++i) total += std::fabs(x[i]);
-  return total;
+  return lane_sum(n, [=](int64_t i) { return double(std::fabs(x[i])); });
 }
 
 double sum(int64_t n, const float* x) {
-  double total = 0;
-  for (int64_t i = 0; i < n; ++i) total += x[i];
-  return total;
+  return lane_sum(n, [=](int64_t i) { return double(x[i]); });
 }
 
 void add(int64_t n, const float* a, const float* b, float* y) {

@@ -1,0 +1,136 @@
+// Eltwise: elementwise PROD, SUM (weighted by coeff) or MAX of bottoms of one shape.
+#include "core/layer.hpp"
+#include "core/layer_registry.hpp"
+#include "math/blas.hpp"
+
+namespace engine {
+namespace {
+
+class EltwiseLayer : public Layer {
+ public:
+  using Layer::Layer;
+  int min_bottoms() const override { return 2; }
+  int exact_tops() const override { return 1; }
+
+  void layer_setup(const Blobs& bottom, const Blobs& top) override {
+    const EltwiseParameter& p = param_.eltwise_param();
+    op_ = p.operation();
+    const int bottoms = static_cast<int>(bottom.size());
+    LAYER_REQUIRE(p.coeff_size() == 0 || p.coeff_size() == bottoms,
+                  "eltwise_param needs one coeff per bottom (" << bottoms << "), got "
+                                                               << p.coeff_size());
+    LAYER_REQUIRE(p.coeff_size() == 0 || op_ == EltwiseParameter::SUM,
+                  "coeff applies to operation SUM only, not "
+                      << EltwiseParameter::EltwiseOp_Name(op_));
+    coeffs_.assign(bottoms, 1.0f);
+    for (int i = 0; i < p.coeff_size(); ++i) coeffs_[i] = p.coeff(i);
+    stable_prod_grad_ = p.stable_prod_grad();
+  }
+
+  void reshape(const Blobs& bottom, const Blobs& top) override {
+    for (size_t i = 1; i < bottom.size(); ++i) {
+      LAYER_REQUIRE(bottom[i]->shape() == bottom[0]->shape(),
+                    "bottoms must have one shape: bottom 0 is "
+                        << bottom[0]->shape_string() << ", bottom " << i << " is "
+                        << bottom[i]->shape_string());
+    }
+    top[0]->reshape_like(*bottom[0]);
+    if (op_ == EltwiseParameter::MAX) winner_.resize(bottom[0]->count());
+  }
+
+ protected:
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    const int64_t count = top[0]->count();
+    float* out = top[0]->mutable_cpu_data();
+    switch (op_) {
+      case EltwiseParameter::PROD:
+        cpu::mul(count, bottom[0]->cpu_data(), bottom[1]->cpu_data(), out);
+        for (size_t i = 2; i < bottom.size(); ++i) cpu::mul(count, out, bottom[i]->cpu_data(), out);
+        break;
+      case EltwiseParameter::SUM:
+        cpu::scale(count, coeffs_[0], bottom[0]->cpu_data(), out);
+        for (size_t i = 1; i < bottom.size(); ++i) {
+          cpu::axpy(count, coeffs_[i], bottom[i]->cpu_data(), out);
+        }
+        break;
+      case EltwiseParameter::MAX: {
+        // Tie-breaking as in Caffe: bottom 1 wins a tie with bottom 0, later bottoms must be
+        // strictly greater to win.
+        const float* a = bottom[0]->cpu_data();
+        const float* b = bottom[1]->cpu_data();
+        int* winner = winner_.data();
+        for (int64_t j = 0; j < count; ++j) {
+          const bool second = !(a[j] > b[j]);
+          out[j] = second ? b[j] : a[j];
+          winner[j] = second ? 1 : 0;
+        }
+        for (size_t i = 2; i < bottom.size(); ++i) {
+          const float* c = bottom[i]->cpu_data();
+          const int index = static_cast<int>(i);
+          for (int64_t j = 0; j < count; ++j) {
+            if (c[j] > out[j]) {
+              out[j] = c[j];
+              winner[j] = index;
+            }
+          }
+        }
+        break;
+      }
+    }
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    const int64_t count = top[0]->count();
+    const float* top_diff = top[0]->cpu_diff();
+    const float* top_data = top[0]->cpu_data();
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      if (!propagate_down[i]) continue;
+      float* diff = bottom[i]->mutable_cpu_diff();
+      switch (op_) {
+        case EltwiseParameter::PROD:
+          if (stable_prod_grad_) {
+            // The product of the other bottoms: exact even where bottom i is zero.
+            bool started = false;
+            for (size_t j = 0; j < bottom.size(); ++j) {
+              if (j == i) continue;
+              if (!started) {
+                cpu::copy(count, bottom[j]->cpu_data(), diff);
+                started = true;
+              } else {
+                cpu::mul(count, diff, bottom[j]->cpu_data(), diff);
+              }
+            }
+          } else {
+            cpu::div(count, top_data, bottom[i]->cpu_data(), diff);
+          }
+          cpu::mul(count, diff, top_diff, diff);
+          break;
+        case EltwiseParameter::SUM:
+          if (coeffs_[i] == 1.0f) {
+            cpu::copy(count, top_diff, diff);
+          } else {
+            cpu::scale(count, coeffs_[i], top_diff, diff);
+          }
+          break;
+        case EltwiseParameter::MAX: {
+          const int index = static_cast<int>(i);
+          const int* winner = winner_.data();
+          for (int64_t j = 0; j < count; ++j) diff[j] = winner[j] == index ? top_diff[j] : 0.0f;
+          break;
+        }
+      }
+    }
+  }
+
+ private:
+  EltwiseParameter::EltwiseOp op_ = EltwiseParameter::SUM;
+  std::vector<float> coeffs_;
+  bool stable_prod_grad_ = true;
+  std::vector<int> winner_;  // MAX: which bottom each output came from
+};
+
+}  // namespace
+}  // namespace engine
+
+ENGINE_LAYER_FACTORY(Eltwise, EltwiseLayer)
