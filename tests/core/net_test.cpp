@@ -130,7 +130,9 @@ TEST(Net, InsertsSplitsForBlobsWithSeveralReaders) {
   EXPECT_EQ(split.layer(3).bottom(0), "x_data_0_split_1");
   // b is read in place by relu, then relu's b by sum: one reader each, no split.
   for (const LayerParameter& layer : split.layer()) {
-    if (layer.type() == "Split") EXPECT_EQ(layer.bottom(0), "x");
+    if (layer.type() == "Split") {
+      EXPECT_EQ(layer.bottom(0), "x");
+    }
   }
 }
 
@@ -317,7 +319,7 @@ TEST(Net, CopiesTrainedLayersByName) {
 TEST(Net, CopyWithWrongShapeNamesLayerAndShapes) {
   Net source(net_param(kTwoHeads));
   std::string other = kTwoHeads;
-  other.replace(other.find("num_output: 5"), 13, "num_output: 7");
+  for (int head = 0; head < 2; ++head) other.replace(other.find("num_output: 5"), 13, "num_output: 7");
   NetParameter trained;
   Net(net_param(other)).to_proto(&trained);
   const std::string message = error_of([&] { source.copy_trained_layers_from(trained); });
@@ -327,14 +329,24 @@ TEST(Net, CopyWithWrongShapeNamesLayerAndShapes) {
 }
 
 TEST(Net, LegacyInputFieldsBecomeAnInputLayer) {
-  Net net(net_param(R"(
+  Net dims(net_param(R"(
     input: 'data' input_dim: 2 input_dim: 3 input_dim: 4 input_dim: 5
-    input: 'extra' input_shape { dim: 7 }
+    input: 'extra' input_dim: 1 input_dim: 1 input_dim: 1 input_dim: 7
     layer { name: 'relu' type: 'ReLU' bottom: 'data' top: 'data' }
   )"));
-  ASSERT_EQ(net.input_blobs().size(), 1u);
-  EXPECT_EQ(net.layer_names()[0], "input");
-  EXPECT_EQ(net.blob_by_name("data")->shape(), (std::vector<int>{2, 3, 4, 5}));
+  ASSERT_EQ(dims.input_blobs().size(), 2u);
+  EXPECT_EQ(dims.layer_names()[0], "input");
+  EXPECT_EQ(dims.blob_by_name("data")->shape(), (std::vector<int>{2, 3, 4, 5}));
+  EXPECT_EQ(dims.blob_by_name("extra")->shape(), (std::vector<int>{1, 1, 1, 7}));
+
+  Net shapes(net_param("input: 'x' input_shape { dim: 7 dim: 2 }"));
+  EXPECT_EQ(shapes.blob_by_name("x")->shape(), (std::vector<int>{7, 2}));
+
+  EXPECT_CONTAINS(error_of([] {
+    Net net(net_param("input: 'x' input_dim: 1 input_dim: 2 input_shape { dim: 7 }"));
+  }), "not both");
+  EXPECT_CONTAINS(error_of([] { Net net(net_param("input: 'x' input_dim: 1 input_dim: 2")); }),
+                  "need 4 input_dim values, found 2");
 }
 
 // ---- bad nets --------------------------------------------------------------------------------
