@@ -95,12 +95,12 @@ class Objective {
   // Forward, then backward from d(L)/d(top) = projection.
   void backward(const std::vector<bool>& propagate_down) {
     evaluate();
+    // Clear first, then write the tops' diffs: an in-place top, or a top that shares its diff
+    // with the bottom (Flatten, Reshape), must keep the projection.
+    for (auto& param : layer_.blobs()) param->set_diff(0);
+    for (Blob* blob : bottom_) blob->set_diff(0);
     for (size_t k = 0; k < top_.size(); ++k) {
       std::copy(projection_[k].begin(), projection_[k].end(), top_[k]->mutable_cpu_diff());
-    }
-    for (auto& param : layer_.blobs()) param->set_diff(0);
-    for (size_t i = 0; i < bottom_.size(); ++i) {
-      if (std::find(top_.begin(), top_.end(), bottom_[i]) == top_.end()) bottom_[i]->set_diff(0);
     }
     layer_.backward(top_, propagate_down, bottom_);
   }

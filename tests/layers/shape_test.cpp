@@ -13,8 +13,7 @@ using testing::setup_error;
 using Shape = std::vector<int>;
 
 // Flatten and Reshape have no backward pass of their own: the top's gradient is the bottom's
-// memory. (The gradient checker cannot see through that aliasing: it clears bottom diffs after
-// writing top diffs.) So the tests check the aliasing itself.
+// memory. The tests check that aliasing, and the gradient checker sees through it.
 void expect_alias(const Blob& top, const Blob& bottom) {
   EXPECT_EQ(top.count(), bottom.count());
   EXPECT_EQ(top.cpu_data(), bottom.cpu_data());
@@ -28,6 +27,18 @@ Shape output_shape(const std::string& param, const Shape& input) {
   layer->forward({&in}, {&top});
   expect_alias(top, in);
   return top.shape();
+}
+
+TEST(FlattenAndReshape, GradientPassesThrough) {
+  for (const std::string param :
+       {"name: 'f' type: 'Flatten' flatten_param { axis: 1 end_axis: 2 }",
+        "name: 'r' type: 'Reshape' reshape_param { shape { dim: 0 dim: -1 } }"}) {
+    SCOPED_TRACE(param);
+    Blob bottom({2, 3, 2, 5}), top;
+    testing::fill_gaussian(bottom);
+    LayerPtr layer = create_layer(layer_param(param));
+    testing::check_gradient(*layer, {&bottom}, {&top});
+  }
 }
 
 TEST(FlattenLayer, MergesTheAxesFromAxisToEndAxis) {
