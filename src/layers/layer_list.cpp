@@ -25,6 +25,7 @@
   X(BatchNorm, kCpuOnly)  \
   X(Scale, kCpuOnly)      \
   X(Bias, kCpuOnly)       \
+  X(Pooling, kCpuOnly)    \
   /* end of the list */
 
 namespace engine {
