@@ -26,6 +26,7 @@
   X(Scale, kCpuOnly)      \
   X(Bias, kCpuOnly)       \
   X(Pooling, kCpuOnly)    \
+  X(LRN, kCpuOnly)        \
   /* end of the list */
 
 namespace engine {
