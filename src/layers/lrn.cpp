@@ -8,10 +8,20 @@
 // Both backward passes are
 //   dx = dy * s^-beta - (2 alpha beta / N) * x * sum over the window around x of dy * y / s,
 // with s the bracket above and N = n (across) or n^2 (within).
+//
+// engine: ONEDNN runs oneDNN's forward (and its backward where oneDNN has an optimized one; for
+// NCHW data it has not, and the code here recomputes s and runs its own). DEFAULT runs the code
+// here, which measured as fast as oneDNN's forward and far faster than its backward.
 #include <algorithm>
+#include <cstring>
 #include <cmath>
+#include <string>
 #include <unordered_map>
 #include <vector>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
@@ -20,24 +30,43 @@
 namespace engine {
 namespace {
 
-// y = x * s^-beta; the common exponents avoid pow, which does not vectorize.
+#ifdef __AVX512F__
+// The masked form: GCC 12's _mm512_sqrt_ps trips -Wmaybe-uninitialized in its own header.
+inline __m512 sqrt16(__m512 v) { return _mm512_mask_sqrt_ps(v, 0xFFFF, v); }
+#endif
+
+// y = x * s^-beta. AlexNet's beta (0.75) and 0.5 avoid pow, which does not vectorize; sqrt
+// vectorizes only by hand, as the compiler keeps errno semantics.
 void multiply_by_power(int64_t n, const float* x, const float* s, float beta, float* y) {
+  int64_t i = 0;
   if (beta == 0.75f) {
-    for (int64_t i = 0; i < n; ++i) {
+#ifdef __AVX512F__
+    for (; i + 16 <= n; i += 16) {
+      const __m512 root = sqrt16(_mm512_loadu_ps(s + i));
+      _mm512_storeu_ps(y + i,
+                       _mm512_div_ps(_mm512_loadu_ps(x + i), _mm512_mul_ps(root, sqrt16(root))));
+    }
+#endif
+    for (; i < n; ++i) {
       const float root = std::sqrt(s[i]);
       y[i] = x[i] / (root * std::sqrt(root));
     }
   } else if (beta == 0.5f) {
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] / std::sqrt(s[i]);
+#ifdef __AVX512F__
+    for (; i + 16 <= n; i += 16) {
+      _mm512_storeu_ps(y + i, _mm512_div_ps(_mm512_loadu_ps(x + i), sqrt16(_mm512_loadu_ps(s + i))));
+    }
+#endif
+    for (; i < n; ++i) y[i] = x[i] / std::sqrt(s[i]);
   } else if (beta == 1.0f) {
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] / s[i];
+    for (; i < n; ++i) y[i] = x[i] / s[i];
   } else {
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * std::pow(s[i], -beta);
+    for (; i < n; ++i) y[i] = x[i] * std::pow(s[i], -beta);
   }
 }
 
 // out[c] = sum of in[c'] for c' in [c - pad, c + pad] within [0, count), each "element" being
-// a vector of `width` floats (a channel's plane, or a row). A running sum adds the head and
+// a vector of `width` floats (a row of a plane). A running sum adds the head and
 // drops the tail, so each output costs two vector operations whatever the window.
 void window_sum(const float* in, int count, int64_t width, int pad, float* out) {
   std::fill(out, out + width, 0.0f);
@@ -101,7 +130,10 @@ class LRNLayer : public Layer {
       LOG(WARNING) << describe() << ": WITHIN_CHANNEL uses 1 in place of k (" << k_
                    << "), as Caffe does";
     }
-    want_onednn_ = use_onednn(p.engine(), describe());
+    // Only when asked for by name: on NCHW blobs oneDNN 2.6's forward is no faster than the
+    // sliding window below (AlexNet's norm1 at batch 32: about 5 ms either way), and its
+    // backward is a plain reference loop 25 times slower than ours.
+    want_onednn_ = use_onednn(p.engine(), describe()) && p.engine() == LRNParameter::ONEDNN;
   }
 
   void reshape(const Blobs& bottom, const Blobs& top) override {
@@ -113,97 +145,179 @@ class LRNLayer : public Layer {
     top[0]->reshape(shape_);
     if (!changed) return;
     scale_.resize(static_cast<size_t>(in.count()));
-    const int64_t per_sample = in.count(1);
-    ratio_.resize(static_cast<size_t>(per_sample));
-    window_.resize(static_cast<size_t>(per_sample));
-    scratch_.resize(static_cast<size_t>(in.height()) * in.width());
+    scale_fresh_ = false;
+    const size_t plane = static_cast<size_t>(in.height()) * in.width();
+    if (across_) {
+      ring_.resize(size_ * plane);
+      running_.resize(plane);
+    } else {
+      ratio_.resize(plane);
+      running_.resize(plane);
+      scratch_.resize(plane);
+    }
 #ifdef ENGINE_USE_ONEDNN
-    onednn_ready_ = want_onednn_ && build_onednn();
+    onednn_forward_ready_ = onednn_backward_ready_ = false;
+    if (want_onednn_) build_onednn();
 #endif
   }
 
-  // Whether forward and backward run on oneDNN for the current shapes (tests ask).
-  bool runs_onednn() const { return onednn_ready_; }
+  // Whether forward runs on oneDNN for the current shapes (tests ask).
+  bool runs_onednn() const { return onednn_forward_ready_; }
 
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
 #ifdef ENGINE_USE_ONEDNN
-    if (onednn_ready_) {
+    if (onednn_forward_ready_) {
       onednn_forward(*bottom[0], *top[0]);
+      scale_fresh_ = false;
       return;
     }
 #endif
-    const float* x = bottom[0]->cpu_data();
-    float* y = top[0]->mutable_cpu_data();
-    const int num = shape_[0];
-    const int64_t per_sample = bottom[0]->count(1);
-    const int64_t plane = int64_t(shape_[2]) * shape_[3];
-    float* squares = ratio_.data();
-    for (int n = 0; n < num; ++n) {
-      const float* xn = x + n * per_sample;
-      float* sn = scale_.data() + n * per_sample;
-      for (int64_t i = 0; i < per_sample; ++i) squares[i] = xn[i] * xn[i];
-      float coefficient, shift;
-      if (across_) {
-        window_sum(squares, shape_[1], plane, pre_pad_, window_.data());
-        coefficient = alpha_ / size_;
-        shift = k_;
-      } else {
-        for (int c = 0; c < shape_[1]; ++c) {
-          box_sum(squares + c * plane, shape_[2], shape_[3], pre_pad_, scratch_.data(),
-                  window_.data() + c * plane);
-        }
-        coefficient = alpha_ / (size_ * size_);
-        shift = 1.0f;
-      }
-      // A running sum of squares may cancel to a hair below zero: clamp it.
-      for (int64_t i = 0; i < per_sample; ++i) {
-        sn[i] = shift + coefficient * std::max(window_[i], 0.0f);
-      }
-      multiply_by_power(per_sample, xn, sn, beta_, y + n * per_sample);
-    }
+    compute_scale(bottom[0]->cpu_data(), top[0]->mutable_cpu_data());
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     if (!propagate_down[0]) return;
 #ifdef ENGINE_USE_ONEDNN
-    if (onednn_ready_) {
+    if (onednn_backward_ready_) {
       onednn_backward(*top[0], *bottom[0]);
       return;
     }
 #endif
     const float* x = bottom[0]->cpu_data();
+    // After a oneDNN forward the reference backward needs the brackets s of its own.
+    if (!scale_fresh_) compute_scale(x, nullptr);
     const float* y = top[0]->cpu_data();
     const float* dy = top[0]->cpu_diff();
     float* dx = bottom[0]->mutable_cpu_diff();
-    const int num = shape_[0];
     const int64_t per_sample = bottom[0]->count(1);
-    const int64_t plane = int64_t(shape_[2]) * shape_[3];
-    const float summands = across_ ? size_ : size_ * size_;
-    const float cross = 2.0f * alpha_ * beta_ / summands;
-    for (int n = 0; n < num; ++n) {
+    for (int n = 0; n < shape_[0]; ++n) {
       const int64_t offset = n * per_sample;
-      const float* sn = scale_.data() + offset;
-      for (int64_t i = 0; i < per_sample; ++i) {
-        ratio_[i] = dy[offset + i] * y[offset + i] / sn[i];
-      }
       if (across_) {
-        window_sum(ratio_.data(), shape_[1], plane, pre_pad_, window_.data());
+        across_backward(x + offset, y + offset, dy + offset, scale_.data() + offset, dx + offset);
       } else {
-        for (int c = 0; c < shape_[1]; ++c) {
-          box_sum(ratio_.data() + c * plane, shape_[2], shape_[3], pre_pad_, scratch_.data(),
-                  window_.data() + c * plane);
-        }
+        within_backward(x + offset, y + offset, dy + offset, scale_.data() + offset, dx + offset);
       }
-      multiply_by_power(per_sample, dy + offset, sn, beta_, dx + offset);
-      for (int64_t i = 0; i < per_sample; ++i) dx[offset + i] -= cross * x[offset + i] * window_[i];
     }
   }
 
  private:
+  int64_t plane() const { return int64_t(shape_[2]) * shape_[3]; }
+
+  // Fills scale_ with the brackets s and, when y is given, writes y = x * s^-beta.
+  void compute_scale(const float* x, float* y) {
+    const int64_t per_sample = int64_t(shape_[1]) * plane();
+    for (int n = 0; n < shape_[0]; ++n) {
+      const int64_t offset = n * per_sample;
+      float* yn = y ? y + offset : nullptr;
+      if (across_) {
+        across_forward(x + offset, scale_.data() + offset, yn);
+      } else {
+        within_forward(x + offset, scale_.data() + offset, yn);
+      }
+    }
+    scale_fresh_ = true;
+  }
+
+  // One sample, channel by channel: a running sum over pixels of the squares in the window,
+  // updated as channel c + pad enters it and c - pad - 1 leaves it. The last `size_` channels'
+  // squares wait in a ring of planes, where the entering channel takes the leaving one's slot.
+  void across_forward(const float* x, float* scale, float* y) {
+    const int channels = shape_[1];
+    const int64_t hw = plane();
+    const float coefficient = alpha_ / size_;
+    std::fill(ring_.begin(), ring_.end(), 0.0f);
+    std::fill(running_.begin(), running_.end(), 0.0f);
+    float* sum = running_.data();
+    for (int c = -pre_pad_; c < channels; ++c) {
+      const int head = c + pre_pad_;
+      float* slot = ring_.data() + (head % size_) * hw;
+      if (head < channels) {
+        const float* entering = x + head * hw;
+        for (int64_t i = 0; i < hw; ++i) {
+          const float square = entering[i] * entering[i];
+          sum[i] += square - slot[i];
+          slot[i] = square;
+        }
+      } else {
+        for (int64_t i = 0; i < hw; ++i) {
+          sum[i] -= slot[i];
+          slot[i] = 0;
+        }
+      }
+      if (c < 0) continue;
+      float* s = scale + c * hw;
+      // The running sum of squares may cancel to a hair below zero: clamp it.
+      for (int64_t i = 0; i < hw; ++i) s[i] = k_ + coefficient * std::max(sum[i], 0.0f);
+      if (y) multiply_by_power(hw, x + c * hw, s, beta_, y + c * hw);
+    }
+  }
+
+  // The same sliding window over channels, of dy * y / s.
+  void across_backward(const float* x, const float* y, const float* dy, const float* scale,
+                       float* dx) {
+    const int channels = shape_[1];
+    const int64_t hw = plane();
+    const float cross = 2.0f * alpha_ * beta_ / size_;
+    std::fill(ring_.begin(), ring_.end(), 0.0f);
+    std::fill(running_.begin(), running_.end(), 0.0f);
+    float* sum = running_.data();
+    for (int c = -pre_pad_; c < channels; ++c) {
+      const int head = c + pre_pad_;
+      float* slot = ring_.data() + (head % size_) * hw;
+      if (head < channels) {
+        const int64_t at = head * hw;
+        for (int64_t i = 0; i < hw; ++i) {
+          const float ratio = dy[at + i] * y[at + i] / scale[at + i];
+          sum[i] += ratio - slot[i];
+          slot[i] = ratio;
+        }
+      } else {
+        for (int64_t i = 0; i < hw; ++i) {
+          sum[i] -= slot[i];
+          slot[i] = 0;
+        }
+      }
+      if (c < 0) continue;
+      const int64_t at = c * hw;
+      multiply_by_power(hw, dy + at, scale + at, beta_, dx + at);
+      for (int64_t i = 0; i < hw; ++i) dx[at + i] -= cross * x[at + i] * sum[i];
+    }
+  }
+
+  // One sample, plane by plane: the n x n box sums of the squares.
+  void within_forward(const float* x, float* scale, float* y) {
+    const int64_t hw = plane();
+    const float coefficient = alpha_ / (size_ * size_);
+    for (int c = 0; c < shape_[1]; ++c) {
+      const float* xc = x + c * hw;
+      float* s = scale + c * hw;
+      for (int64_t i = 0; i < hw; ++i) ratio_[i] = xc[i] * xc[i];
+      box_sum(ratio_.data(), shape_[2], shape_[3], pre_pad_, scratch_.data(), running_.data());
+      for (int64_t i = 0; i < hw; ++i) s[i] = 1.0f + coefficient * std::max(running_[i], 0.0f);
+      if (y) multiply_by_power(hw, xc, s, beta_, y + c * hw);
+    }
+  }
+
+  void within_backward(const float* x, const float* y, const float* dy, const float* scale,
+                       float* dx) {
+    const int64_t hw = plane();
+    const float cross = 2.0f * alpha_ * beta_ / (size_ * size_);
+    for (int c = 0; c < shape_[1]; ++c) {
+      const int64_t at = c * hw;
+      for (int64_t i = 0; i < hw; ++i) ratio_[i] = dy[at + i] * y[at + i] / scale[at + i];
+      box_sum(ratio_.data(), shape_[2], shape_[3], pre_pad_, scratch_.data(), running_.data());
+      multiply_by_power(hw, dy + at, scale + at, beta_, dx + at);
+      for (int64_t i = 0; i < hw; ++i) dx[at + i] -= cross * x[at + i] * running_[i];
+    }
+  }
+
 #ifdef ENGINE_USE_ONEDNN
-  bool build_onednn() {
+  // oneDNN computes the forward pass whenever it can. Its backward pass is used only where it
+  // has an optimized kernel: for plain NCHW data oneDNN 2.6 falls back to a reference loop
+  // several times slower than ours, so our backward runs instead.
+  void build_onednn() {
     using dnnl::memory;
     try {
       dnnl::engine& engine = onednn::cpu_engine();
@@ -214,27 +328,38 @@ class LRNLayer : public Layer {
       const auto algorithm = across_ ? dnnl::algorithm::lrn_across_channels
                                      : dnnl::algorithm::lrn_within_channel;
       const float k = across_ ? k_ : 1.0f;
-      const dnnl::lrn_forward::primitive_desc forward_pd(
+      const dnnl::lrn_forward::primitive_desc training_pd(
           dnnl::lrn_forward::desc(dnnl::prop_kind::forward_training, algorithm, md, size_,
                                   alpha_, beta_, k),
           engine);
       const dnnl::lrn_backward::primitive_desc backward_pd(
           dnnl::lrn_backward::desc(algorithm, md, md, size_, alpha_, beta_, k), engine,
-          forward_pd);
-      onednn_forward_ = dnnl::lrn_forward(forward_pd);
-      onednn_backward_ = dnnl::lrn_backward(backward_pd);
+          training_pd, /*allow_empty=*/true);
+      onednn_backward_ready_ =
+          backward_pd && std::string(backward_pd.impl_info_str()).find("ref") == std::string::npos;
+      if (onednn_backward_ready_) {
+        onednn_forward_ = dnnl::lrn_forward(training_pd);
+        onednn_backward_ = dnnl::lrn_backward(backward_pd);
+        has_workspace_ = training_pd.workspace_desc().get_size() > 0;
+        if (has_workspace_) workspace_mem_ = memory(training_pd.workspace_desc(), engine);
+      } else {
+        // Our backward recomputes what it needs: no workspace to keep.
+        onednn_forward_ = dnnl::lrn_forward(dnnl::lrn_forward::primitive_desc(
+            dnnl::lrn_forward::desc(dnnl::prop_kind::forward_inference, algorithm, md, size_,
+                                    alpha_, beta_, k),
+            engine));
+        has_workspace_ = false;
+      }
       src_mem_ = memory(md, engine, nullptr);
       dst_mem_ = memory(md, engine, nullptr);
       diff_src_mem_ = memory(md, engine, nullptr);
       diff_dst_mem_ = memory(md, engine, nullptr);
-      has_workspace_ = forward_pd.workspace_desc().get_size() > 0;
-      if (has_workspace_) workspace_mem_ = memory(forward_pd.workspace_desc(), engine);
+      onednn_forward_ready_ = true;
     } catch (const dnnl::error& error) {
       LOG(INFO) << describe() << ": oneDNN cannot normalize this shape (" << error.what()
                 << "); using the reference code";
-      return false;
+      onednn_forward_ready_ = onednn_backward_ready_ = false;
     }
-    return true;
   }
 
   void onednn_forward(const Blob& bottom, Blob& top) {
@@ -269,12 +394,15 @@ class LRNLayer : public Layer {
   float alpha_ = 1, beta_ = 0.75f, k_ = 1;
   bool across_ = true;
   bool want_onednn_ = false;
-  bool onednn_ready_ = false;
+  bool onednn_forward_ready_ = false;
+  bool onednn_backward_ready_ = false;
   std::vector<int> shape_;
   std::vector<float> scale_;    // the bracket s, kept for backward
-  std::vector<float> ratio_;    // one sample's squares (forward) or dy * y / s (backward)
-  std::vector<float> window_;   // one sample's window sums
-  std::vector<float> scratch_;  // one plane, for the two passes of the within-channel box
+  bool scale_fresh_ = false;    // whether scale_ belongs to the last forward pass
+  std::vector<float> ring_;     // across: the window's last size_ planes of squares or ratios
+  std::vector<float> running_;  // one plane of window sums
+  std::vector<float> ratio_;    // within: one plane of squares or of dy * y / s
+  std::vector<float> scratch_;  // within: one plane, between the box sum's two passes
 };
 
 }  // namespace
