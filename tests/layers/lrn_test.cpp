@@ -18,7 +18,11 @@ bool lrn_runs_onednn(const Layer& layer);
 
 namespace {
 
+using testing::contains;
+using testing::data_of;
+using testing::diff_of;
 using testing::layer_param;
+using testing::setup_error;
 
 std::vector<std::string> engines() {
   std::vector<std::string> result = {"CAFFE"};
@@ -32,15 +36,7 @@ LayerPtr lrn(const std::string& fields, const std::string& engine) {
 }
 
 void set_values(Blob& blob, const std::vector<float>& values) {
-  ASSERT_EQ(blob.count(), static_cast<int64_t>(values.size()));
-  std::copy(values.begin(), values.end(), blob.mutable_cpu_data());
-}
-
-std::vector<float> data_of(const Blob& blob) {
-  return std::vector<float>(blob.cpu_data(), blob.cpu_data() + blob.count());
-}
-std::vector<float> diff_of(const Blob& blob) {
-  return std::vector<float>(blob.cpu_diff(), blob.cpu_diff() + blob.count());
+  testing::set_blob(blob, blob.shape(), values);
 }
 
 void expect_values(const std::vector<float>& expected, const std::vector<float>& actual,
@@ -200,24 +196,12 @@ TEST(LRNLayer, OneDnnAgreesWithReference) {
 TEST(LRNLayer, BadParametersNameTheLayerAndTheProblem) {
   Blob bottom({1, 4, 3, 3}), top;
   LayerPtr even = lrn("local_size: 4", "CAFFE");
-  try {
-    even->setup({&bottom}, {&top});
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    EXPECT_NE(message.find("layer norm (LRN)"), std::string::npos) << message;
-    EXPECT_NE(message.find("local_size must be odd, got 4"), std::string::npos) << message;
-  }
+  const std::string message = setup_error(*even, {&bottom}, {&top});
+  EXPECT_TRUE(contains(message, "layer norm (LRN)"));
+  EXPECT_TRUE(contains(message, "local_size must be odd, got 4"));
   Blob flat({4, 3, 3});
   LayerPtr layer = lrn("local_size: 3", "CAFFE");
-  try {
-    layer->setup({&flat}, {&top});
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    EXPECT_NE(message.find("layer norm (LRN)"), std::string::npos) << message;
-    EXPECT_NE(message.find("needs a 4-axis bottom"), std::string::npos) << message;
-  }
+  EXPECT_TRUE(contains(setup_error(*layer, {&flat}, {&top}), "needs a 4-axis bottom"));
 }
 
 // Not a check: times AlexNet's norm layers at batch 32 on both paths. Run with

@@ -20,7 +20,11 @@ bool pooling_runs_onednn(const Layer& layer);
 
 namespace {
 
+using testing::contains;
+using testing::data_of;
+using testing::diff_of;
 using testing::layer_param;
+using testing::setup_error;
 
 // The engines a test runs on: the reference code always, oneDNN where the build has it.
 std::vector<std::string> engines() {
@@ -36,15 +40,7 @@ LayerPtr pooling(const std::string& pooling_fields, const std::string& engine,
 }
 
 void set_values(Blob& blob, const std::vector<float>& values) {
-  ASSERT_EQ(blob.count(), static_cast<int64_t>(values.size()));
-  std::copy(values.begin(), values.end(), blob.mutable_cpu_data());
-}
-
-std::vector<float> data_of(const Blob& blob) {
-  return std::vector<float>(blob.cpu_data(), blob.cpu_data() + blob.count());
-}
-std::vector<float> diff_of(const Blob& blob) {
-  return std::vector<float>(blob.cpu_diff(), blob.cpu_diff() + blob.count());
+  testing::set_blob(blob, blob.shape(), values);
 }
 
 void expect_values(const std::vector<float>& expected, const std::vector<float>& actual,
@@ -66,15 +62,6 @@ void fill_distinct(Blob& blob, unsigned seed, float spacing = 0.1f) {
   const float middle = values.size() / 2.0f;
   for (float& v : values) v = (v - middle) * spacing;
   set_values(blob, values);
-}
-
-std::string error_of(Layer& layer, const Blobs& bottom, const Blobs& top) {
-  try {
-    layer.setup(bottom, top);
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
 }
 
 // A 4 x 6 plane whose 3 x 3, stride 2 pooling needs the ceil rule: 2 x 3 windows, the last row
@@ -421,17 +408,16 @@ TEST(PoolingLayer, BadParametersNameTheLayerAndTheProblem) {
   for (const Case& c : cases) {
     Blob bottom({1, 1, 7, 7}), top;
     LayerPtr layer = pooling(c.fields, "CAFFE");
-    const std::string message = error_of(*layer, {&bottom}, {&top});
-    EXPECT_NE(message.find("layer pool (Pooling)"), std::string::npos) << c.fields << ": " << message;
-    EXPECT_NE(message.find(c.expected), std::string::npos) << c.fields << ": " << message;
+    const std::string message = setup_error(*layer, {&bottom}, {&top});
+    EXPECT_TRUE(contains(message, "layer pool (Pooling)")) << c.fields;
+    EXPECT_TRUE(contains(message, c.expected)) << c.fields;
   }
   Blob flat({2, 3, 4}), top, mask;
   LayerPtr layer = pooling("pool: MAX kernel_size: 2", "CAFFE");
-  EXPECT_NE(error_of(*layer, {&flat}, {&top}).find("needs a 4-axis bottom"), std::string::npos);
+  EXPECT_TRUE(contains(setup_error(*layer, {&flat}, {&top}), "needs a 4-axis bottom"));
   Blob bottom({1, 1, 4, 4});
   LayerPtr average = pooling("pool: AVE kernel_size: 2", "CAFFE");
-  EXPECT_NE(error_of(*average, {&bottom}, {&top, &mask}).find("at most 1 top"),
-            std::string::npos);
+  EXPECT_TRUE(contains(setup_error(*average, {&bottom}, {&top, &mask}), "at most 1 top"));
 }
 
 // Not a check: times AlexNet's pooling layers at batch 32 on both paths. Run with
