@@ -25,6 +25,8 @@
   X(BatchNorm, kCpuOnly)  \
   X(Scale, kCpuOnly)      \
   X(Bias, kCpuOnly)       \
+  X(Pooling, kCpuOnly)    \
+  X(LRN, kCpuOnly)        \
   /* end of the list */
 
 namespace engine {

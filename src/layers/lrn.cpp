@@ -1,0 +1,418 @@
+// Local response normalization, BVLC Caffe's arithmetic:
+//   ACROSS_CHANNELS  y = x * (k + alpha/n * sum of x^2 over the n channels centred on x)^-beta,
+//                    channels past either end count as zeros;
+//   WITHIN_CHANNEL   y = x * (1 + alpha * avg)^-beta, avg = sum of x^2 over the n x n window
+//                    centred on x (zero padded) / n^2. Caffe builds this from split, power,
+//                    average pooling (pad (n-1)/2, stride 1: its divisor is n^2 even at the
+//                    borders), power and product layers, whose shift is fixed at 1: k is unused.
+// Both backward passes are
+//   dx = dy * s^-beta - (2 alpha beta / N) * x * sum over the window around x of dy * y / s,
+// with s the bracket above and N = n (across) or n^2 (within).
+//
+// engine: ONEDNN runs oneDNN's forward (and its backward where oneDNN has an optimized one; for
+// NCHW data it has not, and the code here recomputes s and runs its own). DEFAULT runs the code
+// here, which measured as fast as oneDNN's forward and far faster than its backward.
+#include <algorithm>
+#include <cstring>
+#include <cmath>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+#include "core/layer.hpp"
+#include "core/layer_registry.hpp"
+#include "math/onednn.hpp"
+
+namespace engine {
+namespace {
+
+#ifdef __AVX512F__
+// The masked form: GCC 12's _mm512_sqrt_ps trips -Wmaybe-uninitialized in its own header.
+inline __m512 sqrt16(__m512 v) { return _mm512_mask_sqrt_ps(v, 0xFFFF, v); }
+#endif
+
+// y = x * s^-beta. AlexNet's beta (0.75) and 0.5 avoid pow, which does not vectorize; sqrt
+// vectorizes only by hand, as the compiler keeps errno semantics.
+void multiply_by_power(int64_t n, const float* x, const float* s, float beta, float* y) {
+  int64_t i = 0;
+  if (beta == 0.75f) {
+#ifdef __AVX512F__
+    for (; i + 16 <= n; i += 16) {
+      const __m512 root = sqrt16(_mm512_loadu_ps(s + i));
+      _mm512_storeu_ps(y + i,
+                       _mm512_div_ps(_mm512_loadu_ps(x + i), _mm512_mul_ps(root, sqrt16(root))));
+    }
+#endif
+    for (; i < n; ++i) {
+      const float root = std::sqrt(s[i]);
+      y[i] = x[i] / (root * std::sqrt(root));
+    }
+  } else if (beta == 0.5f) {
+#ifdef __AVX512F__
+    for (; i + 16 <= n; i += 16) {
+      _mm512_storeu_ps(y + i, _mm512_div_ps(_mm512_loadu_ps(x + i), sqrt16(_mm512_loadu_ps(s + i))));
+    }
+#endif
+    for (; i < n; ++i) y[i] = x[i] / std::sqrt(s[i]);
+  } else if (beta == 1.0f) {
+    for (; i < n; ++i) y[i] = x[i] / s[i];
+  } else {
+    for (; i < n; ++i) y[i] = x[i] * std::pow(s[i], -beta);
+  }
+}
+
+// out[c] = sum of in[c'] for c' in [c - pad, c + pad] within [0, count), each "element" being
+// a vector of `width` floats (a row of a plane). A running sum adds the head and
+// drops the tail, so each output costs two vector operations whatever the window.
+void window_sum(const float* in, int count, int64_t width, int pad, float* out) {
+  std::fill(out, out + width, 0.0f);
+  for (int c = 0; c <= std::min(pad, count - 1); ++c) {
+    const float* src = in + c * width;
+    for (int64_t i = 0; i < width; ++i) out[i] += src[i];
+  }
+  for (int c = 1; c < count; ++c) {
+    const float* previous = out + (c - 1) * width;
+    float* dst = out + c * width;
+    const float* head = c + pad < count ? in + (c + pad) * width : nullptr;
+    const float* tail = c - pad - 1 >= 0 ? in + (c - pad - 1) * width : nullptr;
+    if (head && tail) {
+      for (int64_t i = 0; i < width; ++i) dst[i] = previous[i] + head[i] - tail[i];
+    } else if (head) {
+      for (int64_t i = 0; i < width; ++i) dst[i] = previous[i] + head[i];
+    } else if (tail) {
+      for (int64_t i = 0; i < width; ++i) dst[i] = previous[i] - tail[i];
+    } else {
+      std::copy(previous, previous + width, dst);
+    }
+  }
+}
+
+// The same sum along one row of floats.
+void row_window_sum(const float* in, int count, int pad, float* out) {
+  float sum = 0;
+  for (int c = 0; c < std::min(pad, count); ++c) sum += in[c];
+  for (int c = 0; c < count; ++c) {
+    if (c + pad < count) sum += in[c + pad];
+    if (c - pad - 1 >= 0) sum -= in[c - pad - 1];
+    out[c] = sum;
+  }
+}
+
+// The n x n box sum of an H x W plane, clipped to the plane: columns first (rows as vectors),
+// then along each row.
+void box_sum(const float* in, int height, int width, int pad, float* scratch, float* out) {
+  window_sum(in, height, width, pad, scratch);
+  for (int h = 0; h < height; ++h) {
+    row_window_sum(scratch + int64_t(h) * width, width, pad, out + int64_t(h) * width);
+  }
+}
+
+class LRNLayer : public Layer {
+ public:
+  using Layer::Layer;
+  int exact_bottoms() const override { return 1; }
+  int exact_tops() const override { return 1; }
+
+  void layer_setup(const Blobs& bottom, const Blobs& top) override {
+    const LRNParameter& p = param_.lrn_param();
+    size_ = static_cast<int>(p.local_size());
+    LAYER_REQUIRE(size_ % 2 == 1, "local_size must be odd, got " << p.local_size());
+    pre_pad_ = (size_ - 1) / 2;
+    alpha_ = p.alpha();
+    beta_ = p.beta();
+    k_ = p.k();
+    across_ = p.norm_region() == LRNParameter::ACROSS_CHANNELS;
+    if (!across_ && p.has_k() && k_ != 1.0f) {
+      LOG(WARNING) << describe() << ": WITHIN_CHANNEL uses 1 in place of k (" << k_
+                   << "), as Caffe does";
+    }
+    // Only when asked for by name: on NCHW blobs oneDNN 2.6's forward is no faster than the
+    // sliding window below (AlexNet's norm1 at batch 32: about 5 ms either way), and its
+    // backward is a plain reference loop 25 times slower than ours.
+    want_onednn_ = use_onednn(p.engine(), describe()) && p.engine() == LRNParameter::ONEDNN;
+  }
+
+  void reshape(const Blobs& bottom, const Blobs& top) override {
+    const Blob& in = *bottom[0];
+    LAYER_REQUIRE(in.num_axes() == 4, "needs a 4-axis bottom (num, channels, height, width), got "
+                                          << in.shape_string());
+    const bool changed = in.shape() != shape_;
+    shape_ = in.shape();
+    top[0]->reshape(shape_);
+    if (!changed) return;
+    scale_.resize(static_cast<size_t>(in.count()));
+    scale_fresh_ = false;
+    const size_t plane = static_cast<size_t>(in.height()) * in.width();
+    if (across_) {
+      ring_.resize(size_ * plane);
+      running_.resize(plane);
+    } else {
+      ratio_.resize(plane);
+      running_.resize(plane);
+      scratch_.resize(plane);
+    }
+#ifdef ENGINE_USE_ONEDNN
+    onednn_forward_ready_ = onednn_backward_ready_ = false;
+    if (want_onednn_) build_onednn();
+#endif
+  }
+
+  // Whether forward runs on oneDNN for the current shapes (tests ask).
+  bool runs_onednn() const { return onednn_forward_ready_; }
+
+ protected:
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_forward_ready_) {
+      onednn_forward(*bottom[0], *top[0]);
+      scale_fresh_ = false;
+      return;
+    }
+#endif
+    compute_scale(bottom[0]->cpu_data(), top[0]->mutable_cpu_data());
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_backward_ready_) {
+      onednn_backward(*top[0], *bottom[0]);
+      return;
+    }
+#endif
+    const float* x = bottom[0]->cpu_data();
+    // After a oneDNN forward the reference backward needs the brackets s of its own.
+    if (!scale_fresh_) compute_scale(x, nullptr);
+    const float* y = top[0]->cpu_data();
+    const float* dy = top[0]->cpu_diff();
+    float* dx = bottom[0]->mutable_cpu_diff();
+    const int64_t per_sample = bottom[0]->count(1);
+    for (int n = 0; n < shape_[0]; ++n) {
+      const int64_t offset = n * per_sample;
+      if (across_) {
+        across_backward(x + offset, y + offset, dy + offset, scale_.data() + offset, dx + offset);
+      } else {
+        within_backward(x + offset, y + offset, dy + offset, scale_.data() + offset, dx + offset);
+      }
+    }
+  }
+
+ private:
+  int64_t plane() const { return int64_t(shape_[2]) * shape_[3]; }
+
+  // Fills scale_ with the brackets s and, when y is given, writes y = x * s^-beta.
+  void compute_scale(const float* x, float* y) {
+    const int64_t per_sample = int64_t(shape_[1]) * plane();
+    for (int n = 0; n < shape_[0]; ++n) {
+      const int64_t offset = n * per_sample;
+      float* yn = y ? y + offset : nullptr;
+      if (across_) {
+        across_forward(x + offset, scale_.data() + offset, yn);
+      } else {
+        within_forward(x + offset, scale_.data() + offset, yn);
+      }
+    }
+    scale_fresh_ = true;
+  }
+
+  // One sample, channel by channel: a running sum over pixels of the squares in the window,
+  // updated as channel c + pad enters it and c - pad - 1 leaves it. The last `size_` channels'
+  // squares wait in a ring of planes, where the entering channel takes the leaving one's slot.
+  void across_forward(const float* x, float* scale, float* y) {
+    const int channels = shape_[1];
+    const int64_t hw = plane();
+    const float coefficient = alpha_ / size_;
+    std::fill(ring_.begin(), ring_.end(), 0.0f);
+    std::fill(running_.begin(), running_.end(), 0.0f);
+    float* sum = running_.data();
+    for (int c = -pre_pad_; c < channels; ++c) {
+      const int head = c + pre_pad_;
+      float* slot = ring_.data() + (head % size_) * hw;
+      if (head < channels) {
+        const float* entering = x + head * hw;
+        for (int64_t i = 0; i < hw; ++i) {
+          const float square = entering[i] * entering[i];
+          sum[i] += square - slot[i];
+          slot[i] = square;
+        }
+      } else {
+        for (int64_t i = 0; i < hw; ++i) {
+          sum[i] -= slot[i];
+          slot[i] = 0;
+        }
+      }
+      if (c < 0) continue;
+      float* s = scale + c * hw;
+      // The running sum of squares may cancel to a hair below zero: clamp it.
+      for (int64_t i = 0; i < hw; ++i) s[i] = k_ + coefficient * std::max(sum[i], 0.0f);
+      if (y) multiply_by_power(hw, x + c * hw, s, beta_, y + c * hw);
+    }
+  }
+
+  // The same sliding window over channels, of dy * y / s.
+  void across_backward(const float* x, const float* y, const float* dy, const float* scale,
+                       float* dx) {
+    const int channels = shape_[1];
+    const int64_t hw = plane();
+    const float cross = 2.0f * alpha_ * beta_ / size_;
+    std::fill(ring_.begin(), ring_.end(), 0.0f);
+    std::fill(running_.begin(), running_.end(), 0.0f);
+    float* sum = running_.data();
+    for (int c = -pre_pad_; c < channels; ++c) {
+      const int head = c + pre_pad_;
+      float* slot = ring_.data() + (head % size_) * hw;
+      if (head < channels) {
+        const int64_t at = head * hw;
+        for (int64_t i = 0; i < hw; ++i) {
+          const float ratio = dy[at + i] * y[at + i] / scale[at + i];
+          sum[i] += ratio - slot[i];
+          slot[i] = ratio;
+        }
+      } else {
+        for (int64_t i = 0; i < hw; ++i) {
+          sum[i] -= slot[i];
+          slot[i] = 0;
+        }
+      }
+      if (c < 0) continue;
+      const int64_t at = c * hw;
+      multiply_by_power(hw, dy + at, scale + at, beta_, dx + at);
+      for (int64_t i = 0; i < hw; ++i) dx[at + i] -= cross * x[at + i] * sum[i];
+    }
+  }
+
+  // One sample, plane by plane: the n x n box sums of the squares.
+  void within_forward(const float* x, float* scale, float* y) {
+    const int64_t hw = plane();
+    const float coefficient = alpha_ / (size_ * size_);
+    for (int c = 0; c < shape_[1]; ++c) {
+      const float* xc = x + c * hw;
+      float* s = scale + c * hw;
+      for (int64_t i = 0; i < hw; ++i) ratio_[i] = xc[i] * xc[i];
+      box_sum(ratio_.data(), shape_[2], shape_[3], pre_pad_, scratch_.data(), running_.data());
+      for (int64_t i = 0; i < hw; ++i) s[i] = 1.0f + coefficient * std::max(running_[i], 0.0f);
+      if (y) multiply_by_power(hw, xc, s, beta_, y + c * hw);
+    }
+  }
+
+  void within_backward(const float* x, const float* y, const float* dy, const float* scale,
+                       float* dx) {
+    const int64_t hw = plane();
+    const float cross = 2.0f * alpha_ * beta_ / (size_ * size_);
+    for (int c = 0; c < shape_[1]; ++c) {
+      const int64_t at = c * hw;
+      for (int64_t i = 0; i < hw; ++i) ratio_[i] = dy[at + i] * y[at + i] / scale[at + i];
+      box_sum(ratio_.data(), shape_[2], shape_[3], pre_pad_, scratch_.data(), running_.data());
+      multiply_by_power(hw, dy + at, scale + at, beta_, dx + at);
+      for (int64_t i = 0; i < hw; ++i) dx[at + i] -= cross * x[at + i] * running_[i];
+    }
+  }
+
+#ifdef ENGINE_USE_ONEDNN
+  // oneDNN computes the forward pass whenever it can. Its backward pass is used only where it
+  // has an optimized kernel: for plain NCHW data oneDNN 2.6 falls back to a reference loop
+  // several times slower than ours, so our backward runs instead.
+  void build_onednn() {
+    using dnnl::memory;
+    try {
+      dnnl::engine& engine = onednn::cpu_engine();
+      const memory::desc md(onednn::dims(shape_), memory::data_type::f32,
+                            memory::format_tag::nchw);
+      // oneDNN divides alpha by its number of summands (n, or n^2 within a channel), as Caffe
+      // does; within a channel Caffe's shift is 1.
+      const auto algorithm = across_ ? dnnl::algorithm::lrn_across_channels
+                                     : dnnl::algorithm::lrn_within_channel;
+      const float k = across_ ? k_ : 1.0f;
+      const dnnl::lrn_forward::primitive_desc training_pd(
+          dnnl::lrn_forward::desc(dnnl::prop_kind::forward_training, algorithm, md, size_,
+                                  alpha_, beta_, k),
+          engine);
+      const dnnl::lrn_backward::primitive_desc backward_pd(
+          dnnl::lrn_backward::desc(algorithm, md, md, size_, alpha_, beta_, k), engine,
+          training_pd, /*allow_empty=*/true);
+      onednn_backward_ready_ =
+          backward_pd && std::string(backward_pd.impl_info_str()).find("ref") == std::string::npos;
+      if (onednn_backward_ready_) {
+        onednn_forward_ = dnnl::lrn_forward(training_pd);
+        onednn_backward_ = dnnl::lrn_backward(backward_pd);
+        has_workspace_ = training_pd.workspace_desc().get_size() > 0;
+        if (has_workspace_) workspace_mem_ = memory(training_pd.workspace_desc(), engine);
+      } else {
+        // Our backward recomputes what it needs: no workspace to keep.
+        onednn_forward_ = dnnl::lrn_forward(dnnl::lrn_forward::primitive_desc(
+            dnnl::lrn_forward::desc(dnnl::prop_kind::forward_inference, algorithm, md, size_,
+                                    alpha_, beta_, k),
+            engine));
+        has_workspace_ = false;
+      }
+      src_mem_ = memory(md, engine, nullptr);
+      dst_mem_ = memory(md, engine, nullptr);
+      diff_src_mem_ = memory(md, engine, nullptr);
+      diff_dst_mem_ = memory(md, engine, nullptr);
+      onednn_forward_ready_ = true;
+    } catch (const dnnl::error& error) {
+      LOG(INFO) << describe() << ": oneDNN cannot normalize this shape (" << error.what()
+                << "); using the reference code";
+      onednn_forward_ready_ = onednn_backward_ready_ = false;
+    }
+  }
+
+  void onednn_forward(const Blob& bottom, Blob& top) {
+    src_mem_.set_data_handle(const_cast<float*>(bottom.cpu_data()));
+    dst_mem_.set_data_handle(top.mutable_cpu_data());
+    std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, src_mem_},
+                                                  {DNNL_ARG_DST, dst_mem_}};
+    if (has_workspace_) args[DNNL_ARG_WORKSPACE] = workspace_mem_;
+    onednn_forward_.execute(onednn::cpu_stream(), args);
+    onednn::cpu_stream().wait();
+  }
+
+  void onednn_backward(const Blob& top, Blob& bottom) {
+    src_mem_.set_data_handle(const_cast<float*>(bottom.cpu_data()));
+    diff_dst_mem_.set_data_handle(const_cast<float*>(top.cpu_diff()));
+    diff_src_mem_.set_data_handle(bottom.mutable_cpu_diff());
+    std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, src_mem_},
+                                                  {DNNL_ARG_DIFF_DST, diff_dst_mem_},
+                                                  {DNNL_ARG_DIFF_SRC, diff_src_mem_}};
+    if (has_workspace_) args[DNNL_ARG_WORKSPACE] = workspace_mem_;
+    onednn_backward_.execute(onednn::cpu_stream(), args);
+    onednn::cpu_stream().wait();
+  }
+
+  dnnl::lrn_forward onednn_forward_;
+  dnnl::lrn_backward onednn_backward_;
+  dnnl::memory src_mem_, dst_mem_, diff_src_mem_, diff_dst_mem_, workspace_mem_;
+  bool has_workspace_ = false;
+#endif
+
+  int size_ = 5, pre_pad_ = 2;
+  float alpha_ = 1, beta_ = 0.75f, k_ = 1;
+  bool across_ = true;
+  bool want_onednn_ = false;
+  bool onednn_forward_ready_ = false;
+  bool onednn_backward_ready_ = false;
+  std::vector<int> shape_;
+  std::vector<float> scale_;    // the bracket s, kept for backward
+  bool scale_fresh_ = false;    // whether scale_ belongs to the last forward pass
+  std::vector<float> ring_;     // across: the window's last size_ planes of squares or ratios
+  std::vector<float> running_;  // one plane of window sums
+  std::vector<float> ratio_;    // within: one plane of squares or of dy * y / s
+  std::vector<float> scratch_;  // within: one plane, between the box sum's two passes
+};
+
+}  // namespace
+
+// For tests: whether a LRN layer computes on oneDNN for its current shapes.
+bool lrn_runs_onednn(const Layer& layer) {
+  const auto* self = dynamic_cast<const LRNLayer*>(&layer);
+  return self != nullptr && self->runs_onednn();
+}
+
+}  // namespace engine
+
+ENGINE_LAYER_FACTORY(LRN, LRNLayer)

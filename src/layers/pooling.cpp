@@ -1,0 +1,512 @@
+// Pooling (MAX, AVE, STOCHASTIC) with BVLC Caffe's geometry: output size
+// ceil((in + 2p - k) / s) + 1 (or floor with round_mode FLOOR), one less when the last window
+// would start inside the padding; AVE divides by the window clipped to [-pad, in + pad), so
+// padding counts but overflow past in + pad does not.
+//
+// The oneDNN path serves MAX without the mask top and AVE where oneDNN's divisor equals
+// Caffe's for every window of the geometry; anything else runs the reference code.
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <unordered_map>
+#include <vector>
+
+#include "core/layer.hpp"
+#include "core/layer_registry.hpp"
+#include "math/blas.hpp"
+#include "math/onednn.hpp"
+#include "math/random.hpp"
+
+namespace engine {
+namespace {
+
+struct PoolGeometry {
+  int num = 0, channels = 0, height = 0, width = 0;
+  int kernel_h = 0, kernel_w = 0, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+  int pooled_h = 0, pooled_w = 0;
+
+  // The padding oneDNN needs after the input so that its floor-rounded output size is ours
+  // (negative when FLOOR rounding leaves input rows unused).
+  int pad_bottom() const { return (pooled_h - 1) * stride_h + kernel_h - height - pad_h; }
+  int pad_right() const { return (pooled_w - 1) * stride_w + kernel_w - width - pad_w; }
+};
+
+// One axis's windows: [start, end) clipped to the input, and the AVE divisor, which clips to
+// [-pad, in + pad) only.
+struct Windows {
+  std::vector<int> start, end, divisor_extent;
+};
+
+Windows windows_along(int in, int out, int kernel, int stride, int pad) {
+  Windows w;
+  for (int o = 0; o < out; ++o) {
+    const int start = o * stride - pad;
+    const int padded_end = std::min(start + kernel, in + pad);
+    w.divisor_extent.push_back(padded_end - start);
+    w.start.push_back(std::max(start, 0));
+    w.end.push_back(std::min(start + kernel, in));
+  }
+  return w;
+}
+
+int caffe_pooled_extent(int in, int kernel, int pad, int stride, bool ceil_mode) {
+  const double span = static_cast<double>(in + 2 * pad - kernel) / stride;
+  return static_cast<int>(ceil_mode ? std::ceil(span) : std::floor(span)) + 1;
+}
+
+class PoolingLayer : public Layer {
+ public:
+  using Layer::Layer;
+  int exact_bottoms() const override { return 1; }
+  int min_tops() const override { return 1; }
+  // MAX may also produce the argmax mask.
+  int max_tops() const override {
+    return param_.pooling_param().pool() == PoolingParameter::MAX ? 2 : 1;
+  }
+
+  void layer_setup(const Blobs& bottom, const Blobs& top) override {
+    const PoolingParameter& p = param_.pooling_param();
+    method_ = p.pool();
+    global_ = p.global_pooling();
+    const bool has_kernel_hw = p.has_kernel_h() && p.has_kernel_w();
+    if (global_) {
+      LAYER_REQUIRE(!p.has_kernel_size() && !p.has_kernel_h() && !p.has_kernel_w(),
+                    "global_pooling takes the kernel from the bottom's height and width; "
+                    "do not give kernel_size, kernel_h or kernel_w");
+    } else {
+      LAYER_REQUIRE(p.has_kernel_size() || p.has_kernel_h() || p.has_kernel_w(),
+                    "pooling_param needs kernel_size (or kernel_h and kernel_w), or "
+                    "global_pooling: true");
+      LAYER_REQUIRE(!(p.has_kernel_size() && (p.has_kernel_h() || p.has_kernel_w())),
+                    "give kernel_size or kernel_h and kernel_w, not both");
+      LAYER_REQUIRE(p.has_kernel_size() || has_kernel_hw,
+                    "a non-square kernel needs both kernel_h and kernel_w");
+      geometry_.kernel_h = static_cast<int>(p.has_kernel_size() ? p.kernel_size() : p.kernel_h());
+      geometry_.kernel_w = static_cast<int>(p.has_kernel_size() ? p.kernel_size() : p.kernel_w());
+      LAYER_REQUIRE(geometry_.kernel_h > 0 && geometry_.kernel_w > 0,
+                    "kernel must be positive, got " << geometry_.kernel_h << " x "
+                                                    << geometry_.kernel_w);
+    }
+    LAYER_REQUIRE(!(p.has_pad() && (p.has_pad_h() || p.has_pad_w())),
+                  "give pad or pad_h and pad_w, not both");
+    LAYER_REQUIRE(p.has_pad_h() == p.has_pad_w(), "give both pad_h and pad_w, or pad");
+    LAYER_REQUIRE(!(p.has_stride() && (p.has_stride_h() || p.has_stride_w())),
+                  "give stride or stride_h and stride_w, not both");
+    LAYER_REQUIRE(p.has_stride_h() == p.has_stride_w(),
+                  "give both stride_h and stride_w, or stride");
+    geometry_.pad_h = static_cast<int>(p.has_pad_h() ? p.pad_h() : p.pad());
+    geometry_.pad_w = static_cast<int>(p.has_pad_w() ? p.pad_w() : p.pad());
+    geometry_.stride_h = static_cast<int>(p.has_stride_h() ? p.stride_h() : p.stride());
+    geometry_.stride_w = static_cast<int>(p.has_stride_w() ? p.stride_w() : p.stride());
+    LAYER_REQUIRE(geometry_.stride_h > 0 && geometry_.stride_w > 0,
+                  "stride must be positive, got " << geometry_.stride_h << " x "
+                                                  << geometry_.stride_w);
+    if (global_) {
+      LAYER_REQUIRE(geometry_.pad_h == 0 && geometry_.pad_w == 0 && geometry_.stride_h == 1 &&
+                        geometry_.stride_w == 1,
+                    "global_pooling allows only pad 0 and stride 1");
+    }
+    if (geometry_.pad_h != 0 || geometry_.pad_w != 0) {
+      LAYER_REQUIRE(method_ == PoolingParameter::AVE || method_ == PoolingParameter::MAX,
+                    "padding is implemented only for AVE and MAX pooling");
+      LAYER_REQUIRE(geometry_.pad_h < geometry_.kernel_h && geometry_.pad_w < geometry_.kernel_w,
+                    "pad (" << geometry_.pad_h << ", " << geometry_.pad_w
+                            << ") must be smaller than the kernel (" << geometry_.kernel_h
+                            << ", " << geometry_.kernel_w << ")");
+    }
+    ceil_mode_ = p.round_mode() == PoolingParameter::CEIL;
+    want_onednn_ = use_onednn(p.engine(), describe());
+  }
+
+  void reshape(const Blobs& bottom, const Blobs& top) override {
+    const Blob& in = *bottom[0];
+    LAYER_REQUIRE(in.num_axes() == 4, "needs a 4-axis bottom (num, channels, height, width), got "
+                                          << in.shape_string());
+    PoolGeometry g = geometry_;
+    g.num = in.num();
+    g.channels = in.channels();
+    g.height = in.height();
+    g.width = in.width();
+    if (global_) {
+      g.kernel_h = g.height;
+      g.kernel_w = g.width;
+    }
+    g.pooled_h = caffe_pooled_extent(g.height, g.kernel_h, g.pad_h, g.stride_h, ceil_mode_);
+    g.pooled_w = caffe_pooled_extent(g.width, g.kernel_w, g.pad_w, g.stride_w, ceil_mode_);
+    // Caffe drops a last window that would start inside the padding.
+    if (g.pad_h != 0 || g.pad_w != 0) {
+      if ((g.pooled_h - 1) * g.stride_h >= g.height + g.pad_h) --g.pooled_h;
+      if ((g.pooled_w - 1) * g.stride_w >= g.width + g.pad_w) --g.pooled_w;
+    }
+    LAYER_REQUIRE(g.pooled_h > 0 && g.pooled_w > 0,
+                  "the kernel (" << g.kernel_h << " x " << g.kernel_w
+                                 << ") does not fit the padded bottom " << in.shape_string());
+    // Without padding Caffe keeps such a window and pools over nothing (-FLT_MAX, a divisor of
+    // zero or less); refuse it instead.
+    LAYER_REQUIRE((g.pooled_h - 1) * g.stride_h < g.height + g.pad_h &&
+                      (g.pooled_w - 1) * g.stride_w < g.width + g.pad_w,
+                  "the last pooling window would lie wholly outside the bottom "
+                      << in.shape_string() << " (stride larger than the kernel?); use "
+                      << "round_mode: FLOOR or another stride");
+    const bool geometry_changed = g.num != geometry_.num || g.channels != geometry_.channels ||
+                                  g.height != geometry_.height || g.width != geometry_.width ||
+                                  g.pooled_h != geometry_.pooled_h ||
+                                  g.pooled_w != geometry_.pooled_w || rows_.start.empty();
+    geometry_ = g;
+    const std::vector<int> out_shape = {g.num, g.channels, g.pooled_h, g.pooled_w};
+    for (Blob* t : top) t->reshape(out_shape);
+    if (!geometry_changed) return;
+
+    rows_ = windows_along(g.height, g.pooled_h, g.kernel_h, g.stride_h, g.pad_h);
+    cols_ = windows_along(g.width, g.pooled_w, g.kernel_w, g.stride_w, g.pad_w);
+    const size_t out_count = static_cast<size_t>(top[0]->count());
+    if (method_ == PoolingParameter::MAX) argmax_.resize(out_count);
+    if (method_ == PoolingParameter::STOCHASTIC) {
+      draws_.resize(out_count);
+      chosen_.resize(out_count);
+    }
+#ifdef ENGINE_USE_ONEDNN
+    onednn_ready_ = want_onednn_ && build_onednn(top.size() > 1);
+#endif
+  }
+
+  // Whether forward and backward run on oneDNN for the current shapes (tests ask).
+  bool runs_onednn() const { return onednn_ready_; }
+
+ protected:
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_ready_) {
+      onednn_forward(*bottom[0], *top[0]);
+      return;
+    }
+#endif
+    switch (method_) {
+      case PoolingParameter::MAX:
+        max_forward(bottom[0]->cpu_data(), top[0]->mutable_cpu_data(),
+                    top.size() > 1 ? top[1]->mutable_cpu_data() : nullptr);
+        break;
+      case PoolingParameter::AVE:
+        average_forward(bottom[0]->cpu_data(), top[0]->mutable_cpu_data());
+        break;
+      case PoolingParameter::STOCHASTIC:
+        if (param_.phase() == TRAIN) {
+          stochastic_forward_train(bottom[0]->cpu_data(), top[0]->mutable_cpu_data());
+        } else {
+          stochastic_forward_test(bottom[0]->cpu_data(), top[0]->mutable_cpu_data());
+        }
+        break;
+      default:
+        LAYER_REQUIRE(false, "unknown pooling method " << method_);
+    }
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_ready_) {
+      onednn_backward(*top[0], *bottom[0]);
+      return;
+    }
+#endif
+    const float* top_diff = top[0]->cpu_diff();
+    float* bottom_diff = bottom[0]->mutable_cpu_diff();
+    cpu::set(bottom[0]->count(), 0.0f, bottom_diff);
+    switch (method_) {
+      case PoolingParameter::MAX:
+        scatter_to_chosen(top_diff, argmax_.data(), bottom_diff);
+        break;
+      case PoolingParameter::AVE:
+        average_backward(top_diff, bottom_diff);
+        break;
+      case PoolingParameter::STOCHASTIC:
+        if (param_.phase() == TRAIN) {
+          scatter_to_chosen(top_diff, chosen_.data(), bottom_diff);
+        } else {
+          stochastic_backward_test(top_diff, bottom[0]->cpu_data(), top[0]->cpu_data(),
+                                   bottom_diff);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+ private:
+  int64_t in_plane() const { return int64_t(geometry_.height) * geometry_.width; }
+  int64_t out_plane() const { return int64_t(geometry_.pooled_h) * geometry_.pooled_w; }
+  int64_t planes() const { return int64_t(geometry_.num) * geometry_.channels; }
+
+  // Caffe keeps the first maximum in row-major order (strictly greater replaces).
+  void max_forward(const float* in, float* out, float* mask_top) {
+    const PoolGeometry& g = geometry_;
+    int* argmax = argmax_.data();
+    for (int64_t plane = 0; plane < planes(); ++plane) {
+      const float* src = in + plane * in_plane();
+      for (int ph = 0; ph < g.pooled_h; ++ph) {
+        for (int pw = 0; pw < g.pooled_w; ++pw) {
+          float best = -FLT_MAX;
+          int best_index = -1;
+          for (int h = rows_.start[ph]; h < rows_.end[ph]; ++h) {
+            const float* row = src + h * g.width;
+            for (int w = cols_.start[pw]; w < cols_.end[pw]; ++w) {
+              if (row[w] > best) {
+                best = row[w];
+                best_index = h * g.width + w;
+              }
+            }
+          }
+          *out++ = best;
+          *argmax++ = best_index;
+        }
+      }
+    }
+    if (mask_top) {
+      const int64_t n = static_cast<int64_t>(argmax_.size());
+      for (int64_t i = 0; i < n; ++i) mask_top[i] = static_cast<float>(argmax_[i]);
+    }
+  }
+
+  // Routes each output's gradient to the input element it took (MAX, STOCHASTIC in TRAIN).
+  void scatter_to_chosen(const float* top_diff, const int* chosen, float* bottom_diff) const {
+    for (int64_t plane = 0; plane < planes(); ++plane) {
+      float* dst = bottom_diff + plane * in_plane();
+      for (int64_t i = 0; i < out_plane(); ++i) {
+        if (*chosen >= 0) dst[*chosen] += *top_diff;
+        ++chosen;
+        ++top_diff;
+      }
+    }
+  }
+
+  void average_forward(const float* in, float* out) const {
+    const PoolGeometry& g = geometry_;
+    for (int64_t plane = 0; plane < planes(); ++plane) {
+      const float* src = in + plane * in_plane();
+      for (int ph = 0; ph < g.pooled_h; ++ph) {
+        for (int pw = 0; pw < g.pooled_w; ++pw) {
+          float sum = 0;
+          for (int h = rows_.start[ph]; h < rows_.end[ph]; ++h) {
+            const float* row = src + h * g.width;
+            for (int w = cols_.start[pw]; w < cols_.end[pw]; ++w) sum += row[w];
+          }
+          *out++ = sum / static_cast<float>(rows_.divisor_extent[ph] * cols_.divisor_extent[pw]);
+        }
+      }
+    }
+  }
+
+  void average_backward(const float* top_diff, float* bottom_diff) const {
+    const PoolGeometry& g = geometry_;
+    for (int64_t plane = 0; plane < planes(); ++plane) {
+      float* dst = bottom_diff + plane * in_plane();
+      for (int ph = 0; ph < g.pooled_h; ++ph) {
+        for (int pw = 0; pw < g.pooled_w; ++pw) {
+          const float share =
+              *top_diff++ / static_cast<float>(rows_.divisor_extent[ph] * cols_.divisor_extent[pw]);
+          for (int h = rows_.start[ph]; h < rows_.end[ph]; ++h) {
+            float* row = dst + h * g.width;
+            for (int w = cols_.start[pw]; w < cols_.end[pw]; ++w) row[w] += share;
+          }
+        }
+      }
+    }
+  }
+
+  // TRAIN: one element per window, drawn with probability proportional to its value (the
+  // inputs are meant to be non-negative, as after a ReLU), as Caffe's GPU code does: a uniform
+  // draw scales the window's sum into a threshold that the running sum must reach.
+  void stochastic_forward_train(const float* in, float* out) {
+    const PoolGeometry& g = geometry_;
+    rng_uniform(static_cast<int64_t>(draws_.size()), 0.0f, 1.0f, draws_.data());
+    const float* draw = draws_.data();
+    int* chosen = chosen_.data();
+    for (int64_t plane = 0; plane < planes(); ++plane) {
+      const float* src = in + plane * in_plane();
+      for (int ph = 0; ph < g.pooled_h; ++ph) {
+        for (int pw = 0; pw < g.pooled_w; ++pw) {
+          float total = 0;
+          for (int h = rows_.start[ph]; h < rows_.end[ph]; ++h) {
+            for (int w = cols_.start[pw]; w < cols_.end[pw]; ++w) total += src[h * g.width + w];
+          }
+          const float threshold = *draw++ * total;
+          // Rounding may leave the running sum a hair short of a threshold drawn at 1: the
+          // window's last element is then the pick.
+          int pick = (rows_.end[ph] - 1) * g.width + cols_.end[pw] - 1;
+          float running = 0;
+          bool found = false;
+          for (int h = rows_.start[ph]; h < rows_.end[ph] && !found; ++h) {
+            for (int w = cols_.start[pw]; w < cols_.end[pw]; ++w) {
+              running += src[h * g.width + w];
+              if (running >= threshold) {
+                pick = h * g.width + w;
+                found = true;
+                break;
+              }
+            }
+          }
+          *chosen++ = pick;
+          *out++ = src[pick];
+        }
+      }
+    }
+  }
+
+  // TEST: the probability-weighted average sum(x^2) / sum(x); FLT_MIN keeps an all-zero
+  // window at 0, as in Caffe.
+  void stochastic_forward_test(const float* in, float* out) const {
+    const PoolGeometry& g = geometry_;
+    for (int64_t plane = 0; plane < planes(); ++plane) {
+      const float* src = in + plane * in_plane();
+      for (int ph = 0; ph < g.pooled_h; ++ph) {
+        for (int pw = 0; pw < g.pooled_w; ++pw) {
+          float total = FLT_MIN, weighted = 0;
+          for (int h = rows_.start[ph]; h < rows_.end[ph]; ++h) {
+            for (int w = cols_.start[pw]; w < cols_.end[pw]; ++w) {
+              const float x = src[h * g.width + w];
+              total += x;
+              weighted += x * x;
+            }
+          }
+          *out++ = weighted / total;
+        }
+      }
+    }
+  }
+
+  // Caffe has no TEST-phase backward of its own (it reuses the last TRAIN draw); this is the
+  // derivative of sum(x^2) / sum(x): (2 x - y) / sum(x).
+  void stochastic_backward_test(const float* top_diff, const float* in, const float* out,
+                                float* bottom_diff) const {
+    const PoolGeometry& g = geometry_;
+    for (int64_t plane = 0; plane < planes(); ++plane) {
+      const float* src = in + plane * in_plane();
+      float* dst = bottom_diff + plane * in_plane();
+      for (int ph = 0; ph < g.pooled_h; ++ph) {
+        for (int pw = 0; pw < g.pooled_w; ++pw) {
+          float total = FLT_MIN;
+          for (int h = rows_.start[ph]; h < rows_.end[ph]; ++h) {
+            for (int w = cols_.start[pw]; w < cols_.end[pw]; ++w) total += src[h * g.width + w];
+          }
+          const float y = *out++;
+          const float d = *top_diff++;
+          for (int h = rows_.start[ph]; h < rows_.end[ph]; ++h) {
+            for (int w = cols_.start[pw]; w < cols_.end[pw]; ++w) {
+              dst[h * g.width + w] += d * (2 * src[h * g.width + w] - y) / total;
+            }
+          }
+        }
+      }
+    }
+  }
+
+#ifdef ENGINE_USE_ONEDNN
+  // The oneDNN averaging whose divisor equals Caffe's for every window here, if any.
+  bool onednn_average_algorithm(dnnl::algorithm* algorithm) const {
+    const PoolGeometry& g = geometry_;
+    if (g.pad_h == 0 && g.pad_w == 0) {
+      // Caffe's divisor is then the window clipped to the input: oneDNN's exclude_padding.
+      *algorithm = dnnl::algorithm::pooling_avg_exclude_padding;
+      return true;
+    }
+    if (g.pad_bottom() <= g.pad_h && g.pad_right() <= g.pad_w) {
+      // No window reaches past in + pad, so Caffe divides by the whole kernel area.
+      *algorithm = dnnl::algorithm::pooling_avg_include_padding;
+      return true;
+    }
+    return false;
+  }
+
+  bool build_onednn(bool wants_mask_top) {
+    using dnnl::memory;
+    const PoolGeometry& g = geometry_;
+    dnnl::algorithm algorithm;
+    if (method_ == PoolingParameter::MAX) {
+      if (wants_mask_top) return false;  // oneDNN's workspace is not Caffe's mask
+      algorithm = dnnl::algorithm::pooling_max;
+    } else if (method_ == PoolingParameter::AVE) {
+      if (!onednn_average_algorithm(&algorithm)) return false;
+    } else {
+      return false;
+    }
+    try {
+      dnnl::engine& engine = onednn::cpu_engine();
+      const memory::desc src_md({g.num, g.channels, g.height, g.width}, memory::data_type::f32,
+                                memory::format_tag::nchw);
+      const memory::desc dst_md({g.num, g.channels, g.pooled_h, g.pooled_w},
+                                memory::data_type::f32, memory::format_tag::nchw);
+      const memory::dims strides = {g.stride_h, g.stride_w};
+      const memory::dims kernel = {g.kernel_h, g.kernel_w};
+      const memory::dims pad_l = {g.pad_h, g.pad_w};
+      const memory::dims pad_r = {g.pad_bottom(), g.pad_right()};
+      const dnnl::pooling_forward::primitive_desc forward_pd(
+          dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, algorithm, src_md,
+                                      dst_md, strides, kernel, pad_l, pad_r),
+          engine);
+      const dnnl::pooling_backward::primitive_desc backward_pd(
+          dnnl::pooling_backward::desc(algorithm, src_md, dst_md, strides, kernel, pad_l, pad_r),
+          engine, forward_pd);
+      onednn_forward_ = dnnl::pooling_forward(forward_pd);
+      onednn_backward_ = dnnl::pooling_backward(backward_pd);
+      src_mem_ = memory(src_md, engine, nullptr);
+      dst_mem_ = memory(dst_md, engine, nullptr);
+      has_workspace_ = forward_pd.workspace_desc().get_size() > 0;
+      if (has_workspace_) workspace_mem_ = memory(forward_pd.workspace_desc(), engine);
+    } catch (const dnnl::error& error) {
+      LOG(INFO) << describe() << ": oneDNN cannot pool this geometry (" << error.what()
+                << "); using the reference code";
+      return false;
+    }
+    return true;
+  }
+
+  void onednn_forward(const Blob& bottom, Blob& top) {
+    src_mem_.set_data_handle(const_cast<float*>(bottom.cpu_data()));
+    dst_mem_.set_data_handle(top.mutable_cpu_data());
+    std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, src_mem_},
+                                                  {DNNL_ARG_DST, dst_mem_}};
+    if (has_workspace_) args[DNNL_ARG_WORKSPACE] = workspace_mem_;
+    onednn_forward_.execute(onednn::cpu_stream(), args);
+    onednn::cpu_stream().wait();
+  }
+
+  void onednn_backward(const Blob& top, Blob& bottom) {
+    dst_mem_.set_data_handle(const_cast<float*>(top.cpu_diff()));
+    src_mem_.set_data_handle(bottom.mutable_cpu_diff());
+    std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_DIFF_DST, dst_mem_},
+                                                  {DNNL_ARG_DIFF_SRC, src_mem_}};
+    if (has_workspace_) args[DNNL_ARG_WORKSPACE] = workspace_mem_;
+    onednn_backward_.execute(onednn::cpu_stream(), args);
+    onednn::cpu_stream().wait();
+  }
+
+  dnnl::pooling_forward onednn_forward_;
+  dnnl::pooling_backward onednn_backward_;
+  dnnl::memory src_mem_, dst_mem_, workspace_mem_;
+  bool has_workspace_ = false;
+#endif
+
+  int method_ = PoolingParameter::MAX;
+  bool global_ = false;
+  bool ceil_mode_ = true;
+  bool want_onednn_ = false;
+  bool onednn_ready_ = false;
+  PoolGeometry geometry_;
+  Windows rows_, cols_;
+  std::vector<int> argmax_;   // index into the H*W plane, per output (MAX)
+  std::vector<float> draws_;  // uniform draws, per output (STOCHASTIC, TRAIN)
+  std::vector<int> chosen_;   // index of the sampled element, per output (STOCHASTIC, TRAIN)
+};
+
+}  // namespace
+
+// For tests: whether a Pooling layer computes on oneDNN for its current shapes.
+bool pooling_runs_onednn(const Layer& layer) {
+  const auto* self = dynamic_cast<const PoolingLayer*>(&layer);
+  return self != nullptr && self->runs_onednn();
+}
+
+}  // namespace engine
+
+ENGINE_LAYER_FACTORY(Pooling, PoolingLayer)

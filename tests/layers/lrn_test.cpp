@@ -1,0 +1,242 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "core/layer_registry.hpp"
+#include "gradient_checker.hpp"
+#include "math/onednn.hpp"
+
+namespace engine {
+
+// Defined in layers/lrn.cpp for tests.
+bool lrn_runs_onednn(const Layer& layer);
+
+namespace {
+
+using testing::contains;
+using testing::data_of;
+using testing::diff_of;
+using testing::layer_param;
+using testing::setup_error;
+
+std::vector<std::string> engines() {
+  std::vector<std::string> result = {"CAFFE"};
+  if (onednn_available()) result.push_back("ONEDNN");
+  return result;
+}
+
+LayerPtr lrn(const std::string& fields, const std::string& engine) {
+  return create_layer(
+      layer_param("name: 'norm' type: 'LRN' lrn_param { " + fields + " engine: " + engine + " }"));
+}
+
+void set_values(Blob& blob, const std::vector<float>& values) {
+  testing::set_blob(blob, blob.shape(), values);
+}
+
+void expect_values(const std::vector<float>& expected, const std::vector<float>& actual,
+                   const std::string& what, float tolerance = 1e-6f) {
+  ASSERT_EQ(expected.size(), actual.size()) << what;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_NEAR(expected[i], actual[i], tolerance * std::max(1.0f, std::fabs(expected[i])))
+        << what << " element " << i;
+  }
+}
+
+TEST(LRNLayer, AcrossChannelsOfAKnownVector) {
+  // x = 1..5 over 5 channels, n = 3, alpha = 3 (alpha / n = 1): the window sums of squares are
+  // 0+1+4, 1+4+9, 4+9+16, 9+16+25, 16+25+0 = 5, 14, 29, 50, 41.
+  const std::vector<float> sums = {5, 14, 29, 50, 41};
+  for (const std::string& engine : engines()) {
+    for (float beta : {1.0f, 0.75f, 0.6f}) {
+      for (float k : {1.0f, 2.0f}) {
+        Blob bottom({1, 5, 1, 1}), top;
+        set_values(bottom, {1, 2, 3, 4, 5});
+        LayerPtr layer = lrn("local_size: 3 alpha: 3 beta: " + std::to_string(beta) +
+                                 " k: " + std::to_string(k),
+                             engine);
+        layer->setup({&bottom}, {&top});
+        layer->forward({&bottom}, {&top});
+        std::vector<float> expected;
+        for (int c = 0; c < 5; ++c) expected.push_back((c + 1) * std::pow(k + sums[c], -beta));
+        expect_values(expected, data_of(top),
+                      engine + " beta " + std::to_string(beta) + " k " + std::to_string(k),
+                      2e-6f);
+      }
+    }
+  }
+  // With beta 1 and k 1 the values are plain fractions: 1/6, 2/15, 3/30, 4/51, 5/42.
+  Blob bottom({1, 5, 1, 1}), top;
+  set_values(bottom, {1, 2, 3, 4, 5});
+  LayerPtr layer = lrn("local_size: 3 alpha: 3 beta: 1", "CAFFE");
+  layer->setup({&bottom}, {&top});
+  layer->forward({&bottom}, {&top});
+  expect_values({1.f / 6, 2.f / 15, 3.f / 30, 4.f / 51, 5.f / 42}, data_of(top), "fractions");
+}
+
+TEST(LRNLayer, AcrossChannelsBackwardOfAKnownVector) {
+  // alpha 3, n 3, beta 1, k 1: s = 6, 15, 30, 51, 42, y = x / s. With dy = 1 everywhere
+  // dx_c = 1/s_c - 2 x_c * sum over the window around c of y / s.
+  const std::vector<float> s = {6, 15, 30, 51, 42};
+  std::vector<float> ratio;
+  for (int c = 0; c < 5; ++c) ratio.push_back((c + 1) / (s[c] * s[c]));
+  std::vector<float> expected;
+  for (int c = 0; c < 5; ++c) {
+    float window = 0;
+    for (int j = std::max(0, c - 1); j <= std::min(4, c + 1); ++j) window += ratio[j];
+    expected.push_back(1 / s[c] - 2.0f * (c + 1) * window);
+  }
+  for (const std::string& engine : engines()) {
+    Blob bottom({1, 5, 1, 1}), top;
+    set_values(bottom, {1, 2, 3, 4, 5});
+    LayerPtr layer = lrn("local_size: 3 alpha: 3 beta: 1", engine);
+    layer->setup({&bottom}, {&top});
+    layer->forward({&bottom}, {&top});
+    top.set_diff(1);
+    layer->backward({&top}, {true}, {&bottom});
+    expect_values(expected, diff_of(bottom), engine, 1e-5f);
+  }
+}
+
+TEST(LRNLayer, WithinChannelOfAKnownPlane) {
+  // 3 x 3 plane 1..9, n = 3, alpha = 9 (alpha / n^2 = 1), beta = 1: s = 1 + the sum of squares
+  // over the window clipped to the plane (Caffe's average pooling divides by n^2 at the borders
+  // too, and its shift is 1 whatever k says).
+  const std::vector<float> sums = {46, 91, 74, 159, 285, 219, 154, 271, 206};
+  std::vector<float> expected;
+  for (int i = 0; i < 9; ++i) expected.push_back((i + 1) / (1 + sums[i]));
+  for (const std::string& engine : engines()) {
+    for (const std::string k : {"", " k: 5"}) {
+      Blob bottom({1, 1, 3, 3}), top;
+      std::vector<float> ramp(9);
+      std::iota(ramp.begin(), ramp.end(), 1.0f);
+      set_values(bottom, ramp);
+      LayerPtr layer = lrn("norm_region: WITHIN_CHANNEL local_size: 3 alpha: 9 beta: 1" + k, engine);
+      layer->setup({&bottom}, {&top});
+      layer->forward({&bottom}, {&top});
+      expect_values(expected, data_of(top), engine + k);
+    }
+  }
+}
+
+TEST(LRNLayer, OnlyEngineOneDnnRunsOnOneDnn) {
+  if (!onednn_available()) GTEST_SKIP() << "built without oneDNN";
+  Blob bottom({1, 96, 5, 5}), top;
+  for (const std::string engine : {"ONEDNN", "CAFFE", "DEFAULT"}) {
+    LayerPtr layer = lrn("local_size: 5 alpha: 0.0001 beta: 0.75", engine);
+    layer->setup({&bottom}, {&top});
+    // DEFAULT takes the sliding-window code here: as fast as oneDNN's NCHW forward, and
+    // oneDNN's NCHW backward is a slow reference loop.
+    EXPECT_EQ(lrn_runs_onednn(*layer), engine == "ONEDNN") << engine;
+  }
+}
+
+struct GradientCase {
+  std::vector<int> shape;
+  std::string fields;
+};
+
+TEST(LRNLayer, Gradient) {
+  const std::vector<GradientCase> cases = {
+      {{2, 7, 3, 4}, "local_size: 5 alpha: 0.8 beta: 0.75"},
+      {{2, 6, 2, 3}, "local_size: 3 alpha: 1.5 beta: 0.6 k: 2"},
+      {{1, 3, 3, 3}, "local_size: 7 alpha: 1 beta: 1"},  // window wider than the channels
+      {{2, 2, 5, 6}, "norm_region: WITHIN_CHANNEL local_size: 3 alpha: 2 beta: 0.75"},
+      {{1, 2, 4, 5}, "norm_region: WITHIN_CHANNEL local_size: 5 alpha: 3 beta: 0.5"},
+  };
+  for (const std::string& engine : engines()) {
+    for (const GradientCase& c : cases) {
+      Blob bottom(c.shape), top;
+      testing::fill_gaussian(bottom);
+      LayerPtr layer = lrn(c.fields, engine);
+      SCOPED_TRACE(engine + " " + c.fields);
+      testing::check_gradient(*layer, {&bottom}, {&top});
+    }
+  }
+}
+
+void expect_paths_agree(const std::string& fields, const std::vector<int>& shape) {
+  SCOPED_TRACE(fields);
+  Blob bottom(shape), ref_bottom(shape), top, ref_top;
+  testing::fill_gaussian(bottom, 2.0f);
+  ref_bottom.share_data(bottom);
+  LayerPtr fast = lrn(fields, "ONEDNN");
+  LayerPtr reference = lrn(fields, "CAFFE");
+  fast->setup({&bottom}, {&top});
+  reference->setup({&ref_bottom}, {&ref_top});
+  EXPECT_TRUE(lrn_runs_onednn(*fast));
+  fast->forward({&bottom}, {&top});
+  reference->forward({&ref_bottom}, {&ref_top});
+  expect_values(data_of(ref_top), data_of(top), "forward", 1e-5f);
+  // The same random top diff for both; the tops' data (which backward may read) stay intact.
+  Blob top_diff(ref_top.shape());
+  testing::fill_gaussian(top_diff);
+  std::copy(top_diff.cpu_data(), top_diff.cpu_data() + top_diff.count(), ref_top.mutable_cpu_diff());
+  std::copy(top_diff.cpu_data(), top_diff.cpu_data() + top_diff.count(), top.mutable_cpu_diff());
+  fast->backward({&top}, {true}, {&bottom});
+  reference->backward({&ref_top}, {true}, {&ref_bottom});
+  expect_values(diff_of(ref_bottom), diff_of(bottom), "backward", 1e-5f);
+}
+
+TEST(LRNLayer, OneDnnAgreesWithReference) {
+  if (!onednn_available()) GTEST_SKIP() << "built without oneDNN";
+  expect_paths_agree("local_size: 5 alpha: 0.5 beta: 0.75", {2, 16, 9, 11});
+  expect_paths_agree("local_size: 5 alpha: 0.0001 beta: 0.75 k: 2", {2, 16, 9, 11});
+  expect_paths_agree("local_size: 3 alpha: 2 beta: 0.6 k: 1.5", {3, 5, 4, 7});
+  expect_paths_agree("norm_region: WITHIN_CHANNEL local_size: 3 alpha: 2 beta: 0.75",
+                     {2, 3, 9, 11});
+  expect_paths_agree("norm_region: WITHIN_CHANNEL local_size: 5 alpha: 1 beta: 0.6", {2, 3, 7, 6});
+}
+
+TEST(LRNLayer, BadParametersNameTheLayerAndTheProblem) {
+  Blob bottom({1, 4, 3, 3}), top;
+  LayerPtr even = lrn("local_size: 4", "CAFFE");
+  const std::string message = setup_error(*even, {&bottom}, {&top});
+  EXPECT_TRUE(contains(message, "layer norm (LRN)"));
+  EXPECT_TRUE(contains(message, "local_size must be odd, got 4"));
+  Blob flat({4, 3, 3});
+  LayerPtr layer = lrn("local_size: 3", "CAFFE");
+  EXPECT_TRUE(contains(setup_error(*layer, {&flat}, {&top}), "needs a 4-axis bottom"));
+}
+
+// Not a check: times AlexNet's norm layers at batch 32 on both paths. Run with
+// --gtest_also_run_disabled_tests --gtest_filter='*Timing*'.
+TEST(LRNLayer, DISABLED_TimingAlexNet) {
+  struct Shape {
+    std::string name;
+    std::vector<int> shape;
+  };
+  const std::vector<Shape> shapes = {{"norm1", {32, 96, 55, 55}}, {"norm2", {32, 256, 27, 27}}};
+  for (const Shape& s : shapes) {
+    for (const std::string& engine : engines()) {
+      Blob bottom(s.shape), top;
+      testing::fill_gaussian(bottom, 10.0f);
+      LayerPtr layer = lrn("local_size: 5 alpha: 0.0001 beta: 0.75", engine);
+      layer->setup({&bottom}, {&top});
+      testing::fill_gaussian(top);
+      std::copy(top.cpu_data(), top.cpu_data() + top.count(), top.mutable_cpu_diff());
+      using clock = std::chrono::steady_clock;
+      double forward_ms = 1e30, backward_ms = 1e30;
+      for (int rep = 0; rep < 10; ++rep) {
+        auto t0 = clock::now();
+        layer->forward({&bottom}, {&top});
+        auto t1 = clock::now();
+        layer->backward({&top}, {true}, {&bottom});
+        auto t2 = clock::now();
+        forward_ms = std::min(forward_ms, std::chrono::duration<double, std::milli>(t1 - t0).count());
+        backward_ms =
+            std::min(backward_ms, std::chrono::duration<double, std::milli>(t2 - t1).count());
+      }
+      std::printf("%s %-6s forward %7.2f ms  backward %7.2f ms\n", s.name.c_str(), engine.c_str(),
+                  forward_ms, backward_ms);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace engine
