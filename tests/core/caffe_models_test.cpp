@@ -6,9 +6,11 @@
 #include <fstream>
 
 #include "core/context.hpp"
+#include "core/filler.hpp"
 #include "core/net.hpp"
 #include "gradient_checker.hpp"
 #include "io/prototxt.hpp"
+#include "math/random.hpp"
 
 namespace engine {
 namespace {
@@ -34,9 +36,17 @@ std::unique_ptr<Net> run_deploy(const std::string& file, int batch) {
   param.set_force_backward(true);
   Context::set_seed(7);
   auto net = std::make_unique<Net>(param);
+  // Deploy files carry no fillers (their weights come from a .caffemodel): fill them so that
+  // signals keep their scale through the depth of the net.
+  FillerParameter msra;
+  msra.set_type("msra");
+  for (Blob* weights : net->learnable_params()) fill(msra, weights);
   for (Blob* input : net->input_blobs()) testing::fill_gaussian(*input);
   net->forward();
-  for (Blob* output : net->output_blobs()) output->set_diff(1);
+  // A random gradient at the outputs (a constant one would vanish through the softmax).
+  for (Blob* output : net->output_blobs()) {
+    rng_gaussian(output->count(), 0, 1, output->mutable_cpu_diff());
+  }
   net->backward();
   return net;
 }
