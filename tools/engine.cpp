@@ -1,12 +1,17 @@
 // engine: the command-line front of the engine, in the manner of Caffe's `caffe` tool.
+//   engine train --solver=SOLVER.prototxt [--weights=W | --snapshot=S.solverstate] ...
+//   engine test --model=NET.prototxt --weights=W.caffemodel [--iterations=50]
 //   engine time --model=NET.prototxt [--iterations=50] [--phase=TRAIN|TEST] ...
 //   engine device_query [--gpu=0]
 // Every command takes --help. User errors print one line and exit 1.
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <functional>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,9 +22,20 @@
 #include "core/errors.hpp"
 #include "core/net.hpp"
 #include "io/prototxt.hpp"
+#include "solvers/solver.hpp"
 
+DEFINE_string(solver, "", "The solver definition (prototxt).");
 DEFINE_string(model, "", "The net definition (prototxt).");
-DEFINE_int32(iterations, 50, "Number of iterations to run.");
+DEFINE_string(weights, "",
+              "Trained weights (.caffemodel) to start from; several, comma-separated, are "
+              "applied in order. Not with --snapshot.");
+DEFINE_string(snapshot, "", "A .solverstate to resume training from.");
+DEFINE_int32(iterations, 50,
+             "Iterations to run (test, time); for train, overrides the solver's max_iter.");
+DEFINE_string(sigint_effect, "stop",
+              "What SIGINT (Ctrl-C) does during training: stop, snapshot or none.");
+DEFINE_string(sighup_effect, "snapshot",
+              "What SIGHUP does during training: stop, snapshot or none.");
 DEFINE_string(phase, "TRAIN", "The net's phase: TRAIN or TEST.");
 DEFINE_int32(level, 0, "The net's level (for include/exclude rules).");
 DEFINE_string(stage, "", "Comma-separated stages of the net (for include/exclude rules).");
@@ -66,19 +82,148 @@ int parse_engine(const std::string& name) {
   return found->second;
 }
 
+void use_gpu(int device) {
+  Context::set_device(device);
+  Context::set_mode(Mode::GPU);
+}
+
 void select_device() {
   if (FLAGS_gpu.empty()) {
     Context::set_mode(Mode::CPU);
     return;
   }
+  ENGINE_REQUIRE(FLAGS_gpu != "all", "--gpu=all (several GPUs) is not supported yet; give one id");
   int device = 0;
   try {
     device = std::stoi(FLAGS_gpu);
   } catch (const std::exception&) {
     ENGINE_FAIL("--gpu must be a device id, got '" << FLAGS_gpu << "'");
   }
-  Context::set_device(device);
-  Context::set_mode(Mode::GPU);
+  use_gpu(device);
+}
+
+bool flag_given(const char* name) {
+  return !gflags::GetCommandLineFlagInfoOrDie(name).is_default;
+}
+
+std::vector<std::string> stages() { return split(FLAGS_stage, ','); }
+
+// ---- signals: the handler only records; the solver polls between iterations ----------------
+
+std::atomic<int> pending_sigint{0};
+std::atomic<int> pending_sighup{0};
+
+extern "C" void record_signal(int signal) {
+  if (signal == SIGINT) pending_sigint = 1;
+  if (signal == SIGHUP) pending_sighup = 1;
+}
+
+SolverAction parse_effect(const std::string& flag, const std::string& value) {
+  if (value == "stop") return SolverAction::STOP;
+  if (value == "snapshot") return SolverAction::SNAPSHOT;
+  if (value == "none") return SolverAction::NONE;
+  ENGINE_FAIL("--" << flag << " must be stop, snapshot or none, got '" << value << "'");
+}
+
+std::function<SolverAction()> signal_actions() {
+  const SolverAction on_sigint = parse_effect("sigint_effect", FLAGS_sigint_effect);
+  const SolverAction on_sighup = parse_effect("sighup_effect", FLAGS_sighup_effect);
+  struct sigaction action = {};
+  action.sa_handler = record_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGHUP, &action, nullptr);
+  return [=]() {
+    // A stop outranks a snapshot when both arrived.
+    SolverAction result = SolverAction::NONE;
+    for (auto [pending, effect] : {std::pair{&pending_sighup, on_sighup},
+                                   std::pair{&pending_sigint, on_sigint}}) {
+      if (pending->exchange(0) && effect != SolverAction::NONE) {
+        if (result != SolverAction::STOP) result = effect;
+      }
+    }
+    return result;
+  };
+}
+
+void copy_weights(const std::string& files, Net& net) {
+  for (const std::string& file : split(files, ',')) {
+    NetParameter weights;
+    read_binary_file(file, &weights);
+    ENGINE_REQUIRE(weights.layers_size() == 0,
+                   file << ": a legacy (V1) .caffemodel; reading those is not supported yet");
+    net.copy_trained_layers_from(weights);
+    LOG(INFO) << "Copied weights from " << file;
+  }
+}
+
+int train_command() {
+  ENGINE_REQUIRE(!FLAGS_solver.empty(), "--solver is required (a solver prototxt)");
+  ENGINE_REQUIRE(FLAGS_weights.empty() || FLAGS_snapshot.empty(),
+                 "give --weights (to fine-tune) or --snapshot (to resume), not both");
+  SolverParameter param = read_solver_file(FLAGS_solver);
+  param.mutable_train_state()->set_level(FLAGS_level);
+  for (const std::string& stage : stages()) param.mutable_train_state()->add_stage(stage);
+  if (flag_given("iterations")) param.set_max_iter(FLAGS_iterations);
+
+  if (!FLAGS_gpu.empty()) {
+    select_device();
+  } else if (param.solver_mode() == SolverParameter::GPU && param.has_solver_mode()) {
+    if (Context::device_count() > 0) {
+      use_gpu(param.device_id());
+    } else {
+      LOG(WARNING) << FLAGS_solver << ": solver_mode is GPU but no CUDA device is available; "
+                                      "training on the CPU";
+      Context::set_mode(Mode::CPU);
+    }
+  } else {
+    Context::set_mode(Mode::CPU);
+  }
+
+  std::unique_ptr<Solver> solver = make_solver(param, FLAGS_solver);
+  solver->set_action_source(signal_actions());
+  if (!FLAGS_weights.empty()) copy_weights(FLAGS_weights, solver->net());
+  for (const std::string& file : param.weights()) copy_weights(file, solver->net());
+  LOG(INFO) << "Starting Optimization";
+  solver->solve(FLAGS_snapshot);
+  return 0;
+}
+
+int test_command() {
+  ENGINE_REQUIRE(!FLAGS_model.empty(), "--model is required (a net prototxt)");
+  ENGINE_REQUIRE(!FLAGS_weights.empty(), "--weights is required: the trained weights to score");
+  ENGINE_REQUIRE(FLAGS_iterations > 0, "--iterations must be positive");
+  select_device();
+  Net net(FLAGS_model, TEST, FLAGS_level, stages());
+  copy_weights(FLAGS_weights, net);
+  LOG(INFO) << "Running for " << FLAGS_iterations << " iterations.";
+  std::vector<double> sums;
+  double loss = 0;
+  for (int i = 0; i < FLAGS_iterations; ++i) {
+    loss += net.forward();
+    int index = 0;
+    for (Blob* output : net.output_blobs()) {
+      for (int64_t k = 0; k < output->count(); ++k, ++index) {
+        if (static_cast<int>(sums.size()) <= index) sums.push_back(0);
+        sums[index] += output->cpu_data()[k];
+        LOG(INFO) << "Batch " << i << ", " << net.blob_name(output) << " = "
+                  << output->cpu_data()[k];
+      }
+    }
+  }
+  LOG(INFO) << "Loss: " << loss / FLAGS_iterations;
+  int index = 0;
+  for (Blob* output : net.output_blobs()) {
+    const float weight = net.output_loss_weight(output);
+    for (int64_t k = 0; k < output->count(); ++k, ++index) {
+      const double mean = sums[index] / FLAGS_iterations;
+      std::ostringstream line;
+      line << net.blob_name(output) << " = " << mean;
+      if (weight != 0) line << " (* " << weight << " = " << weight * mean << " loss)";
+      LOG(INFO) << line.str();
+    }
+  }
+  return 0;
 }
 
 NetParameter load_net_param() {
@@ -87,7 +232,7 @@ NetParameter load_net_param() {
   read_text_file(FLAGS_model, &param);
   param.mutable_state()->set_phase(parse_phase(FLAGS_phase));
   param.mutable_state()->set_level(FLAGS_level);
-  for (const std::string& stage : split(FLAGS_stage, ',')) param.mutable_state()->add_stage(stage);
+  for (const std::string& stage : stages()) param.mutable_state()->add_stage(stage);
   if (!FLAGS_engine.empty()) set_layer_engines(parse_engine(FLAGS_engine), &param);
   if (FLAGS_batch > 0) set_input_batch(FLAGS_batch, &param);
   return param;
@@ -155,6 +300,20 @@ int device_query_command() {
 
 const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> table = {
+      {"train",
+       {train_command,
+        "engine train --solver=SOLVER.prototxt [--weights=W.caffemodel[,W2...] |\n"
+        "             --snapshot=S.solverstate] [--iterations=N] [--gpu=ID] [--level=0]\n"
+        "             [--stage=a,b] [--sigint_effect=stop] [--sighup_effect=snapshot]\n"
+        "Trains a net as the solver file says; snapshots as it goes and at the end.",
+        {"solver", "weights", "snapshot", "iterations", "gpu", "level", "stage", "sigint_effect",
+         "sighup_effect"}}},
+      {"test",
+       {test_command,
+        "engine test --model=NET.prototxt --weights=W.caffemodel [--iterations=50] [--gpu=ID]\n"
+        "            [--level=0] [--stage=a,b]\n"
+        "Scores trained weights: runs the TEST net and prints each output's mean.",
+        {"model", "weights", "iterations", "gpu", "level", "stage"}}},
       {"time",
        {time_command,
         "engine time --model=NET.prototxt [--iterations=50] [--phase=TRAIN|TEST] [--level=0]\n"
@@ -208,6 +367,8 @@ int main(int argc, char** argv) {
     print_help(name, found->second);
     return 0;
   }
+  // train and test report progress through the log, in Caffe's words.
+  if (name == "train" || name == "test") FLAGS_minloglevel = 0;
   try {
     return found->second.run();
   } catch (const Error& error) {

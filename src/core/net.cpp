@@ -6,6 +6,7 @@
 
 #include "core/layer_registry.hpp"
 #include "io/prototxt.hpp"
+#include "math/blas.hpp"
 
 namespace engine {
 
@@ -254,6 +255,8 @@ void Net::init(const NetParameter& given) {
     for (size_t j = 0; j < top_vecs_[i].size(); ++j) {
       VLOG(1) << "top shape " << blob_names_[top_ids_[i][j]] << ": "
               << top_vecs_[i][j]->shape_string();
+      const float weight = layer.loss(static_cast<int>(j));
+      if (weight != 0) blob_loss_weights_[top_ids_[i][j]] = weight;
     }
 
     const int param_count = static_cast<int>(layer.blobs().size());
@@ -297,6 +300,7 @@ void Net::append_top(const LayerParameter& layer, int layer_id, int top_id,
   blobs_.push_back(std::make_shared<Blob>());
   blob_names_.push_back(name);
   blob_need_backward_.push_back(false);
+  blob_loss_weights_.push_back(0.0f);
   blob_index_[name] = id;
   (*available)[name] = id;
   top_vecs_[layer_id].push_back(blobs_[id].get());
@@ -486,6 +490,72 @@ void Net::copy_trained_layers_from(const NetParameter& trained) {
       blobs[j]->from_proto(source.blobs(j), false);
     }
   }
+}
+
+void Net::share_trained_layers_with(const Net& other) {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto found = other.layer_index_.find(layer_names_[i]);
+    if (found == other.layer_index_.end()) continue;
+    auto& blobs = layers_[i]->blobs();
+    const auto& source = other.layers_[found->second]->blobs();
+    ENGINE_REQUIRE(blobs.size() == source.size(),
+                   layers_[i]->describe() << ": has " << blobs.size() << " parameter blob(s), the "
+                                          << "same layer in net " << other.name_ << " has "
+                                          << source.size());
+    for (size_t j = 0; j < blobs.size(); ++j) {
+      ENGINE_REQUIRE(blobs[j]->shape() == source[j]->shape(),
+                     layers_[i]->describe() << ": parameter blob " << j << " has shape "
+                                            << blobs[j]->shape_string() << ", in net "
+                                            << other.name_ << " " << source[j]->shape_string());
+      blobs[j]->share_data(*source[j]);
+    }
+  }
+}
+
+const std::string& Net::blob_name(const Blob* blob) const {
+  for (size_t i = 0; i < blobs_.size(); ++i) {
+    if (blobs_[i].get() == blob) return blob_names_[i];
+  }
+  LOG(FATAL) << "blob is not in net " << name_;
+  return blob_names_[0];
+}
+
+float Net::output_loss_weight(const Blob* blob) const {
+  for (size_t i = 0; i < blobs_.size(); ++i) {
+    if (blobs_[i].get() == blob) return blob_loss_weights_[i];
+  }
+  return 0;
+}
+
+std::string Net::describe_first_non_finite() const {
+  auto finite = [](const Blob& blob, bool diff) {
+    return cpu::all_finite(blob.count(), diff ? blob.cpu_diff() : blob.cpu_data());
+  };
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    for (size_t j = 0; j < top_vecs_[i].size(); ++j) {
+      if (!finite(*top_vecs_[i][j], false)) {
+        return "the first non-finite value is in the output '" + blob_names_[top_ids_[i][j]] +
+               "' of " + layers_[i]->describe();
+      }
+    }
+  }
+  for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
+    if (!layer_need_backward_[i]) continue;
+    for (size_t j = 0; j < bottom_vecs_[i].size(); ++j) {
+      if (bottom_need_backward_[i][j] && !finite(*bottom_vecs_[i][j], true)) {
+        return "the first non-finite gradient is the one " + layers_[i]->describe() +
+               " computes for its input '" + blob_names_[bottom_ids_[i][j]] + "'";
+      }
+    }
+    const auto& params = layers_[i]->blobs();
+    for (size_t p = 0; p < params.size(); ++p) {
+      if (!finite(*params[p], true)) {
+        return "the first non-finite gradient is the one " + layers_[i]->describe() +
+               " computes for its parameter " + std::to_string(p);
+      }
+    }
+  }
+  return "no layer output or gradient holds a non-finite value now";
 }
 
 void Net::to_proto(NetParameter* param, bool write_diff) const {

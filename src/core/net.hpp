@@ -47,6 +47,9 @@ class Net {
   // Applies each learnable parameter's diff to its data (data -= diff).
   void update();
 
+  // Makes this net's layers use the parameter memory of `other`'s layers of the same name (test
+  // nets follow the training net this way).
+  void share_trained_layers_with(const Net& other);
   // Copies weights from a trained net by layer name. Layers the source lacks keep their
   // values; a blob count or shape mismatch fails naming the layer, blob index and shapes.
   void copy_trained_layers_from(const NetParameter& trained);
@@ -69,6 +72,14 @@ class Net {
   // Tops of the Input layers; blobs no layer consumes.
   const Blobs& input_blobs() const { return input_blobs_; }
   const Blobs& output_blobs() const { return output_blobs_; }
+
+  // The name of one of this net's blobs.
+  const std::string& blob_name(const Blob* blob) const;
+  // The loss weight of the top that produced `blob` (0 if none).
+  float output_loss_weight(const Blob* blob) const;
+  // For a net whose last pass produced a NaN or infinity: names the first layer whose output
+  // (forward order), else whose gradient (backward order), is not finite.
+  std::string describe_first_non_finite() const;
 
   bool has_blob(const std::string& name) const { return blob_index_.count(name) > 0; }
   bool has_layer(const std::string& name) const { return layer_index_.count(name) > 0; }
@@ -108,6 +119,7 @@ class Net {
   std::vector<std::string> blob_names_;
   std::map<std::string, int> blob_index_;
   std::vector<bool> blob_need_backward_;
+  std::vector<float> blob_loss_weights_;
 
   std::vector<Blobs> bottom_vecs_, top_vecs_;
   std::vector<std::vector<int>> bottom_ids_, top_ids_;

@@ -83,6 +83,21 @@ double sum(int64_t n, const float* x) {
   return lane_sum(n, [=](int64_t i) { return double(x[i]); });
 }
 
+bool all_finite(int64_t n, const float* x) {
+  // x * 0 is 0 for every finite x and NaN otherwise; the sum stays 0 unless one is not finite.
+  // Lanes keep the loop vectorized.
+  constexpr int kLanes = 16;
+  float lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lanes[l] += x[i + l] * 0.0f;
+  }
+  float total = 0;
+  for (; i < n; ++i) total += x[i] * 0.0f;
+  for (float lane : lanes) total += lane;
+  return total == 0.0f;
+}
+
 void add(int64_t n, const float* a, const float* b, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }

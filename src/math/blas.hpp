@@ -24,6 +24,8 @@ void set(int64_t n, float value, float* x);
 double dot(int64_t n, const float* x, const float* y);
 double asum(int64_t n, const float* x);
 double sum(int64_t n, const float* x);
+// Whether no element is NaN or infinite.
+bool all_finite(int64_t n, const float* x);
 
 void add(int64_t n, const float* a, const float* b, float* y);  // y = a + b
 void sub(int64_t n, const float* a, const float* b, float* y);  // y = a - b

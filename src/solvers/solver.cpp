@@ -1,0 +1,423 @@
+#include "solvers/solver.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "core/context.hpp"
+#include "core/errors.hpp"
+#include "io/prototxt.hpp"
+#include "math/blas.hpp"
+
+namespace engine {
+
+namespace {
+
+NetParameter read_net_file(const std::string& path) {
+  NetParameter param;
+  read_text_file(path, &param);
+  return param;
+}
+
+// The net's state: the phase, then the file's own state, then the solver's override.
+void set_state(Phase phase, const NetState* solver_state, NetParameter* net) {
+  NetState state;
+  state.set_phase(phase);
+  state.MergeFrom(net->state());
+  if (solver_state) state.MergeFrom(*solver_state);
+  state.set_phase(phase);
+  *net->mutable_state() = state;
+}
+
+std::string directory_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash + 1);
+}
+
+bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
+
+}  // namespace
+
+Solver::Solver(const SolverParameter& param, const std::string& source)
+    : param_(param), source_(source.empty() ? "solver" : source) {
+  ENGINE_REQUIRE(param_.iter_size() >= 1,
+                 source_ << ": iter_size must be at least 1, got " << param_.iter_size());
+  ENGINE_REQUIRE(param_.average_loss() >= 1,
+                 source_ << ": average_loss must be at least 1, got " << param_.average_loss());
+  if (param_.random_seed() >= 0) Context::set_seed(static_cast<uint64_t>(param_.random_seed()));
+  init_nets();
+  // Fail now, not after hours of training, if snapshots cannot be written.
+  if (param_.snapshot() > 0 || param_.snapshot_after_train()) {
+    const std::string folder = directory_of(snapshot_filename(0, ""));
+    ENGINE_REQUIRE(folder.empty() || file_exists(folder),
+                   source_ << ": the snapshot folder " << folder
+                           << " does not exist (snapshot_prefix: \"" << param_.snapshot_prefix()
+                           << "\")");
+  }
+  // Validate the policy now rather than at the first iteration.
+  LrState probe;
+  engine::learning_rate(param_, 0, &probe);
+}
+
+void Solver::init_nets() {
+  const int train_sources = param_.has_net() + param_.has_net_param() + param_.has_train_net() +
+                            param_.has_train_net_param();
+  ENGINE_REQUIRE(train_sources == 1,
+                 source_ << ": give exactly one of net, net_param, train_net, train_net_param (found "
+                         << train_sources << ")");
+  NetParameter train;
+  if (param_.has_net()) train = read_net_file(param_.net());
+  if (param_.has_net_param()) train = param_.net_param();
+  if (param_.has_train_net()) train = read_net_file(param_.train_net());
+  if (param_.has_train_net_param()) train = param_.train_net_param();
+  set_state(TRAIN, param_.has_train_state() ? &param_.train_state() : nullptr, &train);
+  net_ = std::make_unique<Net>(train);
+
+  // Test nets: test_net_param entries, then test_net files, then the generic net for every
+  // remaining test_iter.
+  std::vector<NetParameter> tests(param_.test_net_param().begin(), param_.test_net_param().end());
+  for (const std::string& file : param_.test_net()) tests.push_back(read_net_file(file));
+  const int specific = static_cast<int>(tests.size());
+  const bool generic = param_.has_net() || param_.has_net_param();
+  ENGINE_REQUIRE(generic ? param_.test_iter_size() >= specific : param_.test_iter_size() == specific,
+                 source_ << ": test_iter must be given once per test net (" << specific
+                         << " test net(s), " << param_.test_iter_size() << " test_iter)");
+  if (generic) {
+    const NetParameter base = param_.has_net() ? read_net_file(param_.net()) : param_.net_param();
+    for (int i = specific; i < param_.test_iter_size(); ++i) tests.push_back(base);
+  }
+  ENGINE_REQUIRE(param_.test_state_size() == 0 ||
+                     param_.test_state_size() == static_cast<int>(tests.size()),
+                 source_ << ": test_state must be given once per test net or not at all");
+  ENGINE_REQUIRE(tests.empty() || param_.test_interval() > 0,
+                 source_ << ": test nets need a positive test_interval");
+  for (size_t i = 0; i < tests.size(); ++i) {
+    set_state(TEST, param_.test_state_size() ? &param_.test_state(static_cast<int>(i)) : nullptr,
+              &tests[i]);
+    test_nets_.push_back(std::make_unique<Net>(tests[i]));
+    test_nets_.back()->share_trained_layers_with(*net_);
+  }
+  init_history();
+}
+
+void Solver::init_history() {
+  history_.clear();
+  for (int which = 0; which < history_per_param(); ++which) {
+    for (Blob* param : net_->learnable_params()) {
+      history_.push_back(std::make_shared<Blob>(param->shape()));
+    }
+  }
+}
+
+// ---- the loop -------------------------------------------------------------------------------
+
+void Solver::solve(const std::string& resume_file) {
+  LOG(INFO) << "Solving " << net_->name();
+  LOG(INFO) << "Learning Rate Policy: " << param_.lr_policy();
+  stopped_early_ = false;
+  if (!resume_file.empty()) restore(resume_file);
+  step(param_.max_iter() - iter_);
+  const bool just_snapshotted = param_.snapshot() > 0 && iter_ % param_.snapshot() == 0;
+  if ((param_.snapshot_after_train() || stopped_early_) && !just_snapshotted) snapshot();
+  if (stopped_early_) {
+    LOG(INFO) << "Optimization stopped early.";
+    return;
+  }
+  if (param_.display() && iter_ % param_.display() == 0) {
+    const float loss = net_->forward();
+    LOG(INFO) << "Iteration " << iter_ << ", loss = " << loss;
+  }
+  if (param_.test_interval() && iter_ % param_.test_interval() == 0) test_all();
+  LOG(INFO) << "Optimization Done.";
+}
+
+void Solver::step(int iterations) {
+  const int start_iter = iter_;
+  const int stop_iter = iter_ + iterations;
+  losses_.clear();
+  smoothed_loss_ = 0;
+  auto timer = std::chrono::steady_clock::now();
+  int timed_iterations = 0;
+  while (iter_ < stop_iter) {
+    net_->clear_param_diffs();
+    if (param_.test_interval() && iter_ % param_.test_interval() == 0 &&
+        (iter_ > 0 || param_.test_initialization())) {
+      test_all();
+      // Testing takes time that is not training: restart the rate clock.
+      timer = std::chrono::steady_clock::now();
+      timed_iterations = 0;
+    }
+    float loss = 0;
+    for (int i = 0; i < param_.iter_size(); ++i) loss += net_->forward_backward();
+    loss /= param_.iter_size();
+    check_finite(loss);
+    update_smoothed_loss(loss, start_iter);
+    ++timed_iterations;
+    if (param_.display() && iter_ % param_.display() == 0) {
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - timer).count();
+      display(seconds, timed_iterations);
+      timer = std::chrono::steady_clock::now();
+      timed_iterations = 0;
+    }
+    for (auto& callback : gradients_ready_callbacks_) callback();
+    apply_update();
+    ++iter_;
+
+    const SolverAction action = action_source_ ? action_source_() : SolverAction::NONE;
+    if ((param_.snapshot() > 0 && iter_ % param_.snapshot() == 0) ||
+        action == SolverAction::SNAPSHOT) {
+      snapshot();
+    }
+    if (action == SolverAction::STOP) {
+      stopped_early_ = true;
+      break;
+    }
+  }
+}
+
+void Solver::update_smoothed_loss(float loss, int start_iter) {
+  const int window = param_.average_loss();
+  if (static_cast<int>(losses_.size()) < window) {
+    losses_.push_back(loss);
+    const float size = static_cast<float>(losses_.size());
+    smoothed_loss_ = (smoothed_loss_ * (size - 1) + loss) / size;
+  } else {
+    const int index = (iter_ - start_iter) % window;
+    smoothed_loss_ += (loss - losses_[index]) / window;
+    losses_[index] = loss;
+  }
+}
+
+void Solver::display(double seconds, int iterations) {
+  const double per_second = iterations / (seconds > 0 ? seconds : 1);
+  const auto& first_layer_tops = net_->top_vecs().empty() ? Blobs() : net_->top_vecs()[0];
+  const int batch = first_layer_tops.empty() || first_layer_tops[0]->num_axes() == 0
+                        ? 1
+                        : first_layer_tops[0]->shape(0);
+  LOG(INFO) << "Iteration " << iter_ << " (" << per_second << " iter/s, "
+            << per_second * batch * param_.iter_size() << " images/s), loss = " << smoothed_loss_;
+  int index = 0;
+  for (Blob* output : net_->output_blobs()) {
+    const std::string& name = net_->blob_name(output);
+    const float weight = net_->output_loss_weight(output);
+    for (int64_t k = 0; k < output->count(); ++k) {
+      std::ostringstream line;
+      line << "    Train net output #" << index++ << ": " << name << " = " << output->cpu_data()[k];
+      if (weight != 0) line << " (* " << weight << " = " << weight * output->cpu_data()[k] << " loss)";
+      LOG(INFO) << line.str();
+    }
+  }
+}
+
+void Solver::check_finite(float loss) {
+  bool finite = std::isfinite(loss);
+  for (Blob* param : net_->learnable_params()) {
+    if (!finite) break;
+    finite = cpu::all_finite(param->count(), param->cpu_diff());
+  }
+  if (finite) return;
+  ENGINE_FAIL("iteration " << iter_ << ": the loss is " << loss << "; "
+                           << net_->describe_first_non_finite()
+                           << ". Training stopped; the last snapshot is kept.");
+}
+
+// ---- the update -----------------------------------------------------------------------------
+
+void Solver::apply_update() {
+  const float rate = learning_rate();
+  if (param_.display() && iter_ % param_.display() == 0) {
+    LOG(INFO) << "Iteration " << iter_ << ", lr = " << rate;
+  }
+  clip_gradients();
+  for (size_t id = 0; id < net_->learnable_params().size(); ++id) {
+    normalize(static_cast<int>(id));
+    regularize(static_cast<int>(id));
+    compute_update(static_cast<int>(id), rate);
+  }
+  net_->update();
+}
+
+void Solver::clip_gradients() {
+  const float threshold = param_.clip_gradients();
+  if (threshold < 0) return;
+  double sum_of_squares = 0;
+  for (Blob* param : net_->learnable_params()) sum_of_squares += param->sum_of_squares_diff();
+  const double norm = std::sqrt(sum_of_squares);
+  if (norm <= threshold) return;
+  LOG(INFO) << "Gradient clipping: scaling down gradients (L2 norm " << norm << " > " << threshold
+            << ") by scale factor " << threshold / norm;
+  for (Blob* param : net_->learnable_params()) {
+    cpu::scale(param->count(), static_cast<float>(threshold / norm), param->mutable_cpu_diff());
+  }
+}
+
+void Solver::normalize(int param_id) {
+  if (param_.iter_size() == 1) return;
+  Blob& param = *net_->learnable_params()[param_id];
+  cpu::scale(param.count(), 1.0f / param_.iter_size(), param.mutable_cpu_diff());
+}
+
+void Solver::regularize(int param_id) {
+  Blob& param = *net_->learnable_params()[param_id];
+  const float decay = param_.weight_decay() * net_->params_weight_decay()[param_id];
+  if (decay == 0) return;
+  const std::string& type = param_.regularization_type();
+  const int64_t n = param.count();
+  const float* data = param.cpu_data();
+  float* diff = param.mutable_cpu_diff();
+  if (type == "L2") {
+    cpu::axpy(n, decay, data, diff);
+  } else if (type == "L1") {
+    for (int64_t i = 0; i < n; ++i) diff[i] += decay * ((data[i] > 0) - (data[i] < 0));
+  } else {
+    ENGINE_FAIL(source_ << ": unknown regularization_type '" << type << "'; known: L1, L2");
+  }
+}
+
+// ---- testing --------------------------------------------------------------------------------
+
+std::vector<std::vector<float>> Solver::test_all() {
+  std::vector<std::vector<float>> results(test_nets_.size());
+  for (size_t i = 0; i < test_nets_.size(); ++i) test(static_cast<int>(i), &results[i]);
+  if (param_.lr_policy() == "plateau") {
+    const int watched = param_.plateau_test_net();
+    ENGINE_REQUIRE(watched >= 0 && watched < static_cast<int>(test_nets_.size()),
+                   source_ << ": plateau_test_net " << watched << " does not exist ("
+                           << test_nets_.size() << " test net(s))");
+    const Net& net = *test_nets_[watched];
+    int index = 0;
+    bool found = false;
+    float value = 0;
+    std::string known;
+    for (Blob* output : net.output_blobs()) {
+      const std::string& name = net.blob_name(output);
+      known += " " + name;
+      if (name == param_.plateau_output()) {
+        value = results[watched][index];
+        found = true;
+      }
+      index += static_cast<int>(output->count());
+    }
+    ENGINE_REQUIRE(found, source_ << ": plateau_output '" << param_.plateau_output()
+                                  << "' is not an output of test net " << watched
+                                  << "; its outputs:" << known);
+    if (plateau_observe(param_, value, &lr_state_)) {
+      LOG(INFO) << "Plateau: " << param_.plateau_output() << " has not improved for "
+                << param_.plateau_patience() << " test round(s); learning rate now "
+                << learning_rate();
+    }
+  }
+  return results;
+}
+
+void Solver::test(int test_net_id, std::vector<float>* means) {
+  LOG(INFO) << "Iteration " << iter_ << ", Testing net (#" << test_net_id << ")";
+  Net& net = *test_nets_[test_net_id];
+  const int iterations = param_.test_iter(test_net_id);
+  std::vector<double> sums;
+  double loss = 0;
+  for (int i = 0; i < iterations; ++i) {
+    loss += net.forward();
+    int index = 0;
+    for (Blob* output : net.output_blobs()) {
+      for (int64_t k = 0; k < output->count(); ++k, ++index) {
+        if (static_cast<int>(sums.size()) <= index) sums.push_back(0);
+        sums[index] += output->cpu_data()[k];
+      }
+    }
+  }
+  if (param_.test_compute_loss()) LOG(INFO) << "Test loss: " << loss / std::max(iterations, 1);
+  means->clear();
+  int index = 0;
+  for (Blob* output : net.output_blobs()) {
+    const float weight = net.output_loss_weight(output);
+    for (int64_t k = 0; k < output->count(); ++k, ++index) {
+      const float mean = static_cast<float>(sums[index] / std::max(iterations, 1));
+      means->push_back(mean);
+      std::ostringstream line;
+      line << "    Test net output #" << index << ": " << net.blob_name(output) << " = " << mean;
+      if (weight != 0) line << " (* " << weight << " = " << weight * mean << " loss)";
+      LOG(INFO) << line.str();
+    }
+  }
+}
+
+// ---- snapshots ------------------------------------------------------------------------------
+
+std::string Solver::snapshot_filename(int iteration, const std::string& extension) const {
+  std::string prefix = param_.snapshot_prefix();
+  // Caffe's rule: no prefix, or a folder, takes the solver file's name.
+  if (prefix.empty() || prefix.back() == '/') {
+    std::string stem = source_.substr(source_.find_last_of('/') + 1);
+    const size_t dot = stem.rfind('.');
+    if (dot != std::string::npos) stem = stem.substr(0, dot);
+    prefix = (prefix.empty() ? directory_of(source_) : prefix) + stem;
+  }
+  return prefix + "_iter_" + std::to_string(iteration) + extension;
+}
+
+void Solver::snapshot() {
+  ENGINE_REQUIRE(param_.snapshot_format() == SolverParameter::BINARYPROTO,
+                 source_ << ": only snapshot_format BINARYPROTO is supported (HDF5 is not)");
+  NetParameter weights;
+  net_->to_proto(&weights, param_.snapshot_diff());
+  const std::string model = snapshot_filename(iter_, ".caffemodel");
+  LOG(INFO) << "Snapshotting to binary proto file " << model;
+  write_binary_file(weights, model);
+
+  SolverState state;
+  state.set_iter(iter_);
+  state.set_learned_net(model);
+  state.set_current_step(lr_state_.multistep_index);
+  for (const auto& blob : history_) blob->to_proto(state.add_history());
+  std::ostringstream rng;
+  rng << Context::rng();
+  state.set_rng_state(rng.str());
+  state.set_plateau_reductions(lr_state_.plateau_reductions);
+  state.set_plateau_best(lr_state_.plateau_best);
+  state.set_plateau_has_best(lr_state_.plateau_has_best);
+  state.set_plateau_stale_rounds(lr_state_.plateau_stale_rounds);
+  const std::string state_file = snapshot_filename(iter_, ".solverstate");
+  LOG(INFO) << "Snapshotting solver state to binary proto file " << state_file;
+  write_binary_file(state, state_file);
+}
+
+void Solver::restore(const std::string& solverstate_file) {
+  LOG(INFO) << "Restoring previous solver status from " << solverstate_file;
+  SolverState state;
+  read_binary_file(solverstate_file, &state);
+  if (state.has_learned_net()) {
+    // The path as written, or beside the solverstate if the snapshots were moved.
+    std::string model = state.learned_net();
+    if (!file_exists(model)) {
+      const std::string beside =
+          directory_of(solverstate_file) + model.substr(model.find_last_of('/') + 1);
+      if (file_exists(beside)) model = beside;
+    }
+    NetParameter weights;
+    read_binary_file(model, &weights);
+    net_->copy_trained_layers_from(weights);
+  }
+  ENGINE_REQUIRE(state.history_size() == static_cast<int>(history_.size()),
+                 solverstate_file << ": holds " << state.history_size()
+                                  << " history blobs, solver type " << param_.type() << " needs "
+                                  << history_.size());
+  for (size_t i = 0; i < history_.size(); ++i) {
+    history_[i]->from_proto(state.history(static_cast<int>(i)), false);
+  }
+  iter_ = state.iter();
+  lr_state_.multistep_index = state.current_step();
+  lr_state_.plateau_reductions = state.plateau_reductions();
+  lr_state_.plateau_best = state.plateau_best();
+  lr_state_.plateau_has_best = state.plateau_has_best();
+  lr_state_.plateau_stale_rounds = state.plateau_stale_rounds();
+  if (state.has_rng_state()) {
+    std::istringstream rng(state.rng_state());
+    rng >> Context::rng();
+    ENGINE_REQUIRE(!rng.fail(), solverstate_file << ": corrupt random generator state");
+  }
+}
+
+}  // namespace engine

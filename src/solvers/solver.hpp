@@ -1,0 +1,107 @@
+// Solver: trains a Net by Caffe's loop. Each iteration clears the gradients, tests when due,
+// runs forward/backward iter_size times, reports, then applies the update rule (clipping,
+// normalisation by iter_size, L1/L2 regularisation, the rule's own history) and snapshots when
+// due. Update rules (SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam) are subclasses, listed
+// once in update_rules.cpp and made by make_solver().
+//
+// Snapshots write PREFIX_iter_N.caffemodel then PREFIX_iter_N.solverstate, each atomically; a
+// resume from the .solverstate continues exactly (weights, history, iteration, lr-policy state
+// and the random generator). Not thread-safe; one solver per thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/net.hpp"
+#include "engine.pb.h"
+#include "solvers/lr_policy.hpp"
+
+namespace engine {
+
+// What a signal (or any other outside request) asks the running solver to do.
+enum class SolverAction { NONE, STOP, SNAPSHOT };
+
+class Solver {
+ public:
+  // `source` names the solver file for default snapshot prefixes and messages ("" if none).
+  explicit Solver(const SolverParameter& param, const std::string& source = "");
+  virtual ~Solver() = default;
+
+  // Trains to max_iter (from a snapshot if resume_file is given), then snapshots and tests as
+  // Caffe does.
+  void solve(const std::string& resume_file = "");
+  // Runs `iterations` training iterations.
+  void step(int iterations);
+  // Runs every test net; returns, per test net, its outputs' mean values.
+  std::vector<std::vector<float>> test_all();
+  void snapshot();
+  void restore(const std::string& solverstate_file);
+
+  // One update from the gradients now in the net's parameter diffs (clip, normalise,
+  // regularise, rule); then advances nothing. Public for tests.
+  void apply_update();
+  float learning_rate() { return engine::learning_rate(param_, iter_, &lr_state_); }
+
+  Net& net() { return *net_; }
+  const std::vector<std::unique_ptr<Net>>& test_nets() const { return test_nets_; }
+  int iter() const { return iter_; }
+  const SolverParameter& param() const { return param_; }
+  // Stop requested by action (or a signal); solve() reports it.
+  bool stopped_early() const { return stopped_early_; }
+  float smoothed_loss() const { return smoothed_loss_; }
+
+  // Polled once per iteration: signals map to actions here.
+  void set_action_source(std::function<SolverAction()> source) { action_source_ = source; }
+  // Called when the gradients of an iteration are complete, before the update: the hook for
+  // exchanging gradients across devices or processes.
+  void add_gradients_ready_callback(std::function<void()> callback) {
+    gradients_ready_callbacks_.push_back(callback);
+  }
+
+  // Snapshot file names for iteration `iteration`.
+  std::string snapshot_filename(int iteration, const std::string& extension) const;
+
+ protected:
+  // The rule's history blobs: for each learnable parameter, history_per_param() blobs of its
+  // shape, laid out as Caffe's solverstate stores them (all first blobs, then all second).
+  virtual int history_per_param() const { return 1; }
+  // Turns the parameter's (clipped, normalised, regularised) gradient into the step to subtract.
+  virtual void compute_update(int param_id, float rate) = 0;
+  Blob& history(int param_id, int which = 0) {
+    return *history_[which * net_->learnable_params().size() + param_id];
+  }
+
+  SolverParameter param_;
+
+ private:
+  void init_nets();
+  void init_history();
+  void clip_gradients();
+  void normalize(int param_id);
+  void regularize(int param_id);
+  void update_smoothed_loss(float loss, int start_iter);
+  void display(double seconds, int iterations);
+  void check_finite(float loss);
+  void test(int test_net_id, std::vector<float>* means);
+
+  std::string source_;
+  std::unique_ptr<Net> net_;
+  std::vector<std::unique_ptr<Net>> test_nets_;
+  std::vector<std::shared_ptr<Blob>> history_;
+  int iter_ = 0;
+  LrState lr_state_;
+  std::vector<float> losses_;
+  float smoothed_loss_ = 0;
+  bool stopped_early_ = false;
+  std::function<SolverAction()> action_source_;
+  std::vector<std::function<void()>> gradients_ready_callbacks_;
+};
+
+// Makes the solver SolverParameter.type names (or the legacy solver_type enum selects).
+std::unique_ptr<Solver> make_solver(const SolverParameter& param, const std::string& source = "");
+// Reads a solver prototxt, upgrading the legacy solver_type field.
+SolverParameter read_solver_file(const std::string& path);
+
+}  // namespace engine

@@ -1,0 +1,199 @@
+// The update rules, as Caffe defines them. Each turns a parameter's gradient g (already clipped,
+// divided by iter_size and regularised) into the step the net subtracts, using its history:
+//   SGD       v = momentum v + rate g;                            step v
+//   Nesterov  v' = momentum v + rate g;                           step (1 + momentum) v' - momentum v
+//   AdaGrad   h += g^2;                                           step rate g / (sqrt(h) + delta)
+//   RMSProp   h = rms_decay h + (1 - rms_decay) g^2;              step rate g / (sqrt(h) + delta)
+//   AdaDelta  h = m h + (1 - m) g^2; u = g sqrt((s + delta) / (h + delta));
+//             s = m s + (1 - m) u^2;                              step rate u
+//   Adam      m1 = b1 m1 + (1 - b1) g; m2 = b2 m2 + (1 - b2) g^2;
+//             step rate sqrt(1 - b2^t) / (1 - b1^t) m1 / (sqrt(m2) + delta), t = iter + 1
+// where rate is the policy's rate times the parameter's lr_mult.
+#include <cmath>
+
+#include "core/errors.hpp"
+#include "io/prototxt.hpp"
+#include "math/blas.hpp"
+#include "solvers/solver.hpp"
+
+namespace engine {
+namespace {
+
+class SgdSolver : public Solver {
+ public:
+  using Solver::Solver;
+
+ protected:
+  float local_rate(int param_id, float rate) { return rate * net().params_lr()[param_id]; }
+
+  void compute_update(int param_id, float rate) override {
+    Blob& param = *net().learnable_params()[param_id];
+    float* velocity = history(param_id).mutable_cpu_data();
+    float* diff = param.mutable_cpu_diff();
+    cpu::axpby(param.count(), local_rate(param_id, rate), diff, param_.momentum(), velocity);
+    cpu::copy(param.count(), velocity, diff);
+  }
+};
+
+class NesterovSolver : public SgdSolver {
+ public:
+  using SgdSolver::SgdSolver;
+
+ protected:
+  void compute_update(int param_id, float rate) override {
+    Blob& param = *net().learnable_params()[param_id];
+    const float momentum = param_.momentum();
+    const float step_rate = local_rate(param_id, rate);
+    float* velocity = history(param_id).mutable_cpu_data();
+    float* diff = param.mutable_cpu_diff();
+    for (int64_t i = 0; i < param.count(); ++i) {
+      const float previous = velocity[i];
+      velocity[i] = momentum * previous + step_rate * diff[i];
+      diff[i] = (1 + momentum) * velocity[i] - momentum * previous;
+    }
+  }
+};
+
+// AdaGrad and RMSProp: a running measure of g^2 scales each coordinate's step.
+class AdaptiveSolver : public SgdSolver {
+ public:
+  AdaptiveSolver(const SolverParameter& param, const std::string& source, float history_decay)
+      : SgdSolver(param, source), history_decay_(history_decay) {
+    ENGINE_REQUIRE(param.momentum() == 0,
+                   source << ": momentum cannot be used with " << param.type());
+  }
+
+ protected:
+  void compute_update(int param_id, float rate) override {
+    Blob& param = *net().learnable_params()[param_id];
+    const float step_rate = local_rate(param_id, rate);
+    const float delta = param_.delta();
+    const float keep = history_decay_;
+    const float add = history_decay_ == 1 ? 1 : 1 - history_decay_;
+    float* squares = history(param_id).mutable_cpu_data();
+    float* diff = param.mutable_cpu_diff();
+    for (int64_t i = 0; i < param.count(); ++i) {
+      squares[i] = keep * squares[i] + add * diff[i] * diff[i];
+      diff[i] = step_rate * diff[i] / (std::sqrt(squares[i]) + delta);
+    }
+  }
+
+ private:
+  float history_decay_;  // 1 for AdaGrad's plain sum
+};
+
+class AdaGradSolver : public AdaptiveSolver {
+ public:
+  AdaGradSolver(const SolverParameter& param, const std::string& source)
+      : AdaptiveSolver(param, source, 1.0f) {}
+};
+
+class RmsPropSolver : public AdaptiveSolver {
+ public:
+  RmsPropSolver(const SolverParameter& param, const std::string& source)
+      : AdaptiveSolver(param, source, param.rms_decay()) {}
+};
+
+class AdaDeltaSolver : public SgdSolver {
+ public:
+  using SgdSolver::SgdSolver;
+
+ protected:
+  int history_per_param() const override { return 2; }
+  void compute_update(int param_id, float rate) override {
+    Blob& param = *net().learnable_params()[param_id];
+    const float momentum = param_.momentum();
+    const float delta = param_.delta();
+    const float step_rate = local_rate(param_id, rate);
+    float* gradient_squares = history(param_id, 0).mutable_cpu_data();
+    float* update_squares = history(param_id, 1).mutable_cpu_data();
+    float* diff = param.mutable_cpu_diff();
+    for (int64_t i = 0; i < param.count(); ++i) {
+      gradient_squares[i] = momentum * gradient_squares[i] + (1 - momentum) * diff[i] * diff[i];
+      const float update =
+          diff[i] * std::sqrt((update_squares[i] + delta) / (gradient_squares[i] + delta));
+      update_squares[i] = momentum * update_squares[i] + (1 - momentum) * update * update;
+      diff[i] = step_rate * update;
+    }
+  }
+};
+
+class AdamSolver : public SgdSolver {
+ public:
+  using SgdSolver::SgdSolver;
+
+ protected:
+  int history_per_param() const override { return 2; }
+  void compute_update(int param_id, float rate) override {
+    Blob& param = *net().learnable_params()[param_id];
+    const float beta1 = param_.momentum();
+    const float beta2 = param_.momentum2();
+    const double t = iter() + 1;
+    const float correction =
+        static_cast<float>(std::sqrt(1 - std::pow(beta2, t)) / (1 - std::pow(beta1, t)));
+    const float step_rate = local_rate(param_id, rate) * correction;
+    const float epsilon = param_.delta();
+    float* first = history(param_id, 0).mutable_cpu_data();
+    float* second = history(param_id, 1).mutable_cpu_data();
+    float* diff = param.mutable_cpu_diff();
+    for (int64_t i = 0; i < param.count(); ++i) {
+      first[i] = beta1 * first[i] + (1 - beta1) * diff[i];
+      second[i] = beta2 * second[i] + (1 - beta2) * diff[i] * diff[i];
+      diff[i] = step_rate * first[i] / (std::sqrt(second[i]) + epsilon);
+    }
+  }
+};
+
+template <typename Rule>
+std::unique_ptr<Solver> make(const SolverParameter& param, const std::string& source) {
+  return std::make_unique<Rule>(param, source);
+}
+
+struct SolverEntry {
+  const char* type;
+  SolverParameter::SolverType legacy;
+  std::unique_ptr<Solver> (*create)(const SolverParameter&, const std::string&);
+};
+
+// Every solver type, once.
+const SolverEntry kSolvers[] = {
+    {"SGD", SolverParameter::SGD, make<SgdSolver>},
+    {"Nesterov", SolverParameter::NESTEROV, make<NesterovSolver>},
+    {"AdaGrad", SolverParameter::ADAGRAD, make<AdaGradSolver>},
+    {"RMSProp", SolverParameter::RMSPROP, make<RmsPropSolver>},
+    {"AdaDelta", SolverParameter::ADADELTA, make<AdaDeltaSolver>},
+    {"Adam", SolverParameter::ADAM, make<AdamSolver>},
+};
+
+}  // namespace
+
+std::unique_ptr<Solver> make_solver(const SolverParameter& param, const std::string& source) {
+  std::string known;
+  for (const SolverEntry& entry : kSolvers) {
+    if (param.type() == entry.type) return entry.create(param, source);
+    known += std::string(" ") + entry.type;
+  }
+  ENGINE_FAIL((source.empty() ? "solver" : source) << ": unknown solver type '" << param.type()
+                                                    << "'; known:" << known);
+}
+
+SolverParameter read_solver_file(const std::string& path) {
+  SolverParameter param;
+  read_text_file(path, &param);
+  if (param.has_solver_type()) {
+    // The legacy enum becomes the type string, as Caffe upgrades it.
+    std::string type;
+    for (const SolverEntry& entry : kSolvers) {
+      if (entry.legacy == param.solver_type()) type = entry.type;
+    }
+    ENGINE_REQUIRE(!param.has_type() || param.type() == type,
+                   path << ": solver_type " << SolverParameter::SolverType_Name(param.solver_type())
+                        << " and type '" << param.type() << "' disagree; give only type");
+    LOG(INFO) << path << ": upgraded the legacy solver_type field to type: \"" << type << "\"";
+    param.set_type(type);
+    param.clear_solver_type();
+  }
+  return param;
+}
+
+}  // namespace engine
