@@ -1,0 +1,143 @@
+#include "data/db.hpp"
+
+#include <lmdb.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "core/errors.hpp"
+
+namespace engine {
+
+namespace {
+
+// Records per write transaction: big enough to amortise commits, small enough to bound memory.
+constexpr size_t kBatch = 1000;
+// LMDB maps the whole database; on 64-bit systems reserving a large range costs nothing until
+// it is written.
+constexpr size_t kMapSize = size_t(1) << 40;
+
+void check(int status, const std::string& path, const char* what) {
+  ENGINE_REQUIRE(status == MDB_SUCCESS,
+                 path << ": LMDB " << what << " failed: " << mdb_strerror(status));
+}
+
+}  // namespace
+
+// ---- reading --------------------------------------------------------------------------------
+
+DbReader::DbReader(const std::string& path) : path_(path) {
+  ENGINE_REQUIRE(std::filesystem::is_directory(path),
+                 path << ": no such LMDB database (expected a folder holding data.mdb)");
+  ENGINE_REQUIRE(std::filesystem::exists(std::filesystem::path(path) / "data.mdb"),
+                 path << ": not an LMDB database (no data.mdb in the folder)");
+  check(mdb_env_create(&env_), path, "environment creation");
+  check(mdb_env_set_mapsize(env_, kMapSize), path, "map size");
+  // NOTLS: transactions are not tied to threads, so prefetch threads can each own a reader.
+  // NOLOCK: the database is read-only for us and may sit on a read-only file system.
+  const int status = mdb_env_open(env_, path.c_str(), MDB_RDONLY | MDB_NOTLS | MDB_NOLOCK, 0664);
+  if (status != MDB_SUCCESS) {
+    mdb_env_close(env_);
+    env_ = nullptr;
+    check(status, path, "open");
+  }
+  check(mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn_), path, "read transaction");
+  MDB_dbi dbi;
+  check(mdb_dbi_open(txn_, nullptr, 0, &dbi), path, "database open");
+  dbi_ = dbi;
+  MDB_stat stat;
+  check(mdb_stat(txn_, dbi_, &stat), path, "stat");
+  entries_ = stat.ms_entries;
+  check(mdb_cursor_open(txn_, dbi_, &cursor_), path, "cursor");
+  seek_to_first();
+}
+
+DbReader::~DbReader() {
+  if (cursor_) mdb_cursor_close(cursor_);
+  if (txn_) mdb_txn_abort(txn_);
+  if (env_) mdb_env_close(env_);
+}
+
+void DbReader::read_current(int cursor_op) {
+  MDB_val key, value;
+  const int status = mdb_cursor_get(cursor_, &key, &value, static_cast<MDB_cursor_op>(cursor_op));
+  if (status == MDB_NOTFOUND) {
+    valid_ = false;
+    return;
+  }
+  check(status, path_, "cursor read");
+  valid_ = true;
+  key_ = std::string_view(static_cast<const char*>(key.mv_data), key.mv_size);
+  value_ = std::string_view(static_cast<const char*>(value.mv_data), value.mv_size);
+}
+
+void DbReader::seek_to_first() { read_current(MDB_FIRST); }
+
+void DbReader::next() { read_current(MDB_NEXT); }
+
+void DbReader::next_wrapping() {
+  next();
+  if (!valid_) seek_to_first();
+  ENGINE_REQUIRE(valid_, path_ << ": the database is empty");
+}
+
+// ---- writing --------------------------------------------------------------------------------
+
+DbWriter::DbWriter(const std::string& path, bool overwrite) : path_(path) {
+  namespace fs = std::filesystem;
+  if (fs::exists(fs::path(path) / "data.mdb")) {
+    ENGINE_REQUIRE(overwrite, path << ": a database already exists there; remove it first");
+    fs::remove(fs::path(path) / "data.mdb");
+    fs::remove(fs::path(path) / "lock.mdb");
+  }
+  std::error_code error;
+  fs::create_directories(path, error);
+  ENGINE_REQUIRE(!error, path << ": cannot create the database folder: " << error.message());
+  check(mdb_env_create(&env_), path, "environment creation");
+  check(mdb_env_set_mapsize(env_, kMapSize), path, "map size");
+  const int status = mdb_env_open(env_, path.c_str(), 0, 0664);
+  if (status != MDB_SUCCESS) {
+    mdb_env_close(env_);
+    env_ = nullptr;
+    check(status, path, "open");
+  }
+  begin();
+}
+
+void DbWriter::begin() {
+  check(mdb_txn_begin(env_, nullptr, 0, &txn_), path_, "write transaction");
+  MDB_dbi dbi;
+  check(mdb_dbi_open(txn_, nullptr, 0, &dbi), path_, "database open");
+  dbi_ = dbi;
+}
+
+void DbWriter::put(std::string_view key, std::string_view value) {
+  MDB_val k{key.size(), const_cast<char*>(key.data())};
+  MDB_val v{value.size(), const_cast<char*>(value.data())};
+  check(mdb_put(txn_, dbi_, &k, &v, 0), path_, "put");
+  ++written_;
+  if (++pending_ >= kBatch) commit();
+}
+
+void DbWriter::commit() {
+  const int status = mdb_txn_commit(txn_);
+  txn_ = nullptr;
+  check(status, path_, "commit");
+  pending_ = 0;
+  begin();
+}
+
+DbWriter::~DbWriter() {
+  if (txn_) {
+    if (pending_ > 0) {
+      if (mdb_txn_commit(txn_) != MDB_SUCCESS) LOG(ERROR) << path_ << ": final LMDB commit failed";
+    } else {
+      mdb_txn_abort(txn_);
+    }
+  }
+  if (env_) mdb_env_close(env_);
+}
+
+}  // namespace engine
