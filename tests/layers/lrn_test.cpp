@@ -1,7 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <string>
@@ -202,40 +201,6 @@ TEST(LRNLayer, BadParametersNameTheLayerAndTheProblem) {
   Blob flat({4, 3, 3});
   LayerPtr layer = lrn("local_size: 3", "CAFFE");
   EXPECT_TRUE(contains(setup_error(*layer, {&flat}, {&top}), "needs a 4-axis bottom"));
-}
-
-// Not a check: times AlexNet's norm layers at batch 32 on both paths. Run with
-// --gtest_also_run_disabled_tests --gtest_filter='*Timing*'.
-TEST(LRNLayer, DISABLED_TimingAlexNet) {
-  struct Shape {
-    std::string name;
-    std::vector<int> shape;
-  };
-  const std::vector<Shape> shapes = {{"norm1", {32, 96, 55, 55}}, {"norm2", {32, 256, 27, 27}}};
-  for (const Shape& s : shapes) {
-    for (const std::string& engine : engines()) {
-      Blob bottom(s.shape), top;
-      testing::fill_gaussian(bottom, 10.0f);
-      LayerPtr layer = lrn("local_size: 5 alpha: 0.0001 beta: 0.75", engine);
-      layer->setup({&bottom}, {&top});
-      testing::fill_gaussian(top);
-      std::copy(top.cpu_data(), top.cpu_data() + top.count(), top.mutable_cpu_diff());
-      using clock = std::chrono::steady_clock;
-      double forward_ms = 1e30, backward_ms = 1e30;
-      for (int rep = 0; rep < 10; ++rep) {
-        auto t0 = clock::now();
-        layer->forward({&bottom}, {&top});
-        auto t1 = clock::now();
-        layer->backward({&top}, {true}, {&bottom});
-        auto t2 = clock::now();
-        forward_ms = std::min(forward_ms, std::chrono::duration<double, std::milli>(t1 - t0).count());
-        backward_ms =
-            std::min(backward_ms, std::chrono::duration<double, std::milli>(t2 - t1).count());
-      }
-      std::printf("%s %-6s forward %7.2f ms  backward %7.2f ms\n", s.name.c_str(), engine.c_str(),
-                  forward_ms, backward_ms);
-    }
-  }
 }
 
 }  // namespace

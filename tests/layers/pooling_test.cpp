@@ -1,7 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -418,42 +417,6 @@ TEST(PoolingLayer, BadParametersNameTheLayerAndTheProblem) {
   Blob bottom({1, 1, 4, 4});
   LayerPtr average = pooling("pool: AVE kernel_size: 2", "CAFFE");
   EXPECT_TRUE(contains(setup_error(*average, {&bottom}, {&top, &mask}), "at most 1 top"));
-}
-
-// Not a check: times AlexNet's pooling layers at batch 32 on both paths. Run with
-// --gtest_also_run_disabled_tests --gtest_filter='*Timing*'.
-TEST(PoolingLayer, DISABLED_TimingAlexNet) {
-  struct Shape {
-    std::string name;
-    std::vector<int> shape;
-  };
-  const std::vector<Shape> shapes = {{"pool1", {32, 96, 55, 55}},
-                                     {"pool2", {32, 256, 27, 27}},
-                                     {"pool5", {32, 256, 13, 13}}};
-  for (const Shape& s : shapes) {
-    for (const std::string& engine : engines()) {
-      Blob bottom(s.shape), top;
-      testing::fill_gaussian(bottom);
-      LayerPtr layer = pooling("pool: MAX kernel_size: 3 stride: 2", engine);
-      layer->setup({&bottom}, {&top});
-      testing::fill_gaussian(top);
-      std::copy(top.cpu_data(), top.cpu_data() + top.count(), top.mutable_cpu_diff());
-      using clock = std::chrono::steady_clock;
-      double forward_ms = 1e30, backward_ms = 1e30;
-      for (int rep = 0; rep < 10; ++rep) {
-        auto t0 = clock::now();
-        layer->forward({&bottom}, {&top});
-        auto t1 = clock::now();
-        layer->backward({&top}, {true}, {&bottom});
-        auto t2 = clock::now();
-        forward_ms = std::min(forward_ms, std::chrono::duration<double, std::milli>(t1 - t0).count());
-        backward_ms =
-            std::min(backward_ms, std::chrono::duration<double, std::milli>(t2 - t1).count());
-      }
-      std::printf("%s %-6s forward %7.2f ms  backward %7.2f ms\n", s.name.c_str(), engine.c_str(),
-                  forward_ms, backward_ms);
-    }
-  }
 }
 
 }  // namespace
