@@ -33,6 +33,10 @@ std::vector<std::string> engines() {
   return result;
 }
 
+void EngineTest::SetUp() {
+  if (engine() == "ONEDNN" && !onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
+}
+
 void set_blob(Blob& blob, const std::vector<int>& shape, const std::vector<float>& values) {
   blob.reshape(shape);
   ASSERT_EQ(static_cast<int64_t>(values.size()), blob.count())

@@ -47,6 +47,15 @@ LayerParameter layer_param(const std::string& text);
 // the build has it.
 std::vector<std::string> engines();
 
+// A fixture whose tests run once per engine, instantiated with
+//   INSTANTIATE_TEST_SUITE_P(Engines, Fixture, ::testing::Values("CAFFE", "ONEDNN"));
+// in a build without oneDNN the ONEDNN runs skip, saying why.
+class EngineTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override;
+  const std::string& engine() const { return GetParam(); }
+};
+
 // Shapes blob and sets its data to values (which must hold blob.count() numbers).
 void set_blob(Blob& blob, const std::vector<int>& shape, const std::vector<float>& values);
 // The same, keeping blob's shape.

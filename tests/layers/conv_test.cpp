@@ -30,13 +30,10 @@ std::vector<float> iota(int n, float start = 1) {
 }
 
 // Runs both paths of the engine: CAFFE (reference) and ONEDNN where the build has it.
-class ConvPaths : public ::testing::TestWithParam<std::string> {
+class ConvPaths : public EngineTest {
  protected:
-  void SetUp() override {
-    if (GetParam() == "ONEDNN" && !onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
-  }
   LayerPtr conv(const std::string& fields, const std::string& name = "conv") {
-    return make_conv(GetParam(), fields, name);
+    return make_conv(engine(), fields, name);
   }
 };
 

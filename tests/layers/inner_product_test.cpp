@@ -22,13 +22,10 @@ LayerPtr make_ip(const std::string& engine, const std::string& fields,
                                   fields + " engine: " + engine + " }"));
 }
 
-class IpPaths : public ::testing::TestWithParam<std::string> {
+class IpPaths : public EngineTest {
  protected:
-  void SetUp() override {
-    if (GetParam() == "ONEDNN" && !onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
-  }
   LayerPtr ip(const std::string& fields, const std::string& name = "fc") {
-    return make_ip(GetParam(), fields, name);
+    return make_ip(engine(), fields, name);
   }
 };
 
