@@ -122,8 +122,7 @@ class ReLULayer : public UnaryActivationLayer<ReLUOp> {
       const float* x = bottom[0]->cpu_data();
       source_.set_data_handle(const_cast<float*>(x));
       output_.set_data_handle(top[0]->mutable_cpu_data());
-      forward_->execute(onednn::cpu_stream(), {{DNNL_ARG_SRC, source_}, {DNNL_ARG_DST, output_}});
-      onednn::cpu_stream().wait();
+      onednn::run(*forward_, {{DNNL_ARG_SRC, source_}, {DNNL_ARG_DST, output_}});
       return;
     }
 #endif
@@ -139,10 +138,9 @@ class ReLULayer : public UnaryActivationLayer<ReLUOp> {
       source_.set_data_handle(const_cast<float*>(bottom[0]->cpu_data()));
       top_grad_.set_data_handle(const_cast<float*>(top[0]->cpu_diff()));
       bottom_grad_.set_data_handle(bottom[0]->mutable_cpu_diff());
-      backward_->execute(onednn::cpu_stream(), {{DNNL_ARG_SRC, source_},
-                                                {DNNL_ARG_DIFF_DST, top_grad_},
-                                                {DNNL_ARG_DIFF_SRC, bottom_grad_}});
-      onednn::cpu_stream().wait();
+      onednn::run(*backward_, {{DNNL_ARG_SRC, source_},
+                               {DNNL_ARG_DIFF_DST, top_grad_},
+                               {DNNL_ARG_DIFF_SRC, bottom_grad_}});
       return;
     }
 #endif

@@ -88,8 +88,7 @@ class InnerProductLayer : public Layer {
                                                     {DNNL_ARG_WEIGHTS, wrap(forward_weights_, weights)},
                                                     {DNNL_ARG_DST, wrap(forward_dst_, out)}};
       if (bias_term_) args[DNNL_ARG_BIAS] = wrap(forward_bias_, blobs_[1]->cpu_data());
-      forward_.execute(onednn::cpu_stream(), args);
-      onednn::cpu_stream().wait();
+      onednn::run(forward_, args);
       return;
     }
 #endif

@@ -467,8 +467,7 @@ class PoolingLayer : public Layer {
     std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, src_mem_},
                                                   {DNNL_ARG_DST, dst_mem_}};
     if (has_workspace_) args[DNNL_ARG_WORKSPACE] = workspace_mem_;
-    onednn_forward_.execute(onednn::cpu_stream(), args);
-    onednn::cpu_stream().wait();
+    onednn::run(onednn_forward_, args);
   }
 
   void onednn_backward(const Blob& top, Blob& bottom) {
@@ -477,8 +476,7 @@ class PoolingLayer : public Layer {
     std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_DIFF_DST, dst_mem_},
                                                   {DNNL_ARG_DIFF_SRC, src_mem_}};
     if (has_workspace_) args[DNNL_ARG_WORKSPACE] = workspace_mem_;
-    onednn_backward_.execute(onednn::cpu_stream(), args);
-    onednn::cpu_stream().wait();
+    onednn::run(onednn_backward_, args);
   }
 
   dnnl::pooling_forward onednn_forward_;

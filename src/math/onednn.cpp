@@ -48,6 +48,11 @@ dnnl::stream& cpu_stream() {
   return stream;
 }
 
+void run(const dnnl::primitive& primitive, const std::unordered_map<int, dnnl::memory>& args) {
+  primitive.execute(cpu_stream(), args);
+  cpu_stream().wait();
+}
+
 dnnl::memory::dims dims(const std::vector<int>& shape) {
   return dnnl::memory::dims(shape.begin(), shape.end());
 }
