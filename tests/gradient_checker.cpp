@@ -7,6 +7,7 @@
 
 #include "core/context.hpp"
 #include "io/prototxt.hpp"
+#include "math/onednn.hpp"
 #include "math/random.hpp"
 
 namespace engine {
@@ -26,11 +27,25 @@ LayerParameter layer_param(const std::string& text) {
   return param;
 }
 
+std::vector<std::string> engines() {
+  std::vector<std::string> result = {"CAFFE"};
+  if (onednn_available()) result.push_back("ONEDNN");
+  return result;
+}
+
+void EngineTest::SetUp() {
+  if (engine() == "ONEDNN" && !onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
+}
+
 void set_blob(Blob& blob, const std::vector<int>& shape, const std::vector<float>& values) {
   blob.reshape(shape);
   ASSERT_EQ(static_cast<int64_t>(values.size()), blob.count())
       << "values for " << blob.shape_string();
   std::copy(values.begin(), values.end(), blob.mutable_cpu_data());
+}
+
+void set_blob(Blob& blob, const std::vector<float>& values) {
+  set_blob(blob, blob.shape(), values);
 }
 
 std::vector<float> data_of(const Blob& blob) {
@@ -41,18 +56,73 @@ std::vector<float> diff_of(const Blob& blob) {
   return std::vector<float>(blob.cpu_diff(), blob.cpu_diff() + blob.count());
 }
 
-std::string setup_error(Layer& layer, const Blobs& bottom, const Blobs& top) {
+void expect_near(const std::vector<float>& actual, const std::vector<float>& expected,
+                 float tolerance) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < actual.size(); ++i) {
+    EXPECT_NEAR(actual[i], expected[i], tolerance) << "element " << i;
+  }
+}
+
+void expect_close(const std::vector<float>& actual, const std::vector<float>& expected,
+                  const std::string& what, float tolerance) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    EXPECT_NEAR(actual[i], expected[i], tolerance * std::max(1.0f, std::fabs(expected[i])))
+        << what << " element " << i;
+  }
+}
+
+void expect_agree(const std::vector<float>& reference, const std::vector<float>& fast,
+                  const std::string& what, float tolerance) {
+  ASSERT_EQ(reference.size(), fast.size()) << what;
+  float scale = 1e-3f, worst = 0;
+  for (size_t i = 0; i < reference.size(); ++i) {
+    scale = std::max(scale, std::fabs(reference[i]));
+    worst = std::max(worst, std::fabs(reference[i] - fast[i]));
+  }
+  EXPECT_LE(worst / scale, tolerance)
+      << what << ": worst difference " << worst << " at scale " << scale;
+}
+
+void share_parameters(const Layer& from, Layer& to) {
+  for (const auto& blob : from.blobs()) {
+    to.blobs().push_back(std::make_shared<Blob>(blob->shape()));
+    to.blobs().back()->share_data(*blob);
+  }
+}
+
+void same_random_diff(Blob& a, Blob& b) {
+  ASSERT_EQ(a.count(), b.count());
+  rng_gaussian(a.count(), 0, 1, a.mutable_cpu_diff());
+  std::copy(a.cpu_diff(), a.cpu_diff() + a.count(), b.mutable_cpu_diff());
+}
+
+std::string error_of(const std::function<void()>& action) {
   try {
-    layer.setup(bottom, top);
+    action();
   } catch (const Error& error) {
     return error.what();
   }
   return "";
 }
 
+std::string setup_error(Layer& layer, const Blobs& bottom, const Blobs& top) {
+  return error_of([&] { layer.setup(bottom, top); });
+}
+
 ::testing::AssertionResult contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
+}
+
+void expect_error(const std::function<void()>& action, const std::vector<std::string>& parts) {
+  const std::string message = error_of(action);
+  if (message.empty()) {
+    ADD_FAILURE() << "expected an engine::Error";
+    return;
+  }
+  for (const std::string& part : parts) EXPECT_TRUE(contains(message, part));
 }
 
 namespace {

@@ -7,10 +7,11 @@
 // masks. In-place layers (top == bottom) work: bottoms are restored before each pass.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <functional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "core/blob.hpp"
 #include "core/layer.hpp"
@@ -42,16 +43,55 @@ void fill_uniform(Blob& blob, float low, float high);
 // A LayerParameter from prototxt text (throws on a parse error).
 LayerParameter layer_param(const std::string& text);
 
+// The `engine` values a test runs a layer with: CAFFE (the reference code) always, ONEDNN where
+// the build has it.
+std::vector<std::string> engines();
+
+// A fixture whose tests run once per engine, instantiated with
+//   INSTANTIATE_TEST_SUITE_P(Engines, Fixture, ::testing::Values("CAFFE", "ONEDNN"));
+// in a build without oneDNN the ONEDNN runs skip, saying why.
+class EngineTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override;
+  const std::string& engine() const { return GetParam(); }
+};
+
 // Shapes blob and sets its data to values (which must hold blob.count() numbers).
 void set_blob(Blob& blob, const std::vector<int>& shape, const std::vector<float>& values);
+// The same, keeping blob's shape.
+void set_blob(Blob& blob, const std::vector<float>& values);
 std::vector<float> data_of(const Blob& blob);
 std::vector<float> diff_of(const Blob& blob);
 
-// Runs layer.setup and returns the engine::Error message it throws ("" when it does not throw),
+// Element by element, |actual - expected| <= tolerance.
+void expect_near(const std::vector<float>& actual, const std::vector<float>& expected,
+                 float tolerance = 1e-6f);
+// The same with the tolerance scaled by max(1, |expected|), for values of any magnitude; `what`
+// starts each failure message.
+void expect_close(const std::vector<float>& actual, const std::vector<float>& expected,
+                  const std::string& what, float tolerance = 1e-6f);
+
+// For two paths of one layer that round differently: the worst difference, relative to the
+// largest |reference| (at least 1e-3), is at most tolerance.
+void expect_agree(const std::vector<float>& reference, const std::vector<float>& fast,
+                  const std::string& what, float tolerance = 2e-5f);
+
+// Gives `to` learnable blobs that share `from`'s data, before to.setup (as a net that loaded
+// weights would), so that two paths of one layer compute with the same parameters.
+void share_parameters(const Layer& from, Layer& to);
+// Fills a's diff with Gaussian noise and copies it into b's: the same top gradient for two paths,
+// leaving the tops' data (which backward may read) intact.
+void same_random_diff(Blob& a, Blob& b);
+
+// Runs action and returns the engine::Error message it throws ("" when it does not throw),
 // for tests that check what a message says.
+std::string error_of(const std::function<void()>& action);
+// error_of(layer.setup(bottom, top)).
 std::string setup_error(Layer& layer, const Blobs& bottom, const Blobs& top);
 // EXPECT_TRUE(contains(message, "expected words")) prints the whole message when it fails.
 ::testing::AssertionResult contains(const std::string& text, const std::string& part);
+// Expects action to throw an engine::Error whose message contains every one of parts.
+void expect_error(const std::function<void()>& action, const std::vector<std::string>& parts);
 
 }  // namespace testing
 }  // namespace engine

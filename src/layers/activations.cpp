@@ -119,11 +119,8 @@ class ReLULayer : public UnaryActivationLayer<ReLUOp> {
 #ifdef ENGINE_USE_ONEDNN
     if (onednn_ && bottom[0]->count() > 0) {
       prepare(bottom[0]->count());
-      const float* x = bottom[0]->cpu_data();
-      source_.set_data_handle(const_cast<float*>(x));
-      output_.set_data_handle(top[0]->mutable_cpu_data());
-      forward_->execute(onednn::cpu_stream(), {{DNNL_ARG_SRC, source_}, {DNNL_ARG_DST, output_}});
-      onednn::cpu_stream().wait();
+      onednn::run(*forward_, {{DNNL_ARG_SRC, onednn::bind(source_, bottom[0]->cpu_data())},
+                              {DNNL_ARG_DST, onednn::bind(output_, top[0]->mutable_cpu_data())}});
       return;
     }
 #endif
@@ -136,13 +133,10 @@ class ReLULayer : public UnaryActivationLayer<ReLUOp> {
     if (onednn_ && propagate_down[0] && bottom[0]->count() > 0) {
       prepare(bottom[0]->count());
       // In place the bottom data is the output, whose sign is the input's: the same gradient.
-      source_.set_data_handle(const_cast<float*>(bottom[0]->cpu_data()));
-      top_grad_.set_data_handle(const_cast<float*>(top[0]->cpu_diff()));
-      bottom_grad_.set_data_handle(bottom[0]->mutable_cpu_diff());
-      backward_->execute(onednn::cpu_stream(), {{DNNL_ARG_SRC, source_},
-                                                {DNNL_ARG_DIFF_DST, top_grad_},
-                                                {DNNL_ARG_DIFF_SRC, bottom_grad_}});
-      onednn::cpu_stream().wait();
+      onednn::run(*backward_,
+                  {{DNNL_ARG_SRC, onednn::bind(source_, bottom[0]->cpu_data())},
+                   {DNNL_ARG_DIFF_DST, onednn::bind(top_grad_, top[0]->cpu_diff())},
+                   {DNNL_ARG_DIFF_SRC, onednn::bind(bottom_grad_, bottom[0]->mutable_cpu_diff())}});
       return;
     }
 #endif

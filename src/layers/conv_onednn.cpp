@@ -47,7 +47,7 @@ class Staged {
 
   // An input: the primitive's view of `data`, reordered if need be.
   const memory& in(const float* data) {
-    user_.set_data_handle(const_cast<float*>(data));
+    onednn::bind(user_, data);
     if (reordered_) reorder_.execute(onednn::cpu_stream(), user_, inner_);
     return inner_;
   }
@@ -81,7 +81,7 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     dnnl::stream& stream = onednn::cpu_stream();
     const memory& weights = weights_.in(blobs_[0]->cpu_data());
-    if (spec_.bias_term) bias_.set_data_handle(const_cast<float*>(blobs_[1]->cpu_data()));
+    if (spec_.bias_term) onednn::bind(bias_, blobs_[1]->cpu_data());
     for (size_t i = 0; i < bottom.size(); ++i) {
       std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src_.in(bottom[i]->cpu_data())},
                                               {DNNL_ARG_WEIGHTS, weights},

@@ -84,12 +84,12 @@ class InnerProductLayer : public Layer {
     const float* weights = blobs_[0]->cpu_data();
 #ifdef ENGINE_USE_ONEDNN
     if (onednn_) {
-      std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, wrap(forward_src_, in)},
-                                                    {DNNL_ARG_WEIGHTS, wrap(forward_weights_, weights)},
-                                                    {DNNL_ARG_DST, wrap(forward_dst_, out)}};
-      if (bias_term_) args[DNNL_ARG_BIAS] = wrap(forward_bias_, blobs_[1]->cpu_data());
-      forward_.execute(onednn::cpu_stream(), args);
-      onednn::cpu_stream().wait();
+      std::unordered_map<int, dnnl::memory> args = {
+          {DNNL_ARG_SRC, onednn::bind(forward_src_, in)},
+          {DNNL_ARG_WEIGHTS, onednn::bind(forward_weights_, weights)},
+          {DNNL_ARG_DST, onednn::bind(forward_dst_, out)}};
+      if (bias_term_) args[DNNL_ARG_BIAS] = onednn::bind(forward_bias_, blobs_[1]->cpu_data());
+      onednn::run(forward_, args);
       return;
     }
 #endif
@@ -110,19 +110,22 @@ class InnerProductLayer : public Layer {
       // against oneDNN's on the same cores.
       dnnl::stream& stream = onednn::cpu_stream();
       if (bias_term_ && param_propagate_down(1)) {
-        bias_grad_.execute(stream, {{DNNL_ARG_SRC, wrap(bias_ones_, ones_.data())},
-                                    {DNNL_ARG_WEIGHTS, wrap(bias_diff_dst_, top_diff)},
-                                    {DNNL_ARG_DST, wrap(bias_diff_, blobs_[1]->mutable_cpu_diff())}});
+        bias_grad_.execute(
+            stream, {{DNNL_ARG_SRC, onednn::bind(bias_ones_, ones_.data())},
+                     {DNNL_ARG_WEIGHTS, onednn::bind(bias_diff_dst_, top_diff)},
+                     {DNNL_ARG_DST, onednn::bind(bias_diff_, blobs_[1]->mutable_cpu_diff())}});
       }
       if (param_propagate_down(0)) {
-        weight_grad_.execute(stream, {{DNNL_ARG_SRC, wrap(grad_lhs_, transpose_ ? in : top_diff)},
-                                      {DNNL_ARG_WEIGHTS, wrap(grad_rhs_, transpose_ ? top_diff : in)},
-                                      {DNNL_ARG_DST, wrap(grad_dst_, blobs_[0]->mutable_cpu_diff())}});
+        weight_grad_.execute(
+            stream, {{DNNL_ARG_SRC, onednn::bind(grad_lhs_, transpose_ ? in : top_diff)},
+                     {DNNL_ARG_WEIGHTS, onednn::bind(grad_rhs_, transpose_ ? top_diff : in)},
+                     {DNNL_ARG_DST, onednn::bind(grad_dst_, blobs_[0]->mutable_cpu_diff())}});
       }
       if (propagate_down[0]) {
-        data_grad_.execute(stream, {{DNNL_ARG_SRC, wrap(data_diff_dst_, top_diff)},
-                                    {DNNL_ARG_WEIGHTS, wrap(data_weights_, blobs_[0]->cpu_data())},
-                                    {DNNL_ARG_DST, wrap(data_diff_src_, bottom[0]->mutable_cpu_diff())}});
+        data_grad_.execute(
+            stream, {{DNNL_ARG_SRC, onednn::bind(data_diff_dst_, top_diff)},
+                     {DNNL_ARG_WEIGHTS, onednn::bind(data_weights_, blobs_[0]->cpu_data())},
+                     {DNNL_ARG_DST, onednn::bind(data_diff_src_, bottom[0]->mutable_cpu_diff())}});
       }
       stream.wait();
       return;
@@ -169,10 +172,6 @@ class InnerProductLayer : public Layer {
 
 #ifdef ENGINE_USE_ONEDNN
   using memory = dnnl::memory;
-  static memory& wrap(memory& m, const float* data) {
-    m.set_data_handle(const_cast<float*>(data));
-    return m;
-  }
   // A row-major [rows, cols] matrix, or the transpose of a row-major [cols, rows] one.
   static memory plain(int64_t rows, int64_t cols, bool transposed) {
     return memory(memory::desc({rows, cols}, memory::data_type::f32,

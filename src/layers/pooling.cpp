@@ -462,23 +462,20 @@ class PoolingLayer : public Layer {
   }
 
   void onednn_forward(const Blob& bottom, Blob& top) {
-    src_mem_.set_data_handle(const_cast<float*>(bottom.cpu_data()));
-    dst_mem_.set_data_handle(top.mutable_cpu_data());
-    std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, src_mem_},
-                                                  {DNNL_ARG_DST, dst_mem_}};
+    std::unordered_map<int, dnnl::memory> args = {
+        {DNNL_ARG_SRC, onednn::bind(src_mem_, bottom.cpu_data())},
+        {DNNL_ARG_DST, onednn::bind(dst_mem_, top.mutable_cpu_data())}};
     if (has_workspace_) args[DNNL_ARG_WORKSPACE] = workspace_mem_;
-    onednn_forward_.execute(onednn::cpu_stream(), args);
-    onednn::cpu_stream().wait();
+    onednn::run(onednn_forward_, args);
   }
 
   void onednn_backward(const Blob& top, Blob& bottom) {
-    dst_mem_.set_data_handle(const_cast<float*>(top.cpu_diff()));
-    src_mem_.set_data_handle(bottom.mutable_cpu_diff());
-    std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_DIFF_DST, dst_mem_},
-                                                  {DNNL_ARG_DIFF_SRC, src_mem_}};
+    // The forward pass's memories, at the diffs: their descriptors are the diffs' too.
+    std::unordered_map<int, dnnl::memory> args = {
+        {DNNL_ARG_DIFF_DST, onednn::bind(dst_mem_, top.cpu_diff())},
+        {DNNL_ARG_DIFF_SRC, onednn::bind(src_mem_, bottom.mutable_cpu_diff())}};
     if (has_workspace_) args[DNNL_ARG_WORKSPACE] = workspace_mem_;
-    onednn_backward_.execute(onednn::cpu_stream(), args);
-    onednn::cpu_stream().wait();
+    onednn::run(onednn_backward_, args);
   }
 
   dnnl::pooling_forward onednn_forward_;

@@ -48,6 +48,16 @@ dnnl::stream& cpu_stream() {
   return stream;
 }
 
+dnnl::memory& bind(dnnl::memory& memory, const float* data) {
+  memory.set_data_handle(const_cast<float*>(data));
+  return memory;
+}
+
+void run(const dnnl::primitive& primitive, const std::unordered_map<int, dnnl::memory>& args) {
+  primitive.execute(cpu_stream(), args);
+  cpu_stream().wait();
+}
+
 dnnl::memory::dims dims(const std::vector<int>& shape) {
   return dnnl::memory::dims(shape.begin(), shape.end());
 }

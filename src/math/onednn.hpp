@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #ifdef ENGINE_USE_ONEDNN
@@ -24,6 +25,12 @@ namespace onednn {
 
 dnnl::engine& cpu_engine();
 dnnl::stream& cpu_stream();
+// Points memory at data and returns it, for argument lists (oneDNN takes a non-const handle
+// for inputs too, and only reads them).
+dnnl::memory& bind(dnnl::memory& memory, const float* data);
+// Executes one primitive on the shared stream and waits for it: for a layer whose pass is that
+// one primitive. (Passes of several primitives execute them all, then wait once.)
+void run(const dnnl::primitive& primitive, const std::unordered_map<int, dnnl::memory>& args);
 dnnl::memory::dims dims(const std::vector<int>& shape);
 
 }  // namespace onednn

@@ -9,17 +9,7 @@
 namespace engine {
 namespace {
 
-using testing::layer_param;
-
-void set_values(Blob& blob, const std::vector<int>& shape, const std::vector<float>& values) {
-  blob.reshape(shape);
-  ASSERT_EQ(blob.count(), static_cast<int64_t>(values.size()));
-  std::copy(values.begin(), values.end(), blob.mutable_cpu_data());
-}
-
-std::vector<float> data_of(const Blob& blob) {
-  return std::vector<float>(blob.cpu_data(), blob.cpu_data() + blob.count());
-}
+using namespace testing;
 
 // Runs an Accuracy layer configured by `accuracy_param` and returns top 0.
 float accuracy(Blob& scores, Blob& labels, const std::string& accuracy_param,
@@ -45,9 +35,9 @@ float accuracy(Blob& scores, Blob& labels, const std::string& accuracy_param,
 class AccuracyByHand : public ::testing::Test {
  protected:
   void SetUp() override {
-    set_values(scores_, {5, 4}, {0.1f,  0.7f, 0.15f, 0.05f, 0.4f,  0.3f,  0.2f, 0.1f, 0.2f, 0.1f,
-                                 0.15f, 0.4f, 0.25f, 0.25f, 0.25f, 0.25f, 0.5f, 0.1f, 0.2f, 0.2f});
-    set_values(labels_, {5}, {1, 2, 0, 3, 3});
+    set_blob(scores_, {5, 4}, {0.1f,  0.7f, 0.15f, 0.05f, 0.4f,  0.3f,  0.2f, 0.1f, 0.2f, 0.1f,
+                               0.15f, 0.4f, 0.25f, 0.25f, 0.25f, 0.25f, 0.5f, 0.1f, 0.2f, 0.2f});
+    set_blob(labels_, {5}, {1, 2, 0, 3, 3});
   }
   Blob scores_, labels_;
 };
@@ -67,15 +57,15 @@ TEST_F(AccuracyByHand, TopTwoAndThree) {
 TEST_F(AccuracyByHand, TiesCountAgainstTheLabel) {
   // All four scores equal: every label has three classes scoring as high.
   Blob scores, labels;
-  set_values(scores, {4, 4}, std::vector<float>(16, 1.0f));
-  set_values(labels, {4}, {0, 1, 2, 3});
+  set_blob(scores, {4, 4}, std::vector<float>(16, 1.0f));
+  set_blob(labels, {4}, {0, 1, 2, 3});
   EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 1"), 0.0f);
   EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 3"), 0.0f);
   EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 4"), 1.0f);
   // A tie counts against the label whichever class index it has.
-  set_values(scores, {1, 3}, {2, 2, 1});
+  set_blob(scores, {1, 3}, {2, 2, 1});
   for (float label : {0.0f, 1.0f}) {
-    set_values(labels, {1}, {label});
+    set_blob(labels, {1}, {label});
     EXPECT_FLOAT_EQ(accuracy(scores, labels, ""), 0.0f);
     EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 2"), 1.0f);
   }
@@ -87,7 +77,7 @@ TEST_F(AccuracyByHand, IgnoreLabelLeavesSamplesOut) {
   EXPECT_FLOAT_EQ(accuracy(scores_, labels_, "ignore_label: 3 top_k: 2"), 2.0f / 3);
   // Everything ignored: 0 (Caffe 1.0 would divide 0 by 0).
   Blob all_ignored;
-  set_values(all_ignored, {5}, {3, 3, 3, 3, 3});
+  set_blob(all_ignored, {5}, {3, 3, 3, 3, 3});
   EXPECT_EQ(accuracy(scores_, all_ignored, "ignore_label: 3"), 0.0f);
 }
 
@@ -108,46 +98,45 @@ TEST(AccuracyLayer, SpatialLabelsAlongAnAxis) {
   // Scores [1, 3, 2] (classes on axis 1, two locations); labels [1, 2].
   // Location 0 scores (1, 5, 2) label 1: right. Location 1 scores (4, 0, 3) label 2: wrong.
   Blob scores, labels;
-  set_values(scores, {1, 3, 2}, {1, 4, 5, 0, 2, 3});
-  set_values(labels, {1, 2}, {1, 2});
+  set_blob(scores, {1, 3, 2}, {1, 4, 5, 0, 2, 3});
+  set_blob(labels, {1, 2}, {1, 2});
   EXPECT_FLOAT_EQ(accuracy(scores, labels, ""), 0.5f);
   EXPECT_FLOAT_EQ(accuracy(scores, labels, "top_k: 2"), 1.0f);
 
   // With the classes on the last axis: rows (1, 4), (5, 0), (2, 3) with labels (1, 0, 0).
   Blob row_labels;
-  set_values(row_labels, {1, 3}, {1, 0, 0});
+  set_blob(row_labels, {1, 3}, {1, 0, 0});
   EXPECT_FLOAT_EQ(accuracy(scores, row_labels, "axis: -1"), 2.0f / 3);
   EXPECT_FLOAT_EQ(accuracy(scores, row_labels, "axis: 2"), 2.0f / 3);
 }
 
-void expect_error(const std::string& accuracy_param, Blob& scores, Blob& labels,
-                  const std::vector<std::string>& parts) {
+// Expects setup or forward to fail with a message that names the layer and holds parts.
+void expect_accuracy_error(const std::string& accuracy_param, Blob& scores, Blob& labels,
+                           std::vector<std::string> parts) {
   LayerPtr layer = create_layer(
       layer_param("name: 'top5' type: 'Accuracy' accuracy_param { " + accuracy_param + " }"));
   Blob top;
-  try {
-    layer->setup({&scores, &labels}, {&top});
-    layer->forward({&scores, &labels}, {&top});
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    EXPECT_NE(message.find("layer top5 (Accuracy)"), std::string::npos) << message;
-    for (const auto& part : parts) EXPECT_NE(message.find(part), std::string::npos) << message;
-  }
+  parts.push_back("layer top5 (Accuracy)");
+  expect_error(
+      [&] {
+        layer->setup({&scores, &labels}, {&top});
+        layer->forward({&scores, &labels}, {&top});
+      },
+      parts);
 }
 
 TEST(AccuracyLayer, BadParametersAndLabelsNameTheLayer) {
   Blob scores({2, 3}), labels;
-  set_values(labels, {2}, {0, 3});
-  expect_error("", scores, labels, {"label 3 of sample 1", "outside [0, 3)"});
-  set_values(labels, {2}, {-2, 0});
-  expect_error("ignore_label: -1", scores, labels, {"label -2 of sample 0"});
-  set_values(labels, {2}, {0, 1});
-  expect_error("top_k: 4", scores, labels, {"top_k (4)", "number of classes (3)"});
-  expect_error("top_k: 0", scores, labels, {"top_k must be at least 1"});
-  expect_error("axis: 2", scores, labels, {"axis 2 is out of range"});
+  set_blob(labels, {2}, {0, 3});
+  expect_accuracy_error("", scores, labels, {"label 3 of sample 1", "outside [0, 3)"});
+  set_blob(labels, {2}, {-2, 0});
+  expect_accuracy_error("ignore_label: -1", scores, labels, {"label -2 of sample 0"});
+  set_blob(labels, {2}, {0, 1});
+  expect_accuracy_error("top_k: 4", scores, labels, {"top_k (4)", "number of classes (3)"});
+  expect_accuracy_error("top_k: 0", scores, labels, {"top_k must be at least 1"});
+  expect_accuracy_error("axis: 2", scores, labels, {"axis 2 is out of range"});
   Blob wrong_count({3});
-  expect_error("", scores, wrong_count, {"2 labels, got 3"});
+  expect_accuracy_error("", scores, wrong_count, {"2 labels, got 3"});
 }
 
 }  // namespace

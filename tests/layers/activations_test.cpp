@@ -12,43 +12,11 @@
 namespace engine {
 namespace {
 
-using testing::check_gradient;
-using testing::fill_gaussian;
-using testing::GradientCheckOptions;
-using testing::layer_param;
-
-void set_values(Blob& blob, const std::vector<int>& shape, const std::vector<float>& values) {
-  blob.reshape(shape);
-  ASSERT_EQ(blob.count(), static_cast<int64_t>(values.size()));
-  std::copy(values.begin(), values.end(), blob.mutable_cpu_data());
-}
-
-std::vector<float> data_of(const Blob& blob) {
-  return std::vector<float>(blob.cpu_data(), blob.cpu_data() + blob.count());
-}
-
-std::vector<float> diff_of(const Blob& blob) {
-  return std::vector<float>(blob.cpu_diff(), blob.cpu_diff() + blob.count());
-}
-
-void expect_near_all(const std::vector<float>& actual, const std::vector<float>& expected,
-                     float tolerance = 1e-6f) {
-  ASSERT_EQ(actual.size(), expected.size());
-  for (size_t i = 0; i < actual.size(); ++i) {
-    EXPECT_NEAR(actual[i], expected[i], tolerance) << "element " << i;
-  }
-}
+using namespace testing;
 
 const std::vector<std::vector<int>> kShapes = {{2, 3, 4, 5}, {3, 7}, {1, 1, 5, 3}, {13}};
 
 // ---- ReLU -------------------------------------------------------------------------------
-
-// The reference loop always; oneDNN where the build has it.
-std::vector<std::string> relu_engines() {
-  std::vector<std::string> engines = {"CAFFE"};
-  if (onednn_available()) engines.push_back("ONEDNN");
-  return engines;
-}
 
 LayerPtr relu(const std::string& engine, const std::string& slope = "0") {
   return create_layer(layer_param("name: 'r' type: 'ReLU' relu_param { negative_slope: " + slope +
@@ -56,38 +24,38 @@ LayerPtr relu(const std::string& engine, const std::string& slope = "0") {
 }
 
 TEST(ReLULayer, ForwardAndBackwardByHand) {
-  for (const std::string& engine : relu_engines()) {
+  for (const std::string& engine : engines()) {
     SCOPED_TRACE(engine);
     Blob bottom, top;
-    set_values(bottom, {5}, {-2.0f, -0.5f, 0.0f, 1.5f, 3.0f});
+    set_blob(bottom, {5}, {-2.0f, -0.5f, 0.0f, 1.5f, 3.0f});
     LayerPtr plain = relu(engine);
     plain->setup({&bottom}, {&top});
     plain->forward({&bottom}, {&top});
-    expect_near_all(data_of(top), {0, 0, 0, 1.5f, 3});
+    expect_near(data_of(top), {0, 0, 0, 1.5f, 3});
 
     LayerPtr leaky = relu(engine, "0.1");
     leaky->setup({&bottom}, {&top});
     leaky->forward({&bottom}, {&top});
-    expect_near_all(data_of(top), {-0.2f, -0.05f, 0, 1.5f, 3});
+    expect_near(data_of(top), {-0.2f, -0.05f, 0, 1.5f, 3});
     std::fill(top.mutable_cpu_diff(), top.mutable_cpu_diff() + 5, 2.0f);
     leaky->backward({&top}, {true}, {&bottom});
     // At x == 0 Caffe takes the negative side's slope.
-    expect_near_all(diff_of(bottom), {0.2f, 0.2f, 0.2f, 2, 2});
+    expect_near(diff_of(bottom), {0.2f, 0.2f, 0.2f, 2, 2});
   }
 }
 
 TEST(ReLULayer, InPlaceForwardAndBackward) {
-  for (const std::string& engine : relu_engines()) {
+  for (const std::string& engine : engines()) {
     SCOPED_TRACE(engine);
     Blob blob;
-    set_values(blob, {4}, {-1.0f, 2.0f, -3.0f, 0.5f});
+    set_blob(blob, {4}, {-1.0f, 2.0f, -3.0f, 0.5f});
     LayerPtr layer = relu(engine, "0.5");
     layer->setup({&blob}, {&blob});
     layer->forward({&blob}, {&blob});
-    expect_near_all(data_of(blob), {-0.5f, 2, -1.5f, 0.5f});
+    expect_near(data_of(blob), {-0.5f, 2, -1.5f, 0.5f});
     std::fill(blob.mutable_cpu_diff(), blob.mutable_cpu_diff() + 4, 1.0f);
     layer->backward({&blob}, {true}, {&blob});
-    expect_near_all(diff_of(blob), {0.5f, 1, 0.5f, 1});
+    expect_near(diff_of(blob), {0.5f, 1, 0.5f, 1});
   }
 }
 
@@ -95,7 +63,7 @@ TEST(ReLULayer, GradientAtSeveralShapesAndInPlace) {
   GradientCheckOptions options;
   options.kink = 0;
   options.kink_range = 0.05f;  // more than the step: no difference straddles the kink
-  for (const std::string& engine : relu_engines()) {
+  for (const std::string& engine : engines()) {
     for (const char* slope : {"0", "0.3"}) {
       for (const auto& shape : kShapes) {
         for (bool in_place : {false, true}) {
@@ -139,29 +107,29 @@ TEST(ReLULayer, OnednnAgreesWithTheLoop) {
 TEST(SigmoidLayer, ForwardAndBackwardByHand) {
   Blob bottom, top;
   const float ln3 = std::log(3.0f);
-  set_values(bottom, {5}, {0.0f, ln3, -ln3, -200.0f, 200.0f});
+  set_blob(bottom, {5}, {0.0f, ln3, -ln3, -200.0f, 200.0f});
   LayerPtr layer = create_layer(layer_param("name: 's' type: 'Sigmoid'"));
   layer->setup({&bottom}, {&top});
   layer->forward({&bottom}, {&top});
-  expect_near_all(data_of(top), {0.5f, 0.75f, 0.25f, 0, 1});
+  expect_near(data_of(top), {0.5f, 0.75f, 0.25f, 0, 1});
   std::fill(top.mutable_cpu_diff(), top.mutable_cpu_diff() + 5, 4.0f);
   layer->backward({&top}, {true}, {&bottom});
   // y (1 - y) * 4: 1, 0.75, 0.75, 0, 0.
-  expect_near_all(diff_of(bottom), {1, 0.75f, 0.75f, 0, 0});
+  expect_near(diff_of(bottom), {1, 0.75f, 0.75f, 0, 0});
 }
 
 TEST(TanHLayer, ForwardAndBackwardByHand) {
   Blob bottom, top;
   const float ln2 = std::log(2.0f);
-  set_values(bottom, {4}, {0.0f, ln2, -ln2, 50.0f});
+  set_blob(bottom, {4}, {0.0f, ln2, -ln2, 50.0f});
   LayerPtr layer = create_layer(layer_param("name: 't' type: 'TanH'"));
   layer->setup({&bottom}, {&top});
   layer->forward({&bottom}, {&top});
   // tanh(ln 2) = (4 - 1) / (4 + 1).
-  expect_near_all(data_of(top), {0, 0.6f, -0.6f, 1});
+  expect_near(data_of(top), {0, 0.6f, -0.6f, 1});
   std::fill(top.mutable_cpu_diff(), top.mutable_cpu_diff() + 4, 1.0f);
   layer->backward({&top}, {true}, {&bottom});
-  expect_near_all(diff_of(bottom), {1, 0.64f, 0.64f, 0});
+  expect_near(diff_of(bottom), {1, 0.64f, 0.64f, 0});
 }
 
 TEST(SigmoidAndTanHLayers, GradientAtSeveralShapesAndInPlace) {
@@ -270,26 +238,17 @@ TEST(DropoutLayer, RatioOutsideRangeNamesTheLayer) {
     LayerPtr layer = create_layer(
         layer_param(std::string("name: 'drop6' type: 'Dropout' dropout_param { dropout_ratio: ") +
                     ratio + " }"));
-    try {
-      layer->setup({&bottom}, {&top});
-      FAIL() << "expected an error for ratio " << ratio;
-    } catch (const Error& error) {
-      const std::string message = error.what();
-      EXPECT_NE(message.find("layer drop6 (Dropout)"), std::string::npos) << message;
-      EXPECT_NE(message.find("dropout_ratio must be in [0, 1)"), std::string::npos) << message;
-    }
+    SCOPED_TRACE(std::string("ratio ") + ratio);
+    const std::string message = setup_error(*layer, {&bottom}, {&top});
+    EXPECT_TRUE(contains(message, "layer drop6 (Dropout)"));
+    EXPECT_TRUE(contains(message, "dropout_ratio must be in [0, 1)"));
   }
 }
 
 TEST(ActivationLayers, WrongBlobCountsNameTheLayer) {
   Blob a({2}), b({2}), c;
   LayerPtr layer = create_layer(layer_param("name: 'relu1' type: 'ReLU'"));
-  try {
-    layer->setup({&a, &b}, {&c});
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("layer relu1 (ReLU)"), std::string::npos);
-  }
+  EXPECT_TRUE(contains(setup_error(*layer, {&a, &b}, {&c}), "layer relu1 (ReLU)"));
 }
 
 }  // namespace

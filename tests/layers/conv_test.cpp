@@ -15,25 +15,12 @@
 namespace engine {
 namespace {
 
-using testing::layer_param;
+using namespace testing;
 
 LayerPtr make_conv(const std::string& engine, const std::string& conv_fields,
                    const std::string& name = "conv") {
   return create_layer(layer_param("name: '" + name + "' type: 'Convolution' convolution_param { " +
                                   conv_fields + " engine: " + engine + " }"));
-}
-
-void set_values(Blob& blob, const std::vector<float>& values) {
-  ASSERT_EQ(blob.count(), static_cast<int64_t>(values.size()));
-  std::copy(values.begin(), values.end(), blob.mutable_cpu_data());
-}
-
-std::vector<float> values(const Blob& blob) {
-  return std::vector<float>(blob.cpu_data(), blob.cpu_data() + blob.count());
-}
-
-std::vector<float> diffs(const Blob& blob) {
-  return std::vector<float>(blob.cpu_diff(), blob.cpu_diff() + blob.count());
 }
 
 std::vector<float> iota(int n, float start = 1) {
@@ -43,13 +30,10 @@ std::vector<float> iota(int n, float start = 1) {
 }
 
 // Runs both paths of the engine: CAFFE (reference) and ONEDNN where the build has it.
-class ConvPaths : public ::testing::TestWithParam<std::string> {
+class ConvPaths : public EngineTest {
  protected:
-  void SetUp() override {
-    if (GetParam() == "ONEDNN" && !onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
-  }
   LayerPtr conv(const std::string& fields, const std::string& name = "conv") {
-    return make_conv(GetParam(), fields, name);
+    return make_conv(engine(), fields, name);
   }
 };
 
@@ -60,47 +44,47 @@ class ConvPaths : public ::testing::TestWithParam<std::string> {
 //   (1,1): x(1,1) + 100 * x(1,3) + 10 * x(3,3) = 6 + 800 + 160;   plus bias 0.5.
 TEST_P(ConvPaths, PaddedStridedForwardByHand) {
   Blob bottom({1, 1, 4, 4}), top;
-  set_values(bottom, iota(16));
+  set_blob(bottom, iota(16));
   LayerPtr layer = conv("num_output: 1 kernel_size: 3 pad: 1 stride: 2");
   layer->setup({&bottom}, {&top});
-  set_values(*layer->blobs()[0], {1, 0, 100, 0, 0, 0, 0, 0, 10});
-  set_values(*layer->blobs()[1], {0.5f});
+  set_blob(*layer->blobs()[0], {1, 0, 100, 0, 0, 0, 0, 0, 10});
+  set_blob(*layer->blobs()[1], {0.5f});
   layer->forward({&bottom}, {&top});
   EXPECT_EQ(top.shape(), (std::vector<int>{1, 1, 2, 2}));
-  EXPECT_EQ(values(top), (std::vector<float>{60.5f, 80.5f, 740.5f, 966.5f}));
+  EXPECT_EQ(data_of(top), (std::vector<float>{60.5f, 80.5f, 740.5f, 966.5f}));
 }
 
 // 2x2 kernel [[1, 2], [3, 4]] with dilation 2 on the same input reads x(oh + 2a, ow + 2b):
 //   (0,0): 1 + 2*3 + 3*9 + 4*11 = 78, and each step right adds 10, each step down 40.
 TEST_P(ConvPaths, DilatedForwardByHand) {
   Blob bottom({1, 1, 4, 4}), top;
-  set_values(bottom, iota(16));
+  set_blob(bottom, iota(16));
   LayerPtr layer = conv("num_output: 1 kernel_size: 2 dilation: 2 bias_term: false");
   layer->setup({&bottom}, {&top});
   ASSERT_EQ(layer->blobs().size(), 1u);
-  set_values(*layer->blobs()[0], {1, 2, 3, 4});
+  set_blob(*layer->blobs()[0], {1, 2, 3, 4});
   layer->forward({&bottom}, {&top});
-  EXPECT_EQ(values(top), (std::vector<float>{78, 88, 118, 128}));
+  EXPECT_EQ(data_of(top), (std::vector<float>{78, 88, 118, 128}));
 }
 
 // Groups: output channels 0-1 see only input channel 0, channels 2-3 only input channel 1.
 TEST_P(ConvPaths, GroupsSeeTheirOwnChannels) {
   Blob bottom({1, 2, 2, 2}), top;
-  set_values(bottom, {1, 2, 3, 4, 10, 20, 30, 40});
+  set_blob(bottom, {1, 2, 3, 4, 10, 20, 30, 40});
   LayerPtr layer = conv("num_output: 4 kernel_size: 1 group: 2 bias_term: false");
   layer->setup({&bottom}, {&top});
   EXPECT_EQ(layer->blobs()[0]->shape(), (std::vector<int>{4, 1, 1, 1}));
-  set_values(*layer->blobs()[0], {1, 2, 3, 4});
+  set_blob(*layer->blobs()[0], {1, 2, 3, 4});
   layer->forward({&bottom}, {&top});
-  EXPECT_EQ(values(top), (std::vector<float>{1, 2, 3, 4, 2, 4, 6, 8, 30, 60, 90, 120, 40, 80,
-                                             120, 160}));
+  EXPECT_EQ(data_of(top),
+            (std::vector<float>{1, 2, 3, 4, 2, 4, 6, 8, 30, 60, 90, 120, 40, 80, 120, 160}));
 }
 
 // A 3x3 kernel on 2 channels of a 3x3 input, with every weight 1: each output sums a window
 // over both channels; bias 1 per output. With pad 1 the corner (0,0) sees x(0..1, 0..1).
 TEST_P(ConvPaths, ChannelsSumWithBias) {
   Blob bottom({1, 2, 3, 3}), top;
-  set_values(bottom, iota(18));  // channel 0: 1..9, channel 1: 10..18
+  set_blob(bottom, iota(18));  // channel 0: 1..9, channel 1: 10..18
   LayerPtr layer = conv(
       "num_output: 2 kernel_size: 3 pad: 1 weight_filler { type: 'constant' value: 1 } "
       "bias_filler { type: 'constant' value: 1 }");
@@ -130,7 +114,7 @@ TEST_P(ConvPaths, OutputSizesFollowCaffesFloor) {
   };
   for (const Case& c : cases) {
     Blob bottom(c.bottom), top;
-    testing::fill_gaussian(bottom);
+    fill_gaussian(bottom);
     LayerPtr layer = conv(c.fields);
     layer->setup({&bottom}, {&top});
     EXPECT_EQ(top.shape(), c.top) << c.fields;
@@ -140,13 +124,13 @@ TEST_P(ConvPaths, OutputSizesFollowCaffesFloor) {
 
 TEST_P(ConvPaths, ReshapeFollowsTheBottom) {
   Blob bottom({2, 3, 9, 9}), top;
-  testing::fill_gaussian(bottom);
+  fill_gaussian(bottom);
   LayerPtr layer = conv("num_output: 4 kernel_size: 3 stride: 2 weight_filler { type: 'gaussian' }");
   layer->setup({&bottom}, {&top});
   layer->forward({&bottom}, {&top});
   EXPECT_EQ(top.shape(), (std::vector<int>{2, 4, 4, 4}));
   bottom.reshape({3, 3, 11, 7});
-  testing::fill_gaussian(bottom);
+  fill_gaussian(bottom);
   layer->forward({&bottom}, {&top});
   EXPECT_EQ(top.shape(), (std::vector<int>{3, 4, 5, 3}));
 }
@@ -156,51 +140,51 @@ const char* kFillers =
 
 TEST_P(ConvPaths, GradientGroupsPaddingStride) {
   Blob bottom({2, 4, 5, 6}), top;
-  testing::fill_gaussian(bottom);
+  fill_gaussian(bottom);
   LayerPtr layer = conv(std::string("num_output: 4 kernel_size: 3 pad: 1 stride: 2 group: 2") +
                         kFillers);
-  testing::check_gradient(*layer, {&bottom}, {&top});
+  check_gradient(*layer, {&bottom}, {&top});
 }
 
 TEST_P(ConvPaths, GradientDilationRectangularNoBias) {
   Blob bottom({1, 3, 7, 5}), top;
-  testing::fill_gaussian(bottom);
+  fill_gaussian(bottom);
   LayerPtr layer = conv(
       std::string("num_output: 2 kernel_h: 3 kernel_w: 2 pad_h: 1 stride_h: 1 stride_w: 2 "
                   "dilation: 2 bias_term: false") +
       kFillers);
-  testing::check_gradient(*layer, {&bottom}, {&top});
+  check_gradient(*layer, {&bottom}, {&top});
 }
 
 TEST_P(ConvPaths, GradientFlooredOutputTwoBottoms) {
   // 6x6 with kernel 3, stride 2: the last input row and column are never read.
   Blob a({2, 2, 6, 6}), b({2, 2, 6, 6}), top_a, top_b;
-  testing::fill_gaussian(a);
-  testing::fill_gaussian(b);
+  fill_gaussian(a);
+  fill_gaussian(b);
   LayerPtr layer = conv(std::string("num_output: 3 kernel_size: 3 stride: 2") + kFillers);
-  testing::check_gradient(*layer, {&a, &b}, {&top_a, &top_b});
+  check_gradient(*layer, {&a, &b}, {&top_a, &top_b});
 }
 
 TEST_P(ConvPaths, GradientPointwise) {
   Blob bottom({3, 4, 3, 3}), top;
-  testing::fill_gaussian(bottom);
+  fill_gaussian(bottom);
   LayerPtr layer = conv(std::string("num_output: 6 kernel_size: 1 group: 2") + kFillers);
-  testing::check_gradient(*layer, {&bottom}, {&top});
+  check_gradient(*layer, {&bottom}, {&top});
 }
 
 TEST_P(ConvPaths, WeightAndBiasGradientsAccumulate) {
   Blob bottom({2, 2, 5, 5}), top;
-  testing::fill_gaussian(bottom);
+  fill_gaussian(bottom);
   LayerPtr layer = conv(std::string("num_output: 3 kernel_size: 3 pad: 1") + kFillers);
   layer->setup({&bottom}, {&top});
   layer->forward({&bottom}, {&top});
-  testing::fill_gaussian(top);
+  fill_gaussian(top);
   std::copy(top.cpu_data(), top.cpu_data() + top.count(), top.mutable_cpu_diff());
   for (auto& blob : layer->blobs()) blob->set_diff(0);
   layer->backward({&top}, {true}, {&bottom});
-  const std::vector<float> weights_once = diffs(*layer->blobs()[0]);
-  const std::vector<float> bias_once = diffs(*layer->blobs()[1]);
-  const std::vector<float> bottom_once = diffs(bottom);
+  const std::vector<float> weights_once = diff_of(*layer->blobs()[0]);
+  const std::vector<float> bias_once = diff_of(*layer->blobs()[1]);
+  const std::vector<float> bottom_once = diff_of(bottom);
   layer->backward({&top}, {true}, {&bottom});
   for (size_t i = 0; i < weights_once.size(); ++i) {
     EXPECT_NEAR(layer->blobs()[0]->cpu_diff()[i], 2 * weights_once[i], 1e-4f * (1 + std::fabs(weights_once[i])));
@@ -208,7 +192,7 @@ TEST_P(ConvPaths, WeightAndBiasGradientsAccumulate) {
   for (size_t i = 0; i < bias_once.size(); ++i) {
     EXPECT_NEAR(layer->blobs()[1]->cpu_diff()[i], 2 * bias_once[i], 1e-4f * (1 + std::fabs(bias_once[i])));
   }
-  EXPECT_EQ(diffs(bottom), bottom_once) << "the bottom diff is overwritten, not accumulated";
+  EXPECT_EQ(diff_of(bottom), bottom_once) << "the bottom diff is overwritten, not accumulated";
 }
 
 TEST_P(ConvPaths, LoadedWeightsOfTheRightShapeAreKept) {
@@ -221,18 +205,6 @@ TEST_P(ConvPaths, LoadedWeightsOfTheRightShapeAreKept) {
   layer->setup({&bottom}, {&top});
   EXPECT_EQ(layer->blobs()[0]->cpu_data()[5], 0.25f) << "loaded weights must not be refilled";
   EXPECT_EQ(layer->blobs()[1]->cpu_data()[1], -1);
-}
-
-void expect_error(const std::function<void()>& action, const std::vector<std::string>& parts) {
-  try {
-    action();
-    ADD_FAILURE() << "expected an engine::Error mentioning " << parts[0];
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    for (const std::string& part : parts) {
-      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-    }
-  }
 }
 
 TEST_P(ConvPaths, LoadedWeightsOfTheWrongShapeAreRejected) {
@@ -287,56 +259,34 @@ INSTANTIATE_TEST_SUITE_P(Engines, ConvPaths, ::testing::Values("CAFFE", "ONEDNN"
 
 // ---- the two paths against each other -------------------------------------------------
 
-float max_abs(const std::vector<float>& v) {
-  float m = 0;
-  for (float x : v) m = std::max(m, std::fabs(x));
-  return m;
-}
-
-void expect_close(const std::vector<float>& reference, const std::vector<float>& fast,
-                  const std::string& what, float tolerance = 2e-5f) {
-  ASSERT_EQ(reference.size(), fast.size()) << what;
-  const float scale = std::max(max_abs(reference), 1e-3f);
-  float worst = 0;
-  for (size_t i = 0; i < reference.size(); ++i) {
-    worst = std::max(worst, std::fabs(reference[i] - fast[i]));
-  }
-  EXPECT_LE(worst / scale, tolerance) << what << ": worst difference " << worst << " at scale "
-                                      << scale;
-}
-
 void expect_paths_agree(const std::vector<int>& shape, const std::string& fields) {
   if (!onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
   SCOPED_TRACE(fields);
   Context::set_seed(7);
   Blob bottom_ref(shape), bottom_fast(shape), top_ref, top_fast;
-  testing::fill_gaussian(bottom_ref);
+  fill_gaussian(bottom_ref);
   bottom_fast.share_data(bottom_ref);
   const std::string all = fields + kFillers;
   LayerPtr reference = make_conv("CAFFE", all), fast = make_conv("ONEDNN", all);
   reference->setup({&bottom_ref}, {&top_ref});
-  for (const auto& blob : reference->blobs()) {
-    fast->blobs().push_back(std::make_shared<Blob>(blob->shape()));
-    fast->blobs().back()->share_data(*blob);
-  }
+  share_parameters(*reference, *fast);
   fast->setup({&bottom_fast}, {&top_fast});
   reference->forward({&bottom_ref}, {&top_ref});
   fast->forward({&bottom_fast}, {&top_fast});
   ASSERT_EQ(top_ref.shape(), top_fast.shape());
-  expect_close(values(top_ref), values(top_fast), "forward");
+  expect_agree(data_of(top_ref), data_of(top_fast), "forward");
 
-  rng_gaussian(top_ref.count(), 0, 1, top_ref.mutable_cpu_diff());
-  std::copy(top_ref.cpu_diff(), top_ref.cpu_diff() + top_ref.count(), top_fast.mutable_cpu_diff());
+  same_random_diff(top_ref, top_fast);
   for (int round = 0; round < 2; ++round) {  // the second round checks the cached primitives
     for (auto* layer : {reference.get(), fast.get()}) {
       for (const auto& blob : layer->blobs()) blob->set_diff(0.5f);
     }
     reference->backward({&top_ref}, {true}, {&bottom_ref});
     fast->backward({&top_fast}, {true}, {&bottom_fast});
-    expect_close(diffs(bottom_ref), diffs(bottom_fast), "bottom gradient");
-    expect_close(diffs(*reference->blobs()[0]), diffs(*fast->blobs()[0]), "weight gradient");
+    expect_agree(diff_of(bottom_ref), diff_of(bottom_fast), "bottom gradient");
+    expect_agree(diff_of(*reference->blobs()[0]), diff_of(*fast->blobs()[0]), "weight gradient");
     if (reference->blobs().size() > 1) {
-      expect_close(diffs(*reference->blobs()[1]), diffs(*fast->blobs()[1]), "bias gradient");
+      expect_agree(diff_of(*reference->blobs()[1]), diff_of(*fast->blobs()[1]), "bias gradient");
     }
   }
 }

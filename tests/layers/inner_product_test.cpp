@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,7 +14,7 @@
 namespace engine {
 namespace {
 
-using testing::layer_param;
+using namespace testing;
 
 LayerPtr make_ip(const std::string& engine, const std::string& fields,
                  const std::string& name = "fc") {
@@ -23,36 +22,10 @@ LayerPtr make_ip(const std::string& engine, const std::string& fields,
                                   fields + " engine: " + engine + " }"));
 }
 
-void set_values(Blob& blob, const std::vector<float>& values) {
-  ASSERT_EQ(blob.count(), static_cast<int64_t>(values.size()));
-  std::copy(values.begin(), values.end(), blob.mutable_cpu_data());
-}
-std::vector<float> values(const Blob& blob) {
-  return std::vector<float>(blob.cpu_data(), blob.cpu_data() + blob.count());
-}
-std::vector<float> diffs(const Blob& blob) {
-  return std::vector<float>(blob.cpu_diff(), blob.cpu_diff() + blob.count());
-}
-
-void expect_error(const std::function<void()>& action, const std::vector<std::string>& parts) {
-  try {
-    action();
-    ADD_FAILURE() << "expected an engine::Error mentioning " << parts[0];
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    for (const std::string& part : parts) {
-      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-    }
-  }
-}
-
-class IpPaths : public ::testing::TestWithParam<std::string> {
+class IpPaths : public EngineTest {
  protected:
-  void SetUp() override {
-    if (GetParam() == "ONEDNN" && !onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
-  }
   LayerPtr ip(const std::string& fields, const std::string& name = "fc") {
-    return make_ip(GetParam(), fields, name);
+    return make_ip(engine(), fields, name);
   }
 };
 
@@ -61,27 +34,27 @@ class IpPaths : public ::testing::TestWithParam<std::string> {
 //   row 1: 4 - 6 + 10 = 8,  2 + 5 + 12 + 20 = 39
 TEST_P(IpPaths, ForwardByHand) {
   Blob bottom({2, 3}), top;
-  set_values(bottom, {1, 2, 3, 4, 5, 6});
+  set_blob(bottom, {1, 2, 3, 4, 5, 6});
   LayerPtr layer = ip("num_output: 2");
   layer->setup({&bottom}, {&top});
   ASSERT_EQ(layer->blobs()[0]->shape(), (std::vector<int>{2, 3}));
-  set_values(*layer->blobs()[0], {1, 0, -1, 0.5f, 1, 2});
-  set_values(*layer->blobs()[1], {10, 20});
+  set_blob(*layer->blobs()[0], {1, 0, -1, 0.5f, 1, 2});
+  set_blob(*layer->blobs()[1], {10, 20});
   layer->forward({&bottom}, {&top});
   EXPECT_EQ(top.shape(), (std::vector<int>{2, 2}));
-  EXPECT_EQ(values(top), (std::vector<float>{8, 28.5f, 8, 39}));
+  EXPECT_EQ(data_of(top), (std::vector<float>{8, 28.5f, 8, 39}));
 }
 
 TEST_P(IpPaths, TransposedWeightsByHand) {
   Blob bottom({2, 3}), top;
-  set_values(bottom, {1, 2, 3, 4, 5, 6});
+  set_blob(bottom, {1, 2, 3, 4, 5, 6});
   LayerPtr layer = ip("num_output: 2 transpose: true");
   layer->setup({&bottom}, {&top});
   ASSERT_EQ(layer->blobs()[0]->shape(), (std::vector<int>{3, 2}));
-  set_values(*layer->blobs()[0], {1, 0.5f, 0, 1, -1, 2});
-  set_values(*layer->blobs()[1], {10, 20});
+  set_blob(*layer->blobs()[0], {1, 0.5f, 0, 1, -1, 2});
+  set_blob(*layer->blobs()[1], {10, 20});
   layer->forward({&bottom}, {&top});
-  EXPECT_EQ(values(top), (std::vector<float>{8, 28.5f, 8, 39}));
+  EXPECT_EQ(data_of(top), (std::vector<float>{8, 28.5f, 8, 39}));
 }
 
 // With axis 2, a [2, 3, 2, 2] bottom is 6 rows of 4 inputs; the top is [2, 3, num_output].
@@ -95,7 +68,7 @@ TEST_P(IpPaths, AxisFlattensTheTrailingAxes) {
   layer->forward({&bottom}, {&top});
   EXPECT_EQ(top.shape(), (std::vector<int>{2, 3, 1}));
   // Row r sums 4r .. 4r+3 = 16r + 6.
-  EXPECT_EQ(values(top), (std::vector<float>{6, 22, 38, 54, 70, 86}));
+  EXPECT_EQ(data_of(top), (std::vector<float>{6, 22, 38, 54, 70, 86}));
 
   LayerPtr negative = ip("num_output: 5 axis: -1");
   negative->setup({&bottom}, {&top});
@@ -104,7 +77,7 @@ TEST_P(IpPaths, AxisFlattensTheTrailingAxes) {
 
 TEST_P(IpPaths, BatchMayChange) {
   Blob bottom({4, 3, 2}), top;
-  testing::fill_gaussian(bottom);
+  fill_gaussian(bottom);
   LayerPtr layer = ip("num_output: 5 weight_filler { type: 'gaussian' }");
   layer->setup({&bottom}, {&top});
   layer->forward({&bottom}, {&top});
@@ -122,37 +95,37 @@ const char* kFillers =
 
 TEST_P(IpPaths, Gradient) {
   Blob bottom({3, 2, 3, 2}), top;
-  testing::fill_gaussian(bottom);
+  fill_gaussian(bottom);
   LayerPtr layer = ip(std::string("num_output: 5") + kFillers);
-  testing::check_gradient(*layer, {&bottom}, {&top});
+  check_gradient(*layer, {&bottom}, {&top});
 }
 
 TEST_P(IpPaths, GradientTransposedNoBias) {
   Blob bottom({4, 7}), top;
-  testing::fill_gaussian(bottom);
+  fill_gaussian(bottom);
   LayerPtr layer = ip(std::string("num_output: 3 transpose: true bias_term: false") + kFillers);
-  testing::check_gradient(*layer, {&bottom}, {&top});
+  check_gradient(*layer, {&bottom}, {&top});
 }
 
 TEST_P(IpPaths, GradientAxisTwo) {
   Blob bottom({2, 3, 5}), top;
-  testing::fill_gaussian(bottom);
+  fill_gaussian(bottom);
   LayerPtr layer = ip(std::string("num_output: 4 axis: 2 transpose: true") + kFillers);
-  testing::check_gradient(*layer, {&bottom}, {&top});
+  check_gradient(*layer, {&bottom}, {&top});
 }
 
 TEST_P(IpPaths, ParameterGradientsAccumulate) {
   Blob bottom({3, 4}), top;
-  testing::fill_gaussian(bottom);
+  fill_gaussian(bottom);
   LayerPtr layer = ip(std::string("num_output: 2") + kFillers);
   layer->setup({&bottom}, {&top});
   layer->forward({&bottom}, {&top});
   rng_gaussian(top.count(), 0, 1, top.mutable_cpu_diff());
   for (auto& blob : layer->blobs()) blob->set_diff(0);
   layer->backward({&top}, {true}, {&bottom});
-  const std::vector<float> weights_once = diffs(*layer->blobs()[0]);
-  const std::vector<float> bias_once = diffs(*layer->blobs()[1]);
-  const std::vector<float> bottom_once = diffs(bottom);
+  const std::vector<float> weights_once = diff_of(*layer->blobs()[0]);
+  const std::vector<float> bias_once = diff_of(*layer->blobs()[1]);
+  const std::vector<float> bottom_once = diff_of(bottom);
   layer->backward({&top}, {true}, {&bottom});
   for (size_t i = 0; i < weights_once.size(); ++i) {
     EXPECT_NEAR(layer->blobs()[0]->cpu_diff()[i], 2 * weights_once[i], 1e-5f * (1 + std::fabs(weights_once[i])));
@@ -160,7 +133,7 @@ TEST_P(IpPaths, ParameterGradientsAccumulate) {
   for (size_t i = 0; i < bias_once.size(); ++i) {
     EXPECT_NEAR(layer->blobs()[1]->cpu_diff()[i], 2 * bias_once[i], 1e-5f * (1 + std::fabs(bias_once[i])));
   }
-  EXPECT_EQ(diffs(bottom), bottom_once);
+  EXPECT_EQ(diff_of(bottom), bottom_once);
 }
 
 TEST_P(IpPaths, LoadedWeights) {
@@ -194,44 +167,29 @@ TEST_P(IpPaths, BadParametersAndShapes) {
 
 INSTANTIATE_TEST_SUITE_P(Engines, IpPaths, ::testing::Values("CAFFE", "ONEDNN"));
 
-void expect_close(const std::vector<float>& reference, const std::vector<float>& fast,
-                  const std::string& what) {
-  ASSERT_EQ(reference.size(), fast.size()) << what;
-  float scale = 1e-3f, worst = 0;
-  for (size_t i = 0; i < reference.size(); ++i) {
-    scale = std::max(scale, std::fabs(reference[i]));
-    worst = std::max(worst, std::fabs(reference[i] - fast[i]));
-  }
-  EXPECT_LE(worst / scale, 2e-5f) << what << ": worst difference " << worst << " at scale " << scale;
-}
-
 void expect_paths_agree(const std::vector<int>& shape, const std::string& fields) {
   if (!onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
   SCOPED_TRACE(fields);
   Context::set_seed(11);
   Blob bottom_ref(shape), bottom_fast(shape), top_ref, top_fast;
-  testing::fill_gaussian(bottom_ref);
+  fill_gaussian(bottom_ref);
   bottom_fast.share_data(bottom_ref);
   LayerPtr reference = make_ip("CAFFE", fields + kFillers), fast = make_ip("ONEDNN", fields + kFillers);
   reference->setup({&bottom_ref}, {&top_ref});
-  for (const auto& blob : reference->blobs()) {
-    fast->blobs().push_back(std::make_shared<Blob>(blob->shape()));
-    fast->blobs().back()->share_data(*blob);
-  }
+  share_parameters(*reference, *fast);
   fast->setup({&bottom_fast}, {&top_fast});
   reference->forward({&bottom_ref}, {&top_ref});
   fast->forward({&bottom_fast}, {&top_fast});
-  expect_close(values(top_ref), values(top_fast), "forward");
-  rng_gaussian(top_ref.count(), 0, 1, top_ref.mutable_cpu_diff());
-  std::copy(top_ref.cpu_diff(), top_ref.cpu_diff() + top_ref.count(), top_fast.mutable_cpu_diff());
+  expect_agree(data_of(top_ref), data_of(top_fast), "forward");
+  same_random_diff(top_ref, top_fast);
   for (auto* layer : {reference.get(), fast.get()}) {
     for (const auto& blob : layer->blobs()) blob->set_diff(0.25f);
   }
   reference->backward({&top_ref}, {true}, {&bottom_ref});
   fast->backward({&top_fast}, {true}, {&bottom_fast});
-  expect_close(diffs(bottom_ref), diffs(bottom_fast), "bottom gradient");
+  expect_agree(diff_of(bottom_ref), diff_of(bottom_fast), "bottom gradient");
   for (size_t i = 0; i < reference->blobs().size(); ++i) {
-    expect_close(diffs(*reference->blobs()[i]), diffs(*fast->blobs()[i]),
+    expect_agree(diff_of(*reference->blobs()[i]), diff_of(*fast->blobs()[i]),
                  "parameter " + std::to_string(i) + " gradient");
   }
 }

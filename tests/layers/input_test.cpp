@@ -6,7 +6,7 @@
 namespace engine {
 namespace {
 
-using testing::layer_param;
+using namespace testing;
 
 TEST(InputLayer, ShapesTopsFromOneShapeOrOnePerTop) {
   Blob a, b;
@@ -29,13 +29,9 @@ TEST(InputLayer, WrongNumberOfShapesNamesTheLayer) {
   LayerPtr layer = create_layer(layer_param(
       "name: 'feed' type: 'Input' top: 'a' top: 'b' top: 'c' "
       "input_param { shape { dim: 4 } shape { dim: 5 } }"));
-  try {
-    layer->setup({}, {&a, &b, &c});
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("layer feed (Input)"), std::string::npos) << error.what();
-    EXPECT_NE(std::string(error.what()).find("one per top (3)"), std::string::npos) << error.what();
-  }
+  const std::string message = setup_error(*layer, {}, {&a, &b, &c});
+  EXPECT_TRUE(contains(message, "layer feed (Input)"));
+  EXPECT_TRUE(contains(message, "one per top (3)"));
 }
 
 TEST(DummyDataLayer, ConstantAndRandomFillers) {
@@ -47,14 +43,13 @@ TEST(DummyDataLayer, ConstantAndRandomFillers) {
   layer->setup({}, {&a, &b});
   layer->forward({}, {&a, &b});
   for (int i = 0; i < a.count(); ++i) EXPECT_EQ(a.cpu_data()[i], 7);
-  const std::vector<float> first(b.cpu_data(), b.cpu_data() + b.count());
+  const std::vector<float> first = data_of(b);
   for (float v : first) {
     EXPECT_GE(v, 2);
     EXPECT_LE(v, 3);
   }
   layer->forward({}, {&a, &b});
-  EXPECT_NE(first, std::vector<float>(b.cpu_data(), b.cpu_data() + b.count()))
-      << "a random filler is drawn again on every forward pass";
+  EXPECT_NE(first, data_of(b)) << "a random filler is drawn again on every forward pass";
 }
 
 TEST(DummyDataLayer, LegacyFourDimensionalShape) {
@@ -68,15 +63,8 @@ TEST(DummyDataLayer, LegacyFourDimensionalShape) {
 }
 
 TEST(LayerRegistry, UnknownTypeListsRegisteredTypes) {
-  try {
-    create_layer(layer_param("name: 'mystery' type: 'Convolutoin'"));
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    EXPECT_NE(message.find("mystery"), std::string::npos) << message;
-    EXPECT_NE(message.find("'Convolutoin'"), std::string::npos) << message;
-    EXPECT_NE(message.find("Input"), std::string::npos) << message;
-  }
+  expect_error([] { create_layer(layer_param("name: 'mystery' type: 'Convolutoin'")); },
+               {"mystery", "'Convolutoin'", "Input"});
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <string>
@@ -18,34 +17,11 @@ bool lrn_runs_onednn(const Layer& layer);
 
 namespace {
 
-using testing::contains;
-using testing::data_of;
-using testing::diff_of;
-using testing::layer_param;
-using testing::setup_error;
-
-std::vector<std::string> engines() {
-  std::vector<std::string> result = {"CAFFE"};
-  if (onednn_available()) result.push_back("ONEDNN");
-  return result;
-}
+using namespace testing;
 
 LayerPtr lrn(const std::string& fields, const std::string& engine) {
   return create_layer(
       layer_param("name: 'norm' type: 'LRN' lrn_param { " + fields + " engine: " + engine + " }"));
-}
-
-void set_values(Blob& blob, const std::vector<float>& values) {
-  testing::set_blob(blob, blob.shape(), values);
-}
-
-void expect_values(const std::vector<float>& expected, const std::vector<float>& actual,
-                   const std::string& what, float tolerance = 1e-6f) {
-  ASSERT_EQ(expected.size(), actual.size()) << what;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    EXPECT_NEAR(expected[i], actual[i], tolerance * std::max(1.0f, std::fabs(expected[i])))
-        << what << " element " << i;
-  }
 }
 
 TEST(LRNLayer, AcrossChannelsOfAKnownVector) {
@@ -56,7 +32,7 @@ TEST(LRNLayer, AcrossChannelsOfAKnownVector) {
     for (float beta : {1.0f, 0.75f, 0.6f}) {
       for (float k : {1.0f, 2.0f}) {
         Blob bottom({1, 5, 1, 1}), top;
-        set_values(bottom, {1, 2, 3, 4, 5});
+        set_blob(bottom, {1, 2, 3, 4, 5});
         LayerPtr layer = lrn("local_size: 3 alpha: 3 beta: " + std::to_string(beta) +
                                  " k: " + std::to_string(k),
                              engine);
@@ -64,19 +40,18 @@ TEST(LRNLayer, AcrossChannelsOfAKnownVector) {
         layer->forward({&bottom}, {&top});
         std::vector<float> expected;
         for (int c = 0; c < 5; ++c) expected.push_back((c + 1) * std::pow(k + sums[c], -beta));
-        expect_values(expected, data_of(top),
-                      engine + " beta " + std::to_string(beta) + " k " + std::to_string(k),
-                      2e-6f);
+        expect_close(data_of(top), expected,
+                     engine + " beta " + std::to_string(beta) + " k " + std::to_string(k), 2e-6f);
       }
     }
   }
   // With beta 1 and k 1 the values are plain fractions: 1/6, 2/15, 3/30, 4/51, 5/42.
   Blob bottom({1, 5, 1, 1}), top;
-  set_values(bottom, {1, 2, 3, 4, 5});
+  set_blob(bottom, {1, 2, 3, 4, 5});
   LayerPtr layer = lrn("local_size: 3 alpha: 3 beta: 1", "CAFFE");
   layer->setup({&bottom}, {&top});
   layer->forward({&bottom}, {&top});
-  expect_values({1.f / 6, 2.f / 15, 3.f / 30, 4.f / 51, 5.f / 42}, data_of(top), "fractions");
+  expect_close(data_of(top), {1.f / 6, 2.f / 15, 3.f / 30, 4.f / 51, 5.f / 42}, "fractions");
 }
 
 TEST(LRNLayer, AcrossChannelsBackwardOfAKnownVector) {
@@ -93,13 +68,13 @@ TEST(LRNLayer, AcrossChannelsBackwardOfAKnownVector) {
   }
   for (const std::string& engine : engines()) {
     Blob bottom({1, 5, 1, 1}), top;
-    set_values(bottom, {1, 2, 3, 4, 5});
+    set_blob(bottom, {1, 2, 3, 4, 5});
     LayerPtr layer = lrn("local_size: 3 alpha: 3 beta: 1", engine);
     layer->setup({&bottom}, {&top});
     layer->forward({&bottom}, {&top});
     top.set_diff(1);
     layer->backward({&top}, {true}, {&bottom});
-    expect_values(expected, diff_of(bottom), engine, 1e-5f);
+    expect_close(diff_of(bottom), expected, engine, 1e-5f);
   }
 }
 
@@ -115,11 +90,11 @@ TEST(LRNLayer, WithinChannelOfAKnownPlane) {
       Blob bottom({1, 1, 3, 3}), top;
       std::vector<float> ramp(9);
       std::iota(ramp.begin(), ramp.end(), 1.0f);
-      set_values(bottom, ramp);
+      set_blob(bottom, ramp);
       LayerPtr layer = lrn("norm_region: WITHIN_CHANNEL local_size: 3 alpha: 9 beta: 1" + k, engine);
       layer->setup({&bottom}, {&top});
       layer->forward({&bottom}, {&top});
-      expect_values(expected, data_of(top), engine + k);
+      expect_close(data_of(top), expected, engine + k);
     }
   }
 }
@@ -152,10 +127,10 @@ TEST(LRNLayer, Gradient) {
   for (const std::string& engine : engines()) {
     for (const GradientCase& c : cases) {
       Blob bottom(c.shape), top;
-      testing::fill_gaussian(bottom);
+      fill_gaussian(bottom);
       LayerPtr layer = lrn(c.fields, engine);
       SCOPED_TRACE(engine + " " + c.fields);
-      testing::check_gradient(*layer, {&bottom}, {&top});
+      check_gradient(*layer, {&bottom}, {&top});
     }
   }
 }
@@ -163,7 +138,7 @@ TEST(LRNLayer, Gradient) {
 void expect_paths_agree(const std::string& fields, const std::vector<int>& shape) {
   SCOPED_TRACE(fields);
   Blob bottom(shape), ref_bottom(shape), top, ref_top;
-  testing::fill_gaussian(bottom, 2.0f);
+  fill_gaussian(bottom, 2.0f);
   ref_bottom.share_data(bottom);
   LayerPtr fast = lrn(fields, "ONEDNN");
   LayerPtr reference = lrn(fields, "CAFFE");
@@ -172,15 +147,11 @@ void expect_paths_agree(const std::string& fields, const std::vector<int>& shape
   EXPECT_TRUE(lrn_runs_onednn(*fast));
   fast->forward({&bottom}, {&top});
   reference->forward({&ref_bottom}, {&ref_top});
-  expect_values(data_of(ref_top), data_of(top), "forward", 1e-5f);
-  // The same random top diff for both; the tops' data (which backward may read) stay intact.
-  Blob top_diff(ref_top.shape());
-  testing::fill_gaussian(top_diff);
-  std::copy(top_diff.cpu_data(), top_diff.cpu_data() + top_diff.count(), ref_top.mutable_cpu_diff());
-  std::copy(top_diff.cpu_data(), top_diff.cpu_data() + top_diff.count(), top.mutable_cpu_diff());
+  expect_close(data_of(top), data_of(ref_top), "forward", 1e-5f);
+  same_random_diff(ref_top, top);
   fast->backward({&top}, {true}, {&bottom});
   reference->backward({&ref_top}, {true}, {&ref_bottom});
-  expect_values(diff_of(ref_bottom), diff_of(bottom), "backward", 1e-5f);
+  expect_close(diff_of(bottom), diff_of(ref_bottom), "backward", 1e-5f);
 }
 
 TEST(LRNLayer, OneDnnAgreesWithReference) {
@@ -202,40 +173,6 @@ TEST(LRNLayer, BadParametersNameTheLayerAndTheProblem) {
   Blob flat({4, 3, 3});
   LayerPtr layer = lrn("local_size: 3", "CAFFE");
   EXPECT_TRUE(contains(setup_error(*layer, {&flat}, {&top}), "needs a 4-axis bottom"));
-}
-
-// Not a check: times AlexNet's norm layers at batch 32 on both paths. Run with
-// --gtest_also_run_disabled_tests --gtest_filter='*Timing*'.
-TEST(LRNLayer, DISABLED_TimingAlexNet) {
-  struct Shape {
-    std::string name;
-    std::vector<int> shape;
-  };
-  const std::vector<Shape> shapes = {{"norm1", {32, 96, 55, 55}}, {"norm2", {32, 256, 27, 27}}};
-  for (const Shape& s : shapes) {
-    for (const std::string& engine : engines()) {
-      Blob bottom(s.shape), top;
-      testing::fill_gaussian(bottom, 10.0f);
-      LayerPtr layer = lrn("local_size: 5 alpha: 0.0001 beta: 0.75", engine);
-      layer->setup({&bottom}, {&top});
-      testing::fill_gaussian(top);
-      std::copy(top.cpu_data(), top.cpu_data() + top.count(), top.mutable_cpu_diff());
-      using clock = std::chrono::steady_clock;
-      double forward_ms = 1e30, backward_ms = 1e30;
-      for (int rep = 0; rep < 10; ++rep) {
-        auto t0 = clock::now();
-        layer->forward({&bottom}, {&top});
-        auto t1 = clock::now();
-        layer->backward({&top}, {true}, {&bottom});
-        auto t2 = clock::now();
-        forward_ms = std::min(forward_ms, std::chrono::duration<double, std::milli>(t1 - t0).count());
-        backward_ms =
-            std::min(backward_ms, std::chrono::duration<double, std::milli>(t2 - t1).count());
-      }
-      std::printf("%s %-6s forward %7.2f ms  backward %7.2f ms\n", s.name.c_str(), engine.c_str(),
-                  forward_ms, backward_ms);
-    }
-  }
 }
 
 }  // namespace

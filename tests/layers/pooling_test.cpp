@@ -1,7 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -20,36 +19,12 @@ bool pooling_runs_onednn(const Layer& layer);
 
 namespace {
 
-using testing::contains;
-using testing::data_of;
-using testing::diff_of;
-using testing::layer_param;
-using testing::setup_error;
-
-// The engines a test runs on: the reference code always, oneDNN where the build has it.
-std::vector<std::string> engines() {
-  std::vector<std::string> result = {"CAFFE"};
-  if (onednn_available()) result.push_back("ONEDNN");
-  return result;
-}
+using namespace testing;
 
 LayerPtr pooling(const std::string& pooling_fields, const std::string& engine,
                  const std::string& extra = "") {
   return create_layer(layer_param("name: 'pool' type: 'Pooling' " + extra + " pooling_param { " +
                                   pooling_fields + " engine: " + engine + " }"));
-}
-
-void set_values(Blob& blob, const std::vector<float>& values) {
-  testing::set_blob(blob, blob.shape(), values);
-}
-
-void expect_values(const std::vector<float>& expected, const std::vector<float>& actual,
-                   const std::string& what, float tolerance = 1e-6f) {
-  ASSERT_EQ(expected.size(), actual.size()) << what;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    EXPECT_NEAR(expected[i], actual[i], tolerance * std::max(1.0f, std::fabs(expected[i])))
-        << what << " element " << i;
-  }
 }
 
 // Distinct values (a shuffled ramp), so that a max never ties and a finite-difference step
@@ -61,7 +36,7 @@ void fill_distinct(Blob& blob, unsigned seed, float spacing = 0.1f) {
   std::shuffle(values.begin(), values.end(), rng);
   const float middle = values.size() / 2.0f;
   for (float& v : values) v = (v - middle) * spacing;
-  set_values(blob, values);
+  set_blob(blob, values);
 }
 
 // A 4 x 6 plane whose 3 x 3, stride 2 pooling needs the ceil rule: 2 x 3 windows, the last row
@@ -76,16 +51,16 @@ TEST(PoolingLayer, MaxUsesCeilRuleClipsLastWindowAndWritesMask) {
     Blob bottom({1, 2, 4, 6}), top, mask;
     std::vector<float> values = kPlane;
     for (float v : kPlane) values.push_back(v + 100);  // a second plane: offsets per plane
-    set_values(bottom, values);
+    set_blob(bottom, values);
     LayerPtr layer = pooling("pool: MAX kernel_size: 3 stride: 2", engine);
     layer->setup({&bottom}, {&top, &mask});
     EXPECT_FALSE(pooling_runs_onednn(*layer)) << "the mask top needs the reference code";
     layer->forward({&bottom}, {&top, &mask});
     ASSERT_EQ(top.shape(), (std::vector<int>{1, 2, 2, 3}));
     ASSERT_EQ(mask.shape(), top.shape());
-    expect_values({10, 12, 13, 14, 14, 13, 110, 112, 113, 114, 114, 113}, data_of(top), engine);
+    expect_close(data_of(top), {10, 12, 13, 14, 14, 13, 110, 112, 113, 114, 114, 113}, engine);
     // Indices into the H*W plane, as Caffe stores them; 14 at (3, 2) wins two windows.
-    expect_values({13, 16, 17, 20, 20, 17, 13, 16, 17, 20, 20, 17}, data_of(mask), engine);
+    expect_close(data_of(mask), {13, 16, 17, 20, 20, 17, 13, 16, 17, 20, 20, 17}, engine);
 
     float* top_diff = top.mutable_cpu_diff();
     for (int i = 0; i < 12; ++i) top_diff[i] = static_cast<float>(i + 1);
@@ -94,25 +69,25 @@ TEST(PoolingLayer, MaxUsesCeilRuleClipsLastWindowAndWritesMask) {
     expected[13] = 1, expected[16] = 2, expected[17] = 3 + 6, expected[20] = 4 + 5;
     expected[24 + 13] = 7, expected[24 + 16] = 8, expected[24 + 17] = 9 + 12,
                 expected[24 + 20] = 10 + 11;
-    expect_values(expected, diff_of(bottom), engine + " backward");
+    expect_close(diff_of(bottom), expected, engine + " backward");
   }
 }
 
 TEST(PoolingLayer, MaxWithoutMaskMatchesHandValuesOnBothPaths) {
   for (const std::string& engine : engines()) {
     Blob bottom({1, 1, 4, 6}), top;
-    set_values(bottom, kPlane);
+    set_blob(bottom, kPlane);
     LayerPtr layer = pooling("pool: MAX kernel_size: 3 stride: 2", engine);
     layer->setup({&bottom}, {&top});
     EXPECT_EQ(pooling_runs_onednn(*layer), engine == "ONEDNN");
     layer->forward({&bottom}, {&top});
-    expect_values({10, 12, 13, 14, 14, 13}, data_of(top), engine);
+    expect_close(data_of(top), {10, 12, 13, 14, 14, 13}, engine);
     float* top_diff = top.mutable_cpu_diff();
     for (int i = 0; i < 6; ++i) top_diff[i] = static_cast<float>(i + 1);
     layer->backward({&top}, {true}, {&bottom});
     std::vector<float> expected(24, 0.0f);
     expected[13] = 1, expected[16] = 2, expected[17] = 9, expected[20] = 9;
-    expect_values(expected, diff_of(bottom), engine + " backward");
+    expect_close(diff_of(bottom), expected, engine + " backward");
   }
 }
 
@@ -150,13 +125,13 @@ TEST(PoolingLayer, AverageDivisorsWithPadAndOverflowPastPad) {
                                        27.f / 6, 45.f / 6, 16.f / 4};
   for (const std::string& engine : engines()) {
     Blob bottom({1, 1, 4, 4}), top;
-    set_values(bottom, ramp);
+    set_blob(bottom, ramp);
     LayerPtr layer = pooling("pool: AVE kernel_size: 3 stride: 2 pad: 1", engine);
     layer->setup({&bottom}, {&top});
     // Neither oneDNN averaging divides the last windows by 6 and 4: the reference runs.
     EXPECT_FALSE(pooling_runs_onednn(*layer)) << engine;
     layer->forward({&bottom}, {&top});
-    expect_values(expected, data_of(top), engine);
+    expect_close(data_of(top), expected, engine);
     // Backward spreads each output's diff evenly over its divisor: with unit diffs, element
     // (3, 3) receives 1/4 from window (2, 2) and 1/6 from each of (1, 2), (2, 1), 1/9 from (1, 1).
     top.set_diff(1.0f);
@@ -176,12 +151,12 @@ TEST(PoolingLayer, AverageWithPadWhereOneDnnIncludePaddingIsCaffes) {
                                        76.f / 9, 123.f / 9, 88.f / 9};
   for (const std::string& engine : engines()) {
     Blob bottom({1, 1, 5, 5}), top;
-    set_values(bottom, ramp);
+    set_blob(bottom, ramp);
     LayerPtr layer = pooling("pool: AVE kernel_size: 3 stride: 2 pad: 1", engine);
     layer->setup({&bottom}, {&top});
     EXPECT_EQ(pooling_runs_onednn(*layer), engine == "ONEDNN");
     layer->forward({&bottom}, {&top});
-    expect_values(expected, data_of(top), engine);
+    expect_close(data_of(top), expected, engine);
   }
 }
 
@@ -190,42 +165,42 @@ TEST(PoolingLayer, AverageWithoutPadWhereOneDnnExcludePaddingIsCaffes) {
   // exclude_padding does: divisors 9, 9, 6 / 6, 6, 4.
   for (const std::string& engine : engines()) {
     Blob bottom({1, 1, 4, 6}), top;
-    set_values(bottom, kPlane);
+    set_blob(bottom, kPlane);
     LayerPtr layer = pooling("pool: AVE kernel_size: 3 stride: 2", engine);
     layer->setup({&bottom}, {&top});
     EXPECT_EQ(pooling_runs_onednn(*layer), engine == "ONEDNN");
     layer->forward({&bottom}, {&top});
-    expect_values({41.f / 9, 52.f / 9, 41.f / 6, 34.f / 6, 38.f / 6, 30.f / 4}, data_of(top),
-                  engine);
+    expect_close(data_of(top), {41.f / 9, 52.f / 9, 41.f / 6, 34.f / 6, 38.f / 6, 30.f / 4},
+                 engine);
   }
 }
 
 TEST(PoolingLayer, GlobalPooling) {
   for (const std::string& engine : engines()) {
     Blob bottom({2, 1, 3, 3}), max_top, ave_top;
-    set_values(bottom, {1, 2, 3, 4, 9, 6, 7, 8, 5,  //
-                        -1, -2, -3, -4, -5, -6, -7, -8, -9});
+    set_blob(bottom, {1, 2, 3, 4, 9, 6, 7, 8, 5,  //
+                      -1, -2, -3, -4, -5, -6, -7, -8, -9});
     LayerPtr max_layer = pooling("pool: MAX global_pooling: true", engine);
     max_layer->setup({&bottom}, {&max_top});
     max_layer->forward({&bottom}, {&max_top});
     EXPECT_EQ(max_top.shape(), (std::vector<int>{2, 1, 1, 1}));
-    expect_values({9, -1}, data_of(max_top), engine);
+    expect_close(data_of(max_top), {9, -1}, engine);
     LayerPtr ave_layer = pooling("pool: AVE global_pooling: true", engine);
     ave_layer->setup({&bottom}, {&ave_top});
     ave_layer->forward({&bottom}, {&ave_top});
-    expect_values({5, -5}, data_of(ave_top), engine);
+    expect_close(data_of(ave_top), {5, -5}, engine);
     // The kernel follows the bottom when it is reshaped.
     bottom.reshape({1, 1, 2, 4});
-    set_values(bottom, {1, 2, 3, 4, 5, 6, 7, 8});
+    set_blob(bottom, {1, 2, 3, 4, 5, 6, 7, 8});
     ave_layer->forward({&bottom}, {&ave_top});
     EXPECT_EQ(ave_top.shape(), (std::vector<int>{1, 1, 1, 1}));
-    expect_values({4.5f}, data_of(ave_top), engine + " reshaped");
+    expect_close(data_of(ave_top), {4.5f}, engine + " reshaped");
   }
 }
 
 TEST(PoolingLayer, StochasticTestPhaseIsTheWeightedAverage) {
   Blob bottom({1, 1, 3, 3}), top;
-  set_values(bottom, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  set_blob(bottom, {1, 2, 3, 4, 5, 6, 7, 8, 9});
   LayerPtr layer = create_layer(layer_param(
       "name: 'pool' type: 'Pooling' phase: TEST "
       "pooling_param { pool: STOCHASTIC kernel_size: 2 stride: 1 }"));
@@ -233,12 +208,12 @@ TEST(PoolingLayer, StochasticTestPhaseIsTheWeightedAverage) {
   layer->forward({&bottom}, {&top});
   // sum(x^2) / sum(x) per window: {1,2,4,5} 46/12, {2,3,5,6} 74/16, {4,5,7,8} 154/24,
   // {5,6,8,9} 206/28.
-  expect_values({46.f / 12, 74.f / 16, 154.f / 24, 206.f / 28}, data_of(top), "stochastic test");
+  expect_close(data_of(top), {46.f / 12, 74.f / 16, 154.f / 24, 206.f / 28}, "stochastic test");
 }
 
 TEST(PoolingLayer, StochasticTrainPhasePicksWindowValuesInProportion) {
   Blob bottom({1, 1, 3, 3}), top;
-  set_values(bottom, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  set_blob(bottom, {1, 2, 3, 4, 5, 6, 7, 8, 9});
   LayerPtr layer = create_layer(layer_param(
       "name: 'pool' type: 'Pooling' phase: TRAIN "
       "pooling_param { pool: STOCHASTIC kernel_size: 2 stride: 1 }"));
@@ -292,7 +267,7 @@ TEST(PoolingLayer, MaxGradient) {
       fill_distinct(bottom, 11);
       LayerPtr layer = pooling("pool: MAX " + c.fields, engine);
       SCOPED_TRACE(engine + " " + c.fields);
-      testing::check_gradient(*layer, {&bottom}, {&top});
+      check_gradient(*layer, {&bottom}, {&top});
     }
   }
 }
@@ -301,10 +276,10 @@ TEST(PoolingLayer, AverageGradient) {
   for (const std::string& engine : engines()) {
     for (const GradientCase& c : kGradientCases) {
       Blob bottom(c.shape), top;
-      testing::fill_gaussian(bottom);
+      fill_gaussian(bottom);
       LayerPtr layer = pooling("pool: AVE " + c.fields, engine);
       SCOPED_TRACE(engine + " " + c.fields);
-      testing::check_gradient(*layer, {&bottom}, {&top});
+      check_gradient(*layer, {&bottom}, {&top});
     }
   }
 }
@@ -318,7 +293,7 @@ TEST(PoolingLayer, StochasticGradient) {
       Blob bottom(c.shape), top;
       // Positive inputs, as after a ReLU; the gradient checker redraws the same samples on
       // every pass.
-      testing::fill_uniform(bottom, 1.0f, 3.0f);
+      fill_uniform(bottom, 1.0f, 3.0f);
       LayerPtr layer = create_layer(layer_param("name: 'pool' type: 'Pooling' phase: " + phase +
                                                 " pooling_param { pool: STOCHASTIC " + c.fields +
                                                 " }"));
@@ -326,9 +301,9 @@ TEST(PoolingLayer, StochasticGradient) {
       // In TRAIN a perturbation that moves the running sum across the drawn threshold picks
       // another element; a small step makes that unlikely (the output is x itself, so float
       // rounding stays small).
-      testing::GradientCheckOptions options;
+      GradientCheckOptions options;
       if (std::string(phase) == "TRAIN") options.step = 1e-4f;
-      testing::check_gradient(*layer, {&bottom}, {&top}, options);
+      check_gradient(*layer, {&bottom}, {&top}, options);
     }
   }
 }
@@ -338,7 +313,7 @@ void expect_paths_agree(const std::string& fields, const std::vector<int>& shape
                         bool expect_onednn) {
   SCOPED_TRACE(fields);
   Blob bottom(shape), ref_bottom(shape), top, ref_top;
-  testing::fill_gaussian(bottom);
+  fill_gaussian(bottom);
   if (ties) {  // ReLU-like: many windows all zero, where the first element must take the diff
     float* x = bottom.mutable_cpu_data();
     for (int64_t i = 0; i < bottom.count(); ++i) x[i] = std::max(x[i] - 1.0f, 0.0f);
@@ -353,15 +328,11 @@ void expect_paths_agree(const std::string& fields, const std::vector<int>& shape
   fast->forward({&bottom}, {&top});
   Context::set_seed(5);
   reference->forward({&ref_bottom}, {&ref_top});
-  expect_values(data_of(ref_top), data_of(top), "forward", 1e-5f);
-  // The same random top diff for both; the tops' data (which backward may read) stay intact.
-  Blob top_diff(ref_top.shape());
-  testing::fill_gaussian(top_diff);
-  std::copy(top_diff.cpu_data(), top_diff.cpu_data() + top_diff.count(), ref_top.mutable_cpu_diff());
-  std::copy(top_diff.cpu_data(), top_diff.cpu_data() + top_diff.count(), top.mutable_cpu_diff());
+  expect_close(data_of(top), data_of(ref_top), "forward", 1e-5f);
+  same_random_diff(ref_top, top);
   fast->backward({&top}, {true}, {&bottom});
   reference->backward({&ref_top}, {true}, {&ref_bottom});
-  expect_values(diff_of(ref_bottom), diff_of(bottom), "backward", 1e-5f);
+  expect_close(diff_of(bottom), diff_of(ref_bottom), "backward", 1e-5f);
 }
 
 TEST(PoolingLayer, OneDnnAgreesWithReference) {
@@ -418,42 +389,6 @@ TEST(PoolingLayer, BadParametersNameTheLayerAndTheProblem) {
   Blob bottom({1, 1, 4, 4});
   LayerPtr average = pooling("pool: AVE kernel_size: 2", "CAFFE");
   EXPECT_TRUE(contains(setup_error(*average, {&bottom}, {&top, &mask}), "at most 1 top"));
-}
-
-// Not a check: times AlexNet's pooling layers at batch 32 on both paths. Run with
-// --gtest_also_run_disabled_tests --gtest_filter='*Timing*'.
-TEST(PoolingLayer, DISABLED_TimingAlexNet) {
-  struct Shape {
-    std::string name;
-    std::vector<int> shape;
-  };
-  const std::vector<Shape> shapes = {{"pool1", {32, 96, 55, 55}},
-                                     {"pool2", {32, 256, 27, 27}},
-                                     {"pool5", {32, 256, 13, 13}}};
-  for (const Shape& s : shapes) {
-    for (const std::string& engine : engines()) {
-      Blob bottom(s.shape), top;
-      testing::fill_gaussian(bottom);
-      LayerPtr layer = pooling("pool: MAX kernel_size: 3 stride: 2", engine);
-      layer->setup({&bottom}, {&top});
-      testing::fill_gaussian(top);
-      std::copy(top.cpu_data(), top.cpu_data() + top.count(), top.mutable_cpu_diff());
-      using clock = std::chrono::steady_clock;
-      double forward_ms = 1e30, backward_ms = 1e30;
-      for (int rep = 0; rep < 10; ++rep) {
-        auto t0 = clock::now();
-        layer->forward({&bottom}, {&top});
-        auto t1 = clock::now();
-        layer->backward({&top}, {true}, {&bottom});
-        auto t2 = clock::now();
-        forward_ms = std::min(forward_ms, std::chrono::duration<double, std::milli>(t1 - t0).count());
-        backward_ms =
-            std::min(backward_ms, std::chrono::duration<double, std::milli>(t2 - t1).count());
-      }
-      std::printf("%s %-6s forward %7.2f ms  backward %7.2f ms\n", s.name.c_str(), engine.c_str(),
-                  forward_ms, backward_ms);
-    }
-  }
 }
 
 }  // namespace

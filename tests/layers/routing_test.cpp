@@ -6,14 +6,7 @@
 namespace engine {
 namespace {
 
-using testing::check_gradient;
-using testing::data_of;
-using testing::diff_of;
-using testing::fill_gaussian;
-using testing::layer_param;
-using testing::set_blob;
-using testing::setup_error;
-using testing::contains;
+using namespace testing;
 
 using Values = std::vector<float>;
 

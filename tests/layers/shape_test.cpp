@@ -6,9 +6,7 @@
 namespace engine {
 namespace {
 
-using testing::contains;
-using testing::layer_param;
-using testing::setup_error;
+using namespace testing;
 
 using Shape = std::vector<int>;
 
@@ -35,9 +33,9 @@ TEST(FlattenAndReshape, GradientPassesThrough) {
         "name: 'r' type: 'Reshape' reshape_param { shape { dim: 0 dim: -1 } }"}) {
     SCOPED_TRACE(param);
     Blob bottom({2, 3, 2, 5}), top;
-    testing::fill_gaussian(bottom);
+    fill_gaussian(bottom);
     LayerPtr layer = create_layer(layer_param(param));
-    testing::check_gradient(*layer, {&bottom}, {&top});
+    check_gradient(*layer, {&bottom}, {&top});
   }
 }
 
