@@ -91,6 +91,19 @@ TEST_F(CaffeModels, LeNetDeploy) {
   expect_finite_gradient(*net->blob_by_name("data"));
 }
 
+// Swaps every Data layer for an Input layer with a data top of `data_shape` and `labels` labels.
+void replace_data_layers(const std::vector<int>& data_shape, int labels, NetParameter* param) {
+  for (LayerParameter& layer : *param->mutable_layer()) {
+    if (layer.type() != "Data") continue;
+    layer.set_type("Input");
+    layer.clear_data_param();
+    layer.clear_transform_param();
+    BlobShape* data = layer.mutable_input_param()->add_shape();
+    for (int d : data_shape) data->add_dim(d);
+    layer.mutable_input_param()->add_shape()->add_dim(labels);
+  }
+}
+
 // The train/test files read LMDB data (a later layer); their structure is checked by building
 // them with the Data layers swapped for Input layers of the documented shapes.
 TEST_F(CaffeModels, TrainValNetsBuildWithInputsInPlaceOfData) {
@@ -110,15 +123,7 @@ TEST_F(CaffeModels, TrainValNetsBuildWithInputsInPlaceOfData) {
     SCOPED_TRACE(c.file);
     NetParameter param;
     read_text_file(kModels + "/" + c.file, &param);
-    for (LayerParameter& layer : *param.mutable_layer()) {
-      if (layer.type() != "Data") continue;
-      layer.set_type("Input");
-      layer.clear_data_param();
-      layer.clear_transform_param();
-      BlobShape* data = layer.mutable_input_param()->add_shape();
-      for (int d : c.data_shape) data->add_dim(d);
-      layer.mutable_input_param()->add_shape()->add_dim(c.data_shape[0]);
-    }
+    replace_data_layers(c.data_shape, c.data_shape[0], &param);
     for (Phase phase : {TRAIN, TEST}) {
       param.mutable_state()->set_phase(phase);
       Net net(param);
@@ -132,6 +137,48 @@ TEST_F(CaffeModels, TrainValNetsBuildWithInputsInPlaceOfData) {
       EXPECT_EQ(net.blob_by_name(c.output)->shape(), c.output_shape);
     }
   }
+}
+
+// The project's own AlexNet (the paper's): trains, validates, and averages ten crops per image.
+TEST(ProjectModels, AlexNetTrainValAndTenCropTesting) {
+  NetParameter param;
+  read_text_file(std::string(ENGINE_SOURCE_DIR) + "/models/alexnet/train_val.prototxt", &param);
+  NetParameter train = param;
+  replace_data_layers({2, 3, 227, 227}, 2, &train);
+  train.mutable_state()->set_phase(TRAIN);
+  Net net(train);
+  EXPECT_EQ(net.layer_by_name("conv2").blobs()[0]->shape(), (std::vector<int>{256, 48, 5, 5}))
+      << "conv2 is split in two groups";
+  EXPECT_EQ(net.layer_by_name("conv3").blobs()[0]->shape(), (std::vector<int>{384, 256, 3, 3}))
+      << "conv3 sees both halves";
+  EXPECT_EQ(net.layer_by_name("conv4").blobs()[0]->cpu_data()[0] != 0, true);
+  EXPECT_EQ(net.layer_by_name("conv4").blobs()[1]->cpu_data()[0], 1) << "the paper's bias 1";
+  EXPECT_EQ(net.blob_by_name("pool5")->shape(), (std::vector<int>{2, 256, 6, 6}));
+
+  // Ten crops of two images: 20 inputs, 2 labels, 2 averaged predictions.
+  NetParameter ten = param;
+  replace_data_layers({20, 3, 227, 227}, 2, &ten);
+  ten.mutable_state()->set_phase(TEST);
+  ten.mutable_state()->add_stage("ten_crop");
+  Net ten_crop(ten);
+  ten_crop.share_trained_layers_with(net);
+  Context::set_seed(3);
+  testing::fill_uniform(*ten_crop.input_blobs()[0], -50, 50);
+  ten_crop.input_blobs()[1]->set_data(0);
+  ten_crop.forward();
+  const Blob& averaged = *ten_crop.blob_by_name("averaged");
+  const Blob& prob = *ten_crop.blob_by_name("prob");
+  ASSERT_EQ(averaged.shape(), (std::vector<int>{2, 1000}));
+  // Each averaged class probability is the mean over that image's ten crops.
+  for (int image = 0; image < 2; ++image) {
+    for (int c : {0, 17, 999}) {
+      double mean = 0;
+      for (int crop = 0; crop < 10; ++crop) mean += prob.cpu_data()[(image * 10 + crop) * 1000 + c];
+      EXPECT_NEAR(averaged.cpu_data()[image * 1000 + c], mean / 10, 1e-7);
+    }
+  }
+  EXPECT_TRUE(ten_crop.has_blob("accuracy_top5"));
+  EXPECT_FALSE(ten_crop.has_layer("loss"));
 }
 
 }  // namespace
