@@ -7,6 +7,7 @@
 // masks. In-place layers (top == bottom) work: bottoms are restored before each pass.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,8 @@ std::vector<float> diff_of(const Blob& blob);
 // Runs layer.setup and returns the engine::Error message it throws ("" when it does not throw),
 // for tests that check what a message says.
 std::string setup_error(Layer& layer, const Blobs& bottom, const Blobs& top);
+// Runs action and returns the engine::Error message it throws ("" when it does not throw).
+std::string thrown_message(const std::function<void()>& action);
 // EXPECT_TRUE(contains(message, "expected words")) prints the whole message when it fails.
 ::testing::AssertionResult contains(const std::string& text, const std::string& part);
 
