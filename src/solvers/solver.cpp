@@ -98,10 +98,13 @@ void Solver::init_nets() {
     test_nets_.push_back(std::make_unique<Net>(tests[i]));
     test_nets_.back()->share_trained_layers_with(*net_);
   }
-  init_history();
 }
 
-void Solver::init_history() {
+// Made on first use, not in the constructor: history_per_param() is virtual, and during the
+// base constructor it would answer for the base class (1), not for AdaDelta or Adam (2).
+void Solver::ensure_history() {
+  const size_t expected = history_per_param() * net_->learnable_params().size();
+  if (history_.size() == expected) return;
   history_.clear();
   for (int which = 0; which < history_per_param(); ++which) {
     for (Blob* param : net_->learnable_params()) {
@@ -226,6 +229,7 @@ void Solver::check_finite(float loss) {
 // ---- the update -----------------------------------------------------------------------------
 
 void Solver::apply_update() {
+  ensure_history();
   const float rate = learning_rate();
   if (param_.display() && iter_ % param_.display() == 0) {
     LOG(INFO) << "Iteration " << iter_ << ", lr = " << rate;
@@ -371,6 +375,7 @@ void Solver::snapshot() {
   state.set_iter(iter_);
   state.set_learned_net(model);
   state.set_current_step(lr_state_.multistep_index);
+  ensure_history();
   for (const auto& blob : history_) blob->to_proto(state.add_history());
   std::ostringstream rng;
   rng << Context::rng();
@@ -400,6 +405,7 @@ void Solver::restore(const std::string& solverstate_file) {
     read_binary_file(model, &weights);
     net_->copy_trained_layers_from(weights);
   }
+  ensure_history();
   ENGINE_REQUIRE(state.history_size() == static_cast<int>(history_.size()),
                  solverstate_file << ": holds " << state.history_size()
                                   << " history blobs, solver type " << param_.type() << " needs "

@@ -77,7 +77,7 @@ class Solver {
 
  private:
   void init_nets();
-  void init_history();
+  void ensure_history();
   void clip_gradients();
   void normalize(int param_id);
   void regularize(int param_id);

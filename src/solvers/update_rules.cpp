@@ -54,11 +54,12 @@ class NesterovSolver : public SgdSolver {
   }
 };
 
-// AdaGrad and RMSProp: a running measure of g^2 scales each coordinate's step.
+// AdaGrad and RMSProp: a running measure of g^2, h = keep h + add g^2, scales each coordinate's
+// step.
 class AdaptiveSolver : public SgdSolver {
  public:
-  AdaptiveSolver(const SolverParameter& param, const std::string& source, float history_decay)
-      : SgdSolver(param, source), history_decay_(history_decay) {
+  AdaptiveSolver(const SolverParameter& param, const std::string& source, float keep, float add)
+      : SgdSolver(param, source), keep_(keep), add_(add) {
     ENGINE_REQUIRE(param.momentum() == 0,
                    source << ": momentum cannot be used with " << param.type());
   }
@@ -68,8 +69,7 @@ class AdaptiveSolver : public SgdSolver {
     Blob& param = *net().learnable_params()[param_id];
     const float step_rate = local_rate(param_id, rate);
     const float delta = param_.delta();
-    const float keep = history_decay_;
-    const float add = history_decay_ == 1 ? 1 : 1 - history_decay_;
+    const float keep = keep_, add = add_;
     float* squares = history(param_id).mutable_cpu_data();
     float* diff = param.mutable_cpu_diff();
     for (int64_t i = 0; i < param.count(); ++i) {
@@ -79,19 +79,19 @@ class AdaptiveSolver : public SgdSolver {
   }
 
  private:
-  float history_decay_;  // 1 for AdaGrad's plain sum
+  float keep_, add_;
 };
 
 class AdaGradSolver : public AdaptiveSolver {
  public:
   AdaGradSolver(const SolverParameter& param, const std::string& source)
-      : AdaptiveSolver(param, source, 1.0f) {}
+      : AdaptiveSolver(param, source, 1.0f, 1.0f) {}
 };
 
 class RmsPropSolver : public AdaptiveSolver {
  public:
   RmsPropSolver(const SolverParameter& param, const std::string& source)
-      : AdaptiveSolver(param, source, param.rms_decay()) {}
+      : AdaptiveSolver(param, source, param.rms_decay(), 1.0f - param.rms_decay()) {}
 };
 
 class AdaDeltaSolver : public SgdSolver {
