@@ -9,7 +9,7 @@ packages=(
   libgoogle-glog-dev libgflags-dev
   libopenblas-dev libdnnl-dev
   libgtest-dev
-  liblmdb-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
+  liblmdb-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev zlib1g-dev
 )
 
 missing=()
