@@ -21,6 +21,11 @@ void Layer::to_proto(LayerParameter* param, bool write_diff) const {
   for (const auto& blob : blobs_) blob->to_proto(param->add_blobs(), write_diff);
 }
 
+void Layer::restore_state(const std::string& state) {
+  ENGINE_FAIL(describe() << ": the saved state has an entry for this layer, but a layer of this "
+                            "type keeps no state (was the net changed since the snapshot?)");
+}
+
 std::string Layer::describe() const { return "layer " + name() + " (" + type() + ")"; }
 
 int Layer::canonical_axis(const Blob& blob, int axis, const char* parameter) const {

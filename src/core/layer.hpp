@@ -74,6 +74,13 @@ class Layer {
   // Whether the net may ask for the gradient of this bottom (labels: no).
   virtual bool allow_force_backward(int bottom_index) const { return true; }
 
+  // A position beyond the parameters that an exact resume must restore (data layers: records
+  // consumed, random streams). save_state returns false for layers without one; the solver
+  // stores what it writes in the .solverstate and hands it back to restore_state on resume.
+  virtual bool save_state(std::string* state) const { return false; }
+  // The default fails: a saved state for a layer that keeps none means the net has changed.
+  virtual void restore_state(const std::string& state);
+
  protected:
   virtual void layer_setup(const Blobs& bottom, const Blobs& top) {}
   virtual void forward_cpu(const Blobs& bottom, const Blobs& top) = 0;

@@ -37,6 +37,39 @@ std::string directory_of(const std::string& path) {
 
 bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
 
+// Positions of layers that keep one (data layers): net 0 is the train net, net i the test net
+// i - 1. A resume restores them, so the data continues where the snapshot left it.
+void save_layer_states(const Net& train, const std::vector<std::unique_ptr<Net>>& tests,
+                       SolverState* state) {
+  for (size_t n = 0; n <= tests.size(); ++n) {
+    const Net& net = n == 0 ? train : *tests[n - 1];
+    for (size_t i = 0; i < net.layers().size(); ++i) {
+      std::string bytes;
+      if (!net.layers()[i]->save_state(&bytes)) continue;
+      LayerState* entry = state->add_layer_state();
+      entry->set_net(static_cast<int>(n));
+      entry->set_layer(net.layer_names()[i]);
+      entry->set_state(bytes);
+    }
+  }
+}
+
+void restore_layer_states(const SolverState& state, Net& train,
+                          const std::vector<std::unique_ptr<Net>>& tests,
+                          const std::string& file) {
+  for (const LayerState& entry : state.layer_state()) {
+    ENGINE_REQUIRE(entry.net() >= 0 && entry.net() <= static_cast<int>(tests.size()),
+                   file << ": holds a position for layer '" << entry.layer() << "' of net "
+                        << entry.net() << ", but the solver has " << tests.size()
+                        << " test net(s)");
+    Net& net = entry.net() == 0 ? train : *tests[entry.net() - 1];
+    ENGINE_REQUIRE(net.has_layer(entry.layer()),
+                   file << ": holds a position for layer '" << entry.layer()
+                        << "', which net " << entry.net() << " does not have");
+    net.layer_by_name(entry.layer()).restore_state(entry.state());
+  }
+}
+
 }  // namespace
 
 Solver::Solver(const SolverParameter& param, const std::string& source)
@@ -384,6 +417,7 @@ void Solver::snapshot() {
   state.set_plateau_best(lr_state_.plateau_best);
   state.set_plateau_has_best(lr_state_.plateau_has_best);
   state.set_plateau_stale_rounds(lr_state_.plateau_stale_rounds);
+  save_layer_states(*net_, test_nets_, &state);
   const std::string state_file = snapshot_filename(iter_, ".solverstate");
   LOG(INFO) << "Snapshotting solver state to binary proto file " << state_file;
   write_binary_file(state, state_file);
@@ -424,6 +458,7 @@ void Solver::restore(const std::string& solverstate_file) {
     rng >> Context::rng();
     ENGINE_REQUIRE(!rng.fail(), solverstate_file << ": corrupt random generator state");
   }
+  restore_layer_states(state, *net_, test_nets_, solverstate_file);
 }
 
 }  // namespace engine
