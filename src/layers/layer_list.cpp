@@ -29,14 +29,25 @@
   X(LRN, kCpuOnly)        \
   /* end of the list */
 
+// Layers of src/data, built only where LMDB and OpenCV are found.
+#ifdef ENGINE_HAVE_DATA
+#define ENGINE_DATA_LAYERS(X) \
+  X(Data, kCpuOnly)           \
+  X(ImageData, kCpuOnly)
+#else
+#define ENGINE_DATA_LAYERS(X)
+#endif
+
+#define ENGINE_ALL_LAYERS(X) ENGINE_LAYERS(X) ENGINE_DATA_LAYERS(X)
+
 namespace engine {
 
 #define ENGINE_DECLARE_FACTORY(TYPE, DEVICES) LayerPtr create_##TYPE##_layer(const LayerParameter&);
-ENGINE_LAYERS(ENGINE_DECLARE_FACTORY)
+ENGINE_ALL_LAYERS(ENGINE_DECLARE_FACTORY)
 
 const std::vector<LayerEntry>& layer_registry() {
 #define ENGINE_ENTRY(TYPE, DEVICES) {#TYPE, &create_##TYPE##_layer, DEVICES},
-  static const std::vector<LayerEntry> entries = {ENGINE_LAYERS(ENGINE_ENTRY)};
+  static const std::vector<LayerEntry> entries = {ENGINE_ALL_LAYERS(ENGINE_ENTRY)};
   return entries;
 }
 

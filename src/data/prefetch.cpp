@@ -1,0 +1,247 @@
+#include "data/prefetch.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/context.hpp"
+#include "core/errors.hpp"
+
+namespace engine {
+
+// ---- Prefetcher ----------------------------------------------------------------------------
+
+Prefetcher::Prefetcher(int threads, int depth, const std::vector<std::vector<int>>& shapes,
+                       Producer producer)
+    : threads_(threads), producer_(std::move(producer)), slots_(depth) {
+  CHECK_GE(threads, 1);
+  CHECK_GE(depth, 1);
+  for (Slot& slot : slots_) {
+    for (const auto& shape : shapes) {
+      slot.batch.blobs.emplace_back(shape);
+      // Allocate here, on the owning thread, not lazily on a worker.
+      slot.batch.blobs.back().mutable_cpu_data();
+    }
+  }
+}
+
+void Prefetcher::start(uint64_t first) {
+  CHECK(workers_.empty()) << "the prefetcher is already running";
+  cancelled_ = false;
+  first_ = first;
+  next_ = first;
+  held_ = -1;
+  for (Slot& slot : slots_) {
+    slot.state = SlotState::FREE;
+    slot.error = nullptr;
+  }
+  for (int t = 0; t < threads_; ++t) workers_.emplace_back(&Prefetcher::work, this, t);
+}
+
+void Prefetcher::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancelled_ = true;
+  }
+  slot_freed_.notify_all();
+  for (std::thread& worker : workers_) worker.join();
+  workers_.clear();
+}
+
+void Prefetcher::work(int worker) {
+  for (uint64_t index = first_ + worker;; index += threads_) {
+    Slot* slot = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      // Within the window [next_, next_ + depth) every index has its own slot, so a free one
+      // exists whenever the window admits this index.
+      slot_freed_.wait(lock, [&] { return cancelled_ || index < next_ + slots_.size(); });
+      if (cancelled_) return;
+      for (Slot& candidate : slots_) {
+        if (candidate.state == SlotState::FREE) {
+          slot = &candidate;
+          break;
+        }
+      }
+      CHECK(slot != nullptr) << "prefetch window admitted a batch without a free slot";
+      slot->state = SlotState::FILLING;
+      slot->index = index;
+      slot->error = nullptr;
+    }
+    std::exception_ptr error;
+    try {
+      producer_(worker, index, &slot->batch, cancelled_);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (cancelled_) return;
+      slot->error = error;
+      slot->state = SlotState::READY;
+    }
+    batch_ready_.notify_all();
+    // After a failure this worker's later batches would never be consumed: the consumer stops
+    // at the failed one.
+    if (error) return;
+  }
+}
+
+const Batch& Prefetcher::acquire() {
+  CHECK_EQ(held_, -1) << "acquire() twice without release()";
+  CHECK(!workers_.empty()) << "the prefetcher is not running";
+  std::unique_lock<std::mutex> lock(mutex_);
+  Slot* ready = nullptr;
+  batch_ready_.wait(lock, [&] {
+    for (Slot& slot : slots_) {
+      if (slot.state == SlotState::READY && slot.index == next_) {
+        ready = &slot;
+        return true;
+      }
+    }
+    return false;
+  });
+  if (ready->error) std::rethrow_exception(ready->error);
+  held_ = static_cast<int>(ready - slots_.data());
+  return ready->batch;
+}
+
+void Prefetcher::release() {
+  CHECK_GE(held_, 0) << "release() without acquire()";
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    slots_[held_].state = SlotState::FREE;
+    held_ = -1;
+    ++next_;
+  }
+  slot_freed_.notify_all();
+}
+
+int prefetch_threads(unsigned requested) {
+  if (requested > 0) return static_cast<int>(requested);
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(cores / 2, 1, 4);
+}
+
+uint32_t batch_seed(uint64_t layer_seed, uint64_t index) {
+  // splitmix64's finaliser over the pair: nearby batch numbers get unrelated seeds.
+  uint64_t z = layer_seed + 0x9e3779b97f4a7c15ull * (index + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return static_cast<uint32_t>(z >> 32);
+}
+
+void rethrow_for_record(const std::string& owner, const std::string& where) {
+  std::string message;
+  try {
+    throw;
+  } catch (const std::exception& error) {
+    message = error.what();
+  }
+  const std::string prefix = owner + ": ";
+  if (message.compare(0, prefix.size(), prefix) == 0) message.erase(0, prefix.size());
+  ENGINE_FAIL(prefix << where << ": " << message);
+}
+
+// ---- PrefetchingDataLayer --------------------------------------------------------------------
+
+namespace {
+
+uint64_t draw_seed() {
+  std::mt19937& rng = Context::rng();
+  const uint64_t high = rng();
+  return (high << 32) | rng();
+}
+
+}  // namespace
+
+PrefetchingDataLayer::PrefetchingDataLayer(const LayerParameter& param) : Layer(param) {
+  seed_ = draw_seed();
+  shuffle_seed_ = draw_seed();
+}
+
+PrefetchingDataLayer::~PrefetchingDataLayer() { prefetcher_.reset(); }
+
+void PrefetchingDataLayer::start_prefetching(const Layout& layout, const Blobs& top) {
+  CHECK(!prefetcher_) << "start_prefetching twice";
+  CHECK_EQ(layout.slot_shape.size(), 3u);
+  layout_ = layout;
+  const int items = layout.batch_size * layout.crops_per_image;
+  data_shape_ = {items, layout.slot_shape[0], layout.slot_shape[1], layout.slot_shape[2]};
+  label_shape_ = {items};
+  std::vector<std::vector<int>> shapes = {data_shape_};
+  if (top.size() > 1) shapes.push_back(label_shape_);
+  base_batch_ = 0;
+  base_record_ = layout.first_record;
+  for (int t = 0; t < layout.threads; ++t) readers_.push_back(layout.make_reader(shuffle_seed_));
+  prefetcher_ = std::make_unique<Prefetcher>(
+      layout.threads, layout.depth, shapes,
+      [this](int worker, uint64_t index, Batch* batch, const std::atomic<bool>& cancelled) {
+        produce(worker, index, batch, cancelled);
+      });
+  reshape({}, top);
+  prefetcher_->start(0);
+}
+
+void PrefetchingDataLayer::produce(int worker, uint64_t index, Batch* batch,
+                                   const std::atomic<bool>& cancelled) {
+  // Every batch has its own random stream, so augmentation does not depend on which thread
+  // made the batch, and a resume needs only the batch number.
+  Context::set_seed(batch_seed(seed_, index));
+  RecordReader& reader = *readers_[worker];
+  const uint64_t first = base_record_ + (index - base_batch_) * layout_.batch_size;
+  const int crops = layout_.crops_per_image;
+  const size_t image_size =
+      size_t(crops) * layout_.slot_shape[0] * layout_.slot_shape[1] * layout_.slot_shape[2];
+  float* data = batch->blobs[0].mutable_cpu_data();
+  float* labels = batch->blobs.size() > 1 ? batch->blobs[1].mutable_cpu_data() : nullptr;
+  for (int i = 0; i < layout_.batch_size; ++i) {
+    if (cancelled) return;
+    const int label = reader.read(first + i, data + i * image_size);
+    if (labels) std::fill_n(labels + size_t(i) * crops, crops, static_cast<float>(label));
+  }
+}
+
+void PrefetchingDataLayer::reshape(const Blobs& bottom, const Blobs& top) {
+  top[0]->reshape(data_shape_);
+  if (top.size() > 1) top[1]->reshape(label_shape_);
+}
+
+void PrefetchingDataLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
+  const Batch& batch = prefetcher_->acquire();
+  for (size_t i = 0; i < top.size(); ++i) {
+    const Blob& ready = batch.blobs[i];
+    std::memcpy(top[i]->mutable_cpu_data(), ready.cpu_data(), sizeof(float) * ready.count());
+  }
+  prefetcher_->release();
+}
+
+bool PrefetchingDataLayer::save_state(std::string* state) const {
+  if (!prefetcher_) return false;
+  // The position of what the net has consumed, not of what the threads have prefetched.
+  const uint64_t next_batch = prefetcher_->next();
+  DataLayerState proto;
+  proto.set_next_batch(next_batch);
+  proto.set_next_record(base_record_ + (next_batch - base_batch_) * layout_.batch_size);
+  proto.set_seed(seed_);
+  proto.set_shuffle_seed(shuffle_seed_);
+  return proto.SerializeToString(state);
+}
+
+void PrefetchingDataLayer::restore_state(const std::string& state) {
+  DataLayerState proto;
+  LAYER_REQUIRE(proto.ParseFromString(state) && proto.has_next_batch() &&
+                    proto.has_next_record(),
+                "the saved data position is not a data layer's state");
+  CHECK(prefetcher_) << "restore_state before setup";
+  prefetcher_->stop();
+  base_batch_ = proto.next_batch();
+  base_record_ = proto.next_record();
+  seed_ = proto.seed();
+  shuffle_seed_ = proto.shuffle_seed();
+  // Readers keep a cursor; fresh ones start from a known place.
+  for (auto& reader : readers_) reader = layout_.make_reader(shuffle_seed_);
+  prefetcher_->start(base_batch_);
+}
+
+}  // namespace engine
