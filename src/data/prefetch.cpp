@@ -119,7 +119,7 @@ void Prefetcher::release() {
 int prefetch_threads(unsigned requested) {
   if (requested > 0) return static_cast<int>(requested);
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
-  return std::clamp(cores / 2, 1, 4);
+  return std::clamp(cores / 2, 1, 8);
 }
 
 uint32_t batch_seed(uint64_t layer_seed, uint64_t index) {
@@ -175,7 +175,7 @@ void PrefetchingDataLayer::start_prefetching(const Layout& layout, const Blobs& 
   base_record_ = layout.first_record;
   for (int t = 0; t < layout.threads; ++t) readers_.push_back(layout.make_reader(shuffle_seed_));
   prefetcher_ = std::make_unique<Prefetcher>(
-      layout.threads, layout.depth, shapes,
+      layout.threads, std::max(layout.depth, layout.threads), shapes,
       [this](int worker, uint64_t index, Batch* batch, const std::atomic<bool>& cancelled) {
         produce(worker, index, batch, cancelled);
       });

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <set>
+#include <thread>
 #include <opencv2/imgcodecs.hpp>
 
 #include "core/context.hpp"
@@ -317,6 +318,39 @@ TEST_F(DataLayerTest, SavedStateResumesTheSameBatches) {
 
   LayerPtr other = create_layer(layer_param("name: 'ip' type: 'ReLU' bottom: 'x' top: 'x'"));
   EXPECT_FALSE(other->save_state(&state));
+}
+
+// ---- the prefetcher alone ------------------------------------------------------------------
+
+TEST(Prefetcher, HandsOutBatchesInOrderAndRethrowsAFailureAtItsPlace) {
+  Prefetcher prefetcher(3, 2, {{1}}, [](int worker, uint64_t index, Batch* batch,
+                                        const std::atomic<bool>&) {
+    // Uneven work, so that threads finish out of order.
+    std::this_thread::sleep_for(std::chrono::microseconds((index * 7919) % 300));
+    if (index == 40) throw Error("batch 40 is broken");
+    batch->blobs[0].mutable_cpu_data()[0] = static_cast<float>(index);
+  });
+  prefetcher.start(5);
+  for (uint64_t index = 5; index < 40; ++index) {
+    EXPECT_EQ(prefetcher.acquire().blobs[0].cpu_data()[0], static_cast<float>(index));
+    prefetcher.release();
+  }
+  for (int again = 0; again < 2; ++again) {
+    try {
+      prefetcher.acquire();
+      FAIL() << "expected the producer's error";
+    } catch (const Error& error) {
+      EXPECT_STREQ(error.what(), "batch 40 is broken");
+    }
+  }
+  // Restarting elsewhere forgets the failure; stop() with full slots and blocked workers
+  // returns.
+  prefetcher.stop();
+  prefetcher.start(100);
+  EXPECT_EQ(prefetcher.acquire().blobs[0].cpu_data()[0], 100.0f);
+  prefetcher.release();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  prefetcher.stop();
 }
 
 // ---- ImageData --------------------------------------------------------------------------------
