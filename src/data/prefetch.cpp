@@ -168,7 +168,9 @@ void PrefetchingDataLayer::start_prefetching(const Layout& layout, const Blobs& 
   layout_ = layout;
   const int items = layout.batch_size * layout.crops_per_image;
   data_shape_ = {items, layout.slot_shape[0], layout.slot_shape[1], layout.slot_shape[2]};
-  label_shape_ = {items};
+  // One label per image, crops or not: ten-crop nets average each image's crops first
+  // (models/alexnet).
+  label_shape_ = {layout.batch_size};
   std::vector<std::vector<int>> shapes = {data_shape_};
   if (top.size() > 1) shapes.push_back(label_shape_);
   base_batch_ = 0;
@@ -190,15 +192,14 @@ void PrefetchingDataLayer::produce(int worker, uint64_t index, Batch* batch,
   Context::set_seed(batch_seed(seed_, index));
   RecordReader& reader = *readers_[worker];
   const uint64_t first = base_record_ + (index - base_batch_) * layout_.batch_size;
-  const int crops = layout_.crops_per_image;
-  const size_t image_size =
-      size_t(crops) * layout_.slot_shape[0] * layout_.slot_shape[1] * layout_.slot_shape[2];
+  const std::vector<int>& slot = layout_.slot_shape;
+  const size_t image_size = size_t(layout_.crops_per_image) * slot[0] * slot[1] * slot[2];
   float* data = batch->blobs[0].mutable_cpu_data();
   float* labels = batch->blobs.size() > 1 ? batch->blobs[1].mutable_cpu_data() : nullptr;
   for (int i = 0; i < layout_.batch_size; ++i) {
     if (cancelled) return;
     const int label = reader.read(first + i, data + i * image_size);
-    if (labels) std::fill_n(labels + size_t(i) * crops, crops, static_cast<float>(label));
+    if (labels) labels[i] = static_cast<float>(label);
   }
 }
 

@@ -128,7 +128,8 @@ class PrefetchingDataLayer : public Layer {
     // they use (shared_ptr to immutable data): the base stops them after the subclass is gone.
     std::function<std::unique_ptr<RecordReader>(uint64_t shuffle_seed)> make_reader;
   };
-  // Shapes the tops (data: batch * crops x slot; label: batch * crops) and starts prefetching.
+  // Shapes the tops (data: batch * crops x slot, an image's crops consecutive; label: batch)
+  // and starts prefetching.
   void start_prefetching(const Layout& layout, const Blobs& top);
 
   // Seeds drawn once at setup from the constructing thread's Context generator.

@@ -186,9 +186,8 @@ TEST_F(DataLayerTest, EncodedColourRecordsAndTenCrops) {
   setup(*layer);
   EXPECT_EQ(data_.shape(), (std::vector<int>{20, 3, 2, 2}));
   const Output out = next(*layer);
-  std::vector<float> labels(10, 7.0f);
-  labels.resize(20, 8.0f);
-  EXPECT_EQ(out.labels, labels) << "one label per crop";
+  EXPECT_EQ(label_.shape(), (std::vector<int>{2}));
+  EXPECT_EQ(out.labels, (std::vector<float>{7, 8})) << "one label per image, not per crop";
   // Crop 13 of the batch is image 1's fourth crop: channel 1 is all 11.
   EXPECT_EQ(out.data[13 * 12 + 4], 11.0f);
 }
