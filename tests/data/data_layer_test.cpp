@@ -126,7 +126,9 @@ TEST_F(DataLayerTest, BatchesDoNotDependOnTheThreadCount) {
     DbWriter writer(path);
     for (int i = 0; i < 7; ++i) {
       cv::Mat image(4, 4, CV_8UC1);
-      for (int p = 0; p < 16; ++p) image.at<uint8_t>(p / 4, p % 4) = static_cast<uint8_t>(16 * i + p);
+      for (int p = 0; p < 16; ++p) {
+        image.at<uint8_t>(p / 4, p % 4) = static_cast<uint8_t>(16 * i + p);
+      }
       Datum datum;
       image_to_datum(image, i, &datum);
       writer.put(key_of(i), datum.SerializeAsString());
@@ -145,7 +147,9 @@ TEST_F(DataLayerTest, BatchesDoNotDependOnTheThreadCount) {
     for (int b = 0; b < 6; ++b) runs.back().push_back(next(*layer));
   }
   ASSERT_EQ(runs[0].size(), runs[1].size());
-  for (size_t b = 0; b < runs[0].size(); ++b) EXPECT_TRUE(runs[0][b] == runs[1][b]) << "batch " << b;
+  for (size_t b = 0; b < runs[0].size(); ++b) {
+    EXPECT_TRUE(runs[0][b] == runs[1][b]) << "batch " << b;
+  }
   EXPECT_FALSE(runs[0][0].data == runs[0][3].data) << "augmentation should vary";
 }
 
@@ -264,8 +268,7 @@ TEST_F(DataLayerTest, BadParametersAreNamed) {
   LayerPtr no_batch = data_layer(db, "");
   EXPECT_TRUE(contains(testing::setup_error(*no_batch, {}, {&data_, &label_}),
                        "batch_size must be positive"));
-  LayerPtr crop = data_layer(db, "batch_size: 1");
-  crop = create_layer(layer_param("name: 'data' type: 'Data' top: 'data' "
+  LayerPtr crop = create_layer(layer_param("name: 'data' type: 'Data' top: 'data' "
                                   "transform_param { crop_size: 3 } data_param { source: '" +
                                   db + "' backend: LMDB batch_size: 1 }"));
   const std::string message = testing::setup_error(*crop, {}, {&data_});
@@ -290,7 +293,9 @@ TEST_F(DataLayerTest, SavedStateResumesTheSameBatches) {
     DbWriter writer(path);
     for (int i = 0; i < 5; ++i) {
       cv::Mat image(3, 3, CV_8UC1);
-      for (int p = 0; p < 9; ++p) image.at<uint8_t>(p / 3, p % 3) = static_cast<uint8_t>(10 * i + p);
+      for (int p = 0; p < 9; ++p) {
+        image.at<uint8_t>(p / 3, p % 3) = static_cast<uint8_t>(10 * i + p);
+      }
       Datum datum;
       image_to_datum(image, i, &datum);
       writer.put(key_of(i), datum.SerializeAsString());
@@ -417,7 +422,8 @@ TEST_F(ImageDataLayerTest, ErrorsNameTheListLine) {
   const std::string bad_line = make_list(2, "no_label_here.png");
   LayerPtr layer = image_layer(bad_line, "batch_size: 1");
   std::string message = testing::setup_error(*layer, {}, {&data_, &label_});
-  EXPECT_TRUE(contains(message, "layer images (ImageData): " + bad_line + ":2: expected 'path label'"));
+  EXPECT_TRUE(
+      contains(message, "layer images (ImageData): " + bad_line + ":2: expected 'path label'"));
 
   const std::string missing = make_list(2, "missing.png 5");
   layer = image_layer(missing, "batch_size: 1");
@@ -444,7 +450,9 @@ TEST_F(DataLayerTest, SolverResumeContinuesTheDataExactly) {
     DbWriter writer(path);
     for (int i = 0; i < 7; ++i) {
       cv::Mat image(3, 3, CV_8UC1);
-      for (int p = 0; p < 9; ++p) image.at<uint8_t>(p / 3, p % 3) = static_cast<uint8_t>(20 * i + 3 * p);
+      for (int p = 0; p < 9; ++p) {
+        image.at<uint8_t>(p / 3, p % 3) = static_cast<uint8_t>(20 * i + 3 * p);
+      }
       Datum datum;
       image_to_datum(image, i % 3, &datum);
       writer.put(key_of(i), datum.SerializeAsString());
