@@ -145,12 +145,17 @@ std::vector<float> DataTransformer::draw_lighting_alphas(std::mt19937& rng) cons
   return alphas;
 }
 
+// The paper's noise is sum_i alpha_i lambda_i p_i for pixels scaled to [0, 1]. The eigenvalues
+// are variances of 0..255 pixel values, 255^2 times those of [0, 1] pixels, and the offset is
+// wanted in 0..255 units: 255 * alpha * (lambda / 255^2) = alpha * lambda / 255.
+constexpr float kPixelRange = 255.0f;
+
 std::vector<float> DataTransformer::lighting_offset(const std::vector<float>& alphas) const {
   const size_t channels = eigenvalues_.size();
   CHECK_EQ(alphas.size(), channels);
   std::vector<float> offset(channels, 0.0f);
   for (size_t i = 0; i < channels; ++i) {
-    const float weight = alphas[i] * eigenvalues_[i];
+    const float weight = alphas[i] * eigenvalues_[i] / kPixelRange;
     for (size_t c = 0; c < channels; ++c) offset[c] += weight * eigenvectors_[i * channels + c];
   }
   return offset;

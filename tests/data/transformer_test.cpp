@@ -230,8 +230,9 @@ TEST_F(TransformerTest, TenCropsAreCornersCentreThenTheirMirrors) {
 }
 
 TEST_F(TransformerTest, LightingAddsTheDrawnEigenCombinationBeforeTheMean) {
-  // Eigenvalues 2, 1, 0.5 with eigenvectors as rows.
-  const std::vector<float> values = {2, 1, 0.5f};
+  // Eigenvalues 510, 255, 127.5 (variances in 0..255 pixel units, that is 2, 1, 0.5 times 255)
+  // with eigenvectors as rows: the offset is alpha * lambda / 255 along each.
+  const std::vector<float> values = {510, 255, 127.5f};
   const std::vector<float> vectors = {0.6f, 0.8f, 0, -0.8f, 0.6f, 0, 0, 0, 1};
   const std::string eigen = write_mean(3, 1, 2, std::vector<float>(6, 1.0f), values, vectors);
   DataTransformer transformer(
@@ -279,7 +280,8 @@ TEST_F(TransformerTest, LightingAddsTheDrawnEigenCombinationBeforeTheMean) {
 }
 
 TEST_F(TransformerTest, OneChannelLightingIsAlphaLambdaP) {
-  const std::string eigen = write_mean(1, 1, 1, {0}, {4}, {-1});
+  // lambda = 1020 (pixel units squared) is 4 * 255: the offset is alpha * 4 * p.
+  const std::string eigen = write_mean(1, 1, 1, {0}, {1020}, {-1});
   DataTransformer transformer(
       transform_param("lighting_std: 0.5 lighting_file: '" + eigen + "'"), TRAIN, "layer d (Data)");
   const Datum datum = raw_datum(1, 1, 1, [](int, int, int) { return 50; });
