@@ -1,12 +1,14 @@
 // Elementwise activations: ReLU (leaky with negative_slope), Sigmoid, TanH, and Dropout.
-// All may run in place (top == bottom). The unary ones share one layer template; each supplies
-// only its scalar function and derivative, so the loops are written once and vectorize.
+// All may run in place (top == bottom). The unary ones are ElementwiseLayers (elementwise.hpp):
+// each supplies only its scalar function and derivative, so the loops are written once and
+// vectorize. The other elementwise layers live in neurons.cpp.
 #include <cmath>
 #include <memory>
 #include <vector>
 
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
+#include "layers/elementwise.hpp"
 #include "math/blas.hpp"
 #include "math/onednn.hpp"
 #include "math/random.hpp"
@@ -14,103 +16,41 @@
 namespace engine {
 namespace {
 
-// y[i] = f(x[i]). In place (x == y) gets its own loop: with a possible overlap the compiler
-// would fall back to scalar code.
-template <class F>
-void map_unary(int64_t n, const float* x, float* y, F f) {
-  if (x == y) {
-    for (int64_t i = 0; i < n; ++i) y[i] = f(y[i]);
-  } else {
-    const float* __restrict in = x;
-    float* __restrict out = y;
-    for (int64_t i = 0; i < n; ++i) out[i] = f(in[i]);
-  }
-}
-
-// dx[i] = g(dy[i], v[i]); dx == dy when the layer runs in place.
-template <class G>
-void map_gradient(int64_t n, const float* dy, const float* v, float* dx, G g) {
-  const float* __restrict values = v;
-  if (dx == dy) {
-    float* __restrict grad = dx;
-    for (int64_t i = 0; i < n; ++i) grad[i] = g(grad[i], values[i]);
-  } else {
-    const float* __restrict top_grad = dy;
-    float* __restrict grad = dx;
-    for (int64_t i = 0; i < n; ++i) grad[i] = g(top_grad[i], values[i]);
-  }
-}
-
-// An activation y = f(x) applied to every element. Op provides
-//   Op(const LayerParameter&)
-//   float forward(float x) const
-//   float gradient(float dy, float v) const   where v is x or y, as kGradientFromOutput says.
-// In place the bottom data is overwritten by the top, so an Op whose gradient reads x must be
-// one where y carries what it needs (ReLU: y has x's sign).
-template <class Op>
-class UnaryActivationLayer : public Layer {
- public:
-  explicit UnaryActivationLayer(const LayerParameter& param) : Layer(param), op_(param) {}
-  int exact_bottoms() const override { return 1; }
-  int exact_tops() const override { return 1; }
-
-  void reshape(const Blobs& bottom, const Blobs& top) override {
-    if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
-  }
-
- protected:
-  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    const Op op = op_;
-    map_unary(bottom[0]->count(), bottom[0]->cpu_data(), top[0]->mutable_cpu_data(),
-              [op](float x) { return op.forward(x); });
-  }
-
-  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    if (!propagate_down[0]) return;
-    const Op op = op_;
-    const float* values = Op::kGradientFromOutput ? top[0]->cpu_data() : bottom[0]->cpu_data();
-    map_gradient(bottom[0]->count(), top[0]->cpu_diff(), values, bottom[0]->mutable_cpu_diff(),
-                 [op](float dy, float v) { return op.gradient(dy, v); });
-  }
-
- private:
-  Op op_;
-};
-
-struct ReLUOp {
-  static constexpr bool kGradientFromOutput = false;
-  explicit ReLUOp(const LayerParameter& param)
-      : negative_slope(param.relu_param().negative_slope()) {}
+// In place the gradient reads y where x was, as Caffe's does: y keeps x's sign (for
+// negative_slope >= 0).
+struct ReLUOp : ElementwiseOp {
+  ReLUOp() = default;
+  explicit ReLUOp(const Layer& layer)
+      : negative_slope(layer.param().relu_param().negative_slope()) {}
   float forward(float x) const { return x > 0 ? x : negative_slope * x; }
   // Caffe takes the slope at x == 0 (the kink) from the negative side.
-  float gradient(float dy, float x) const { return x > 0 ? dy : negative_slope * dy; }
-  float negative_slope;
+  float gradient(float dy, float x, float) const { return x > 0 ? dy : negative_slope * dy; }
+  float negative_slope = 0;
 };
 
-struct SigmoidOp {
-  static constexpr bool kGradientFromOutput = true;
-  explicit SigmoidOp(const LayerParameter&) {}
-  // Caffe 1.0's form; for very negative x, exp(-x) = inf gives exactly 0, not NaN.
-  float forward(float x) const { return 1.0f / (1.0f + std::exp(-x)); }
-  float gradient(float dy, float y) const { return dy * y * (1 - y); }
+struct SigmoidOp : ElementwiseOp {
+  SigmoidOp() = default;
+  explicit SigmoidOp(const Layer&) {}
+  float forward(float x) const { return sigmoid(x); }
+  float gradient(float dy, float, float y) const { return dy * y * (1 - y); }
 };
 
-struct TanHOp {
-  static constexpr bool kGradientFromOutput = true;
-  explicit TanHOp(const LayerParameter&) {}
+struct TanHOp : ElementwiseOp {
+  TanHOp() = default;
+  explicit TanHOp(const Layer&) {}
   float forward(float x) const { return std::tanh(x); }
-  float gradient(float dy, float y) const { return dy * (1 - y * y); }
+  float gradient(float dy, float, float y) const { return dy * (1 - y * y); }
 };
 
 // ReLU has a oneDNN path as well: on a 32x96x55x55 blob oneDNN's eltwise (both cores) beat the
 // single-threaded loop, in place and out of place, forward and backward. Elementwise, so the
 // primitives see the blob as one flat array whatever its shape.
-class ReLULayer : public UnaryActivationLayer<ReLUOp> {
+class ReLULayer : public ElementwiseLayer<ReLUOp> {
  public:
-  using UnaryActivationLayer::UnaryActivationLayer;
+  using ElementwiseLayer::ElementwiseLayer;
 
   void layer_setup(const Blobs& bottom, const Blobs& top) override {
+    ElementwiseLayer::layer_setup(bottom, top);
     onednn_ = use_onednn(param_.relu_param().engine(), describe());
   }
 
@@ -124,7 +64,7 @@ class ReLULayer : public UnaryActivationLayer<ReLUOp> {
       return;
     }
 #endif
-    UnaryActivationLayer::forward_cpu(bottom, top);
+    ElementwiseLayer::forward_cpu(bottom, top);
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
@@ -140,7 +80,7 @@ class ReLULayer : public UnaryActivationLayer<ReLUOp> {
       return;
     }
 #endif
-    UnaryActivationLayer::backward_cpu(top, propagate_down, bottom);
+    ElementwiseLayer::backward_cpu(top, propagate_down, bottom);
   }
 
  private:
@@ -174,8 +114,8 @@ class ReLULayer : public UnaryActivationLayer<ReLUOp> {
 #endif
 };
 
-using SigmoidLayer = UnaryActivationLayer<SigmoidOp>;
-using TanHLayer = UnaryActivationLayer<TanHOp>;
+using SigmoidLayer = ElementwiseLayer<SigmoidOp>;
+using TanHLayer = ElementwiseLayer<TanHOp>;
 
 // Dropout: in TRAIN each element is kept with probability 1 - ratio and scaled by
 // 1 / (1 - ratio), so the expected value is unchanged and TEST is the identity.

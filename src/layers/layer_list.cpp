@@ -27,6 +27,22 @@
   X(Bias, kCpuOnly)       \
   X(Pooling, kCpuOnly)    \
   X(LRN, kCpuOnly)        \
+  X(PReLU, kCpuOnly)  \
+  X(ELU, kCpuOnly)  \
+  X(AbsVal, kCpuOnly)  \
+  X(BNLL, kCpuOnly)  \
+  X(Power, kCpuOnly)  \
+  X(Exp, kCpuOnly)  \
+  X(Log, kCpuOnly)  \
+  X(Threshold, kCpuOnly)  \
+  X(Clip, kCpuOnly)  \
+  X(Swish, kCpuOnly)  \
+  X(EuclideanLoss, kCpuOnly)  \
+  X(SigmoidCrossEntropyLoss, kCpuOnly)  \
+  X(HingeLoss, kCpuOnly)  \
+  X(MultinomialLogisticLoss, kCpuOnly)  \
+  X(InfogainLoss, kCpuOnly)  \
+  X(ContrastiveLoss, kCpuOnly)  \
   /* end of the list */
 
 // Layers of src/data, built only where LMDB and OpenCV are found.

@@ -1,5 +1,6 @@
-// Softmax along one axis, and SoftmaxWithLoss (softmax followed by the multinomial logistic loss
-// of integer labels). Both compute the probabilities with the one function softmax_forward.
+// Softmax along one axis; SoftmaxWithLoss (softmax followed by the multinomial logistic loss of
+// integer labels) and InfogainLoss (its generalization that weighs every class by a matrix H).
+// All compute the probabilities with the one function softmax_forward.
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -7,6 +8,9 @@
 
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
+#include "io/prototxt.hpp"
+#include "layers/elementwise.hpp"
+#include "layers/loss.hpp"
 #include "math/blas.hpp"
 
 namespace engine {
@@ -127,12 +131,7 @@ class SoftmaxWithLossLayer : public Layer {
     const LossParameter& loss = param_.loss_param();
     has_ignore_label_ = loss.has_ignore_label();
     ignore_label_ = loss.ignore_label();
-    // The legacy bool counts only when the newer field is absent.
-    if (!loss.has_normalization() && loss.has_normalize()) {
-      normalization_ = loss.normalize() ? LossParameter::VALID : LossParameter::BATCH_SIZE;
-    } else {
-      normalization_ = loss.normalization();
-    }
+    normalization_ = normalization_mode(loss, LossParameter::VALID);
   }
 
   void reshape(const Blobs& bottom, const Blobs& top) override {
@@ -207,23 +206,7 @@ class SoftmaxWithLossLayer : public Layer {
 
  private:
   float normalizer(int64_t valid) const {
-    double value = 1;
-    switch (normalization_) {
-      case LossParameter::FULL:
-        value = double(shape_.outer * shape_.inner);
-        break;
-      case LossParameter::VALID:
-        value = double(valid);
-        break;
-      case LossParameter::BATCH_SIZE:
-        value = double(shape_.outer);
-        break;
-      case LossParameter::NONE:
-        value = 1;
-        break;
-    }
-    // At least 1: a batch whose labels are all ignored gives loss 0, not NaN.
-    return static_cast<float>(std::max(1.0, value));
+    return loss_normalizer(normalization_, shape_.outer, shape_.inner, valid);
   }
 
   SoftmaxShape shape_;
@@ -234,8 +217,150 @@ class SoftmaxWithLossLayer : public Layer {
   LossParameter::NormalizationMode normalization_ = LossParameter::VALID;
 };
 
+// Loss = -sum over labelled locations of sum_k H[label, k] log(max(p_k, 1e-20)) / normalizer,
+// p the softmax of the scores along `axis`. H (K x K) comes from bottom 2 when given, else from
+// infogain_loss_param.source (a binary BlobProto). With H = I this is SoftmaxWithLoss. An
+// optional second top gets the probabilities.
+class InfogainLossLayer : public LossLayer {
+ public:
+  using LossLayer::LossLayer;
+  int exact_bottoms() const override { return -1; }
+  int min_bottoms() const override { return 2; }
+  int max_bottoms() const override { return 3; }
+  int exact_tops() const override { return -1; }
+  int min_tops() const override { return 1; }
+  int max_tops() const override { return 2; }
+  bool allow_force_backward(int bottom_index) const override { return bottom_index == 0; }
+
+  void layer_setup(const Blobs& bottom, const Blobs& top) override {
+    const LossParameter& loss = param_.loss_param();
+    has_ignore_label_ = loss.has_ignore_label();
+    ignore_label_ = loss.ignore_label();
+    LAYER_REQUIRE(!loss.has_normalize(),
+                  "loss_param normalize is deprecated for this layer; use normalization");
+    normalization_ = loss.normalization();
+    if (bottom.size() < 3) {
+      const InfogainLossParameter& p = param_.infogain_loss_param();
+      LAYER_REQUIRE(p.has_source(),
+                    "needs the infogain matrix H: set infogain_loss_param.source or give a "
+                    "third bottom");
+      BlobProto proto;
+      try {
+        read_binary_file(p.source(), &proto);
+        infogain_.from_proto(proto);
+      } catch (const Error& error) {
+        ENGINE_FAIL(describe() << ": cannot load the infogain matrix: " << error.what());
+      }
+    }
+  }
+
+  void reshape(const Blobs& bottom, const Blobs& top) override {
+    LossLayer::reshape(bottom, top);
+    const Blob& scores = *bottom[0];
+    const int axis = param_.infogain_loss_param().axis();
+    shape_ = softmax_shape(*this, scores, axis);
+    LAYER_REQUIRE(shape_.outer * shape_.inner == bottom[1]->count(),
+                  "needs one label per prediction: scores "
+                      << scores.shape_string() << " with the class axis " << axis << " call for "
+                      << shape_.outer * shape_.inner << " labels, got " << bottom[1]->count());
+    const Blob& h = matrix(bottom);
+    const int64_t classes = shape_.channels;
+    LAYER_REQUIRE(h.count() == classes * classes,
+                  "the infogain matrix H must be " << classes << " x " << classes
+                                                   << " (one row and column per class), got "
+                                                   << h.shape_string());
+    if (top.size() > 1) top[1]->reshape_like(scores);
+    prob_.reshape_like(scores);
+    scratch_.resize(2 * shape_.inner);
+    row_sums_.resize(classes);
+  }
+
+ protected:
+  const Blob& matrix(const Blobs& bottom) const {
+    return bottom.size() > 2 ? *bottom[2] : infogain_;
+  }
+
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    softmax_forward(shape_, bottom[0]->cpu_data(), prob_.mutable_cpu_data(), scratch_.data());
+    const float* prob = prob_.cpu_data();
+    const float* labels = bottom[1]->cpu_data();
+    const float* h = matrix(bottom).cpu_data();
+    const int classes = shape_.channels;
+    const int64_t inner = shape_.inner;
+    // Caffe accumulates in float the terms it computes in double.
+    float loss = 0;
+    int64_t valid = 0;
+    for (int64_t i = 0; i < shape_.outer; ++i) {
+      for (int64_t j = 0; j < inner; ++j) {
+        const int64_t index = i * inner + j;
+        const int label = static_cast<int>(labels[index]);
+        if (has_ignore_label_ && label == ignore_label_) continue;
+        LAYER_REQUIRE(label >= 0 && label < classes, "label " << labels[index] << " of sample "
+                                                              << index << " is outside [0, "
+                                                              << classes << ")");
+        const float* p = prob + i * classes * inner + j;
+        for (int k = 0; k < classes; ++k) {
+          const double log_p = std::log(double(std::max(p[k * inner], kLogThreshold)));
+          loss = static_cast<float>(loss - h[label * classes + k] * log_p);
+        }
+        ++valid;
+      }
+    }
+    top[0]->mutable_cpu_data()[0] = loss / loss_normalizer(normalization_, shape_.outer, inner, valid);
+    if (top.size() > 1) cpu::copy(prob_.count(), prob, top[1]->mutable_cpu_data());
+  }
+
+  // d(loss)/d(score_k) = (p_k sum_m H[label, m] - H[label, k]) * loss_weight / normalizer.
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    require_no_gradient(propagate_down, 1, "labels");
+    require_no_gradient(propagate_down, 2, "infogain matrix");
+    if (!propagate_down[0]) return;
+    const float* h = matrix(bottom).cpu_data();
+    const int classes = shape_.channels;
+    const int64_t inner = shape_.inner;
+    for (int r = 0; r < classes; ++r) {
+      float sum = 0;
+      for (int k = 0; k < classes; ++k) sum += h[r * classes + k];
+      row_sums_[r] = sum;
+    }
+    const float* prob = prob_.cpu_data();
+    const float* labels = bottom[1]->cpu_data();
+    float* diff = bottom[0]->mutable_cpu_diff();
+    int64_t valid = 0;
+    for (int64_t i = 0; i < shape_.outer; ++i) {
+      for (int64_t j = 0; j < inner; ++j) {
+        const int label = static_cast<int>(labels[i * inner + j]);
+        const int64_t offset = i * classes * inner + j;
+        if (has_ignore_label_ && label == ignore_label_) {
+          for (int k = 0; k < classes; ++k) diff[offset + k * inner] = 0;
+          continue;
+        }
+        for (int k = 0; k < classes; ++k) {
+          diff[offset + k * inner] =
+              rounded(prob[offset + k * inner] * row_sums_[label]) - h[label * classes + k];
+        }
+        ++valid;
+      }
+    }
+    const float scale = loss_weight(top) / loss_normalizer(normalization_, shape_.outer, inner, valid);
+    cpu::scale(prob_.count(), scale, diff);
+  }
+
+ private:
+  SoftmaxShape shape_;
+  std::vector<float> scratch_;
+  Blob prob_;
+  Blob infogain_;
+  std::vector<float> row_sums_;
+  bool has_ignore_label_ = false;
+  int ignore_label_ = 0;
+  LossParameter::NormalizationMode normalization_ = LossParameter::VALID;
+};
+
 }  // namespace
 }  // namespace engine
 
 ENGINE_LAYER_FACTORY(Softmax, SoftmaxLayer)
 ENGINE_LAYER_FACTORY(SoftmaxWithLoss, SoftmaxWithLossLayer)
+ENGINE_LAYER_FACTORY(InfogainLoss, InfogainLossLayer)
