@@ -1,6 +1,7 @@
 #include "io/npy.hpp"
 
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -149,7 +150,9 @@ int64_t element_count(const std::vector<int64_t>& shape) {
 
 uint32_t little_endian(const std::string& bytes, size_t at, int size) {
   uint32_t value = 0;
-  for (int i = size - 1; i >= 0; --i) value = value << 8 | static_cast<unsigned char>(bytes[at + i]);
+  for (int i = size - 1; i >= 0; --i) {
+    value = value << 8 | static_cast<unsigned char>(bytes[at + i]);
+  }
   return value;
 }
 
@@ -176,7 +179,9 @@ std::string npy_bytes(const std::vector<int64_t>& shape, const float* data) {
   bytes.push_back(static_cast<char>(major));
   bytes.push_back(0);
   const uint32_t length = static_cast<uint32_t>(header.size());
-  for (int i = 0; i < (major == 1 ? 2 : 4); ++i) bytes.push_back(static_cast<char>(length >> 8 * i));
+  for (int i = 0; i < (major == 1 ? 2 : 4); ++i) {
+    bytes.push_back(static_cast<char>(length >> 8 * i));
+  }
   bytes += header;
   bytes.append(reinterpret_cast<const char*>(data), sizeof(float) * count);
   return bytes;
@@ -239,9 +244,12 @@ NpyArray read_npy(const std::string& path) {
   const size_t payload = bytes.size() - header_start - header_length;
   int64_t count = 1;
   for (int64_t dim : array.shape) {
-    ENGINE_REQUIRE(dim == 0 || count <= static_cast<int64_t>(payload) / dim,
-                   path << ": the shape " << shape_tuple(array.shape) << " needs more data than "
-                        << "the file holds");
+    if (dim == 0) count = 0;
+  }
+  for (int64_t dim : array.shape) {
+    if (count == 0) break;
+    ENGINE_REQUIRE(count <= INT64_MAX / int64_t(sizeof(float)) / dim,
+                   path << ": the shape " << shape_tuple(array.shape) << " is too large");
     count *= dim;
   }
   ENGINE_REQUIRE(payload == sizeof(float) * static_cast<size_t>(count),
@@ -251,7 +259,8 @@ NpyArray read_npy(const std::string& path) {
                                                               ? " (truncated?)"
                                                               : ""));
   array.data.resize(count);
-  if (count > 0) std::memcpy(array.data.data(), bytes.data() + header_start + header_length, payload);
+  const char* values = bytes.data() + header_start + header_length;
+  if (count > 0) std::memcpy(array.data.data(), values, payload);
   return array;
 }
 

@@ -287,7 +287,8 @@ void copy_layer_messages(const V1LayerParameter& from, LayerParameter* to) {
   for (const pb::FieldDescriptor* field : fields) {
     if (field->type() != pb::FieldDescriptor::TYPE_MESSAGE || field->is_repeated()) continue;
     if (field->message_type() == V0LayerParameter::descriptor()) continue;
-    const pb::FieldDescriptor* target = LayerParameter::descriptor()->FindFieldByName(field->name());
+    const pb::FieldDescriptor* target =
+        LayerParameter::descriptor()->FindFieldByName(field->name());
     if (!target || target->message_type() != field->message_type()) continue;
     to_reflection->MutableMessage(to, target)->CopyFrom(from_reflection->GetMessage(from, field));
   }
