@@ -2,12 +2,19 @@
 //   engine train --solver=SOLVER.prototxt [--weights=W | --snapshot=S.solverstate] ...
 //   engine test --model=NET.prototxt --weights=W.caffemodel [--iterations=50]
 //   engine time --model=NET.prototxt [--iterations=50] [--phase=TRAIN|TEST] ...
+//   engine forward --model=NET.prototxt [--weights=W] [--input=x.npy | --input=a:x.npy,b:y.npy]
+//                  [--dump=DIR] [--phase=TEST]
 //   engine device_query [--gpu=0]
+//   engine upgrade_net_proto_text IN OUT, upgrade_net_proto_binary IN OUT,
+//          upgrade_solver_proto_text IN OUT
 // Every command takes --help. User errors print one line and exit 1.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -21,7 +28,10 @@
 #include "core/context.hpp"
 #include "core/errors.hpp"
 #include "core/net.hpp"
+#include "io/caffemodel.hpp"
+#include "io/npy.hpp"
 #include "io/prototxt.hpp"
+#include "io/upgrade.hpp"
 #include "solvers/solver.hpp"
 
 DEFINE_string(solver, "", "The solver definition (prototxt).");
@@ -45,6 +55,11 @@ DEFINE_string(engine, "",
               "CUDNN or DEFAULT (the fastest available).");
 DECLARE_bool(help);  // gflags defines it; we print per-command help ourselves
 DEFINE_int32(batch, 0, "Override the first axis of every Input blob (0: keep the file's).");
+DEFINE_string(input, "",
+              "forward: .npy arrays for the net's Input blobs: FILE.npy for a net with one, or "
+              "NAME:FILE.npy,NAME2:FILE2.npy.");
+DEFINE_string(dump, "",
+              "forward: a folder to write every blob into, as NAME.npy, with index.txt.");
 
 namespace engine {
 namespace {
@@ -53,7 +68,11 @@ struct Command {
   std::function<int()> run;
   std::string usage;
   std::vector<std::string> flags;
+  int arguments = 0;  // positional arguments after the command's name
 };
+
+// The command's positional arguments.
+std::vector<std::string> arguments;
 
 std::vector<std::string> split(const std::string& text, char separator) {
   std::vector<std::string> parts;
@@ -148,11 +167,7 @@ std::function<SolverAction()> signal_actions() {
 
 void copy_weights(const std::string& files, Net& net) {
   for (const std::string& file : split(files, ',')) {
-    NetParameter weights;
-    read_binary_file(file, &weights);
-    ENGINE_REQUIRE(weights.layers_size() == 0,
-                   file << ": a legacy (V1) .caffemodel; reading those is not supported yet");
-    net.copy_trained_layers_from(weights);
+    copy_weights_from_file(file, &net);
     LOG(INFO) << "Copied weights from " << file;
   }
 }
@@ -226,11 +241,10 @@ int test_command() {
   return 0;
 }
 
-NetParameter load_net_param() {
+NetParameter load_net_param(Phase phase) {
   ENGINE_REQUIRE(!FLAGS_model.empty(), "--model is required (a net prototxt)");
-  NetParameter param;
-  read_text_file(FLAGS_model, &param);
-  param.mutable_state()->set_phase(parse_phase(FLAGS_phase));
+  NetParameter param = read_net_text_file(FLAGS_model);
+  param.mutable_state()->set_phase(phase);
   param.mutable_state()->set_level(FLAGS_level);
   for (const std::string& stage : stages()) param.mutable_state()->add_stage(stage);
   if (!FLAGS_engine.empty()) set_layer_engines(parse_engine(FLAGS_engine), &param);
@@ -246,7 +260,7 @@ double milliseconds_since(std::chrono::steady_clock::time_point start) {
 int time_command() {
   ENGINE_REQUIRE(FLAGS_iterations > 0, "--iterations must be positive");
   select_device();
-  Net net(load_net_param());
+  Net net(load_net_param(parse_phase(FLAGS_phase)));
   const int layers = static_cast<int>(net.layers().size());
   std::printf("Timing %s: %d layers, %d iterations, %s\n", net.name().c_str(), layers,
               FLAGS_iterations, FLAGS_gpu.empty() ? "CPU" : ("GPU " + FLAGS_gpu).c_str());
@@ -298,6 +312,125 @@ int device_query_command() {
   return 0;
 }
 
+// ---- forward -------------------------------------------------------------------------------
+
+// Loads --input into the net's Input blobs. An array whose shape differs from its blob's reshapes
+// the blob (and then the net), so one prototxt serves any batch size or image size.
+void feed_inputs(Net& net) {
+  const Blobs& inputs = net.input_blobs();
+  std::string names;
+  for (Blob* blob : inputs) names += " " + net.blob_name(blob);
+  if (names.empty()) names = " (none)";
+  bool reshaped = false;
+  for (const std::string& entry : split(FLAGS_input, ',')) {
+    const size_t colon = entry.find(':');
+    std::string name, file = entry;
+    if (colon == std::string::npos) {
+      ENGINE_REQUIRE(inputs.size() == 1, "--input=" << entry << " names no blob, but the net has "
+                                                    << inputs.size() << " Input blobs:" << names
+                                                    << "; give NAME:FILE.npy");
+      name = net.blob_name(inputs[0]);
+    } else {
+      name = entry.substr(0, colon);
+      file = entry.substr(colon + 1);
+    }
+    Blob* blob = nullptr;
+    for (Blob* input : inputs) {
+      if (net.blob_name(input) == name) blob = input;
+    }
+    ENGINE_REQUIRE(blob, "--input: '" << name << "' is not an Input blob of net " << net.name()
+                                      << "; its Input blobs are:" << names);
+    const NpyArray array = read_npy(file);
+    const std::vector<int> shape(array.shape.begin(), array.shape.end());
+    for (int64_t dim : array.shape) {
+      ENGINE_REQUIRE(dim <= INT32_MAX, file << ": dimension " << dim << " is too large");
+    }
+    if (shape != blob->shape()) {
+      LOG(INFO) << "Input " << name << ": reshaped from " << blob->shape_string() << " to "
+                << shape_string(shape) << " (the shape of " << file << ")";
+      blob->reshape(shape);
+      reshaped = true;
+    }
+    std::copy(array.data.begin(), array.data.end(), blob->mutable_cpu_data());
+  }
+  if (reshaped) net.reshape();
+}
+
+void dump_blobs(const Net& net, const std::string& folder) {
+  std::error_code error;
+  std::filesystem::create_directories(folder, error);
+  ENGINE_REQUIRE(!error, "--dump: cannot create the folder " << folder << ": " << error.message());
+  std::ostringstream index;
+  for (size_t i = 0; i < net.blobs().size(); ++i) {
+    std::string file = net.blob_names()[i];
+    std::replace(file.begin(), file.end(), '/', '_');
+    file += ".npy";
+    const Blob& blob = *net.blobs()[i];
+    write_npy(folder + "/" + file, blob);
+    index << net.blob_names()[i] << " " << file;
+    for (int dim : blob.shape()) index << " " << dim;
+    index << "\n";
+  }
+  write_file_atomic(folder + "/index.txt", index.str());
+}
+
+int forward_command() {
+  select_device();
+  const Phase phase = flag_given("phase") ? parse_phase(FLAGS_phase) : TEST;
+  Net net(load_net_param(phase));
+  if (!FLAGS_weights.empty()) copy_weights(FLAGS_weights, net);
+  if (!FLAGS_input.empty()) feed_inputs(net);
+  const float loss = net.forward();
+  for (Blob* output : net.output_blobs()) {
+    std::printf("%s: %s", net.blob_name(output).c_str(), output->shape_string().c_str());
+    if (output->count() <= 10) {
+      for (int64_t k = 0; k < output->count(); ++k) std::printf(" %g", output->cpu_data()[k]);
+    }
+    std::printf("\n");
+  }
+  std::printf("Loss: %g\n", loss);
+  if (!FLAGS_dump.empty()) {
+    dump_blobs(net, FLAGS_dump);
+    std::printf("Wrote %zu blobs to %s\n", net.blobs().size(), FLAGS_dump.c_str());
+  }
+  return 0;
+}
+
+// ---- upgrade tools --------------------------------------------------------------------------
+
+int upgrade_net_text_command() {
+  const std::string& in = arguments[0];
+  const std::string& out = arguments[1];
+  NetParameter param;
+  read_text_file(in, &param);
+  if (!upgrade_net(&param, in)) std::printf("%s: already in the current format\n", in.c_str());
+  write_text_file(param, out);
+  std::printf("Wrote the net to %s\n", out.c_str());
+  return 0;
+}
+
+int upgrade_net_binary_command() {
+  const std::string& in = arguments[0];
+  const std::string& out = arguments[1];
+  NetParameter param;
+  read_binary_file(in, &param);
+  if (!upgrade_net(&param, in)) std::printf("%s: already in the current format\n", in.c_str());
+  write_caffemodel(std::move(param), out);
+  std::printf("Wrote the net to %s\n", out.c_str());
+  return 0;
+}
+
+int upgrade_solver_text_command() {
+  const std::string& in = arguments[0];
+  const std::string& out = arguments[1];
+  SolverParameter param;
+  read_text_file(in, &param);
+  if (!upgrade_solver(&param, in)) std::printf("%s: already in the current format\n", in.c_str());
+  write_text_file(param, out);
+  std::printf("Wrote the solver to %s\n", out.c_str());
+  return 0;
+}
+
 const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> table = {
       {"train",
@@ -320,9 +453,38 @@ const std::map<std::string, Command>& commands() {
         "            [--stage=a,b] [--engine=CAFFE|ONEDNN|DEFAULT] [--batch=N] [--gpu=ID]\n"
         "Runs forward and backward and prints each layer's average times and the totals.",
         {"model", "iterations", "phase", "level", "stage", "engine", "batch", "gpu"}}},
+      {"forward",
+       {forward_command,
+        "engine forward --model=NET.prototxt [--weights=W.caffemodel[,W2...]]\n"
+        "               [--input=x.npy | --input=NAME:x.npy,NAME2:y.npy] [--dump=DIR]\n"
+        "               [--phase=TEST|TRAIN] [--level=0] [--stage=a,b] [--engine=...] [--gpu=ID]\n"
+        "Without --input, Input blobs hold zeros and data layers read their sources. An input\n"
+        "array of another shape than its blob's reshapes the blob and the net. --dump writes\n"
+        "every blob as DIR/NAME.npy ('/' in a name becomes '_') and DIR/index.txt, one line\n"
+        "per blob: NAME FILE DIM0 DIM1 ... The phase defaults to TEST.\n"
+        "Runs one forward pass and prints the outputs' shapes.",
+        {"model", "weights", "input", "dump", "phase", "level", "stage", "engine", "gpu"}}},
       {"device_query",
        {device_query_command, "engine device_query [--gpu=ID]\nPrints the CUDA devices.",
         {"gpu"}}},
+      {"upgrade_net_proto_text",
+       {upgrade_net_text_command,
+        "engine upgrade_net_proto_text IN.prototxt OUT.prototxt\n"
+        "Upgrades a net prototxt (V0/V1 layers, input fields, ...) to the current form.",
+        {},
+        2}},
+      {"upgrade_net_proto_binary",
+       {upgrade_net_binary_command,
+        "engine upgrade_net_proto_binary IN.caffemodel OUT.caffemodel\n"
+        "Upgrades a binary net (weights) to the current form.",
+        {},
+        2}},
+      {"upgrade_solver_proto_text",
+       {upgrade_solver_text_command,
+        "engine upgrade_solver_proto_text IN.prototxt OUT.prototxt\n"
+        "Upgrades a solver prototxt (solver_type) to the current form.",
+        {},
+        2}},
   };
   return table;
 }
@@ -341,7 +503,7 @@ void print_help(const std::string& name, const Command& command) {
 void print_usage() {
   std::printf("usage: engine <command> [flags]\n\ncommands:\n");
   for (const auto& [name, command] : commands()) {
-    std::printf("  %-14s %s\n", name.c_str(), split(command.usage, '\n').back().c_str());
+    std::printf("  %-26s %s\n", name.c_str(), split(command.usage, '\n').back().c_str());
   }
   std::printf("\n'engine <command> --help' describes a command's flags.\n");
 }
@@ -367,8 +529,14 @@ int main(int argc, char** argv) {
     print_help(name, found->second);
     return 0;
   }
-  // train and test report progress through the log, in Caffe's words.
-  if (name == "train" || name == "test") FLAGS_minloglevel = 0;
+  for (int i = 2; i < argc; ++i) arguments.push_back(argv[i]);
+  if (static_cast<int>(arguments.size()) != found->second.arguments) {
+    std::fprintf(stderr, "engine %s: takes %d argument(s), got %zu\nusage: %s\n", name.c_str(),
+                 found->second.arguments, arguments.size(), found->second.usage.c_str());
+    return 1;
+  }
+  // train, test and the upgrades report through the log, in Caffe's words.
+  if (name == "train" || name == "test" || name.rfind("upgrade_", 0) == 0) FLAGS_minloglevel = 0;
   try {
     return found->second.run();
   } catch (const Error& error) {

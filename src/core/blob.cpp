@@ -101,16 +101,27 @@ void Blob::share_diff(const Blob& other) {
   diff_ = other.diff_;
 }
 
-bool Blob::shape_equals(const BlobProto& proto) const { return proto_shape(proto) == shape_; }
+bool Blob::shape_equals(const BlobProto& proto) const {
+  const std::vector<int> shape = proto_shape(proto);
+  if (proto.has_shape()) return shape == shape_;
+  // Caffe indexes legacy num/channels/height/width from the end of the blob's shape, padding
+  // the front with ones: an InnerProduct weight stored as 1 x 1 x N x K is the N x K blob, a
+  // bias 1 x 1 x 1 x N the blob of N.
+  if (num_axes() > 4) return false;
+  for (int i = 0; i < 4; ++i) {
+    const int axis = num_axes() - 4 + i;
+    if (shape[i] != (axis >= 0 ? shape_[axis] : 1)) return false;
+  }
+  return true;
+}
 
 void Blob::from_proto(const BlobProto& proto, bool reshape_to_proto) {
-  const std::vector<int> shape = proto_shape(proto);
   if (reshape_to_proto) {
-    reshape(shape);
+    reshape(proto_shape(proto));
   } else {
-    ENGINE_REQUIRE(shape == shape_, "blob shape mismatch: expected " << shape_string()
-                                                                     << ", file has "
-                                                                     << engine::shape_string(shape));
+    ENGINE_REQUIRE(shape_equals(proto), "blob shape mismatch: expected "
+                                            << shape_string() << ", file has "
+                                            << engine::shape_string(proto_shape(proto)));
   }
   auto load = [this](const auto& values, float* out, const char* what) {
     ENGINE_REQUIRE(values.size() == count_, "blob " << what << " holds " << values.size()
@@ -132,7 +143,9 @@ void Blob::from_proto(const BlobProto& proto, bool reshape_to_proto) {
 
 void Blob::to_proto(BlobProto* proto, bool write_diff) const {
   proto->Clear();
-  for (int dim : shape_) proto->mutable_shape()->add_dim(dim);
+  // Present even when empty, so that a 0-d blob does not read back as a legacy 1 x 1 x 1 x 1.
+  BlobShape* shape = proto->mutable_shape();
+  for (int dim : shape_) shape->add_dim(dim);
   const float* data = cpu_data();
   proto->mutable_data()->Reserve(count_);
   proto->mutable_data()->Add(data, data + count_);

@@ -63,9 +63,11 @@ class Blob {
   const std::shared_ptr<SyncedMemory>& diff_memory() const { return diff_; }
 
   // Loads from a BlobProto (shape or the legacy num/channels/height/width; data or double_data).
-  // With reshape false the shapes must agree.
+  // With reshape false the shapes must agree (shape_equals).
   void from_proto(const BlobProto& proto, bool reshape = true);
   void to_proto(BlobProto* proto, bool write_diff = false) const;
+  // Whether the proto's shape is this blob's. Legacy 4-D shapes match Caffe's way, from the
+  // end: 1 x 1 x N x K matches N x K, 1 x 1 x 1 x N matches N.
   bool shape_equals(const BlobProto& proto) const;
 
   void set_data(float value);

@@ -6,6 +6,7 @@
 
 #include "core/layer_registry.hpp"
 #include "io/prototxt.hpp"
+#include "io/upgrade.hpp"
 #include "math/blas.hpp"
 
 namespace engine {
@@ -60,42 +61,6 @@ NetParameter filter_net(const NetParameter& param) {
     if (state_meets_rules(param.state(), layer)) *filtered.add_layer() = layer;
   }
   return filtered;
-}
-
-NetParameter upgrade_net_input(const NetParameter& param) {
-  if (param.input_size() == 0) return param;
-  const int inputs = param.input_size();
-  const bool dims = param.input_dim_size() > 0;
-  const bool shapes = param.input_shape_size() > 0;
-  ENGINE_REQUIRE(!(dims && shapes), "net " << param.name()
-                                           << ": give input_dim or input_shape, not both");
-  ENGINE_REQUIRE(!dims || param.input_dim_size() == 4 * inputs,
-                 "net " << param.name() << ": " << inputs << " input(s) need "
-                        << 4 * inputs << " input_dim values, found " << param.input_dim_size());
-  ENGINE_REQUIRE(!shapes || param.input_shape_size() == inputs,
-                 "net " << param.name() << ": " << inputs << " input(s) need as many input_shape, found "
-                        << param.input_shape_size());
-  ENGINE_REQUIRE(dims || shapes, "net " << param.name() << ": input " << param.input(0)
-                                        << " has no input_dim or input_shape");
-  NetParameter upgraded = param;
-  upgraded.clear_layer();
-  LayerParameter* input = upgraded.add_layer();
-  input->set_name("input");
-  input->set_type("Input");
-  for (int i = 0; i < inputs; ++i) {
-    input->add_top(param.input(i));
-    BlobShape* shape = input->mutable_input_param()->add_shape();
-    if (shapes) {
-      *shape = param.input_shape(i);
-    } else {
-      for (int d = 0; d < 4; ++d) shape->add_dim(param.input_dim(4 * i + d));
-    }
-  }
-  for (const LayerParameter& layer : param.layer()) *upgraded.add_layer() = layer;
-  upgraded.clear_input();
-  upgraded.clear_input_dim();
-  upgraded.clear_input_shape();
-  return upgraded;
 }
 
 NetParameter insert_splits(const NetParameter& param) {
@@ -201,8 +166,7 @@ Net::Net(const NetParameter& param) { init(param); }
 
 Net::Net(const std::string& prototxt, Phase phase, int level,
          const std::vector<std::string>& stages) {
-  NetParameter param;
-  read_text_file(prototxt, &param);
+  NetParameter param = read_net_text_file(prototxt);
   param.mutable_state()->set_phase(phase);
   param.mutable_state()->set_level(level);
   param.mutable_state()->clear_stage();
@@ -211,13 +175,16 @@ Net::Net(const std::string& prototxt, Phase phase, int level,
 }
 
 void Net::init(const NetParameter& given) {
-  ENGINE_REQUIRE(given.layers_size() == 0,
-                 "net " << given.name()
-                        << " uses the legacy V1 'layers' field; upgrade it first (a later "
-                           "version reads it)");
   name_ = given.name();
   phase_ = given.state().phase();
-  const NetParameter param = insert_splits(filter_net(upgrade_net_input(given)));
+  NetParameter upgraded;
+  const NetParameter* source = &given;
+  if (net_needs_upgrade(given)) {
+    upgraded = given;
+    upgrade_net(&upgraded, "net " + given.name());
+    source = &upgraded;
+  }
+  const NetParameter param = insert_splits(filter_net(*source));
 
   std::map<std::string, int> available;  // blobs produced and not yet consumed
   const int count = param.layer_size();
@@ -469,10 +436,16 @@ void Net::update() {
 }
 
 void Net::copy_trained_layers_from(const NetParameter& trained) {
+  if (net_needs_upgrade(trained)) {
+    NetParameter upgraded = trained;
+    upgrade_net(&upgraded, "weights " + trained.name());
+    return copy_trained_layers_from(upgraded);
+  }
   for (const LayerParameter& source : trained.layer()) {
     const auto found = layer_index_.find(source.name());
     if (found == layer_index_.end()) {
-      VLOG(1) << "ignoring layer " << source.name() << ": not in net " << name_;
+      LOG(INFO) << "Ignoring source layer " << source.name() << ": net " << name_
+                << " has no layer of that name";
       continue;
     }
     Layer& target = *layers_[found->second];

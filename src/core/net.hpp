@@ -1,7 +1,7 @@
 // Net: a directed acyclic graph of layers built from a NetParameter, run forward (returning
 // the weighted loss) and backward.
 //
-// Construction follows Caffe: the legacy `input` fields become an Input layer; layers are
+// Construction follows Caffe: legacy forms are upgraded (io/upgrade.hpp); layers are
 // filtered by the net state (phase, level, stages) against their include/exclude rules; a blob
 // read by several layers gets a Split layer (so their gradients are summed); a top named like a
 // bottom works in place; parameters named in `param { name }` are shared; the net works out
@@ -142,8 +142,6 @@ class Net {
 bool state_meets_rules(const NetState& state, const LayerParameter& layer);
 // The layers of `param` that the state of `param` selects.
 NetParameter filter_net(const NetParameter& param);
-// Converts the legacy input/input_dim/input_shape fields into an Input layer.
-NetParameter upgrade_net_input(const NetParameter& param);
 // Adds a Split layer after every blob that more than one layer reads.
 NetParameter insert_splits(const NetParameter& param);
 // Sets the `engine` field of every layer parameter message that has one (tools' --engine).

@@ -7,18 +7,14 @@
 
 #include "core/context.hpp"
 #include "core/errors.hpp"
+#include "io/caffemodel.hpp"
 #include "io/prototxt.hpp"
+#include "io/upgrade.hpp"
 #include "math/blas.hpp"
 
 namespace engine {
 
 namespace {
-
-NetParameter read_net_file(const std::string& path) {
-  NetParameter param;
-  read_text_file(path, &param);
-  return param;
-}
 
 // The net's state: the phase, then the file's own state, then the solver's override.
 void set_state(Phase phase, const NetState* solver_state, NetParameter* net) {
@@ -100,9 +96,9 @@ void Solver::init_nets() {
                  source_ << ": give exactly one of net, net_param, train_net, train_net_param (found "
                          << train_sources << ")");
   NetParameter train;
-  if (param_.has_net()) train = read_net_file(param_.net());
+  if (param_.has_net()) train = read_net_text_file(param_.net());
   if (param_.has_net_param()) train = param_.net_param();
-  if (param_.has_train_net()) train = read_net_file(param_.train_net());
+  if (param_.has_train_net()) train = read_net_text_file(param_.train_net());
   if (param_.has_train_net_param()) train = param_.train_net_param();
   set_state(TRAIN, param_.has_train_state() ? &param_.train_state() : nullptr, &train);
   net_ = std::make_unique<Net>(train);
@@ -110,14 +106,15 @@ void Solver::init_nets() {
   // Test nets: test_net_param entries, then test_net files, then the generic net for every
   // remaining test_iter.
   std::vector<NetParameter> tests(param_.test_net_param().begin(), param_.test_net_param().end());
-  for (const std::string& file : param_.test_net()) tests.push_back(read_net_file(file));
+  for (const std::string& file : param_.test_net()) tests.push_back(read_net_text_file(file));
   const int specific = static_cast<int>(tests.size());
   const bool generic = param_.has_net() || param_.has_net_param();
   ENGINE_REQUIRE(generic ? param_.test_iter_size() >= specific : param_.test_iter_size() == specific,
                  source_ << ": test_iter must be given once per test net (" << specific
                          << " test net(s), " << param_.test_iter_size() << " test_iter)");
   if (generic) {
-    const NetParameter base = param_.has_net() ? read_net_file(param_.net()) : param_.net_param();
+    const NetParameter base =
+        param_.has_net() ? read_net_text_file(param_.net()) : param_.net_param();
     for (int i = specific; i < param_.test_iter_size(); ++i) tests.push_back(base);
   }
   ENGINE_REQUIRE(param_.test_state_size() == 0 ||
@@ -398,11 +395,9 @@ std::string Solver::snapshot_filename(int iteration, const std::string& extensio
 void Solver::snapshot() {
   ENGINE_REQUIRE(param_.snapshot_format() == SolverParameter::BINARYPROTO,
                  source_ << ": only snapshot_format BINARYPROTO is supported (HDF5 is not)");
-  NetParameter weights;
-  net_->to_proto(&weights, param_.snapshot_diff());
   const std::string model = snapshot_filename(iter_, ".caffemodel");
   LOG(INFO) << "Snapshotting to binary proto file " << model;
-  write_binary_file(weights, model);
+  write_caffemodel(*net_, model, param_.snapshot_diff());
 
   SolverState state;
   state.set_iter(iter_);
@@ -435,9 +430,7 @@ void Solver::restore(const std::string& solverstate_file) {
           directory_of(solverstate_file) + model.substr(model.find_last_of('/') + 1);
       if (file_exists(beside)) model = beside;
     }
-    NetParameter weights;
-    read_binary_file(model, &weights);
-    net_->copy_trained_layers_from(weights);
+    copy_weights_from_file(model, net_.get());
   }
   ensure_history();
   ENGINE_REQUIRE(state.history_size() == static_cast<int>(history_.size()),

@@ -99,9 +99,9 @@ class Solver {
   std::vector<std::function<void()>> gradients_ready_callbacks_;
 };
 
-// Makes the solver SolverParameter.type names (or the legacy solver_type enum selects).
+// Makes the solver SolverParameter.type names (a legacy solver_type is upgraded first).
 std::unique_ptr<Solver> make_solver(const SolverParameter& param, const std::string& source = "");
-// Reads a solver prototxt, upgrading the legacy solver_type field.
+// Reads a solver prototxt, upgrading the legacy solver_type field (io/upgrade.hpp).
 SolverParameter read_solver_file(const std::string& path);
 
 }  // namespace engine

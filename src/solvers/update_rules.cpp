@@ -13,6 +13,7 @@
 
 #include "core/errors.hpp"
 #include "io/prototxt.hpp"
+#include "io/upgrade.hpp"
 #include "math/blas.hpp"
 #include "solvers/solver.hpp"
 
@@ -151,23 +152,27 @@ std::unique_ptr<Solver> make(const SolverParameter& param, const std::string& so
 
 struct SolverEntry {
   const char* type;
-  SolverParameter::SolverType legacy;
   std::unique_ptr<Solver> (*create)(const SolverParameter&, const std::string&);
 };
 
 // Every solver type, once.
 const SolverEntry kSolvers[] = {
-    {"SGD", SolverParameter::SGD, make<SgdSolver>},
-    {"Nesterov", SolverParameter::NESTEROV, make<NesterovSolver>},
-    {"AdaGrad", SolverParameter::ADAGRAD, make<AdaGradSolver>},
-    {"RMSProp", SolverParameter::RMSPROP, make<RmsPropSolver>},
-    {"AdaDelta", SolverParameter::ADADELTA, make<AdaDeltaSolver>},
-    {"Adam", SolverParameter::ADAM, make<AdamSolver>},
+    {"SGD", make<SgdSolver>},
+    {"Nesterov", make<NesterovSolver>},
+    {"AdaGrad", make<AdaGradSolver>},
+    {"RMSProp", make<RmsPropSolver>},
+    {"AdaDelta", make<AdaDeltaSolver>},
+    {"Adam", make<AdamSolver>},
 };
 
 }  // namespace
 
 std::unique_ptr<Solver> make_solver(const SolverParameter& param, const std::string& source) {
+  if (param.has_solver_type()) {
+    SolverParameter upgraded = param;
+    upgrade_solver(&upgraded, source.empty() ? "solver" : source);
+    return make_solver(upgraded, source);
+  }
   std::string known;
   for (const SolverEntry& entry : kSolvers) {
     if (param.type() == entry.type) return entry.create(param, source);
@@ -180,19 +185,7 @@ std::unique_ptr<Solver> make_solver(const SolverParameter& param, const std::str
 SolverParameter read_solver_file(const std::string& path) {
   SolverParameter param;
   read_text_file(path, &param);
-  if (param.has_solver_type()) {
-    // The legacy enum becomes the type string, as Caffe upgrades it.
-    std::string type;
-    for (const SolverEntry& entry : kSolvers) {
-      if (entry.legacy == param.solver_type()) type = entry.type;
-    }
-    ENGINE_REQUIRE(!param.has_type() || param.type() == type,
-                   path << ": solver_type " << SolverParameter::SolverType_Name(param.solver_type())
-                        << " and type '" << param.type() << "' disagree; give only type");
-    LOG(INFO) << path << ": upgraded the legacy solver_type field to type: \"" << type << "\"";
-    param.set_type(type);
-    param.clear_solver_type();
-  }
+  upgrade_solver(&param, path);
   return param;
 }
 
