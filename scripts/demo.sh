@@ -1,9 +1,26 @@
 #!/usr/bin/env bash
-# The demo: installs the dependencies, builds, and times AlexNet (BVLC's deploy net, batch 32,
-# with a softmax loss) forward and backward on the reference and the oneDNN CPU paths.
+# The demo, from a fresh machine: installs the dependencies, builds, makes Fashion-MNIST LMDBs
+# from Debian's dataset-fashion-mnist package, trains a model and prints its test accuracy.
+#   scripts/demo.sh            the LeNet-style net (models/fashion_lenet), about a minute here
+#   scripts/demo.sh alexnet    the small AlexNet (models/fashion_alexnet), several minutes
 set -euo pipefail
 cd "$(dirname "$0")/.."
+model=${1:-lenet}
+case "$model" in
+  lenet | alexnet) ;;
+  *) echo "usage: scripts/demo.sh [lenet|alexnet]" >&2; exit 1 ;;
+esac
+
 scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
-bench/alexnet_cpu.sh 5 32
+data/fashion_mnist.sh
+
+log=build/demo_${model}.log
+echo "Training models/fashion_${model} (log: $log) ..."
+start=$(date +%s)
+build/bin/engine train --solver="models/fashion_${model}/solver.prototxt" 2>&1 | tee "$log" |
+  grep --line-buffered -E "Iteration [0-9]+ \(|Test net output #0" | sed -e 's/^.*\] //'
+accuracy=$(grep "Test net output #0: accuracy" "$log" | tail -1 | sed -e 's/.*= //')
+echo "Fashion-MNIST test accuracy of models/fashion_${model}: ${accuracy}" \
+  "($(( $(date +%s) - start )) s of training)"
