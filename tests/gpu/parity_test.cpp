@@ -1,0 +1,266 @@
+// The CPU-vs-GPU parity harness: every registered layer type has a case here, and on a machine
+// with a CUDA device each case runs forward and backward on the CPU and on the GPU with the same
+// inputs, parameters and top gradients; tops, bottom gradients and parameter gradients must
+// agree to 1e-4 relative. Without a device the cases skip, but the table's completeness is
+// still checked, so a new layer type fails here until it has a case.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "core/context.hpp"
+#include "core/layer_registry.hpp"
+#include "gradient_checker.hpp"
+#include "math/random.hpp"
+
+namespace engine {
+namespace {
+
+struct ParityCase {
+  std::string layer;                    // the LayerParameter text (name and type included)
+  std::vector<std::vector<int>> bottoms;
+  // bottom index -> number of classes, for bottoms that hold integer labels or indices
+  std::vector<std::pair<int, int>> labels = {};
+  bool backward = true;
+};
+
+std::string type_of(const ParityCase& c) {
+  const size_t start = c.layer.find("type: '") + 7;
+  return c.layer.substr(start, c.layer.find('\'', start) - start);
+}
+
+const std::vector<ParityCase>& cases() {
+  static const std::vector<ParityCase> table = {
+      {"name: 'in' type: 'Input' top: 'a' input_param { shape { dim: 2 dim: 3 } }", {}, {}, false},
+      {"name: 'd' type: 'DummyData' top: 'a' dummy_data_param { shape { dim: 2 dim: 3 } "
+       "data_filler { type: 'constant' value: 2 } }", {}, {}, false},
+      {"name: 'r' type: 'ReLU' relu_param { negative_slope: 0.1 }", {{2, 3, 5, 4}}},
+      {"name: 's' type: 'Sigmoid'", {{2, 3, 5, 4}}},
+      {"name: 't' type: 'TanH'", {{2, 3, 5, 4}}},
+      // Dropout draws its mask from different generators on the two devices: TEST only.
+      {"name: 'd' type: 'Dropout' phase: TEST", {{2, 3, 5, 4}}},
+      {"name: 's' type: 'Softmax'", {{2, 7, 3, 2}}},
+      {"name: 's' type: 'SoftmaxWithLoss' loss_param { ignore_label: 1 }", {{4, 5, 2, 3}, {4, 1, 2, 3}}, {{1, 5}}},
+      {"name: 'a' type: 'Accuracy' accuracy_param { top_k: 2 }", {{6, 5}, {6}}, {{1, 5}}, false},
+      {"name: 'c' type: 'Convolution' convolution_param { num_output: 6 kernel_size: 3 pad: 1 "
+       "stride: 2 group: 2 weight_filler { type: 'gaussian' std: 0.3 } "
+       "bias_filler { type: 'gaussian' std: 0.3 } }", {{2, 4, 7, 6}}},
+      {"name: 'c' type: 'Convolution' convolution_param { num_output: 4 kernel_size: 3 dilation: 2 "
+       "engine: CAFFE weight_filler { type: 'gaussian' std: 0.3 } }", {{2, 3, 9, 8}}},
+      {"name: 'i' type: 'InnerProduct' inner_product_param { num_output: 5 "
+       "weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.3 } }",
+       {{3, 2, 2, 3}}},
+      {"name: 's' type: 'Split'", {{2, 3, 4}}},
+      {"name: 'c' type: 'Concat' concat_param { axis: 1 }", {{2, 3, 4}, {2, 2, 4}}},
+      {"name: 's' type: 'Slice' slice_param { axis: 1 slice_point: 1 }", {{2, 3, 4}}},
+      {"name: 's' type: 'Silence'", {{2, 3}}},
+      {"name: 'f' type: 'Flatten'", {{2, 3, 4, 5}}},
+      {"name: 'r' type: 'Reshape' reshape_param { shape { dim: 0 dim: -1 } }", {{2, 3, 4}}},
+      {"name: 'e' type: 'Eltwise' eltwise_param { operation: SUM coeff: 1 coeff: -2 }",
+       {{2, 3, 4}, {2, 3, 4}}},
+      {"name: 'e' type: 'Eltwise' eltwise_param { operation: PROD }", {{2, 3, 4}, {2, 3, 4}}},
+      {"name: 'e' type: 'Eltwise' eltwise_param { operation: MAX }", {{2, 3, 4}, {2, 3, 4}}},
+      {"name: 'b' type: 'BatchNorm' phase: TRAIN", {{4, 3, 5, 2}}},
+      {"name: 'b' type: 'BatchNorm' phase: TEST", {{4, 3, 5, 2}}},
+      {"name: 's' type: 'Scale' scale_param { bias_term: true filler { type: 'gaussian' std: 1 } "
+       "bias_filler { type: 'gaussian' std: 1 } }", {{2, 3, 4, 5}}},
+      {"name: 'b' type: 'Bias' bias_param { filler { type: 'gaussian' std: 1 } }", {{2, 3, 4}}},
+      {"name: 'p' type: 'Pooling' pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 }",
+       {{2, 3, 7, 8}}},
+      {"name: 'p' type: 'Pooling' pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 }",
+       {{2, 3, 7, 8}}},
+      {"name: 'p' type: 'Pooling' pooling_param { pool: MAX global_pooling: true }", {{2, 3, 5, 4}}},
+      {"name: 'l' type: 'LRN' lrn_param { local_size: 5 alpha: 0.1 beta: 0.75 k: 2 }",
+       {{2, 7, 4, 3}}},
+      {"name: 'l' type: 'LRN' lrn_param { local_size: 3 alpha: 0.1 norm_region: WITHIN_CHANNEL }",
+       {{2, 3, 5, 4}}},
+      {"name: 'p' type: 'PReLU' prelu_param { filler { type: 'uniform' min: 0 max: 0.5 } }",
+       {{2, 3, 4, 5}}},
+      {"name: 'e' type: 'ELU' elu_param { alpha: 0.7 }", {{2, 3, 4}}},
+      {"name: 'a' type: 'AbsVal'", {{2, 3, 4}}},
+      {"name: 'b' type: 'BNLL'", {{2, 3, 4}}},
+      {"name: 'p' type: 'Power' power_param { power: 2 scale: 0.5 shift: 3 }", {{2, 3, 4}}},
+      {"name: 'e' type: 'Exp' exp_param { base: 2 scale: 0.5 }", {{2, 3, 4}}},
+      {"name: 'l' type: 'Log' log_param { shift: 10 }", {{2, 3, 4}}},
+      {"name: 't' type: 'Threshold' threshold_param { threshold: 0.2 }", {{2, 3, 4}}, {}, false},
+      {"name: 'c' type: 'Clip' clip_param { min: -0.5 max: 0.5 }", {{2, 3, 4}}},
+      {"name: 's' type: 'Swish' swish_param { beta: 1.5 }", {{2, 3, 4}}},
+      {"name: 'e' type: 'EuclideanLoss'", {{4, 3}, {4, 3}}},
+      {"name: 's' type: 'SigmoidCrossEntropyLoss'", {{4, 3}, {4, 3}}, {{1, 2}}},
+      {"name: 'h' type: 'HingeLoss'", {{4, 5}, {4}}, {{1, 5}}},
+      {"name: 'm' type: 'MultinomialLogisticLoss'", {{4, 5}, {4}}, {{1, 5}}},
+      {"name: 'i' type: 'InfogainLoss'", {{4, 5}, {4}, {1, 1, 5, 5}}, {{1, 5}}},
+      {"name: 'c' type: 'ContrastiveLoss' contrastive_loss_param { margin: 2 }",
+       {{4, 3}, {4, 3}, {4}}, {{2, 2}}},
+  };
+  return table;
+}
+
+// Layer types that read files or databases: their own tests cover them on every device.
+const std::set<std::string> kDataSources = {"Data", "ImageData"};
+
+TEST(ParityHarness, EveryRegisteredLayerTypeHasACase) {
+  std::set<std::string> covered;
+  for (const ParityCase& c : cases()) covered.insert(type_of(c));
+  std::string missing;
+  for (const LayerEntry& entry : layer_registry()) {
+    if (!covered.count(entry.type) && !kDataSources.count(entry.type)) {
+      missing += std::string(" ") + entry.type;
+    }
+  }
+  EXPECT_TRUE(missing.empty()) << "layer types without a CPU-vs-GPU parity case:" << missing;
+}
+
+struct DeviceRun {
+  std::vector<std::vector<float>> tops, bottom_diffs, param_diffs;
+};
+
+std::vector<float> values(const float* data, int64_t n) { return {data, data + n}; }
+
+// Runs one case on `mode`. Inputs, parameters and top gradients come from `seed`, so both
+// devices see the same ones.
+DeviceRun run_case(const ParityCase& c, Mode mode, unsigned seed) {
+  Context::set_mode(Mode::CPU);
+  Context::set_seed(seed);
+  std::vector<std::unique_ptr<Blob>> bottom_blobs, top_blobs;
+  Blobs bottom, top;
+  for (size_t i = 0; i < c.bottoms.size(); ++i) {
+    bottom_blobs.push_back(std::make_unique<Blob>(c.bottoms[i]));
+    Blob& blob = *bottom_blobs.back();
+    const auto label = std::find_if(c.labels.begin(), c.labels.end(),
+                                    [&](const auto& l) { return l.first == static_cast<int>(i); });
+    if (label != c.labels.end()) {
+      float* data = blob.mutable_cpu_data();
+      for (int64_t k = 0; k < blob.count(); ++k) data[k] = static_cast<float>(k % label->second);
+    } else if (type_of(c) == "InfogainLoss" || type_of(c) == "MultinomialLogisticLoss") {
+      testing::fill_uniform(blob, 0.05f, 1.0f);  // probabilities / gains
+    } else if (type_of(c) == "Log") {
+      testing::fill_uniform(blob, 0.5f, 3.0f);
+    } else {
+      testing::fill_gaussian(blob);
+    }
+    bottom.push_back(&blob);
+  }
+  LayerParameter param = testing::layer_param(c.layer);
+  const int tops = std::max(1, param.type() == "Split" || param.type() == "Slice" ? 2 : 1);
+  const bool no_top = param.type() == "Silence";
+  for (int i = 0; i < (no_top ? 0 : tops); ++i) {
+    top_blobs.push_back(std::make_unique<Blob>());
+    top.push_back(top_blobs.back().get());
+  }
+  LayerPtr layer = create_layer(param);
+  layer->setup(bottom, top);
+  Context::set_mode(mode);
+  layer->forward(bottom, top);
+  DeviceRun run;
+  for (Blob* blob : top) run.tops.push_back(values(blob->cpu_data(), blob->count()));
+  if (c.backward) {
+    Context::set_seed(seed + 1);
+    for (Blob* blob : top) rng_gaussian(blob->count(), 0, 1, blob->mutable_cpu_diff());
+    for (Blob* blob : bottom) blob->set_diff(0);
+    for (auto& blob : layer->blobs()) blob->set_diff(0);
+    std::vector<bool> propagate(bottom.size(), true);
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      propagate[i] = layer->allow_force_backward(static_cast<int>(i));
+    }
+    for (const auto& label : c.labels) propagate[label.first] = false;
+    layer->backward(top, propagate, bottom);
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      if (propagate[i]) run.bottom_diffs.push_back(values(bottom[i]->cpu_diff(), bottom[i]->count()));
+    }
+    for (auto& blob : layer->blobs()) run.param_diffs.push_back(values(blob->cpu_diff(), blob->count()));
+  }
+  Context::set_mode(Mode::CPU);
+  return run;
+}
+
+void expect_close(const std::vector<std::vector<float>>& cpu,
+                  const std::vector<std::vector<float>>& gpu, const std::string& what) {
+  ASSERT_EQ(cpu.size(), gpu.size()) << what;
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    ASSERT_EQ(cpu[i].size(), gpu[i].size()) << what << " " << i;
+    for (size_t k = 0; k < cpu[i].size(); ++k) {
+      const double scale = std::max({1e-3, std::fabs(double(cpu[i][k])), std::fabs(double(gpu[i][k]))});
+      EXPECT_LE(std::fabs(double(cpu[i][k]) - gpu[i][k]) / scale, 1e-4)
+          << what << " " << i << " element " << k << ": CPU " << cpu[i][k] << ", GPU " << gpu[i][k];
+    }
+  }
+}
+
+// Each case runs on the CPU and repeats itself exactly: the harness is sound (and every layer is
+// deterministic on the CPU) before any device compares against it.
+class CpuRepeat : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(CpuRepeat, RunsTwiceTheSame) {
+  const ParityCase& c = cases()[GetParam()];
+  SCOPED_TRACE(c.layer);
+  const DeviceRun first = run_case(c, Mode::CPU, 11);
+  const DeviceRun second = run_case(c, Mode::CPU, 11);
+  EXPECT_EQ(first.tops, second.tops);
+  EXPECT_EQ(first.bottom_diffs, second.bottom_diffs);
+  EXPECT_EQ(first.param_diffs, second.param_diffs);
+  EXPECT_FALSE(first.tops.empty() && type_of(c) != "Silence");
+}
+
+class Parity : public ::testing::TestWithParam<size_t> {
+ protected:
+  void SetUp() override {
+    if (Context::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    Context::set_device(0);
+  }
+};
+
+TEST_P(Parity, CpuAndGpuAgree) {
+  const ParityCase& c = cases()[GetParam()];
+  SCOPED_TRACE(c.layer);
+  const DeviceRun cpu = run_case(c, Mode::CPU, 11);
+  const DeviceRun gpu = run_case(c, Mode::GPU, 11);
+  expect_close(cpu.tops, gpu.tops, "top");
+  expect_close(cpu.bottom_diffs, gpu.bottom_diffs, "bottom gradient");
+  expect_close(cpu.param_diffs, gpu.param_diffs, "parameter gradient");
+}
+
+std::string case_name(const ::testing::TestParamInfo<size_t>& info) {
+  return type_of(cases()[info.param]) + "_" + std::to_string(info.param);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllLayers, CpuRepeat, ::testing::Range<size_t>(0, cases().size()),
+                         case_name);
+INSTANTIATE_TEST_SUITE_P(AllLayers, Parity, ::testing::Range<size_t>(0, cases().size()), case_name);
+
+// The gradient checker on the GPU, for the layers with their own GPU code.
+class GpuGradient : public Parity {};
+
+TEST_P(GpuGradient, MatchesFiniteDifferences) {
+  const ParityCase& c = cases()[GetParam()];
+  if (!c.backward || !c.labels.empty() || c.bottoms.empty()) GTEST_SKIP() << "no plain gradient";
+  SCOPED_TRACE(c.layer);
+  Context::set_mode(Mode::GPU);
+  Context::set_seed(5);
+  std::vector<std::unique_ptr<Blob>> owned;
+  Blobs bottom, top;
+  for (const auto& shape : c.bottoms) {
+    owned.push_back(std::make_unique<Blob>(shape));
+    testing::fill_gaussian(*owned.back());
+    bottom.push_back(owned.back().get());
+  }
+  owned.push_back(std::make_unique<Blob>());
+  top.push_back(owned.back().get());
+  LayerPtr layer = create_layer(testing::layer_param(c.layer));
+  testing::GradientCheckOptions options;
+  if (type_of(c) == "ReLU" || type_of(c) == "AbsVal" || type_of(c) == "Clip") {
+    options.kink_range = 0.05f;
+  }
+  if (type_of(c) != "Split" && type_of(c) != "Slice" && type_of(c) != "Silence" &&
+      type_of(c) != "Eltwise" && type_of(c) != "Pooling") {
+    testing::check_gradient(*layer, bottom, top, options);
+  }
+  Context::set_mode(Mode::CPU);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllLayers, GpuGradient, ::testing::Range<size_t>(0, cases().size()),
+                         case_name);
+
+}  // namespace
+}  // namespace engine
