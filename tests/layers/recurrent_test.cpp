@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/context.hpp"
@@ -7,6 +8,7 @@
 #include "core/net.hpp"
 #include "gradient_checker.hpp"
 #include "io/prototxt.hpp"
+#include "math/blas.hpp"
 
 namespace engine {
 namespace {
@@ -462,6 +464,176 @@ TEST(RNNLayer, GradientWithStaticInputAndExposedState) {
   options.bottoms = {0, 2, 3};
   check_gradient(*layer, {&x, &cont, &x_static, &h0}, {&o, &hT}, options);
 }
+
+// ---- Against Caffe's own construction ------------------------------------------------------
+//
+// Caffe computes RNN and LSTM with an unrolled net of InnerProduct, Scale, Eltwise, TanH, LSTMUnit,
+// Slice and Concat layers sharing parameters by name. The same net, built here with our layers
+// (force_backward so that h_0 and c_0 get gradients too), must give the outputs and gradients of
+// the direct implementation. Random Scale weights with loss_weight 1 on h (or o), h_T and c_T
+// set the gradients arriving at the outputs.
+
+std::string shape_text(const std::vector<int>& dims) {
+  std::string text = "shape {";
+  for (int d : dims) text += " dim: " + std::to_string(d);
+  return text + " }";
+}
+
+std::string loss_on(const std::string& blob) {
+  return "layer { name: 'weigh_" + blob + "' type: 'Scale' bottom: '" + blob + "' top: 'weighted_" +
+         blob + "' loss_weight: 1 scale_param { axis: 0 num_axes: -1 "
+         "filler { type: 'gaussian' std: 1 } } }\n";
+}
+
+// Caffe's FillUnrolledNet for LSTM (lstm) or RNN, with x of shape T x N x D.
+std::string unrolled_net(bool lstm, int T, int N, int D, int H, int S) {
+  const int G = lstm ? 4 * H : H;
+  const std::string ip = "' type: 'InnerProduct' ";
+  auto ip_param = [&](int outputs, bool bias, int axis) {
+    return " inner_product_param { num_output: " + std::to_string(outputs) +
+           (bias ? " bias_term: true" : " bias_term: false") + " axis: " + std::to_string(axis) +
+           " } }\n";
+  };
+  std::string text = "force_backward: true\nlayer { name: 'input' type: 'Input' top: 'x' "
+                     "top: 'cont' ";
+  if (S) text += "top: 'x_static' ";
+  if (lstm) text += "top: 'c_0' ";
+  text += "top: 'h_0' input_param { " + shape_text({T, N, D}) + " " + shape_text({T, N});
+  if (S) text += " " + shape_text({N, S});
+  if (lstm) text += " " + shape_text({1, N, H});
+  text += " " + shape_text({1, N, H}) + " } }\n";
+  const std::string wx = lstm ? "W_xc" : "W_xh", bx = lstm ? "b_c" : "b_h";
+  const std::string projected = wx + "_x";
+  text += "layer { name: 'cont_slice' type: 'Slice' bottom: 'cont' ";
+  for (int t = 1; t <= T; ++t) text += "top: 'cont_" + std::to_string(t) + "' ";
+  text += "slice_param { axis: 0 } }\n";
+  text += "layer { name: 'x_transform" + ip + "bottom: 'x' top: '" + projected +
+          "' param { name: '" + wx + "' } param { name: '" + bx + "' }" + ip_param(G, true, 2);
+  if (S) {
+    text += "layer { name: '" + wx + "_x_static" + ip + "bottom: 'x_static' top: 'static_pre' " +
+            "param { name: '" + wx + "_static' }" + ip_param(G, false, 1);
+    text += "layer { name: 'static_reshape' type: 'Reshape' bottom: 'static_pre' top: 'static' "
+            "reshape_param { shape { dim: 1 dim: -1 dim: " + std::to_string(G) + " } } }\n";
+  }
+  text += "layer { name: 'x_slice' type: 'Slice' bottom: '" + projected + "' ";
+  for (int t = 1; t <= T; ++t) text += "top: '" + projected + "_" + std::to_string(t) + "' ";
+  text += "slice_param { axis: 0 } }\n";
+  std::string concat = "layer { name: 'concat' type: 'Concat' top: '" +
+                       std::string(lstm ? "h" : "o") + "' concat_param { axis: 0 } ";
+  for (int t = 1; t <= T; ++t) {
+    const std::string ts = std::to_string(t), tm1 = std::to_string(t - 1);
+    text += "layer { name: 'h_conted_" + tm1 + "' type: 'Scale' bottom: 'h_" + tm1 +
+            "' bottom: 'cont_" + ts + "' top: 'h_conted_" + tm1 + "' scale_param { axis: 0 } }\n";
+    text += "layer { name: 'recurrent_" + ts + ip + "bottom: 'h_conted_" + tm1 +
+            "' top: 'rec_" + ts + "' param { name: '" + (lstm ? "W_hc" : "W_hh") + "' }" +
+            ip_param(G, false, 2);
+    text += "layer { name: 'sum_" + ts + "' type: 'Eltwise' bottom: 'rec_" + ts + "' bottom: '" +
+            projected + "_" + ts + "' " + (S ? "bottom: 'static' " : "") + "top: 'pre_" + ts +
+            "' eltwise_param { operation: SUM } }\n";
+    if (lstm) {
+      text += "layer { name: 'unit_" + ts + "' type: 'LSTMUnit' bottom: 'c_" + tm1 +
+              "' bottom: 'pre_" + ts + "' bottom: 'cont_" + ts + "' top: 'c_" + ts + "' top: 'h_" +
+              ts + "' }\n";
+      concat += "bottom: 'h_" + ts + "' ";
+    } else {
+      text += "layer { name: 'h_neuron_" + ts + "' type: 'TanH' bottom: 'pre_" + ts +
+              "' top: 'h_" + ts + "' }\n";
+      text += "layer { name: 'W_ho_h_" + ts + ip + "bottom: 'h_" + ts + "' top: 'o_pre_" + ts +
+              "' param { name: 'W_ho' } param { name: 'b_o' }" + ip_param(H, true, 2);
+      text += "layer { name: 'o_neuron_" + ts + "' type: 'TanH' bottom: 'o_pre_" + ts +
+              "' top: 'o_" + ts + "' }\n";
+      concat += "bottom: 'o_" + ts + "' ";
+    }
+  }
+  text += concat + "}\n";
+  text += loss_on(lstm ? "h" : "o") + loss_on("h_" + std::to_string(T));
+  if (lstm) text += loss_on("c_" + std::to_string(T));
+  return text;
+}
+
+const Layer& net_layer(const Net& net, const std::string& name) {
+  const auto& names = net.layer_names();
+  const size_t i = std::find(names.begin(), names.end(), name) - names.begin();
+  CHECK_LT(i, names.size()) << name;
+  return *net.layers()[i];
+}
+
+void compare_with_unrolled_net(bool lstm) {
+  const int T = 3, N = 2, D = 3, H = 2, S = 2;
+  const std::string type = lstm ? "LSTM" : "RNN";
+  NetParameter net_param;
+  parse_text(unrolled_net(lstm, T, N, D, H, S), "<unrolled " + type + ">", &net_param);
+  net_param.mutable_state()->set_phase(TRAIN);
+  Context::set_seed(21);
+  Net net(net_param);
+
+  Blob x({T, N, D}), cont, x_static({N, S}), h0({1, N, H}), c0({1, N, H}), out, hT, cT;
+  fill_gaussian(x);
+  fill_gaussian(x_static);
+  fill_gaussian(h0);
+  fill_gaussian(c0);
+  set_blob(cont, {T, N}, {1, 0, 0, 1, 1, 1});
+  Blobs bottom = {&x, &cont, &x_static, &h0}, top = {&out, &hT};
+  if (lstm) {
+    bottom.push_back(&c0);
+    top.push_back(&cT);
+  }
+  LayerPtr layer = create_layer(layer_param(recurrent_text(type, H, true, kUniformFillers)));
+  layer->setup(bottom, top);
+
+  // The net's parameter owners take the layer's values.
+  const std::vector<std::pair<std::string, int>> owners =
+      lstm ? std::vector<std::pair<std::string, int>>{{"x_transform", 0}, {"x_transform", 1},
+                                                      {"W_xc_x_static", 0}, {"recurrent_1", 0}}
+           : std::vector<std::pair<std::string, int>>{{"x_transform", 0}, {"x_transform", 1},
+                                                      {"W_xh_x_static", 0}, {"recurrent_1", 0},
+                                                      {"W_ho_h_1", 0}, {"W_ho_h_1", 1}};
+  ASSERT_EQ(layer->blobs().size(), owners.size());
+  for (size_t i = 0; i < owners.size(); ++i) {
+    Blob& target = *net_layer(net, owners[i].first).blobs()[owners[i].second];
+    ASSERT_EQ(target.shape(), layer->blobs()[i]->shape()) << "parameter " << i;
+    cpu::copy(target.count(), layer->blobs()[i]->cpu_data(), target.mutable_cpu_data());
+  }
+  for (const char* name : {"x", "cont", "x_static", "h_0", "c_0"}) {
+    if (!net.has_blob(name)) continue;
+    const Blob& from = std::string(name) == "x"          ? x
+                       : std::string(name) == "cont"     ? cont
+                       : std::string(name) == "x_static" ? x_static
+                       : std::string(name) == "h_0"      ? h0
+                                                         : c0;
+    cpu::copy(from.count(), from.cpu_data(), net.blob_by_name(name)->mutable_cpu_data());
+  }
+  net.clear_param_diffs();
+  net.forward_backward();
+
+  layer->forward(bottom, top);
+  const std::string output = lstm ? "h" : "o";
+  const std::vector<std::string> top_names = {output, "h_" + std::to_string(T),
+                                              "c_" + std::to_string(T)};
+  for (size_t k = 0; k < top.size(); ++k) {
+    expect_close(data_of(*top[k]), data_of(*net.blob_by_name(top_names[k])), type + " top " +
+                 top_names[k], 1e-6f);
+    const std::vector<float> weights = data_of(*net_layer(net, "weigh_" + top_names[k]).blobs()[0]);
+    std::copy(weights.begin(), weights.end(), top[k]->mutable_cpu_diff());
+  }
+  for (auto& blob : layer->blobs()) blob->set_diff(0);
+  std::vector<bool> propagate_down(bottom.size(), true);
+  propagate_down[1] = false;
+  layer->backward(top, propagate_down, bottom);
+  for (size_t i = 0; i < owners.size(); ++i) {
+    expect_close(diff_of(*layer->blobs()[i]),
+                 diff_of(*net_layer(net, owners[i].first).blobs()[owners[i].second]),
+                 type + " parameter " + std::to_string(i), 1e-5f);
+  }
+  expect_close(diff_of(x), diff_of(*net.blob_by_name("x")), type + " x", 1e-5f);
+  expect_close(diff_of(x_static), diff_of(*net.blob_by_name("x_static")), type + " x_static",
+               1e-5f);
+  expect_close(diff_of(h0), diff_of(*net.blob_by_name("h_0")), type + " h_0", 1e-5f);
+  if (lstm) expect_close(diff_of(c0), diff_of(*net.blob_by_name("c_0")), type + " c_0", 1e-5f);
+}
+
+TEST(LSTMLayer, EqualsCaffesUnrolledNet) { compare_with_unrolled_net(true); }
+TEST(RNNLayer, EqualsCaffesUnrolledNet) { compare_with_unrolled_net(false); }
 
 // ---- Errors and nets ------------------------------------------------------------------------
 
