@@ -449,7 +449,8 @@ class RNNLayer : public RecurrentLayer {
   }
 
  private:
-  std::vector<float> output_;  // [T, N, H] o, kept apart from the top (which may be changed in place)
+  // [T, N, H] o, kept apart from the top, which a later in-place layer may change.
+  std::vector<float> output_;
   std::vector<float> output_diff_;
   std::vector<float> carried_diff_;
 };

@@ -131,7 +131,7 @@ std::vector<double> lstm_reference(const Sequence& s, const std::vector<std::vec
         double sum = b[j];
         for (int k = 0; k < s.D; ++k) sum += Wx[j * s.D + k] * s.x[(t * s.N + n) * s.D + k];
         for (int k = 0; k < H; ++k) sum += Wh[j * H + k] * keep * h[n * H + k];
-        for (int k = 0; k < s.S && has_static; ++k) sum += p[2][j * s.S + k] * s.x_static[n * s.S + k];
+        for (int k = 0; k < s.S; ++k) sum += p[2][j * s.S + k] * s.x_static[n * s.S + k];
         pre[j] = sum;
       }
       for (int d = 0; d < H; ++d) {
@@ -165,7 +165,7 @@ std::vector<double> rnn_reference(const Sequence& s, const std::vector<std::vect
         double sum = b[j];
         for (int k = 0; k < s.D; ++k) sum += Wx[j * s.D + k] * s.x[(t * s.N + n) * s.D + k];
         for (int k = 0; k < H; ++k) sum += Wh[j * H + k] * keep * h[n * H + k];
-        for (int k = 0; k < s.S && has_static; ++k) sum += p[2][j * s.S + k] * s.x_static[n * s.S + k];
+        for (int k = 0; k < s.S; ++k) sum += p[2][j * s.S + k] * s.x_static[n * s.S + k];
         h_next[n * H + j] = std::tanh(sum);
       }
     }
