@@ -43,6 +43,9 @@
   X(MultinomialLogisticLoss, kCpuOnly)  \
   X(InfogainLoss, kCpuOnly)  \
   X(ContrastiveLoss, kCpuOnly)  \
+  X(RNN, kCpuOnly)  \
+  X(LSTM, kCpuOnly)  \
+  X(LSTMUnit, kCpuOnly)  \
   /* end of the list */
 
 // Layers of src/data, built only where LMDB and OpenCV are found.
