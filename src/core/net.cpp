@@ -210,7 +210,8 @@ void Net::init(const NetParameter& given) {
     bool need_backward = false;
     for (int j = 0; j < layer_param.bottom_size(); ++j) {
       append_bottom(layer_param, i, j, &available);
-      need_backward = need_backward || bottom_need_backward_[i][j];
+      // As Caffe: a bottom blob that needs a gradient makes its reader need backward.
+      need_backward = need_backward || blob_need_backward_[bottom_ids_[i][j]];
     }
     for (int j = 0; j < layer_param.top_size(); ++j) append_top(layer_param, i, j, &available);
     if (layer_param.type() == "Input") {
@@ -285,7 +286,9 @@ void Net::append_bottom(const LayerParameter& layer, int layer_id, int bottom_id
   bottom_vecs_[layer_id].push_back(blobs_[id].get());
   bottom_ids_[layer_id].push_back(id);
   bool need_backward = blob_need_backward_[id];
-  if (layer.propagate_down_size() > 0) need_backward = need_backward && layer.propagate_down(bottom_id);
+  // propagate_down, when given, decides: it can switch a gradient off, or on (as Caffe's
+  // unrolled recurrent nets use it).
+  if (layer.propagate_down_size() > 0) need_backward = layer.propagate_down(bottom_id);
   bottom_need_backward_[layer_id].push_back(need_backward);
   available->erase(found);
 }

@@ -23,6 +23,7 @@ struct ParityCase {
   // bottom index -> number of classes, for bottoms that hold integer labels or indices
   std::vector<std::pair<int, int>> labels = {};
   bool backward = true;
+  int tops = 1;
 };
 
 std::string type_of(const ParityCase& c) {
@@ -51,10 +52,10 @@ const std::vector<ParityCase>& cases() {
       {"name: 'i' type: 'InnerProduct' inner_product_param { num_output: 5 "
        "weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.3 } }",
        {{3, 2, 2, 3}}},
-      {"name: 's' type: 'Split'", {{2, 3, 4}}},
+      {"name: 's' type: 'Split'", {{2, 3, 4}}, {}, true, 2},
       {"name: 'c' type: 'Concat' concat_param { axis: 1 }", {{2, 3, 4}, {2, 2, 4}}},
-      {"name: 's' type: 'Slice' slice_param { axis: 1 slice_point: 1 }", {{2, 3, 4}}},
-      {"name: 's' type: 'Silence'", {{2, 3}}},
+      {"name: 's' type: 'Slice' slice_param { axis: 1 slice_point: 1 }", {{2, 3, 4}}, {}, true, 2},
+      {"name: 's' type: 'Silence'", {{2, 3}}, {}, true, 0},
       {"name: 'f' type: 'Flatten'", {{2, 3, 4, 5}}},
       {"name: 'r' type: 'Reshape' reshape_param { shape { dim: 0 dim: -1 } }", {{2, 3, 4}}},
       {"name: 'e' type: 'Eltwise' eltwise_param { operation: SUM coeff: 1 coeff: -2 }",
@@ -93,6 +94,14 @@ const std::vector<ParityCase>& cases() {
       {"name: 'i' type: 'InfogainLoss'", {{4, 5}, {4}, {1, 1, 5, 5}}, {{1, 5}}},
       {"name: 'c' type: 'ContrastiveLoss' contrastive_loss_param { margin: 2 }",
        {{4, 3}, {4, 3}, {4}}, {{2, 2}}},
+      // cont (bottom 1) alternates 0, 1: sequences restart mid-way.
+      {"name: 'r' type: 'RNN' recurrent_param { num_output: 3 "
+       "weight_filler { type: 'gaussian' std: 0.5 } bias_filler { type: 'gaussian' std: 0.5 } }",
+       {{3, 2, 4}, {3, 2}}, {{1, 2}}},
+      {"name: 'l' type: 'LSTM' recurrent_param { num_output: 3 "
+       "weight_filler { type: 'gaussian' std: 0.5 } bias_filler { type: 'gaussian' std: 0.5 } }",
+       {{3, 2, 4}, {3, 2}}, {{1, 2}}},
+      {"name: 'u' type: 'LSTMUnit'", {{1, 2, 3}, {1, 2, 12}, {1, 2}}, {{2, 2}}, true, 2},
   };
   return table;
 }
@@ -143,9 +152,7 @@ DeviceRun run_case(const ParityCase& c, Mode mode, unsigned seed) {
     bottom.push_back(&blob);
   }
   LayerParameter param = testing::layer_param(c.layer);
-  const int tops = std::max(1, param.type() == "Split" || param.type() == "Slice" ? 2 : 1);
-  const bool no_top = param.type() == "Silence";
-  for (int i = 0; i < (no_top ? 0 : tops); ++i) {
+  for (int i = 0; i < c.tops; ++i) {
     top_blobs.push_back(std::make_unique<Blob>());
     top.push_back(top_blobs.back().get());
   }
