@@ -5,6 +5,11 @@
 
 #include "core/context.hpp"
 #include "core/errors.hpp"
+#include "math/blas.hpp"
+
+#ifdef ENGINE_USE_CUDA
+#include <cuda_runtime.h>
+#endif
 
 namespace engine {
 
@@ -105,6 +110,29 @@ const Batch& Prefetcher::acquire() {
   return ready->batch;
 }
 
+const Batch* Prefetcher::try_acquire() {
+  CHECK_EQ(held_, -1) << "acquire() twice without release()";
+  CHECK(!workers_.empty()) << "the prefetcher is not running";
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Slot& slot : slots_) {
+    if (slot.state == SlotState::READY && slot.index == next_) {
+      if (slot.error) return nullptr;
+      held_ = static_cast<int>(&slot - slots_.data());
+      return &slot.batch;
+    }
+  }
+  return nullptr;
+}
+
+std::vector<Blob*> Prefetcher::slot_blobs() {
+  CHECK(workers_.empty()) << "slot_blobs() while the workers run";
+  std::vector<Blob*> blobs;
+  for (Slot& slot : slots_) {
+    for (Blob& blob : slot.batch.blobs) blobs.push_back(&blob);
+  }
+  return blobs;
+}
+
 void Prefetcher::release() {
   CHECK_GE(held_, 0) << "release() without acquire()";
   {
@@ -160,7 +188,55 @@ PrefetchingDataLayer::PrefetchingDataLayer(const LayerParameter& param) : Layer(
   shuffle_seed_ = draw_seed();
 }
 
-PrefetchingDataLayer::~PrefetchingDataLayer() { prefetcher_.reset(); }
+#ifdef ENGINE_USE_CUDA
+// The GPU path's resources, made on the consumer thread's device at the first GPU forward.
+struct PrefetchingDataLayer::DeviceStaging {
+  explicit DeviceStaging(const std::vector<std::vector<int>>& shapes,
+                         const std::vector<std::pair<void*, size_t>>& host_memory) {
+    ENGINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    ENGINE_CUDA_CHECK(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming));
+    ENGINE_CUDA_CHECK(cudaEventCreateWithFlags(&consumed, cudaEventDisableTiming));
+    for (const auto& shape : shapes) {
+      buffers.emplace_back(shape);
+      buffers.back().mutable_gpu_data();  // allocate now, not on the copy path
+    }
+    // Pinned pages let the copies run asynchronously; without them they still work, slower.
+    for (const auto& [pointer, bytes] : host_memory) {
+      if (cudaHostRegister(pointer, bytes, cudaHostRegisterDefault) == cudaSuccess) {
+        pinned.push_back(pointer);
+      } else {
+        cudaGetLastError();
+        LOG(WARNING) << "could not pin " << bytes << " bytes of prefetch memory; batches "
+                     << "will be copied to the GPU from pageable memory";
+      }
+    }
+  }
+  ~DeviceStaging() {
+    cudaStreamSynchronize(stream);
+    for (void* pointer : pinned) cudaHostUnregister(pointer);
+    cudaEventDestroy(copied);
+    cudaEventDestroy(consumed);
+    cudaStreamDestroy(stream);
+  }
+
+  cudaStream_t stream = nullptr;
+  cudaEvent_t copied = nullptr;    // the pending batch has reached `buffers`
+  cudaEvent_t consumed = nullptr;  // `buffers` have been copied into the tops
+  bool consumed_recorded = false;
+  std::vector<Blob> buffers;       // device copies of the pending batch, one per top
+  std::vector<void*> pinned;
+};
+#else
+struct PrefetchingDataLayer::DeviceStaging {};
+#endif
+
+PrefetchingDataLayer::~PrefetchingDataLayer() {
+  // Workers first, then the copy in flight (it reads a slot), then the pinned pages.
+  if (prefetcher_) prefetcher_->stop();
+  drop_pending();
+  staging_.reset();
+  prefetcher_.reset();
+}
 
 void PrefetchingDataLayer::start_prefetching(const Layout& layout, const Blobs& top) {
   CHECK(!prefetcher_) << "start_prefetching twice";
@@ -181,6 +257,9 @@ void PrefetchingDataLayer::start_prefetching(const Layout& layout, const Blobs& 
       [this](int worker, uint64_t index, Batch* batch, const std::atomic<bool>& cancelled) {
         produce(worker, index, batch, cancelled);
       });
+  for (Blob* blob : prefetcher_->slot_blobs()) {
+    slot_memory_.emplace_back(blob->mutable_cpu_data(), sizeof(float) * blob->count());
+  }
   reshape({}, top);
   prefetcher_->start(0);
 }
@@ -208,14 +287,68 @@ void PrefetchingDataLayer::reshape(const Blobs& bottom, const Blobs& top) {
   if (top.size() > 1) top[1]->reshape(label_shape_);
 }
 
+const Batch& PrefetchingDataLayer::take_batch() {
+  if (!pending_) return prefetcher_->acquire();
+  const Batch& batch = *pending_;
+#ifdef ENGINE_USE_CUDA
+  ENGINE_CUDA_CHECK(cudaEventSynchronize(staging_->copied));
+#endif
+  pending_ = nullptr;
+  return batch;
+}
+
+void PrefetchingDataLayer::drop_pending() {
+  if (!pending_) return;
+  take_batch();
+  prefetcher_->release();
+}
+
 void PrefetchingDataLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
-  const Batch& batch = prefetcher_->acquire();
+  // A batch acquired ahead by a GPU forward is still in its slot: hand that one out.
+  const Batch& batch = take_batch();
   for (size_t i = 0; i < top.size(); ++i) {
     const Blob& ready = batch.blobs[i];
     std::memcpy(top[i]->mutable_cpu_data(), ready.cpu_data(), sizeof(float) * ready.count());
   }
   prefetcher_->release();
 }
+
+#ifdef ENGINE_USE_CUDA
+void PrefetchingDataLayer::forward_gpu(const Blobs& bottom, const Blobs& top) {
+  if (!staging_) {
+    std::vector<std::vector<int>> shapes = {data_shape_};
+    if (top.size() > 1) shapes.push_back(label_shape_);
+    staging_ = std::make_unique<DeviceStaging>(shapes, slot_memory_);
+  }
+  DeviceStaging& staging = *staging_;
+  // Starts copying a batch that is in its slot (the workers' window holds it until release).
+  auto start_copy = [&](const Batch& batch) {
+    if (staging.consumed_recorded) {
+      ENGINE_CUDA_CHECK(cudaStreamWaitEvent(staging.stream, staging.consumed, 0));
+    }
+    for (size_t i = 0; i < top.size(); ++i) {
+      const Blob& ready = batch.blobs[i];
+      ENGINE_CUDA_CHECK(cudaMemcpyAsync(staging.buffers[i].mutable_gpu_data(), ready.cpu_data(),
+                                        sizeof(float) * ready.count(), cudaMemcpyHostToDevice,
+                                        staging.stream));
+    }
+    ENGINE_CUDA_CHECK(cudaEventRecord(staging.copied, staging.stream));
+    pending_ = &batch;
+  };
+  // This forward's batch: copied during the previous iteration, or now (first forward, or the
+  // workers were behind).
+  if (!pending_) start_copy(prefetcher_->acquire());
+  take_batch();
+  prefetcher_->release();
+  for (size_t i = 0; i < top.size(); ++i) {
+    gpu::copy(top[i]->count(), staging.buffers[i].gpu_data(), top[i]->mutable_gpu_data());
+  }
+  ENGINE_CUDA_CHECK(cudaEventRecord(staging.consumed, 0));
+  staging.consumed_recorded = true;
+  // The next batch, if the workers have it, travels while the net computes on this one.
+  if (const Batch* next = prefetcher_->try_acquire()) start_copy(*next);
+}
+#endif
 
 bool PrefetchingDataLayer::save_state(std::string* state) const {
   if (!prefetcher_) return false;
@@ -235,6 +368,7 @@ void PrefetchingDataLayer::restore_state(const std::string& state) {
                     proto.has_next_record(),
                 "the saved data position is not a data layer's state");
   CHECK(prefetcher_) << "restore_state before setup";
+  drop_pending();
   prefetcher_->stop();
   base_batch_ = proto.next_batch();
   base_record_ = proto.next_record();

@@ -15,9 +15,12 @@
 // records consumed, seeds) for exact resumes. So the batches -- their records, order and random
 // augmentation -- are the same whatever the thread count, and a resume continues them exactly.
 //
-// The slots are ordinary Blobs owned by the prefetcher; a GPU path can later pin them and copy
-// the next ready slot to the device on a stream while the net computes (acquire/release bracket
-// the copy).
+// In GPU mode the layer pins the slots' host memory (cudaHostRegister) and copies each batch to
+// device buffers on a stream of its own as soon as the batch is ready (try_acquire), while the
+// net computes on the previous one; forward then waits only for that copy's event and moves the
+// batch into the tops on the compute stream. acquire/release bracket the copy: a slot returns to
+// the workers once its batch is on the device. CPU mode, and builds without CUDA, copy on forward
+// as before.
 #pragma once
 
 #include <atomic>
@@ -28,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/blob.hpp"
@@ -62,7 +66,12 @@ class Prefetcher {
   // Blocks until the next batch in order is ready and returns it; it stays valid until
   // release(). Rethrows the producer's exception for that batch (again on every call).
   const Batch& acquire();
+  // acquire() without blocking: null when the next batch is not ready yet, or failed (acquire()
+  // then rethrows its error).
+  const Batch* try_acquire();
   void release();
+  // The slots' blobs, for pinning their host memory; call before start().
+  std::vector<Blob*> slot_blobs();
   // The number of the batch acquire() returns next.
   uint64_t next() const { return next_; }
   int threads() const { return threads_; }
@@ -137,9 +146,16 @@ class PrefetchingDataLayer : public Layer {
   uint64_t shuffle_seed() const { return shuffle_seed_; }
 
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override;
+#endif
 
  private:
   void produce(int worker, uint64_t index, Batch* batch, const std::atomic<bool>& cancelled);
+  // Hands back a batch acquired ahead (GPU mode) once its copy has finished; the next forward
+  // (or a restart) then starts from a clean prefetcher.
+  const Batch& take_batch();
+  void drop_pending();
 
   Layout layout_;
   std::vector<int> data_shape_, label_shape_;
@@ -147,6 +163,13 @@ class PrefetchingDataLayer : public Layer {
   // Batch b starts at record base_record_ + (b - base_batch_) * batch_size.
   uint64_t base_batch_ = 0, base_record_ = 0;
   std::vector<std::unique_ptr<RecordReader>> readers_;
+  // Host memory of the slots (pinned on first GPU use) and the GPU path's stream, events and
+  // device buffers (prefetch.cpp).
+  std::vector<std::pair<void*, size_t>> slot_memory_;
+  struct DeviceStaging;
+  std::unique_ptr<DeviceStaging> staging_;
+  // GPU mode: the batch acquired ahead of its forward, its copy to the device in flight.
+  const Batch* pending_ = nullptr;
   // Declared last: destroyed first, so the workers stop before anything they use goes.
   std::unique_ptr<Prefetcher> prefetcher_;
 };

@@ -14,33 +14,11 @@
 #include "math/random.hpp"
 
 namespace engine {
+
+// The Ops are in elementwise_ops.hpp, shared with the GPU kernel.
+ReLUOp::ReLUOp(const Layer& layer) : negative_slope(layer.param().relu_param().negative_slope()) {}
+
 namespace {
-
-// In place the gradient reads y where x was, as Caffe's does: y keeps x's sign (for
-// negative_slope >= 0).
-struct ReLUOp : ElementwiseOp {
-  ReLUOp() = default;
-  explicit ReLUOp(const Layer& layer)
-      : negative_slope(layer.param().relu_param().negative_slope()) {}
-  float forward(float x) const { return x > 0 ? x : negative_slope * x; }
-  // Caffe takes the slope at x == 0 (the kink) from the negative side.
-  float gradient(float dy, float x, float) const { return x > 0 ? dy : negative_slope * dy; }
-  float negative_slope = 0;
-};
-
-struct SigmoidOp : ElementwiseOp {
-  SigmoidOp() = default;
-  explicit SigmoidOp(const Layer&) {}
-  float forward(float x) const { return sigmoid(x); }
-  float gradient(float dy, float, float y) const { return dy * y * (1 - y); }
-};
-
-struct TanHOp : ElementwiseOp {
-  TanHOp() = default;
-  explicit TanHOp(const Layer&) {}
-  float forward(float x) const { return std::tanh(x); }
-  float gradient(float dy, float, float y) const { return dy * (1 - y * y); }
-};
 
 // ReLU has a oneDNN path as well: on a 32x96x55x55 blob oneDNN's eltwise (both cores) beat the
 // single-threaded loop, in place and out of place, forward and backward. Elementwise, so the

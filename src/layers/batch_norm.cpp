@@ -9,6 +9,21 @@
 #include "math/blas.hpp"
 
 namespace engine {
+
+#ifdef ENGINE_USE_CUDA
+// batch_norm.cu: forward and backward on [num][channels][spatial], every step on the device.
+// mean_sum, variance_sum and normaliser are blobs 0-2 (updated unless use_global_stats);
+// statistics holds 5 x channels floats of workspace that forward fills for backward; normalized
+// (batch statistics only) keeps forward's output.
+void batch_norm_forward_gpu(int num, int channels, int64_t spatial, const float* x, float* y,
+                            float* normalized, bool use_global_stats, float fraction, float eps,
+                            float* mean_sum, float* variance_sum, float* normaliser,
+                            float* statistics);
+void batch_norm_backward_gpu(int num, int channels, int64_t spatial, const float* dy,
+                             const float* normalized, bool use_global_stats, float* statistics,
+                             float* dx);
+#endif
+
 namespace {
 
 // Sums over the batch and spatial axes of a [num][channels][spatial] array: sum of a, or of a * b.
@@ -78,7 +93,8 @@ class BatchNormLayer : public Layer {
     mean_.resize(channels_);
     variance_.resize(channels_);
     stddev_.resize(channels_);
-    if (!use_global_stats_) normalized_.resize(in.count());
+    if (!use_global_stats_) normalized_.reshape_like(in);
+    statistics_.reshape({5, channels_});
   }
 
  protected:
@@ -120,7 +136,7 @@ class BatchNormLayer : public Layer {
     for (int c = 0; c < channels_; ++c) stddev_[c] = std::sqrt(variance_[c] + eps_);
     // Later in-place layers may overwrite the top: backward reads the normalised values from a
     // copy (needed only with batch statistics).
-    float* kept = use_global_stats_ ? nullptr : normalized_.data();
+    float* kept = use_global_stats_ ? nullptr : normalized_.mutable_cpu_data();
     for_each_row(num, spatial, [&](int64_t offset, int c) {
       const float divisor = stddev_[c];
       for (int64_t s = 0; s < spatial; ++s) y[offset + s] /= divisor;
@@ -146,7 +162,7 @@ class BatchNormLayer : public Layer {
     }
     // With y = (x - mean) / stddev over the batch:
     //   dx = (dy - mean(dy) - mean(dy * y) * y) / stddev, the means per channel.
-    const float* y = normalized_.data();
+    const float* y = normalized_.cpu_data();
     channel_sums(num, channels_, spatial, dy, nullptr, sums_);
     channel_sums(num, channels_, spatial, dy, y, product_sums_);
     for_each_row(num, spatial, [&](int64_t offset, int c) {
@@ -160,7 +176,34 @@ class BatchNormLayer : public Layer {
     });
   }
 
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    const Blob& in = *bottom[0];
+    const int num = in.shape(0);
+    batch_norm_forward_gpu(num, channels_, spatial(in), in.gpu_data(), top[0]->mutable_gpu_data(),
+                           use_global_stats_ ? nullptr : normalized_.mutable_gpu_data(),
+                           use_global_stats_, moving_average_fraction_, eps_,
+                           blobs_[0]->mutable_gpu_data(), blobs_[1]->mutable_gpu_data(),
+                           blobs_[2]->mutable_gpu_data(), statistics_.mutable_gpu_data());
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    const Blob& in = *bottom[0];
+    batch_norm_backward_gpu(in.shape(0), channels_, spatial(in), top[0]->gpu_diff(),
+                            use_global_stats_ ? nullptr : normalized_.gpu_data(),
+                            use_global_stats_, statistics_.mutable_gpu_data(),
+                            bottom[0]->mutable_gpu_diff());
+  }
+#endif
+
  private:
+  int64_t spatial(const Blob& in) const {
+    const int num = in.shape(0);
+    return num * channels_ == 0 ? 0 : in.count() / (int64_t(num) * channels_);
+  }
+
   // Calls body(offset, channel) for every [n][c] row of `spatial` values.
   template <typename Body>
   void for_each_row(int num, int64_t spatial, Body body) const {
@@ -176,7 +219,8 @@ class BatchNormLayer : public Layer {
   // Per channel.
   std::vector<float> mean_, variance_, stddev_;
   std::vector<double> sums_, product_sums_;
-  std::vector<float> normalized_;
+  Blob normalized_;
+  Blob statistics_;  // GPU only: see batch_norm_forward_gpu
 };
 
 }  // namespace

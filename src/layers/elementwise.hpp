@@ -1,7 +1,7 @@
 // The one mechanism behind the elementwise layers (activations.cpp, neurons.cpp): loops that
 // apply a scalar function or its derivative to every element, and ElementwiseLayer, a layer made
-// from an Op that supplies only those two scalar functions. Also helpers that reproduce Caffe's
-// rounding where our compiler would otherwise round differently.
+// from an Op that supplies only those two scalar functions. The Ops, and helpers that reproduce
+// Caffe's rounding, are in elementwise_ops.hpp; on the GPU one kernel template runs them all.
 #pragma once
 
 #include <cmath>
@@ -9,24 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "core/context.hpp"
 #include "core/layer.hpp"
+#include "layers/elementwise_ops.hpp"
 #include "math/blas.hpp"
 
 namespace engine {
-
-// Caffe's CPU code is built without FMA, so a product that is then added is rounded first; with
-// -march=native GCC would contract a * b + c into one fused operation, which rounds once. Wrap
-// the product to keep Caffe's two roundings.
-inline float rounded(float product) {
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
-  return __builtin_assoc_barrier(product);
-#else
-  return product;
-#endif
-}
-
-// Caffe 1.0's logistic function; for very negative x, exp(-x) = inf gives exactly 0, not NaN.
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 // y[i] = f(x[i]). In place (x == y) gets its own loop: with a possible overlap the compiler
 // would fall back to scalar code.
@@ -58,34 +46,36 @@ void map_gradient(int64_t n, const float* dy, const float* x, const float* y, fl
 }
 
 // Keeps the bottom's data for backward when a layer whose gradient reads its input runs in
-// place (the forward pass overwrites that input with the output), as Caffe's PReLU does.
+// place (the forward pass overwrites that input with the output), as Caffe's PReLU does. The
+// copy is made on the side the current mode computes on.
 class InPlaceInput {
  public:
   // Call at the start of forward.
   void save(const Blob& bottom, const Blob& top) {
     if (&bottom != &top) return;
-    copy_.resize(bottom.count());
-    cpu::copy(bottom.count(), bottom.cpu_data(), copy_.data());
+    copy_.reshape_like(bottom);
+#ifdef ENGINE_USE_CUDA
+    if (Context::mode() == Mode::GPU) {
+      gpu::copy(bottom.count(), bottom.gpu_data(), copy_.mutable_gpu_data());
+      return;
+    }
+#endif
+    cpu::copy(bottom.count(), bottom.cpu_data(), copy_.mutable_cpu_data());
   }
   // The input as it was before forward.
-  const float* data(const Blob& bottom, const Blob& top) const {
-    return &bottom == &top ? copy_.data() : bottom.cpu_data();
+  const float* cpu_data(const Blob& bottom, const Blob& top) const {
+    return &bottom == &top ? copy_.cpu_data() : bottom.cpu_data();
+  }
+  const float* gpu_data(const Blob& bottom, const Blob& top) const {
+    return &bottom == &top ? copy_.gpu_data() : bottom.gpu_data();
   }
 
  private:
-  std::vector<float> copy_;
+  Blob copy_;
 };
 
-// The traits an Op may override (by declaring the same name):
-struct ElementwiseOp {
-  // Whether the gradient reads x in a way that the output cannot stand in for, so that running
-  // in place needs a copy of the input. (ReLU reads only x's sign, which y keeps.)
-  static constexpr bool kKeepsInputInPlace = false;
-  static constexpr bool kAllowsInPlace = true;
-  static constexpr bool kDifferentiable = true;
-};
-
-// A layer y = f(x) applied to every element. Op derives from ElementwiseOp and provides
+// A layer y = f(x) applied to every element. Op derives from ElementwiseOp (elementwise_ops.hpp,
+// which lists every Op for the GPU launchers) and provides
 //   Op()                          default values (the layer assigns the real Op in setup)
 //   explicit Op(const Layer&)     reads layer.param(); errors name the layer
 //   float forward(float x) const
@@ -122,13 +112,34 @@ class ElementwiseLayer : public Layer {
       LAYER_REQUIRE(false, "has no gradient; set propagate_down: false for its bottom");
     } else {
       const Op op = op_;
-      const float* x = Op::kKeepsInputInPlace ? input_.data(*bottom[0], *top[0])
+      const float* x = Op::kKeepsInputInPlace ? input_.cpu_data(*bottom[0], *top[0])
                                               : bottom[0]->cpu_data();
       map_gradient(bottom[0]->count(), top[0]->cpu_diff(), x, top[0]->cpu_data(),
                    bottom[0]->mutable_cpu_diff(),
                    [op](float dy, float x, float y) { return op.gradient(dy, x, y); });
     }
   }
+
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    if (Op::kKeepsInputInPlace) input_.save(*bottom[0], *top[0]);
+    elementwise_forward_gpu(bottom[0]->count(), bottom[0]->gpu_data(), top[0]->mutable_gpu_data(),
+                            op_);
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    if constexpr (!Op::kDifferentiable) {
+      LAYER_REQUIRE(false, "has no gradient; set propagate_down: false for its bottom");
+    } else {
+      const float* x = Op::kKeepsInputInPlace ? input_.gpu_data(*bottom[0], *top[0])
+                                              : bottom[0]->gpu_data();
+      elementwise_gradient_gpu(bottom[0]->count(), top[0]->gpu_diff(), x, top[0]->gpu_data(),
+                               bottom[0]->mutable_gpu_diff(), op_);
+    }
+  }
+#endif
 
   std::string bottom_name(int i) const {
     return i < param_.bottom_size() ? "'" + param_.bottom(i) + "'" : "the same blob";

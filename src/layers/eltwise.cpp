@@ -1,9 +1,22 @@
 // Eltwise: elementwise PROD, SUM (weighted by coeff) or MAX of bottoms of one shape.
+#include <vector>
+
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
+#include "core/synced_memory.hpp"
 #include "math/blas.hpp"
 
 namespace engine {
+
+#ifdef ENGINE_USE_CUDA
+// eltwise.cu: MAX over `count` bottoms (device pointers listed on the host), recording the
+// winning bottom of each element; and its gradient for bottom `index`.
+void eltwise_max_forward_gpu(int64_t n, const float* const* bottoms, int count, float* out,
+                             int* winner);
+void eltwise_max_backward_gpu(int64_t n, const float* top_diff, const int* winner, int index,
+                              float* diff);
+#endif
+
 namespace {
 
 class EltwiseLayer : public Layer {
@@ -35,7 +48,10 @@ class EltwiseLayer : public Layer {
                         << bottom[i]->shape_string());
     }
     top[0]->reshape_like(*bottom[0]);
-    if (op_ == EltwiseParameter::MAX) winner_.resize(bottom[0]->count());
+    if (op_ == EltwiseParameter::MAX) {
+      winner_.resize(bottom[0]->count());
+      winner_gpu_.resize(sizeof(int) * bottom[0]->count());
+    }
   }
 
  protected:
@@ -123,11 +139,80 @@ class EltwiseLayer : public Layer {
     }
   }
 
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    const int64_t count = top[0]->count();
+    float* out = top[0]->mutable_gpu_data();
+    switch (op_) {
+      case EltwiseParameter::PROD:
+        gpu::mul(count, bottom[0]->gpu_data(), bottom[1]->gpu_data(), out);
+        for (size_t i = 2; i < bottom.size(); ++i) gpu::mul(count, out, bottom[i]->gpu_data(), out);
+        break;
+      case EltwiseParameter::SUM:
+        gpu::scale(count, coeffs_[0], bottom[0]->gpu_data(), out);
+        for (size_t i = 1; i < bottom.size(); ++i) {
+          gpu::axpy(count, coeffs_[i], bottom[i]->gpu_data(), out);
+        }
+        break;
+      case EltwiseParameter::MAX: {
+        std::vector<const float*> data;
+        for (Blob* blob : bottom) data.push_back(blob->gpu_data());
+        eltwise_max_forward_gpu(count, data.data(), static_cast<int>(data.size()), out,
+                                static_cast<int*>(winner_gpu_.mutable_device_data()));
+        break;
+      }
+    }
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    const int64_t count = top[0]->count();
+    const float* top_diff = top[0]->gpu_diff();
+    const float* top_data = top[0]->gpu_data();
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      if (!propagate_down[i]) continue;
+      float* diff = bottom[i]->mutable_gpu_diff();
+      switch (op_) {
+        case EltwiseParameter::PROD:
+          if (stable_prod_grad_) {
+            bool started = false;
+            for (size_t j = 0; j < bottom.size(); ++j) {
+              if (j == i) continue;
+              if (!started) {
+                gpu::copy(count, bottom[j]->gpu_data(), diff);
+                started = true;
+              } else {
+                gpu::mul(count, diff, bottom[j]->gpu_data(), diff);
+              }
+            }
+          } else {
+            gpu::div(count, top_data, bottom[i]->gpu_data(), diff);
+          }
+          gpu::mul(count, diff, top_diff, diff);
+          break;
+        case EltwiseParameter::SUM:
+          if (coeffs_[i] == 1.0f) {
+            gpu::copy(count, top_diff, diff);
+          } else {
+            gpu::scale(count, coeffs_[i], top_diff, diff);
+          }
+          break;
+        case EltwiseParameter::MAX:
+          eltwise_max_backward_gpu(count, top_diff,
+                                   static_cast<const int*>(winner_gpu_.device_data()),
+                                   static_cast<int>(i), diff);
+          break;
+      }
+    }
+  }
+#endif
+
  private:
   EltwiseParameter::EltwiseOp op_ = EltwiseParameter::SUM;
   std::vector<float> coeffs_;
   bool stable_prod_grad_ = true;
   std::vector<int> winner_;  // MAX: which bottom each output came from
+  SyncedMemory winner_gpu_;  // the same on the GPU (its own: the CPU's is not kept in step)
 };
 
 }  // namespace

@@ -15,30 +15,30 @@
   X(Accuracy, kCpuOnly)   \
   X(Convolution, kCpuOnly)  \
   X(InnerProduct, kCpuOnly)  \
-  X(Split, kCpuOnly)      \
-  X(Concat, kCpuOnly)     \
-  X(Slice, kCpuOnly)      \
-  X(Silence, kCpuOnly)    \
-  X(Flatten, kCpuOnly)    \
-  X(Reshape, kCpuOnly)    \
-  X(Eltwise, kCpuOnly)    \
-  X(BatchNorm, kCpuOnly)  \
-  X(Scale, kCpuOnly)      \
-  X(Bias, kCpuOnly)       \
+  X(Split, kCpuAndGpu)      \
+  X(Concat, kCpuAndGpu)     \
+  X(Slice, kCpuAndGpu)      \
+  X(Silence, kCpuAndGpu)    \
+  X(Flatten, kCpuAndGpu)    \
+  X(Reshape, kCpuAndGpu)    \
+  X(Eltwise, kCpuAndGpu)    \
+  X(BatchNorm, kCpuAndGpu)  \
+  X(Scale, kCpuAndGpu)      \
+  X(Bias, kCpuAndGpu)       \
   X(Pooling, kCpuOnly)    \
   X(LRN, kCpuOnly)        \
-  X(PReLU, kCpuOnly)  \
-  X(ELU, kCpuOnly)  \
-  X(AbsVal, kCpuOnly)  \
-  X(BNLL, kCpuOnly)  \
-  X(Power, kCpuOnly)  \
-  X(Exp, kCpuOnly)  \
-  X(Log, kCpuOnly)  \
-  X(Threshold, kCpuOnly)  \
-  X(Clip, kCpuOnly)  \
-  X(Swish, kCpuOnly)  \
-  X(EuclideanLoss, kCpuOnly)  \
-  X(SigmoidCrossEntropyLoss, kCpuOnly)  \
+  X(PReLU, kCpuAndGpu)  \
+  X(ELU, kCpuAndGpu)  \
+  X(AbsVal, kCpuAndGpu)  \
+  X(BNLL, kCpuAndGpu)  \
+  X(Power, kCpuAndGpu)  \
+  X(Exp, kCpuAndGpu)  \
+  X(Log, kCpuAndGpu)  \
+  X(Threshold, kCpuAndGpu)  \
+  X(Clip, kCpuAndGpu)  \
+  X(Swish, kCpuAndGpu)  \
+  X(EuclideanLoss, kCpuAndGpu)  \
+  X(SigmoidCrossEntropyLoss, kCpuAndGpu)  \
   X(HingeLoss, kCpuOnly)  \
   X(MultinomialLogisticLoss, kCpuOnly)  \
   X(InfogainLoss, kCpuOnly)  \
@@ -51,8 +51,8 @@
 // Layers of src/data, built only where LMDB and OpenCV are found.
 #ifdef ENGINE_HAVE_DATA
 #define ENGINE_DATA_LAYERS(X) \
-  X(Data, kCpuOnly)           \
-  X(ImageData, kCpuOnly)
+  X(Data, kCpuAndGpu)           \
+  X(ImageData, kCpuAndGpu)
 #else
 #define ENGINE_DATA_LAYERS(X)
 #endif

@@ -1,6 +1,8 @@
 // Loss layers: EuclideanLoss, SigmoidCrossEntropyLoss, HingeLoss, MultinomialLogisticLoss and
 // ContrastiveLoss (the softmax-based ones, SoftmaxWithLoss and InfogainLoss, are in softmax.cpp).
-// Each writes a scalar; backward scales by the loss weight the top's diff carries.
+// Each writes a scalar; backward scales by the loss weight the top's diff carries. EuclideanLoss
+// and SigmoidCrossEntropyLoss have GPU code (losses.cu); Hinge, MultinomialLogistic and
+// Contrastive run their CPU code in GPU mode (small per-sample loops, at the end of a net).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -12,6 +14,16 @@
 #include "math/blas.hpp"
 
 namespace engine {
+
+#ifdef ENGINE_USE_CUDA
+// losses.cu: sums[0] = the summed loss, sums[1] = the number of targets not ignored (device).
+void sigmoid_cross_entropy_forward_gpu(int64_t n, const float* x, const float* target,
+                                       bool has_ignore_label, int ignore_label, float* sums);
+void sigmoid_cross_entropy_backward_gpu(int64_t n, const float* x, const float* target,
+                                        bool has_ignore_label, int ignore_label, float scale,
+                                        float* dx);
+#endif
+
 namespace {
 
 // sum((a - b)^2) / (2 N), N the first dimension. Both bottoms get a gradient, with opposite signs
@@ -47,6 +59,25 @@ class EuclideanLossLayer : public LossLayer {
       cpu::scale(bottom[i]->count(), alpha, difference_.cpu_data(), bottom[i]->mutable_cpu_diff());
     }
   }
+
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    const int64_t count = bottom[0]->count();
+    gpu::sub(count, bottom[0]->gpu_data(), bottom[1]->gpu_data(), difference_.mutable_gpu_data());
+    const float dot = static_cast<float>(gpu::dot(count, difference_.gpu_data(), difference_.gpu_data()));
+    top[0]->mutable_cpu_data()[0] = dot / static_cast<float>(bottom[0]->shape(0)) / 2;
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    for (int i = 0; i < 2; ++i) {
+      if (!propagate_down[i]) continue;
+      const float sign = i == 0 ? 1.0f : -1.0f;
+      const float alpha = sign * loss_weight(top) / static_cast<float>(bottom[i]->shape(0));
+      gpu::scale(bottom[i]->count(), alpha, difference_.gpu_data(), bottom[i]->mutable_gpu_diff());
+    }
+  }
+#endif
 
  private:
   Blob difference_;
@@ -111,11 +142,35 @@ class SigmoidCrossEntropyLossLayer : public LossLayer {
     }
   }
 
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    sums_.reshape({2});
+    sigmoid_cross_entropy_forward_gpu(bottom[0]->count(), bottom[0]->gpu_data(),
+                                      bottom[1]->gpu_data(), has_ignore_label_, ignore_label_,
+                                      sums_.mutable_gpu_data());
+    const float* sums = sums_.cpu_data();  // the loss goes to the host anyway
+    const int64_t valid = static_cast<int64_t>(sums[1]);
+    normalizer_ = loss_normalizer(normalization_, bottom[0]->shape(0), bottom[0]->count(1), valid);
+    top[0]->mutable_cpu_data()[0] = sums[0] / normalizer_;
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    require_no_gradient(propagate_down, 1, "targets");
+    if (!propagate_down[0]) return;
+    sigmoid_cross_entropy_backward_gpu(bottom[0]->count(), bottom[0]->gpu_data(),
+                                       bottom[1]->gpu_data(), has_ignore_label_, ignore_label_,
+                                       loss_weight(top) / normalizer_,
+                                       bottom[0]->mutable_gpu_diff());
+  }
+#endif
+
  private:
   bool has_ignore_label_ = false;
   int ignore_label_ = 0;
   LossParameter::NormalizationMode normalization_ = LossParameter::BATCH_SIZE;
   float normalizer_ = 1;
+  Blob sums_;  // GPU: the summed loss and the count of valid targets
 };
 
 // One-vs-all hinge loss over the K = count / N scores of each sample: with t = +1 for the true

@@ -1,11 +1,7 @@
 // Elementwise layers beyond the common activations (Caffe's "neuron" layers): ELU, AbsVal, BNLL,
-// Power, Exp, Log, Threshold, Clip, Swish, each an ElementwiseLayer Op (elementwise.hpp), and
-// PReLU, whose learned slopes make it a layer of its own built on the same loops.
-//
-// Caffe's float code calls the C library's double exp/log/pow and rounds the result; these Ops
-// do the same (near x = 0, exp(x) - 1 in float would lose digits that Caffe's output keeps).
-// Ops whose gradient reads x keep a copy of the input when they run in place; Caffe's (except
-// PReLU's) read the overwritten bottom then, which gives wrong gradients.
+// Power, Exp, Log, Threshold, Clip, Swish, each an ElementwiseLayer of an Op (the functions in
+// elementwise_ops.hpp, their parameters read here), and PReLU, whose learned slopes make it a
+// layer of its own built on the same loops (its CUDA kernels in neurons.cu).
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -18,91 +14,18 @@
 #include "math/blas.hpp"
 
 namespace engine {
+#ifdef ENGINE_USE_CUDA
+// neurons.cu: PReLU on an [N][channels][dim] blob (channels 1 for a shared slope); the slope
+// gradient accumulates.
+void prelu_forward_gpu(int64_t count, int64_t channels, int64_t dim, const float* x,
+                       const float* slopes, float* y);
+void prelu_backward_gpu(int64_t count, int64_t channels, int64_t dim, const float* x,
+                        const float* dy, const float* slopes, float* dx);
+void prelu_slope_gradient_gpu(int64_t num, int64_t channels, int64_t dim, const float* x,
+                              const float* dy, float* slope_diff);
+#endif
+
 namespace {
-
-// y = max(x, 0) + alpha (exp(min(x, 0)) - 1).
-struct ELUOp : ElementwiseOp {
-  static constexpr bool kKeepsInputInPlace = true;
-  ELUOp() = default;
-  explicit ELUOp(const Layer& layer) : alpha(layer.param().elu_param().alpha()) {}
-  float forward(float x) const {
-    return static_cast<float>(std::max(x, 0.0f) + alpha * (std::exp(double(std::min(x, 0.0f))) - 1));
-  }
-  // For x <= 0, dy/dx = alpha exp(x) = alpha + y.
-  float gradient(float dy, float x, float y) const {
-    return dy * ((x > 0) + (alpha + y) * (x <= 0));
-  }
-  float alpha = 1;
-};
-
-// |x|; the gradient is sign(x), 0 at 0. Caffe refuses to run it in place.
-struct AbsValOp : ElementwiseOp {
-  static constexpr bool kAllowsInPlace = false;
-  AbsValOp() = default;
-  explicit AbsValOp(const Layer&) {}
-  float forward(float x) const { return std::fabs(x); }
-  float gradient(float dy, float x, float) const {
-    return static_cast<float>((0 < x) - (x < 0)) * dy;
-  }
-};
-
-// log(1 + exp(x)), written so that exp cannot overflow.
-struct BNLLOp : ElementwiseOp {
-  static constexpr bool kKeepsInputInPlace = true;
-  // Caffe caps x here so that exp(x) stays finite; the gradient is 1 to float precision anyway.
-  static constexpr float kThreshold = 50;
-  BNLLOp() = default;
-  explicit BNLLOp(const Layer&) {}
-  float forward(float x) const {
-    return static_cast<float>(x > 0 ? x + std::log(1.0 + std::exp(double(-x)))
-                                    : std::log(1.0 + std::exp(double(x))));
-  }
-  float gradient(float dy, float x, float) const {
-    const float e = static_cast<float>(std::exp(double(std::min(x, kThreshold))));
-    return static_cast<float>(double(dy * e) / (double(e) + 1));
-  }
-};
-
-// y = (shift + scale x)^power, with Caffe's shortcuts: a constant when power or scale is 0, and
-// simpler derivative forms for power 1, power 2 and shift 0 (so that x = 0 gives what Caffe's
-// gives, NaN included).
-struct PowerOp : ElementwiseOp {
-  static constexpr bool kKeepsInputInPlace = true;
-  PowerOp() = default;
-  explicit PowerOp(const Layer& layer) {
-    const PowerParameter& p = layer.param().power_param();
-    power = p.power();
-    scale = p.scale();
-    shift = p.shift();
-    diff_scale = power * scale;
-    constant = power == 0 ? 1.0f : static_cast<float>(std::pow(double(shift), double(power)));
-  }
-  float affine(float x) const {
-    float v = scale != 1 ? scale * x : x;
-    return shift != 0 ? rounded(v) + shift : v;
-  }
-  float forward(float x) const {
-    if (diff_scale == 0) return constant;
-    const float v = affine(x);
-    return power != 1 ? static_cast<float>(std::pow(double(v), double(power))) : v;
-  }
-  float gradient(float dy, float x, float y) const {
-    if (diff_scale == 0) return 0;
-    if (power == 1) return dy * diff_scale;
-    float d;
-    if (power == 2) {
-      d = diff_scale * scale * x;
-      if (shift != 0) d = rounded(d) + diff_scale * shift;
-    } else if (shift == 0) {
-      d = y / x * power;
-    } else {
-      d = y / affine(x);
-      if (diff_scale != 1) d *= diff_scale;
-    }
-    return dy * d;
-  }
-  float power = 1, scale = 1, shift = 0, diff_scale = 1, constant = 1;
-};
 
 // log(base) for the Exp and Log layers: base -1 means e (exactly 1); anything else must be
 // positive with a finite logarithm.
@@ -115,97 +38,52 @@ float log_of_base(const Layer& layer, float base) {
   return log_base;
 }
 
-// y = base^(shift + scale x) = base^shift * exp(log(base) scale x).
-struct ExpOp : ElementwiseOp {
-  ExpOp() = default;
-  explicit ExpOp(const Layer& layer) {
-    const ExpParameter& p = layer.param().exp_param();
-    inner_scale = log_of_base(layer, p.base()) * p.scale();
-    if (p.shift() != 0) {
-      outer_scale = static_cast<float>(p.base() == -1 ? std::exp(double(p.shift()))
-                                                      : std::pow(double(p.base()), double(p.shift())));
-    }
-  }
-  float forward(float x) const {
-    const float y = static_cast<float>(std::exp(double(inner_scale != 1 ? inner_scale * x : x)));
-    return outer_scale != 1 ? y * outer_scale : y;
-  }
-  float gradient(float dy, float, float y) const {
-    const float d = y * dy;
-    return inner_scale != 1 ? d * inner_scale : d;
-  }
-  float inner_scale = 1, outer_scale = 1;
-};
+}  // namespace
 
-// y = log_base(shift + scale x) = ln(shift + scale x) / ln(base).
-struct LogOp : ElementwiseOp {
-  static constexpr bool kKeepsInputInPlace = true;
-  LogOp() = default;
-  explicit LogOp(const Layer& layer) {
-    const LogParameter& p = layer.param().log_param();
-    const float log_base = log_of_base(layer, p.base());
-    ENGINE_REQUIRE(log_base != 0, layer.describe() << ": base 1 has no logarithm");
-    base_scale = 1 / log_base;
-    scale = p.scale();
-    shift = p.shift();
-    backward_scale = scale / log_base;
-  }
-  float affine(float x) const {
-    float v = scale != 1 ? scale * x : x;
-    return shift != 0 ? rounded(v) + shift : v;
-  }
-  float forward(float x) const {
-    const float y = static_cast<float>(std::log(double(affine(x))));
-    return base_scale != 1 ? y * base_scale : y;
-  }
-  float gradient(float dy, float x, float) const {
-    float d = static_cast<float>(std::pow(double(affine(x)), -1.0));
-    if (backward_scale != 1) d *= backward_scale;
-    return dy * d;
-  }
-  float base_scale = 1, scale = 1, shift = 0, backward_scale = 1;
-};
+// The Ops' parameters (their functions are in elementwise_ops.hpp).
 
-// 1 where x > threshold, else 0; not differentiable (Caffe has no backward either).
-struct ThresholdOp : ElementwiseOp {
-  static constexpr bool kDifferentiable = false;
-  ThresholdOp() = default;
-  explicit ThresholdOp(const Layer& layer)
-      : threshold(layer.param().threshold_param().threshold()) {}
-  float forward(float x) const { return x > threshold ? 1.0f : 0.0f; }
-  float gradient(float, float, float) const { return 0; }
-  float threshold = 0;
-};
+ELUOp::ELUOp(const Layer& layer) : alpha(layer.param().elu_param().alpha()) {}
 
-// max(min, min(x, max)); the gradient passes where min <= x <= max, both ends included.
-struct ClipOp : ElementwiseOp {
-  static constexpr bool kKeepsInputInPlace = true;
-  ClipOp() = default;
-  explicit ClipOp(const Layer& layer)
-      : min(layer.param().clip_param().min()), max(layer.param().clip_param().max()) {
-    ENGINE_REQUIRE(min <= max, layer.describe() << ": clip_param min " << min
-                                                << " is greater than max " << max);
-  }
-  float forward(float x) const { return std::max(min, std::min(x, max)); }
-  float gradient(float dy, float x, float) const {
-    return dy * static_cast<float>(x >= min && x <= max);
-  }
-  float min = 0, max = 0;
-};
+PowerOp::PowerOp(const Layer& layer) {
+  const PowerParameter& p = layer.param().power_param();
+  power = p.power();
+  scale = p.scale();
+  shift = p.shift();
+  diff_scale = power * scale;
+  constant = power == 0 ? 1.0f : static_cast<float>(std::pow(double(shift), double(power)));
+}
 
-// y = x sigmoid(beta x). dy/dx = beta y + s (1 - beta y) with s = sigmoid(beta x), which Caffe
-// evaluates in double.
-struct SwishOp : ElementwiseOp {
-  static constexpr bool kKeepsInputInPlace = true;
-  SwishOp() = default;
-  explicit SwishOp(const Layer& layer) : beta(layer.param().swish_param().beta()) {}
-  float forward(float x) const { return x * sigmoid(beta * x); }
-  float gradient(float dy, float x, float y) const {
-    const double by = beta * y;
-    return static_cast<float>(dy * (by + sigmoid(beta * x) * (1.0 - by)));
+ExpOp::ExpOp(const Layer& layer) {
+  const ExpParameter& p = layer.param().exp_param();
+  inner_scale = log_of_base(layer, p.base()) * p.scale();
+  if (p.shift() != 0) {
+    outer_scale = static_cast<float>(p.base() == -1 ? std::exp(double(p.shift()))
+                                                    : std::pow(double(p.base()), double(p.shift())));
   }
-  float beta = 1;
-};
+}
+
+LogOp::LogOp(const Layer& layer) {
+  const LogParameter& p = layer.param().log_param();
+  const float log_base = log_of_base(layer, p.base());
+  ENGINE_REQUIRE(log_base != 0, layer.describe() << ": base 1 has no logarithm");
+  base_scale = 1 / log_base;
+  scale = p.scale();
+  shift = p.shift();
+  backward_scale = scale / log_base;
+}
+
+ThresholdOp::ThresholdOp(const Layer& layer)
+    : threshold(layer.param().threshold_param().threshold()) {}
+
+ClipOp::ClipOp(const Layer& layer)
+    : min(layer.param().clip_param().min()), max(layer.param().clip_param().max()) {
+  ENGINE_REQUIRE(min <= max, layer.describe() << ": clip_param min " << min
+                                              << " is greater than max " << max);
+}
+
+SwishOp::SwishOp(const Layer& layer) : beta(layer.param().swish_param().beta()) {}
+
+namespace {
 
 using ELULayer = ElementwiseLayer<ELUOp>;
 using AbsValLayer = ElementwiseLayer<AbsValOp>;
@@ -276,7 +154,7 @@ class PReLULayer : public Layer {
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
-    const float* x = input_.data(*bottom[0], *top[0]);
+    const float* x = input_.cpu_data(*bottom[0], *top[0]);
     const float* dy = top[0]->cpu_diff();
     // The slopes first: in place, the bottom's gradient overwrites the top's.
     if (param_propagate_down(0)) {
@@ -300,7 +178,38 @@ class PReLULayer : public Layer {
     }
   }
 
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    input_.save(*bottom[0], *top[0]);
+    const Blob& in = *bottom[0];
+    prelu_forward_gpu(in.count(), slope_channels(in), in.count(2), in.gpu_data(),
+                      blobs_[0]->gpu_data(), top[0]->mutable_gpu_data());
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    const Blob& in = *bottom[0];
+    const float* x = input_.gpu_data(*bottom[0], *top[0]);
+    const float* dy = top[0]->gpu_diff();
+    // The slopes first: in place, the bottom's gradient overwrites the top's.
+    if (param_propagate_down(0)) {
+      float* slope_grad = blobs_[0]->mutable_gpu_diff();
+      if (channel_shared_) {
+        prelu_slope_gradient_gpu(1, 1, in.count(), x, dy, slope_grad);
+      } else {
+        prelu_slope_gradient_gpu(in.shape(0), in.shape(1), in.count(2), x, dy, slope_grad);
+      }
+    }
+    if (propagate_down[0]) {
+      prelu_backward_gpu(in.count(), slope_channels(in), in.count(2), x, dy,
+                         blobs_[0]->gpu_data(), bottom[0]->mutable_gpu_diff());
+    }
+  }
+#endif
+
  private:
+  int64_t slope_channels(const Blob& blob) const { return channel_shared_ ? 1 : blob.shape(1); }
+
   // Calls f(offset, length, slope index) for each (sample, channel) plane of the blob.
   template <class F>
   void for_each_plane(const Blob& blob, F f) const {

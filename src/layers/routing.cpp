@@ -1,5 +1,7 @@
 // Layers that route blobs without computing: Split (one bottom to several consumers), Concat and
-// Slice (join or cut along an axis), Silence (swallow bottoms nobody reads).
+// Slice (join or cut along an axis), Silence (swallow bottoms nobody reads). On the GPU, Concat
+// and Slice are one strided copy per part (gpu::copy_rows) and Split's backward uses gpu::add;
+// Silence needs nothing of its own (Blob::set_diff follows the mode).
 #include <algorithm>
 #include <cstring>
 
@@ -26,6 +28,19 @@ void copy_part(int64_t outer, int64_t whole_rows, int64_t part_rows, int64_t off
     }
   }
 }
+
+#ifdef ENGINE_USE_CUDA
+void copy_part_gpu(int64_t outer, int64_t whole_rows, int64_t part_rows, int64_t offset,
+                   int64_t inner, const float* from, float* to, bool part_to_whole) {
+  const int64_t part_block = part_rows * inner;
+  const int64_t whole_block = whole_rows * inner;
+  if (part_to_whole) {
+    gpu::copy_rows(outer, part_block, from, part_block, to + offset * inner, whole_block);
+  } else {
+    gpu::copy_rows(outer, part_block, from + offset * inner, whole_block, to, part_block);
+  }
+}
+#endif
 
 // The Net inserts one of these wherever a blob feeds several layers, so forward is free (the
 // tops alias the bottom's data) and backward is one blocked pass summing the tops' gradients.
@@ -67,6 +82,23 @@ class SplitLayer : public Layer {
       for (size_t k = 2; k < diffs.size(); ++k) cpu::axpy(n, 1.0f, diffs[k] + start, sum + start);
     }
   }
+
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {}
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    const int64_t count = bottom[0]->count();
+    float* sum = bottom[0]->mutable_gpu_diff();
+    if (top.size() == 1) {
+      gpu::copy(count, top[0]->gpu_diff(), sum);
+      return;
+    }
+    gpu::add(count, top[0]->gpu_diff(), top[1]->gpu_diff(), sum);
+    for (size_t k = 2; k < top.size(); ++k) gpu::axpy(count, 1.0f, top[k]->gpu_diff(), sum);
+  }
+#endif
 };
 
 // The axis named by a Concat/Slice parameter: `axis`, or the legacy non-negative `*_dim`.
@@ -147,6 +179,40 @@ class ConcatLayer : public Layer {
       offset += rows;
     }
   }
+
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    if (bottom.size() == 1) return;
+    const Blob& out = *top[0];
+    const int64_t outer = out.count(0, axis_);
+    const int64_t inner = out.count(axis_ + 1);
+    float* data = top[0]->mutable_gpu_data();
+    int64_t offset = 0;
+    for (Blob* blob : bottom) {
+      const int rows = blob->shape(axis_);
+      copy_part_gpu(outer, out.shape(axis_), rows, offset, inner, blob->gpu_data(), data, true);
+      offset += rows;
+    }
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (bottom.size() == 1) return;
+    const Blob& out = *top[0];
+    const int64_t outer = out.count(0, axis_);
+    const int64_t inner = out.count(axis_ + 1);
+    const float* diff = out.gpu_diff();
+    int64_t offset = 0;
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      const int rows = bottom[i]->shape(axis_);
+      if (propagate_down[i]) {
+        copy_part_gpu(outer, out.shape(axis_), rows, offset, inner, diff,
+                      bottom[i]->mutable_gpu_diff(), false);
+      }
+      offset += rows;
+    }
+  }
+#endif
 
  private:
   int axis_ = 1;
@@ -232,6 +298,37 @@ class SliceLayer : public Layer {
       offset += rows;
     }
   }
+
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    if (top.size() == 1) return;
+    const Blob& in = *bottom[0];
+    const int64_t outer = in.count(0, axis_);
+    const int64_t inner = in.count(axis_ + 1);
+    int64_t offset = 0;
+    for (Blob* blob : top) {
+      const int rows = blob->shape(axis_);
+      copy_part_gpu(outer, in.shape(axis_), rows, offset, inner, in.gpu_data(),
+                    blob->mutable_gpu_data(), false);
+      offset += rows;
+    }
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0] || top.size() == 1) return;
+    Blob& in = *bottom[0];
+    const int64_t outer = in.count(0, axis_);
+    const int64_t inner = in.count(axis_ + 1);
+    float* diff = in.mutable_gpu_diff();
+    int64_t offset = 0;
+    for (Blob* blob : top) {
+      const int rows = blob->shape(axis_);
+      copy_part_gpu(outer, in.shape(axis_), rows, offset, inner, blob->gpu_diff(), diff, true);
+      offset += rows;
+    }
+  }
+#endif
 
  private:
   int axis_ = 1;

@@ -5,9 +5,22 @@
 #include "core/filler.hpp"
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
+#include "layers/elementwise.hpp"
 #include "math/blas.hpp"
 
 namespace engine {
+
+#ifdef ENGINE_USE_CUDA
+// scale_bias.cu: the kernels below on the device. y may be x; reduce_to_operand_gpu's `out`
+// is overwritten, or added to when accumulate is set.
+void broadcast_multiply_gpu(int64_t outer, int64_t dim, int64_t inner, const float* x,
+                            const float* scale, float* y);
+void broadcast_add_gpu(int64_t outer, int64_t dim, int64_t inner, const float* x,
+                       const float* bias, float* y);
+void reduce_to_operand_gpu(int64_t outer, int64_t dim, int64_t inner, const float* a,
+                           const float* b, bool accumulate, float* out);
+#endif
+
 namespace {
 
 struct Broadcast {
@@ -164,6 +177,30 @@ class BiasLayer : public BroadcastLayer {
     }
   }
 
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    const Blob& bias = bottom.size() > 1 ? *bottom[1] : *blobs_[0];
+    const Broadcast& g = geometry_;
+    broadcast_add_gpu(g.outer, g.dim, g.inner, bottom[0]->gpu_data(), bias.gpu_data(),
+                      top[0]->mutable_gpu_data());
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    const float* top_diff = top[0]->gpu_diff();
+    if (propagate_down[0] && top[0] != bottom[0]) {
+      gpu::copy(top[0]->count(), top_diff, bottom[0]->mutable_gpu_diff());
+    }
+    const bool learned = bottom.size() == 1;
+    if (learned ? param_propagate_down(0) : propagate_down[1]) {
+      Blob& bias = learned ? *blobs_[0] : *bottom[1];
+      const Broadcast& g = geometry_;
+      reduce_to_operand_gpu(g.outer, g.dim, g.inner, top_diff, nullptr, learned,
+                            bias.mutable_gpu_diff());
+    }
+  }
+#endif
+
  private:
   Broadcast geometry_;
 };
@@ -207,18 +244,14 @@ class ScaleLayer : public BroadcastLayer {
     if (bias_index_ >= 0) {
       bias_geometry_ = geometry(*bottom[0], *blobs_[bias_index_], p.axis(), "bias");
     }
-    if (top[0] == bottom[0]) {
-      saved_input_.resize(bottom[0]->count());  // backward needs x after y overwrote it
-    } else {
-      top[0]->reshape_like(*bottom[0]);
-    }
+    if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
   }
 
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     const Blob& scale = bottom.size() > 1 ? *bottom[1] : *blobs_[0];
+    input_.save(*bottom[0], *top[0]);  // backward needs x after y overwrote it
     const float* x = bottom[0]->cpu_data();
-    if (top[0] == bottom[0]) cpu::copy(bottom[0]->count(), x, saved_input_.data());
     float* y = top[0]->mutable_cpu_data();
     broadcast_multiply(geometry_, x, scale.cpu_data(), y);
     if (bias_index_ >= 0) broadcast_add(bias_geometry_, blobs_[bias_index_]->cpu_data(), y);
@@ -234,7 +267,7 @@ class ScaleLayer : public BroadcastLayer {
     const bool learned = bottom.size() == 1;
     Blob& scale = learned ? *blobs_[0] : *bottom[1];
     if (learned ? param_propagate_down(0) : propagate_down[1]) {
-      const float* x = top[0] == bottom[0] ? saved_input_.data() : bottom[0]->cpu_data();
+      const float* x = input_.cpu_data(*bottom[0], *top[0]);
       reduce_to_operand(geometry_, top_diff, x, learned, scale.mutable_cpu_diff());
     }
     // Last: in place, the bottom's diff is the top's.
@@ -243,10 +276,46 @@ class ScaleLayer : public BroadcastLayer {
     }
   }
 
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    const Blob& scale = bottom.size() > 1 ? *bottom[1] : *blobs_[0];
+    input_.save(*bottom[0], *top[0]);
+    float* y = top[0]->mutable_gpu_data();
+    const Broadcast& g = geometry_;
+    broadcast_multiply_gpu(g.outer, g.dim, g.inner, bottom[0]->gpu_data(), scale.gpu_data(), y);
+    if (bias_index_ >= 0) {
+      const Broadcast& b = bias_geometry_;
+      broadcast_add_gpu(b.outer, b.dim, b.inner, y, blobs_[bias_index_]->gpu_data(), y);
+    }
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    const float* top_diff = top[0]->gpu_diff();
+    if (bias_index_ >= 0 && param_propagate_down(bias_index_)) {
+      const Broadcast& b = bias_geometry_;
+      reduce_to_operand_gpu(b.outer, b.dim, b.inner, top_diff, nullptr, true,
+                            blobs_[bias_index_]->mutable_gpu_diff());
+    }
+    const bool learned = bottom.size() == 1;
+    Blob& scale = learned ? *blobs_[0] : *bottom[1];
+    const Broadcast& g = geometry_;
+    if (learned ? param_propagate_down(0) : propagate_down[1]) {
+      reduce_to_operand_gpu(g.outer, g.dim, g.inner, top_diff,
+                            input_.gpu_data(*bottom[0], *top[0]), learned,
+                            scale.mutable_gpu_diff());
+    }
+    if (propagate_down[0]) {
+      broadcast_multiply_gpu(g.outer, g.dim, g.inner, top_diff, scale.gpu_data(),
+                             bottom[0]->mutable_gpu_diff());
+    }
+  }
+#endif
+
  private:
   Broadcast geometry_, bias_geometry_;
   int bias_index_ = -1;
-  std::vector<float> saved_input_;
+  InPlaceInput input_;
 };
 
 }  // namespace

@@ -53,6 +53,18 @@ void set(int64_t n, float value, float* x);
 double dot(int64_t n, const float* x, const float* y);
 double asum(int64_t n, const float* x);
 
+// elementwise_gpu.cu: the elementwise primitives of namespace cpu, as kernels.
+void scale(int64_t n, float alpha, const float* x, float* y);  // y = alpha x
+void add(int64_t n, const float* a, const float* b, float* y);
+void sub(int64_t n, const float* a, const float* b, float* y);
+void mul(int64_t n, const float* a, const float* b, float* y);
+void div(int64_t n, const float* a, const float* b, float* y);
+// Copies `rows` rows of `width` floats from x (rows x_stride floats apart) to y (y_stride apart).
+void copy_rows(int64_t rows, int64_t width, const float* x, int64_t x_stride, float* y,
+               int64_t y_stride);
+// Sets *flag (device memory) to 1 if any of x[0, n) is NaN or infinite; leaves it otherwise.
+void flag_non_finite(int64_t n, const float* x, float* flag);
+
 }  // namespace gpu
 #endif
 

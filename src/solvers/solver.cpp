@@ -11,6 +11,7 @@
 #include "io/prototxt.hpp"
 #include "io/upgrade.hpp"
 #include "math/blas.hpp"
+#include "solvers/update_gpu.hpp"
 
 namespace engine {
 
@@ -244,12 +245,27 @@ void Solver::display(double seconds, int iterations) {
   }
 }
 
-void Solver::check_finite(float loss) {
-  bool finite = std::isfinite(loss);
-  for (Blob* param : net_->learnable_params()) {
-    if (!finite) break;
-    finite = cpu::all_finite(param->count(), param->cpu_diff());
+bool Solver::gradients_finite() {
+#ifdef ENGINE_USE_CUDA
+  if (Context::mode() == Mode::GPU) {
+    // One flag for all parameters: a single 4-byte read instead of every gradient.
+    non_finite_flag_.reshape({1});
+    non_finite_flag_.set_data(0);
+    float* flag = non_finite_flag_.mutable_gpu_data();
+    for (Blob* param : net_->learnable_params()) {
+      gpu::flag_non_finite(param->count(), param->gpu_diff(), flag);
+    }
+    return non_finite_flag_.cpu_data()[0] == 0;
   }
+#endif
+  for (Blob* param : net_->learnable_params()) {
+    if (!cpu::all_finite(param->count(), param->cpu_diff())) return false;
+  }
+  return true;
+}
+
+void Solver::check_finite(float loss) {
+  const bool finite = std::isfinite(loss) && gradients_finite();
   if (finite) return;
   ENGINE_FAIL("iteration " << iter_ << ": the loss is " << loss << "; "
                            << net_->describe_first_non_finite()
@@ -282,15 +298,23 @@ void Solver::clip_gradients() {
   if (norm <= threshold) return;
   LOG(INFO) << "Gradient clipping: scaling down gradients (L2 norm " << norm << " > " << threshold
             << ") by scale factor " << threshold / norm;
-  for (Blob* param : net_->learnable_params()) {
-    cpu::scale(param->count(), static_cast<float>(threshold / norm), param->mutable_cpu_diff());
-  }
+  const float factor = static_cast<float>(threshold / norm);
+  for (Blob* param : net_->learnable_params()) scale_diff(param, factor);
 }
 
 void Solver::normalize(int param_id) {
   if (param_.iter_size() == 1) return;
-  Blob& param = *net_->learnable_params()[param_id];
-  cpu::scale(param.count(), 1.0f / param_.iter_size(), param.mutable_cpu_diff());
+  scale_diff(net_->learnable_params()[param_id], 1.0f / param_.iter_size());
+}
+
+void Solver::scale_diff(Blob* param, float factor) {
+#ifdef ENGINE_USE_CUDA
+  if (Context::mode() == Mode::GPU) {
+    gpu::scale(param->count(), factor, param->mutable_gpu_diff());
+    return;
+  }
+#endif
+  cpu::scale(param->count(), factor, param->mutable_cpu_diff());
 }
 
 void Solver::regularize(int param_id) {
@@ -299,14 +323,24 @@ void Solver::regularize(int param_id) {
   if (decay == 0) return;
   const std::string& type = param_.regularization_type();
   const int64_t n = param.count();
+  ENGINE_REQUIRE(type == "L1" || type == "L2",
+                 source_ << ": unknown regularization_type '" << type << "'; known: L1, L2");
+#ifdef ENGINE_USE_CUDA
+  if (Context::mode() == Mode::GPU) {
+    if (type == "L2") {
+      gpu::axpy(n, decay, param.gpu_data(), param.mutable_gpu_diff());
+    } else {
+      gpu::l1_regularize(n, decay, param.gpu_data(), param.mutable_gpu_diff());
+    }
+    return;
+  }
+#endif
   const float* data = param.cpu_data();
   float* diff = param.mutable_cpu_diff();
   if (type == "L2") {
     cpu::axpy(n, decay, data, diff);
-  } else if (type == "L1") {
-    for (int64_t i = 0; i < n; ++i) diff[i] += decay * ((data[i] > 0) - (data[i] < 0));
   } else {
-    ENGINE_FAIL(source_ << ": unknown regularization_type '" << type << "'; known: L1, L2");
+    for (int64_t i = 0; i < n; ++i) diff[i] += decay * ((data[i] > 0) - (data[i] < 0));
   }
 }
 

@@ -80,16 +80,20 @@ class Solver {
   void ensure_history();
   void clip_gradients();
   void normalize(int param_id);
+  // diff *= factor, on the side the mode computes on.
+  void scale_diff(Blob* param, float factor);
   void regularize(int param_id);
   void update_smoothed_loss(float loss, int start_iter);
   void display(double seconds, int iterations);
   void check_finite(float loss);
+  bool gradients_finite();
   void test(int test_net_id, std::vector<float>* means);
 
   std::string source_;
   std::unique_ptr<Net> net_;
   std::vector<std::unique_ptr<Net>> test_nets_;
   std::vector<std::shared_ptr<Blob>> history_;
+  Blob non_finite_flag_;  // GPU: set by check_finite's kernels
   int iter_ = 0;
   LrState lr_state_;
   std::vector<float> losses_;

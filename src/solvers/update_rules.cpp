@@ -8,14 +8,17 @@
 //             s = m s + (1 - m) u^2;                              step rate u
 //   Adam      m1 = b1 m1 + (1 - b1) g; m2 = b2 m2 + (1 - b2) g^2;
 //             step rate sqrt(1 - b2^t) / (1 - b1^t) m1 / (sqrt(m2) + delta), t = iter + 1
-// where rate is the policy's rate times the parameter's lr_mult.
+// where rate is the policy's rate times the parameter's lr_mult. In GPU mode each rule runs as one
+// kernel on the device (update_gpu.hpp); the CPU loops below are the reference.
 #include <cmath>
 
+#include "core/context.hpp"
 #include "core/errors.hpp"
 #include "io/prototxt.hpp"
 #include "io/upgrade.hpp"
 #include "math/blas.hpp"
 #include "solvers/solver.hpp"
+#include "solvers/update_gpu.hpp"
 
 namespace engine {
 namespace {
@@ -26,9 +29,17 @@ class SgdSolver : public Solver {
 
  protected:
   float local_rate(int param_id, float rate) { return rate * net().params_lr()[param_id]; }
+  static bool on_gpu() { return Context::mode() == Mode::GPU; }
 
   void compute_update(int param_id, float rate) override {
     Blob& param = *net().learnable_params()[param_id];
+#ifdef ENGINE_USE_CUDA
+    if (on_gpu()) {
+      gpu::sgd_update(param.count(), local_rate(param_id, rate), param_.momentum(),
+                      history(param_id).mutable_gpu_data(), param.mutable_gpu_diff());
+      return;
+    }
+#endif
     float* velocity = history(param_id).mutable_cpu_data();
     float* diff = param.mutable_cpu_diff();
     cpu::axpby(param.count(), local_rate(param_id, rate), diff, param_.momentum(), velocity);
@@ -45,6 +56,13 @@ class NesterovSolver : public SgdSolver {
     Blob& param = *net().learnable_params()[param_id];
     const float momentum = param_.momentum();
     const float step_rate = local_rate(param_id, rate);
+#ifdef ENGINE_USE_CUDA
+    if (on_gpu()) {
+      gpu::nesterov_update(param.count(), step_rate, momentum,
+                           history(param_id).mutable_gpu_data(), param.mutable_gpu_diff());
+      return;
+    }
+#endif
     float* velocity = history(param_id).mutable_cpu_data();
     float* diff = param.mutable_cpu_diff();
     for (int64_t i = 0; i < param.count(); ++i) {
@@ -71,6 +89,13 @@ class AdaptiveSolver : public SgdSolver {
     const float step_rate = local_rate(param_id, rate);
     const float delta = param_.delta();
     const float keep = keep_, add = add_;
+#ifdef ENGINE_USE_CUDA
+    if (on_gpu()) {
+      gpu::adaptive_update(param.count(), step_rate, keep, add, delta,
+                           history(param_id).mutable_gpu_data(), param.mutable_gpu_diff());
+      return;
+    }
+#endif
     float* squares = history(param_id).mutable_cpu_data();
     float* diff = param.mutable_cpu_diff();
     for (int64_t i = 0; i < param.count(); ++i) {
@@ -106,6 +131,14 @@ class AdaDeltaSolver : public SgdSolver {
     const float momentum = param_.momentum();
     const float delta = param_.delta();
     const float step_rate = local_rate(param_id, rate);
+#ifdef ENGINE_USE_CUDA
+    if (on_gpu()) {
+      gpu::adadelta_update(param.count(), step_rate, momentum, delta,
+                           history(param_id, 0).mutable_gpu_data(),
+                           history(param_id, 1).mutable_gpu_data(), param.mutable_gpu_diff());
+      return;
+    }
+#endif
     float* gradient_squares = history(param_id, 0).mutable_cpu_data();
     float* update_squares = history(param_id, 1).mutable_cpu_data();
     float* diff = param.mutable_cpu_diff();
@@ -134,6 +167,14 @@ class AdamSolver : public SgdSolver {
         static_cast<float>(std::sqrt(1 - std::pow(beta2, t)) / (1 - std::pow(beta1, t)));
     const float step_rate = local_rate(param_id, rate) * correction;
     const float epsilon = param_.delta();
+#ifdef ENGINE_USE_CUDA
+    if (on_gpu()) {
+      gpu::adam_update(param.count(), step_rate, beta1, beta2, epsilon,
+                       history(param_id, 0).mutable_gpu_data(),
+                       history(param_id, 1).mutable_gpu_data(), param.mutable_gpu_diff());
+      return;
+    }
+#endif
     float* first = history(param_id, 0).mutable_cpu_data();
     float* second = history(param_id, 1).mutable_cpu_data();
     float* diff = param.mutable_cpu_diff();

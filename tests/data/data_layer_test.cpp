@@ -357,6 +357,34 @@ TEST(Prefetcher, HandsOutBatchesInOrderAndRethrowsAFailureAtItsPlace) {
   prefetcher.stop();
 }
 
+// try_acquire (the GPU path's look-ahead) never blocks: null until the next batch in order is
+// ready, the batch once it is, null for a failed batch (whose error acquire() then rethrows).
+TEST(Prefetcher, TryAcquireTakesOnlyAReadyBatch) {
+  std::atomic<bool> go{false};
+  Prefetcher prefetcher(1, 2, {{1}}, [&](int, uint64_t index, Batch* batch,
+                                         const std::atomic<bool>& cancelled) {
+    while (!go && !cancelled) std::this_thread::yield();
+    if (index == 2) throw Error("batch 2 is broken");
+    batch->blobs[0].mutable_cpu_data()[0] = static_cast<float>(index);
+  });
+  EXPECT_EQ(prefetcher.slot_blobs().size(), 2u);
+  prefetcher.start(0);
+  EXPECT_EQ(prefetcher.try_acquire(), nullptr);
+  go = true;
+  const Batch* batch = nullptr;
+  while (!(batch = prefetcher.try_acquire())) std::this_thread::yield();
+  EXPECT_EQ(batch->blobs[0].cpu_data()[0], 0.0f);
+  EXPECT_EQ(prefetcher.next(), 0u);  // held, not yet consumed
+  prefetcher.release();
+  EXPECT_EQ(prefetcher.acquire().blobs[0].cpu_data()[0], 1.0f);
+  prefetcher.release();
+  // Batch 2 fails: try_acquire leaves it to acquire(), which reports it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(prefetcher.try_acquire(), nullptr);
+  EXPECT_THROW(prefetcher.acquire(), Error);
+  prefetcher.stop();
+}
+
 // ---- ImageData --------------------------------------------------------------------------------
 
 class ImageDataLayerTest : public DataLayerTest {
