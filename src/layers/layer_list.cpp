@@ -14,6 +14,7 @@
   X(SoftmaxWithLoss, kCpuOnly) \
   X(Accuracy, kCpuOnly)   \
   X(Convolution, kCpuOnly)  \
+  X(Deconvolution, kCpuOnly)  \
   X(InnerProduct, kCpuOnly)  \
   X(Split, kCpuOnly)      \
   X(Concat, kCpuOnly)     \
