@@ -281,7 +281,8 @@ class LoweredConvolution : public ConvolutionLayerBase {
     const float* bias = blobs_[1]->cpu_data();
     for (int image = 0; image < num_; ++image) {
       for (int o = 0; o < spec_.num_output; ++o) {
-        cpu::add_scalar(plane, bias[o], top + (static_cast<long>(image) * spec_.num_output + o) * plane);
+        float* p = top + (static_cast<long>(image) * spec_.num_output + o) * plane;
+        cpu::add_scalar(plane, bias[o], p);
       }
     }
   }
@@ -368,15 +369,10 @@ class ConvolutionLayer : public LoweredConvolution {
 
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    if (is_depthwise(spec_, channels_)) return depthwise_forward(bottom, top);
     const float* weights = blobs_[0]->cpu_data();
-    const bool direct = is_depthwise(spec_, channels_);
     for (size_t i = 0; i < bottom.size(); ++i) {
       float* out = top[i]->mutable_cpu_data();
-      if (direct) {
-        depthwise::forward(geometry_, num_, multiplier(), bottom[i]->cpu_data(), weights,
-                           spec_.bias_term ? blobs_[1]->cpu_data() : nullptr, out);
-        continue;
-      }
       convolve(bottom[i]->cpu_data(), weights, out);
       if (spec_.bias_term) add_bias(out, out_plane());
     }
@@ -384,32 +380,17 @@ class ConvolutionLayer : public LoweredConvolution {
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
+    if (is_depthwise(spec_, channels_)) return depthwise_backward(top, propagate_down, bottom);
     const float* weights = blobs_[0]->cpu_data();
-    const bool direct = is_depthwise(spec_, channels_);
     for (size_t i = 0; i < top.size(); ++i) {
       const float* top_diff = top[i]->cpu_diff();
       if (spec_.bias_term && param_propagate_down(1)) bias_gradient(top_diff, out_plane());
       if (param_propagate_down(0)) {
-        float* weight_diff = blobs_[0]->mutable_cpu_diff();
-        if (direct) {
-          depthwise::backward_weights(geometry_, num_, multiplier(), bottom[i]->cpu_data(),
-                                      top_diff, weight_diff);
-        } else {
-          correlate(bottom[i]->cpu_data(), top_diff, weight_diff);
-        }
+        correlate(bottom[i]->cpu_data(), top_diff, blobs_[0]->mutable_cpu_diff());
       }
-      if (!propagate_down[i]) continue;
-      float* bottom_diff = bottom[i]->mutable_cpu_diff();
-      if (direct) {
-        depthwise::backward_data(geometry_, num_, multiplier(), top_diff, weights, bottom_diff);
-      } else {
-        convolve_transposed(top_diff, weights, bottom_diff);
-      }
+      if (propagate_down[i]) convolve_transposed(top_diff, weights, bottom[i]->mutable_cpu_diff());
     }
   }
-
- private:
-  int multiplier() const { return spec_.num_output / channels_; }
 };
 
 // Deconvolution: Convolution's forward and backward-data passes exchanged, its weight gradient

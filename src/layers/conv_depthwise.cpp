@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "layers/conv.hpp"
+#include "math/blas.hpp"
 
 namespace engine {
 
@@ -159,4 +160,42 @@ void backward_weights(const ConvGeometry2d& g, int num, int multiplier, const fl
 }
 
 }  // namespace depthwise
+
+void ConvolutionLayerBase::depthwise_forward(const Blobs& bottom, const Blobs& top) {
+  const float* weights = blobs_[0]->cpu_data();
+  const float* bias = spec_.bias_term ? blobs_[1]->cpu_data() : nullptr;
+  const int multiplier = spec_.num_output / channels_;
+  for (size_t i = 0; i < bottom.size(); ++i) {
+    depthwise::forward(geometry_, num_, multiplier, bottom[i]->cpu_data(), weights, bias,
+                       top[i]->mutable_cpu_data());
+  }
+}
+
+void ConvolutionLayerBase::depthwise_backward(const Blobs& top,
+                                              const std::vector<bool>& propagate_down,
+                                              const Blobs& bottom) {
+  const int multiplier = spec_.num_output / channels_;
+  const long plane = static_cast<long>(geometry_.out_h()) * geometry_.out_w();
+  for (size_t i = 0; i < top.size(); ++i) {
+    const float* top_diff = top[i]->cpu_diff();
+    if (spec_.bias_term && param_propagate_down(1)) {
+      float* bias_diff = blobs_[1]->mutable_cpu_diff();
+      for (int n = 0; n < num_; ++n) {
+        for (int o = 0; o < spec_.num_output; ++o) {
+          const float* p = top_diff + (static_cast<long>(n) * spec_.num_output + o) * plane;
+          bias_diff[o] += static_cast<float>(cpu::sum(plane, p));
+        }
+      }
+    }
+    if (param_propagate_down(0)) {
+      depthwise::backward_weights(geometry_, num_, multiplier, bottom[i]->cpu_data(), top_diff,
+                                  blobs_[0]->mutable_cpu_diff());
+    }
+    if (propagate_down[i]) {
+      depthwise::backward_data(geometry_, num_, multiplier, top_diff, blobs_[0]->cpu_data(),
+                               bottom[i]->mutable_cpu_diff());
+    }
+  }
+}
+
 }  // namespace engine

@@ -93,13 +93,17 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
 
   void reshape(const Blobs& bottom, const Blobs& top) override {
     ConvolutionLayerBase::reshape(bottom, top);
-    if (bottom[0]->shape() != built_for_) build(bottom[0]->shape());
+    // Unless oneDNN was asked for by name, depthwise geometries take the faster direct kernels.
+    direct_ = !Primitives::kTransposed && is_depthwise(spec_, channels_) &&
+              param_.convolution_param().engine() != ConvolutionParameter::ONEDNN;
+    if (!direct_ && bottom[0]->shape() != built_for_) build(bottom[0]->shape());
   }
 
  protected:
   bool transposed() const override { return Primitives::kTransposed; }
 
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    if (direct_) return depthwise_forward(bottom, top);
     dnnl::stream& stream = onednn::cpu_stream();
     const memory& weights = weights_.in(blobs_[0]->cpu_data());
     if (spec_.bias_term) onednn::bind(bias_, blobs_[1]->cpu_data());
@@ -119,6 +123,7 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
+    if (direct_) return depthwise_backward(top, propagate_down, bottom);
     dnnl::stream& stream = onednn::cpu_stream();
     const bool weight_grad = param_propagate_down(0);
     const bool bias_grad = spec_.bias_term && param_propagate_down(1);
@@ -202,14 +207,17 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     using BackwardWeights = typename Primitives::BackwardWeights;
     const typename Forward::primitive_desc forward_pd(
         typename Forward::desc(dnnl::prop_kind::forward_training, algorithm, src_any, weights_any,
-                      spec_.bias_term ? bias_md : no_bias, dst_any, strides, dilates, pad_l, pad_r),
+                               spec_.bias_term ? bias_md : no_bias, dst_any, strides, dilates,
+                               pad_l, pad_r),
         engine);
     const typename BackwardData::primitive_desc data_pd(
-        typename BackwardData::desc(algorithm, src_any, weights_any, dst_any, strides, dilates, pad_l, pad_r),
+        typename BackwardData::desc(algorithm, src_any, weights_any, dst_any, strides, dilates,
+                                    pad_l, pad_r),
         engine, forward_pd);
     const typename BackwardWeights::primitive_desc weights_pd(
-        typename BackwardWeights::desc(algorithm, src_any, weights_any, spec_.bias_term ? bias_md : no_bias,
-                              dst_any, strides, dilates, pad_l, pad_r),
+        typename BackwardWeights::desc(algorithm, src_any, weights_any,
+                                       spec_.bias_term ? bias_md : no_bias, dst_any, strides,
+                                       dilates, pad_l, pad_r),
         engine, forward_pd);
     forward_ = Forward(forward_pd);
     backward_data_ = BackwardData(data_pd);
@@ -235,6 +243,7 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     built_for_ = shape;
   }
 
+  bool direct_ = false;
   std::vector<int> built_for_;
   typename Primitives::Forward forward_;
   typename Primitives::BackwardData backward_data_;
