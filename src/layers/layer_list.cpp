@@ -44,6 +44,16 @@
   X(MultinomialLogisticLoss, kCpuOnly)  \
   X(InfogainLoss, kCpuOnly)  \
   X(ContrastiveLoss, kCpuOnly)  \
+  X(ArgMax, kCpuOnly)  \
+  X(Reduction, kCpuOnly)  \
+  X(Crop, kCpuOnly)  \
+  X(Tile, kCpuOnly)  \
+  X(BatchReindex, kCpuOnly)  \
+  X(Filter, kCpuOnly)  \
+  X(MVN, kCpuOnly)  \
+  X(Embed, kCpuOnly)  \
+  X(Parameter, kCpuOnly)  \
+  X(SPP, kCpuOnly)  \
   /* end of the list */
 
 // Layers of src/data, built only where LMDB and OpenCV are found.
