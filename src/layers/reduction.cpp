@@ -71,7 +71,8 @@ class ArgMaxLayer : public Layer {
                         std::greater<std::pair<float, int>>());
       for (int j = 0; j < top_k_; ++j) {
         if (along_axis) {
-          const float value = p.out_max_val() ? ranked[j].first : static_cast<float>(ranked[j].second);
+          const float value =
+              p.out_max_val() ? ranked[j].first : static_cast<float>(ranked[j].second);
           out[(outer * top_k_ + j) * inner + position] = value;
         } else if (p.out_max_val()) {
           out[2 * i * top_k_ + j] = static_cast<float>(ranked[j].second);

@@ -141,7 +141,9 @@ class TileLayer : public Layer {
     for (int64_t i = 0; i < outer_; ++i) {
       const float* copies = out + i * tiles_ * inner_;
       cpu::copy(inner_, copies, in + i * inner_);
-      for (int t = 1; t < tiles_; ++t) cpu::axpy(inner_, 1.0f, copies + t * inner_, in + i * inner_);
+      for (int t = 1; t < tiles_; ++t) {
+        cpu::axpy(inner_, 1.0f, copies + t * inner_, in + i * inner_);
+      }
     }
   }
 

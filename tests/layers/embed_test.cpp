@@ -56,13 +56,15 @@ TEST(EmbedLayer, ParameterGradientsNumerically) {
   for (bool bias : {true, false}) {
     Blob in, out;
     set_blob(in, {2, 3}, {0, 4, 4, 1, 3, 0});
-    LayerPtr layer = embed(std::string("input_dim: 5 num_output: 3 weight_filler { type: 'gaussian' } ") +
-                           (bias ? "bias_filler { type: 'gaussian' }" : "bias_term: false"));
+    LayerPtr layer =
+        embed(std::string("input_dim: 5 num_output: 3 weight_filler { type: 'gaussian' } ") +
+              (bias ? "bias_filler { type: 'gaussian' }" : "bias_term: false"));
     layer->setup({&in}, {&out});
     layer->forward({&in}, {&out});
     Blob direction(out.shape());
     fill_gaussian(direction);
-    std::copy(direction.cpu_data(), direction.cpu_data() + direction.count(), out.mutable_cpu_diff());
+    std::copy(direction.cpu_data(), direction.cpu_data() + direction.count(),
+              out.mutable_cpu_diff());
     for (auto& blob : layer->blobs()) blob->set_diff(0);
     layer->backward({&out}, {false}, {&in});
     for (auto& blob : layer->blobs()) {
@@ -72,7 +74,9 @@ TEST(EmbedLayer, ParameterGradientsNumerically) {
           blob->mutable_cpu_data()[i] = value;
           layer->forward({&in}, {&out});
           double sum = 0;
-          for (int j = 0; j < out.count(); ++j) sum += double(out.cpu_data()[j]) * direction.cpu_data()[j];
+          for (int j = 0; j < out.count(); ++j) {
+            sum += double(out.cpu_data()[j]) * direction.cpu_data()[j];
+          }
           return sum;
         };
         const double numeric = (objective(keep + 0.01f) - objective(keep - 0.01f)) / 0.02;

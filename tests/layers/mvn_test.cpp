@@ -32,7 +32,8 @@ TEST(MvnLayer, EpsIsAddedToTheStandardDeviation) {
 // Caffe's backward, dx = (dy - mean(dy) - y * mean(y dy)) / (sd + eps), treats eps as if it were
 // part of sd, so it is not the exact gradient when eps matters; it is what Caffe computes.
 // Channel (0, 2), eps 1: y = (-0.5, 0.5); with dy = (1, 0): sum(y dy) = -0.5, sum(dy) = 1,
-//   dx0 = (1 - ((-0.5)(-0.5) + 1) / 2) / 2 = 0.1875,  dx1 = (0 - (0.5 (-0.5) + 1) / 2) / 2 = -0.1875.
+//   dx0 = (1 - ((-0.5)(-0.5) + 1) / 2) / 2 = 0.1875,
+//   dx1 = (0 - (0.5 (-0.5) + 1) / 2) / 2 = -0.1875.
 TEST(MvnLayer, BackwardIsCaffesFormulaByHand) {
   Blob in, out;
   set_blob(in, {1, 1, 1, 2}, {0, 2});

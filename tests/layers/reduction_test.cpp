@@ -12,7 +12,8 @@ using Values = std::vector<float>;
 using Shape = std::vector<int>;
 
 LayerPtr argmax(const std::string& fields, const std::string& name = "am") {
-  return create_layer(layer_param("name: '" + name + "' type: 'ArgMax' argmax_param { " + fields + " }"));
+  return create_layer(
+      layer_param("name: '" + name + "' type: 'ArgMax' argmax_param { " + fields + " }"));
 }
 
 // ---- ArgMax ---------------------------------------------------------------------------------
@@ -68,7 +69,8 @@ TEST(ArgMaxLayer, Errors) {
                {"layer a4 (ArgMax)", "axis 3 is out of range"});
   LayerPtr layer = argmax("", "a5");
   layer->setup({&in}, {&out});
-  expect_error([&] { layer->backward({&out}, {true}, {&in}); }, {"layer a5 (ArgMax)", "no gradient"});
+  expect_error([&] { layer->backward({&out}, {true}, {&in}); },
+               {"layer a5 (ArgMax)", "no gradient"});
 }
 
 // ---- Reduction ------------------------------------------------------------------------------

@@ -90,9 +90,9 @@ TEST(CropLayer, Errors) {
   expect_error([&] { make("Crop", "crop_param { offset: 2 }", "c1")->setup({&in, &like}, {&out}); },
                {"layer c1 (Crop)", "crop of axis 2 (offset 2, size 3) does not fit",
                 "1 x 2 x 4 x 4"});
-  expect_error(
-      [&] { make("Crop", "crop_param { offset: 0 offset: 1 offset: 0 }", "c2")->setup({&in, &like}, {&out}); },
-      {"layer c2 (Crop)", "one per cropped axis (2 from axis 2), got 3"});
+  LayerPtr three = make("Crop", "crop_param { offset: 0 offset: 1 offset: 0 }", "c2");
+  expect_error([&] { three->setup({&in, &like}, {&out}); },
+               {"layer c2 (Crop)", "one per cropped axis (2 from axis 2), got 3"});
   expect_error([&] { make("Crop", "", "c3")->setup({&in, &flat}, {&out}); },
                {"layer c3 (Crop)", "as many axes"});
   expect_error([&] { make("Crop", "crop_param { axis: 4 }", "c4")->setup({&in, &like}, {&out}); },
@@ -207,7 +207,8 @@ TEST(FilterLayer, KeepsTheSelectedItemsByHand) {
 }
 
 TEST(FilterLayer, Gradients) {
-  for (const Values& select : {Values{1, 0, 1, 1, 0}, Values{0, 0, 0, 0, 1}, Values{1, 1, 1, 1, 1}}) {
+  for (const Values& select :
+       {Values{1, 0, 1, 1, 0}, Values{0, 0, 0, 0, 1}, Values{1, 1, 1, 1, 1}}) {
     Blob a({5, 3}), b({5, 2, 2}), selector, top_a, top_b;
     fill_gaussian(a);
     fill_gaussian(b);
