@@ -1,6 +1,7 @@
-// Convolution: parameters and shapes shared by both CPU paths, and Caffe's reference path, which
-// lowers a chunk of images at once through im2col and multiplies by the weights with BLAS, one
-// product per group. The oneDNN path is in conv_onednn.cpp; the factory picks between them.
+// Convolution and Deconvolution: parameters and shapes shared by both CPU paths, and Caffe's
+// reference path, which lowers a chunk of images at once through im2col and multiplies by the
+// weights with BLAS, one product per group (depthwise convolution runs a direct kernel instead).
+// The oneDNN paths are in conv_onednn.cpp; the factories pick between them.
 #include "layers/conv.hpp"
 
 #include <algorithm>
@@ -82,27 +83,41 @@ ConvSpec ConvSpec::parse(const ConvolutionParameter& p, const std::string& who) 
   return s;
 }
 
-ConvGeometry2d ConvSpec::geometry(const Blob& bottom, const std::string& who) const {
-  const int axes = bottom.num_axes();
-  ENGINE_REQUIRE(axes == 4 && (axis == 1 || axis == -3),
+namespace {
+
+// The checks both geometries make of the bottom: 4-D, channels on axis 1, divisible by group.
+void check_bottom(const ConvSpec& s, const Blob& bottom, const std::string& who) {
+  ENGINE_REQUIRE(bottom.num_axes() == 4 && (s.axis == 1 || s.axis == -3),
                  who << ": only 2-D convolution of an N x C x H x W bottom (axis 1) is supported; "
                         "got axis "
-                     << axis << " and bottom shape " << bottom.shape_string());
+                     << s.axis << " and bottom shape " << bottom.shape_string());
+  ENGINE_REQUIRE(bottom.shape(1) % s.group == 0, who << ": group (" << s.group
+                                                     << ") must divide the input channels ("
+                                                     << bottom.shape(1) << ")");
+}
+
+// The kernel, padding, stride and dilation of `s` over a C x H x W image.
+ConvGeometry2d image_geometry(const ConvSpec& s, int channels, int height, int width) {
   ConvGeometry2d g;
-  g.channels = bottom.shape(1);
-  g.height = bottom.shape(2);
-  g.width = bottom.shape(3);
-  g.kernel_h = kernel_h;
-  g.kernel_w = kernel_w;
-  g.pad_h = pad_h;
-  g.pad_w = pad_w;
-  g.stride_h = stride_h;
-  g.stride_w = stride_w;
-  g.dilation_h = dilation_h;
-  g.dilation_w = dilation_w;
-  ENGINE_REQUIRE(g.channels % group == 0, who << ": group (" << group
-                                              << ") must divide the input channels ("
-                                              << g.channels << ")");
+  g.channels = channels;
+  g.height = height;
+  g.width = width;
+  g.kernel_h = s.kernel_h;
+  g.kernel_w = s.kernel_w;
+  g.pad_h = s.pad_h;
+  g.pad_w = s.pad_w;
+  g.stride_h = s.stride_h;
+  g.stride_w = s.stride_w;
+  g.dilation_h = s.dilation_h;
+  g.dilation_w = s.dilation_w;
+  return g;
+}
+
+}  // namespace
+
+ConvGeometry2d ConvSpec::geometry(const Blob& bottom, const std::string& who) const {
+  check_bottom(*this, bottom, who);
+  const ConvGeometry2d g = image_geometry(*this, bottom.shape(1), bottom.shape(2), bottom.shape(3));
   const int extent_h = dilation_h * (kernel_h - 1) + 1;
   const int extent_w = dilation_w * (kernel_w - 1) + 1;
   ENGINE_REQUIRE(g.height + 2 * pad_h >= extent_h && g.width + 2 * pad_w >= extent_w,
@@ -112,17 +127,36 @@ ConvGeometry2d ConvSpec::geometry(const Blob& bottom, const std::string& who) co
   return g;
 }
 
+ConvGeometry2d ConvSpec::transposed_geometry(const Blob& bottom, const std::string& who) const {
+  check_bottom(*this, bottom, who);
+  const long height = static_cast<long>(stride_h) * (bottom.shape(2) - 1) +
+                      static_cast<long>(dilation_h) * (kernel_h - 1) + 1 - 2l * pad_h;
+  const long width = static_cast<long>(stride_w) * (bottom.shape(3) - 1) +
+                     static_cast<long>(dilation_w) * (kernel_w - 1) + 1 - 2l * pad_w;
+  ENGINE_REQUIRE(bottom.shape(2) > 0 && bottom.shape(3) > 0 && height > 0 && width > 0,
+                 who << ": the padding (" << pad_h << " x " << pad_w
+                     << ") leaves no output: stride * (in - 1) + dilation * (kernel - 1) + 1 - "
+                        "2 * pad is "
+                     << height << " x " << width << " for a bottom of shape "
+                     << bottom.shape_string());
+  return image_geometry(*this, num_output, static_cast<int>(height), static_cast<int>(width));
+}
+
 void ConvolutionLayerBase::layer_setup(const Blobs& bottom, const Blobs& top) {
   LAYER_REQUIRE(bottom.size() == top.size(), "needs one top per bottom, got "
                                                  << bottom.size() << " bottom(s) and "
                                                  << top.size() << " top(s)");
   const ConvolutionParameter& p = param_.convolution_param();
   spec_ = ConvSpec::parse(p, describe());
-  geometry_ = spec_.geometry(*bottom[0], describe());
-  channels_ = geometry_.channels;
+  geometry_ = transposed() ? spec_.transposed_geometry(*bottom[0], describe())
+                           : spec_.geometry(*bottom[0], describe());
+  channels_ = bottom[0]->shape(1);
 
-  const std::vector<int> weight_shape = {spec_.num_output, channels_ / spec_.group,
-                                         spec_.kernel_h, spec_.kernel_w};
+  const std::vector<int> weight_shape =
+      transposed() ? std::vector<int>{channels_, spec_.num_output / spec_.group, spec_.kernel_h,
+                                      spec_.kernel_w}
+                   : std::vector<int>{spec_.num_output, channels_ / spec_.group, spec_.kernel_h,
+                                      spec_.kernel_w};
   const std::vector<int> bias_shape = {spec_.num_output};
   const size_t expected = spec_.bias_term ? 2 : 1;
   if (!blobs_.empty()) {
@@ -153,118 +187,128 @@ void ConvolutionLayerBase::reshape(const Blobs& bottom, const Blobs& top) {
                       << bottom[0]->shape_string() << ", bottom " << i << " is "
                       << bottom[i]->shape_string());
   }
-  geometry_ = spec_.geometry(*bottom[0], describe());
-  LAYER_REQUIRE(geometry_.channels == channels_,
-                "the bottom has " << geometry_.channels << " channels, the weights were made for "
+  geometry_ = transposed() ? spec_.transposed_geometry(*bottom[0], describe())
+                           : spec_.geometry(*bottom[0], describe());
+  LAYER_REQUIRE(bottom[0]->shape(1) == channels_,
+                "the bottom has " << bottom[0]->shape(1) << " channels, the weights were made for "
                                   << channels_);
   num_ = bottom[0]->shape(0);
-  for (Blob* t : top) t->reshape({num_, spec_.num_output, geometry_.out_h(), geometry_.out_w()});
+  const std::vector<int> shape =
+      transposed() ? std::vector<int>{num_, spec_.num_output, geometry_.height, geometry_.width}
+                   : std::vector<int>{num_, spec_.num_output, geometry_.out_h(), geometry_.out_w()};
+  for (Blob* t : top) t->reshape(shape);
 }
 
 namespace {
 
-class ConvolutionLayer : public ConvolutionLayerBase {
+// Caffe's lowering, in both directions, for a whole minibatch. The image side (geometry_) is
+// lowered to columns by im2col; the output side holds `output_channels` planes of
+// out_h x out_w per image, and the weights are [output_channels, image channels / group * kh *
+// kw]. Images are lowered a chunk at a time so that one product per group covers many images.
+class LoweredConvolution : public ConvolutionLayerBase {
  public:
   using ConvolutionLayerBase::ConvolutionLayerBase;
 
  protected:
-  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    const float* weights = blobs_[0]->cpu_data();
-    const float* bias = spec_.bias_term ? blobs_[1]->cpu_data() : nullptr;
-    const int images_per_chunk = chunk_images();
-    for (size_t i = 0; i < bottom.size(); ++i) {
-      const float* in = bottom[i]->cpu_data();
-      float* out = top[i]->mutable_cpu_data();
-      for (int first = 0; first < num_; first += images_per_chunk) {
-        const int n = std::min(images_per_chunk, num_ - first);
-        const float* col = lower(in, first, n);
-        float* product = n == 1 ? out + first * top_image() : gathered(n);
-        const long columns = static_cast<long>(n) * out_plane();
-        const int m = spec_.num_output / spec_.group;
-        const int k = geometry_.col_rows() / spec_.group;
-        for (int g = 0; g < spec_.group; ++g) {
-          cpu::gemm(false, false, m, static_cast<int>(columns), k, 1.0f,
-                    weights + static_cast<long>(g) * m * k, col + g * k * columns, 0.0f,
-                    product + g * m * columns);
+  // outputs = W * im2col(images), overwritten.
+  void convolve(const float* images, const float* weights, float* outputs) {
+    const int m = output_channels() / spec_.group;
+    const int k = geometry_.col_rows() / spec_.group;
+    for (int first = 0; first < num_; first += chunk_images()) {
+      const int n = std::min(chunk_images(), num_ - first);
+      const float* col = lower(images, first, n);
+      float* product = n == 1 ? outputs + first * output_image() : gathered(n);
+      const long columns = static_cast<long>(n) * out_plane();
+      for (int g = 0; g < spec_.group; ++g) {
+        cpu::gemm(false, false, m, static_cast<int>(columns), k, 1.0f,
+                  weights + static_cast<long>(g) * m * k, col + g * k * columns, 0.0f,
+                  product + g * m * columns);
+      }
+      if (n > 1) scatter(product, n, outputs + first * output_image());
+    }
+  }
+
+  // images = col2im(W^T * outputs), overwritten: the adjoint of convolve.
+  void convolve_transposed(const float* outputs, const float* weights, float* images) {
+    const int m = output_channels() / spec_.group;
+    const int k = geometry_.col_rows() / spec_.group;
+    for (int first = 0; first < num_; first += chunk_images()) {
+      const int n = std::min(chunk_images(), num_ - first);
+      const long columns = static_cast<long>(n) * out_plane();
+      const float* product = outputs + first * output_image();
+      if (n > 1) {
+        gather(product, n, gathered(n));
+        product = gathered(n);
+      }
+      float* image = images + first * image_size();
+      // A 1x1 unpadded unit-stride kernel on one image: the columns are the image itself.
+      float* col = (n == 1 && is_pointwise()) ? image : column_buffer(n);
+      for (int g = 0; g < spec_.group; ++g) {
+        cpu::gemm(true, false, k, static_cast<int>(columns), m, 1.0f,
+                  weights + static_cast<long>(g) * m * k, product + g * m * columns, 0.0f,
+                  col + g * k * columns);
+      }
+      if (col != image) {
+        for (int j = 0; j < n; ++j) {
+          col2im(geometry_, col + j * out_plane(), columns, image + j * image_size());
         }
-        if (bias) {
-          for (int o = 0; o < spec_.num_output; ++o) {
-            cpu::add_scalar(columns, bias[o], product + o * columns);
-          }
-        }
-        if (n > 1) scatter(product, n, out + first * top_image());
       }
     }
   }
 
-  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    const float* weights = blobs_[0]->cpu_data();
-    const bool weight_grad = param_propagate_down(0);
-    const bool bias_grad = spec_.bias_term && param_propagate_down(1);
-    float* weight_diff = weight_grad ? blobs_[0]->mutable_cpu_diff() : nullptr;
-    const int images_per_chunk = chunk_images();
-    const int m = spec_.num_output / spec_.group;
+  // weight_diff += outputs * im2col(images)^T.
+  void correlate(const float* images, const float* outputs, float* weight_diff) {
+    const int m = output_channels() / spec_.group;
     const int k = geometry_.col_rows() / spec_.group;
-    for (size_t i = 0; i < top.size(); ++i) {
-      const float* top_diff = top[i]->cpu_diff();
-      if (bias_grad) {
-        float* bias_diff = blobs_[1]->mutable_cpu_diff();
-        for (int image = 0; image < num_; ++image) {
-          const float* plane = top_diff + image * top_image();
-          for (int o = 0; o < spec_.num_output; ++o) {
-            bias_diff[o] += static_cast<float>(cpu::sum(out_plane(), plane + o * out_plane()));
-          }
-        }
+    for (int first = 0; first < num_; first += chunk_images()) {
+      const int n = std::min(chunk_images(), num_ - first);
+      const long columns = static_cast<long>(n) * out_plane();
+      const float* product = outputs + first * output_image();
+      if (n > 1) {
+        gather(product, n, gathered(n));
+        product = gathered(n);
       }
-      if (!weight_grad && !propagate_down[i]) continue;
-      const float* in = bottom[i]->cpu_data();
-      float* in_diff = propagate_down[i] ? bottom[i]->mutable_cpu_diff() : nullptr;
-      for (int first = 0; first < num_; first += images_per_chunk) {
-        const int n = std::min(images_per_chunk, num_ - first);
-        const long columns = static_cast<long>(n) * out_plane();
-        const float* dout = top_diff + first * top_image();
-        if (n > 1) {
-          gather(dout, n, gathered(n));
-          dout = gathered(n);
-        }
-        if (weight_grad) {
-          const float* col = lower(in, first, n);
-          for (int g = 0; g < spec_.group; ++g) {
-            cpu::gemm(false, true, m, k, static_cast<int>(columns), 1.0f, dout + g * m * columns,
-                      col + g * k * columns, 1.0f, weight_diff + static_cast<long>(g) * m * k);
-          }
-        }
-        if (in_diff) {
-          float* image_diff = in_diff + first * bottom_image();
-          // A 1x1 unpadded unit-stride kernel on one image: the columns are the image itself.
-          float* col = (n == 1 && is_pointwise()) ? image_diff : column_buffer(n);
-          for (int g = 0; g < spec_.group; ++g) {
-            cpu::gemm(true, false, k, static_cast<int>(columns), m, 1.0f,
-                      weights + static_cast<long>(g) * m * k, dout + g * m * columns, 0.0f,
-                      col + g * k * columns);
-          }
-          if (col != image_diff) {
-            for (int j = 0; j < n; ++j) {
-              col2im(geometry_, col + j * out_plane(), columns, image_diff + j * bottom_image());
-            }
-          }
-        }
+      const float* col = lower(images, first, n);
+      for (int g = 0; g < spec_.group; ++g) {
+        cpu::gemm(false, true, m, k, static_cast<int>(columns), 1.0f, product + g * m * columns,
+                  col + g * k * columns, 1.0f, weight_diff + static_cast<long>(g) * m * k);
       }
     }
   }
+
+  // Per-channel bias over whole N x num_output x plane tops, and its gradient (accumulated).
+  void add_bias(float* top, long plane) const {
+    const float* bias = blobs_[1]->cpu_data();
+    for (int image = 0; image < num_; ++image) {
+      for (int o = 0; o < spec_.num_output; ++o) {
+        float* p = top + (static_cast<long>(image) * spec_.num_output + o) * plane;
+        cpu::add_scalar(plane, bias[o], p);
+      }
+    }
+  }
+  void bias_gradient(const float* top_diff, long plane) {
+    float* bias_diff = blobs_[1]->mutable_cpu_diff();
+    for (int image = 0; image < num_; ++image) {
+      for (int o = 0; o < spec_.num_output; ++o) {
+        const float* p = top_diff + (static_cast<long>(image) * spec_.num_output + o) * plane;
+        bias_diff[o] += static_cast<float>(cpu::sum(plane, p));
+      }
+    }
+  }
+
+  long out_plane() const { return static_cast<long>(geometry_.out_h()) * geometry_.out_w(); }
+  long image_plane() const { return static_cast<long>(geometry_.height) * geometry_.width; }
+  long image_size() const { return geometry_.channels * image_plane(); }
+  long output_image() const { return output_channels() * out_plane(); }
 
  private:
+  int output_channels() const { return transposed() ? channels_ : spec_.num_output; }
+
   // Images lowered together: as many as keep the column buffer under kColumnBytes.
   static constexpr long kColumnBytes = 64l << 20;
   int chunk_images() const {
     const long per_image = static_cast<long>(geometry_.col_rows()) * out_plane() * sizeof(float);
     return static_cast<int>(std::clamp<long>(kColumnBytes / std::max(per_image, 1l), 1, num_));
-  }
-  long out_plane() const { return static_cast<long>(geometry_.out_h()) * geometry_.out_w(); }
-  long top_image() const { return spec_.num_output * out_plane(); }
-  long bottom_image() const {
-    return static_cast<long>(geometry_.channels) * geometry_.height * geometry_.width;
   }
   bool is_pointwise() const {
     const ConvGeometry2d& g = geometry_;
@@ -278,56 +322,135 @@ class ConvolutionLayer : public ConvolutionLayerBase {
     return column_.data();
   }
   // The columns of images [first, first + n), side by side: [col_rows, n * out_plane].
-  const float* lower(const float* data, int first, int n) {
-    if (n == 1 && is_pointwise()) return data + first * bottom_image();
+  const float* lower(const float* images, int first, int n) {
+    if (n == 1 && is_pointwise()) return images + first * image_size();
     float* col = column_buffer(n);
     const long columns = n * out_plane();
     for (int j = 0; j < n; ++j) {
-      im2col(geometry_, data + (first + j) * bottom_image(), col + j * out_plane(), columns);
+      im2col(geometry_, images + (first + j) * image_size(), col + j * out_plane(), columns);
     }
     return col;
   }
-  // The products' layout [num_output, n * out_plane] against the blobs' [n, num_output, plane].
+  // The products' layout [output_channels, n * out_plane] against the blobs' [n, channels,
+  // plane].
   float* gathered(int n) {
-    const size_t size = static_cast<size_t>(spec_.num_output) * n * out_plane();
+    const size_t size = static_cast<size_t>(output_channels()) * n * out_plane();
     if (product_.size() < size) product_.resize(size);
     return product_.data();
   }
   void scatter(const float* product, int n, float* images) const {
     const long plane = out_plane(), columns = n * plane;
-    for (int o = 0; o < spec_.num_output; ++o) {
+    for (int o = 0; o < output_channels(); ++o) {
       for (int j = 0; j < n; ++j) {
-        std::memcpy(images + j * top_image() + o * plane, product + o * columns + j * plane,
+        std::memcpy(images + j * output_image() + o * plane, product + o * columns + j * plane,
                     sizeof(float) * plane);
       }
     }
   }
   void gather(const float* images, int n, float* product) const {
     const long plane = out_plane(), columns = n * plane;
-    for (int o = 0; o < spec_.num_output; ++o) {
+    for (int o = 0; o < output_channels(); ++o) {
       for (int j = 0; j < n; ++j) {
-        std::memcpy(product + o * columns + j * plane, images + j * top_image() + o * plane,
+        std::memcpy(product + o * columns + j * plane, images + j * output_image() + o * plane,
                     sizeof(float) * plane);
       }
     }
   }
 
   std::vector<float> column_;   // reused across calls
-  std::vector<float> product_;  // top data or diff in the products' layout
+  std::vector<float> product_;  // output-side data or diff in the products' layout
 };
+
+// Depthwise geometries (group == channels) run the direct kernels of conv_depthwise.cpp instead:
+// lowered, each group would be a product of one row of weights.
+class ConvolutionLayer : public LoweredConvolution {
+ public:
+  using LoweredConvolution::LoweredConvolution;
+
+ protected:
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    if (is_depthwise(spec_, channels_)) return depthwise_forward(bottom, top);
+    const float* weights = blobs_[0]->cpu_data();
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      float* out = top[i]->mutable_cpu_data();
+      convolve(bottom[i]->cpu_data(), weights, out);
+      if (spec_.bias_term) add_bias(out, out_plane());
+    }
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (is_depthwise(spec_, channels_)) return depthwise_backward(top, propagate_down, bottom);
+    const float* weights = blobs_[0]->cpu_data();
+    for (size_t i = 0; i < top.size(); ++i) {
+      const float* top_diff = top[i]->cpu_diff();
+      if (spec_.bias_term && param_propagate_down(1)) bias_gradient(top_diff, out_plane());
+      if (param_propagate_down(0)) {
+        correlate(bottom[i]->cpu_data(), top_diff, blobs_[0]->mutable_cpu_diff());
+      }
+      if (propagate_down[i]) convolve_transposed(top_diff, weights, bottom[i]->mutable_cpu_diff());
+    }
+  }
+};
+
+// Deconvolution: Convolution's forward and backward-data passes exchanged, its weight gradient
+// the correlation of the top's gradient (the image side) with the bottom (the output side).
+class DeconvolutionLayer : public LoweredConvolution {
+ public:
+  using LoweredConvolution::LoweredConvolution;
+
+ protected:
+  bool transposed() const override { return true; }
+
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    const float* weights = blobs_[0]->cpu_data();
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      float* out = top[i]->mutable_cpu_data();
+      convolve_transposed(bottom[i]->cpu_data(), weights, out);
+      if (spec_.bias_term) add_bias(out, image_plane());
+    }
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    const float* weights = blobs_[0]->cpu_data();
+    for (size_t i = 0; i < top.size(); ++i) {
+      const float* top_diff = top[i]->cpu_diff();
+      if (spec_.bias_term && param_propagate_down(1)) bias_gradient(top_diff, image_plane());
+      if (param_propagate_down(0)) {
+        correlate(top_diff, bottom[i]->cpu_data(), blobs_[0]->mutable_cpu_diff());
+      }
+      if (propagate_down[i]) convolve(top_diff, weights, bottom[i]->mutable_cpu_diff());
+    }
+  }
+};
+
+std::string description(const LayerParameter& param) {
+  return "layer " + param.name() + " (" + param.type() + ")";
+}
 
 }  // namespace
 
 LayerPtr create_Convolution_layer(const LayerParameter& param) {
 #ifdef ENGINE_USE_ONEDNN
-  if (use_onednn(param.convolution_param().engine(),
-                 "layer " + param.name() + " (" + param.type() + ")")) {
+  if (use_onednn(param.convolution_param().engine(), description(param))) {
     return create_onednn_convolution_layer(param);
   }
 #else
-  use_onednn(param.convolution_param().engine(), "layer " + param.name() + " (" + param.type() + ")");
+  use_onednn(param.convolution_param().engine(), description(param));
 #endif
   return std::make_unique<ConvolutionLayer>(param);
+}
+
+LayerPtr create_Deconvolution_layer(const LayerParameter& param) {
+#ifdef ENGINE_USE_ONEDNN
+  if (use_onednn(param.convolution_param().engine(), description(param))) {
+    return create_onednn_deconvolution_layer(param);
+  }
+#else
+  use_onednn(param.convolution_param().engine(), description(param));
+#endif
+  return std::make_unique<DeconvolutionLayer>(param);
 }
 
 }  // namespace engine

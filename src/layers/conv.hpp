@@ -29,11 +29,17 @@ struct ConvSpec {
   // The per-image geometry of `bottom`, after checking that it is 4-D with channels on `axis`,
   // that group divides its channels and that the kernel fits the padded input.
   ConvGeometry2d geometry(const Blob& bottom, const std::string& who) const;
+  // Deconvolution's: the convolution whose image is one top image (num_output channels of
+  // stride * (in - 1) + dilation * (kernel - 1) + 1 - 2 * pad) and whose output is `bottom`'s
+  // image; the same checks on `bottom`, and a positive top size.
+  ConvGeometry2d transposed_geometry(const Blob& bottom, const std::string& who) const;
 };
 
-// The common part of a Convolution layer: blob counts (one top per bottom, all bottoms of one
-// shape, all sharing the weights), the weights [num_output, C / group, kh, kw] and bias
-// [num_output], and the tops [N, num_output, out_h, out_w].
+// The common part of Convolution and Deconvolution layers: blob counts (one top per bottom, all
+// bottoms of one shape, all sharing the weights), the weights, the bias [num_output] and the tops
+// [N, num_output, h, w]. Convolution's weights are [num_output, C / group, kh, kw]; Deconvolution,
+// the transposed convolution, keeps Caffe's [C, num_output / group, kh, kw]. In both the weights'
+// rows are the channels of the convolution's output side.
 class ConvolutionLayerBase : public Layer {
  public:
   using Layer::Layer;
@@ -43,14 +49,42 @@ class ConvolutionLayerBase : public Layer {
 
  protected:
   void layer_setup(const Blobs& bottom, const Blobs& top) override;
+  // Deconvolution: the bottoms are the convolution's output side, the tops its image side.
+  virtual bool transposed() const { return false; }
+  // Every bottom through the direct depthwise kernels (conv_depthwise.cpp), for a Convolution
+  // where is_depthwise(spec_, channels_).
+  void depthwise_forward(const Blobs& bottom, const Blobs& top);
+  void depthwise_backward(const Blobs& top, const std::vector<bool>& propagate_down,
+                          const Blobs& bottom);
 
   ConvSpec spec_;
-  ConvGeometry2d geometry_;  // of one image of the bottoms
+  // The convolution's geometry: its image is one bottom image (Convolution) or one top image
+  // (Deconvolution), its output the other.
+  ConvGeometry2d geometry_;
   int num_ = 0;              // images per bottom
   int channels_ = 0;         // input channels, fixed at setup by the weights
 };
 
-// The oneDNN path (conv_onednn.cpp); only in builds with oneDNN.
+// The oneDNN paths (conv_onednn.cpp); only in builds with oneDNN.
 LayerPtr create_onednn_convolution_layer(const LayerParameter& param);
+LayerPtr create_onednn_deconvolution_layer(const LayerParameter& param);
+
+// Depthwise convolution computed directly (conv_depthwise.cpp), for group == channels > 1: output
+// channel o reads input channel o / multiplier only, where multiplier = num_output / channels.
+// Weights [num_output, 1, kh, kw]; bottoms and tops whole N x C x H x W blobs. Both Convolution
+// paths use it (oneDNN's only with engine DEFAULT): on MobileNet's shapes it beats oneDNN's
+// grouped convolution with its reorders from and to N x C x H x W.
+bool is_depthwise(const ConvSpec& spec, int channels);
+namespace depthwise {
+// top = conv(bottom) + bias (bias may be null).
+void forward(const ConvGeometry2d& g, int num, int multiplier, const float* bottom,
+             const float* weights, const float* bias, float* top);
+// bottom_diff = the transposed convolution of top_diff (overwritten).
+void backward_data(const ConvGeometry2d& g, int num, int multiplier, const float* top_diff,
+                   const float* weights, float* bottom_diff);
+// weight_diff += the correlation of top_diff with bottom.
+void backward_weights(const ConvGeometry2d& g, int num, int multiplier, const float* bottom,
+                      const float* top_diff, float* weight_diff);
+}  // namespace depthwise
 
 }  // namespace engine

@@ -1,8 +1,10 @@
-// Convolution through oneDNN: forward, backward data and backward weights (with the bias
-// gradient) as oneDNN primitives in the memory formats they pick (format `any`, usually blocked),
-// with reorders between those and the blobs' N x C x H x W. Primitives and reorders are built
-// once per bottom shape. Groups are native (5-D weights), dilation is oneDNN's d - 1, and
-// Caffe's floor rounding of the output size becomes a smaller (possibly negative) right padding.
+// Convolution and Deconvolution through oneDNN: forward, backward data and backward weights
+// (with the bias gradient) as oneDNN primitives in the memory formats they pick (format `any`,
+// usually blocked), with reorders between those and the blobs' N x C x H x W. Primitives and
+// reorders are built once per bottom shape. Groups are native (5-D weights), dilation is
+// oneDNN's d - 1, and Caffe's floor rounding of the output size becomes a smaller (possibly
+// negative) right padding. Deconvolution is oneDNN's own deconvolution, whose weights in
+// Caffe's [C_in, C_out / group, kh, kw] order are oneDNN's `iohw` (`giohw` with groups).
 #ifdef ENGINE_USE_ONEDNN
 
 #include <unordered_map>
@@ -68,17 +70,40 @@ class Staged {
   bool reordered_ = false;
 };
 
+struct ConvolutionPrimitives {
+  using Forward = dnnl::convolution_forward;
+  using BackwardData = dnnl::convolution_backward_data;
+  using BackwardWeights = dnnl::convolution_backward_weights;
+  static constexpr auto kAlgorithm = dnnl::algorithm::convolution_direct;
+  static constexpr bool kTransposed = false;
+};
+
+struct DeconvolutionPrimitives {
+  using Forward = dnnl::deconvolution_forward;
+  using BackwardData = dnnl::deconvolution_backward_data;
+  using BackwardWeights = dnnl::deconvolution_backward_weights;
+  static constexpr auto kAlgorithm = dnnl::algorithm::deconvolution_direct;
+  static constexpr bool kTransposed = true;
+};
+
+template <class Primitives>
 class OnednnConvolutionLayer : public ConvolutionLayerBase {
  public:
   using ConvolutionLayerBase::ConvolutionLayerBase;
 
   void reshape(const Blobs& bottom, const Blobs& top) override {
     ConvolutionLayerBase::reshape(bottom, top);
-    if (bottom[0]->shape() != built_for_) build(bottom[0]->shape());
+    // Unless oneDNN was asked for by name, depthwise geometries take the faster direct kernels.
+    direct_ = !Primitives::kTransposed && is_depthwise(spec_, channels_) &&
+              param_.convolution_param().engine() != ConvolutionParameter::ONEDNN;
+    if (!direct_ && bottom[0]->shape() != built_for_) build(bottom[0]->shape());
   }
 
  protected:
+  bool transposed() const override { return Primitives::kTransposed; }
+
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    if (direct_) return depthwise_forward(bottom, top);
     dnnl::stream& stream = onednn::cpu_stream();
     const memory& weights = weights_.in(blobs_[0]->cpu_data());
     if (spec_.bias_term) onednn::bind(bias_, blobs_[1]->cpu_data());
@@ -98,6 +123,7 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
+    if (direct_) return depthwise_backward(top, propagate_down, bottom);
     dnnl::stream& stream = onednn::cpu_stream();
     const bool weight_grad = param_propagate_down(0);
     const bool bias_grad = spec_.bias_term && param_propagate_down(1);
@@ -142,21 +168,28 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
 
  private:
   void build(const std::vector<int>& shape) {
+    // geometry_ is the convolution's: Deconvolution reads its output side and writes its image.
     const ConvGeometry2d& g = geometry_;
     const int n = shape[0];
     const int out_h = g.out_h(), out_w = g.out_w();
-    const memory::dims src_dims = {n, g.channels, g.height, g.width};
-    const memory::dims dst_dims = {n, spec_.num_output, out_h, out_w};
+    const memory::dims image_dims = {n, g.channels, g.height, g.width};
+    const memory::dims output_dims = {n, transposed() ? channels_ : spec_.num_output, out_h, out_w};
+    const memory::dims src_dims = transposed() ? output_dims : image_dims;
+    const memory::dims dst_dims = transposed() ? image_dims : output_dims;
     const memory::dims bias_dims = {spec_.num_output};
     const bool grouped = spec_.group > 1;
+    // oneDNN's weights are {out, in} of the layer in both cases: {num_output, channels}.
     const memory::dims weight_dims =
         grouped ? memory::dims{spec_.group, spec_.num_output / spec_.group,
-                               g.channels / spec_.group, g.kernel_h, g.kernel_w}
-                : memory::dims{spec_.num_output, g.channels, g.kernel_h, g.kernel_w};
+                               channels_ / spec_.group, g.kernel_h, g.kernel_w}
+                : memory::dims{spec_.num_output, channels_, g.kernel_h, g.kernel_w};
+    const Tag weight_tag = transposed() ? (grouped ? Tag::giohw : Tag::iohw)
+                                        : (grouped ? Tag::goihw : Tag::oihw);
     const memory::dims strides = {g.stride_h, g.stride_w};
     const memory::dims dilates = {g.dilation_h - 1, g.dilation_w - 1};
     const memory::dims pad_l = {g.pad_h, g.pad_w};
-    // The right padding that makes oneDNN's exact output size Caffe's floored one.
+    // The right padding that makes oneDNN's exact output size Caffe's floored one (for
+    // Deconvolution this is the pad itself).
     const memory::dims pad_r = {
         (out_h - 1) * g.stride_h + g.dilation_h * (g.kernel_h - 1) + 1 - g.height - g.pad_h,
         (out_w - 1) * g.stride_w + g.dilation_w * (g.kernel_w - 1) + 1 - g.width - g.pad_w};
@@ -166,22 +199,25 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     const memory::desc weights_any(weight_dims, kFloat, Tag::any);
     const memory::desc bias_md(bias_dims, kFloat, Tag::x);
     const memory::desc no_bias;
-    const auto algorithm = dnnl::algorithm::convolution_direct;
+    const auto algorithm = Primitives::kAlgorithm;
     dnnl::engine& engine = onednn::cpu_engine();
 
-    using Forward = dnnl::convolution_forward;
-    using BackwardData = dnnl::convolution_backward_data;
-    using BackwardWeights = dnnl::convolution_backward_weights;
-    const Forward::primitive_desc forward_pd(
-        Forward::desc(dnnl::prop_kind::forward_training, algorithm, src_any, weights_any,
-                      spec_.bias_term ? bias_md : no_bias, dst_any, strides, dilates, pad_l, pad_r),
+    using Forward = typename Primitives::Forward;
+    using BackwardData = typename Primitives::BackwardData;
+    using BackwardWeights = typename Primitives::BackwardWeights;
+    const typename Forward::primitive_desc forward_pd(
+        typename Forward::desc(dnnl::prop_kind::forward_training, algorithm, src_any, weights_any,
+                               spec_.bias_term ? bias_md : no_bias, dst_any, strides, dilates,
+                               pad_l, pad_r),
         engine);
-    const BackwardData::primitive_desc data_pd(
-        BackwardData::desc(algorithm, src_any, weights_any, dst_any, strides, dilates, pad_l, pad_r),
+    const typename BackwardData::primitive_desc data_pd(
+        typename BackwardData::desc(algorithm, src_any, weights_any, dst_any, strides, dilates,
+                                    pad_l, pad_r),
         engine, forward_pd);
-    const BackwardWeights::primitive_desc weights_pd(
-        BackwardWeights::desc(algorithm, src_any, weights_any, spec_.bias_term ? bias_md : no_bias,
-                              dst_any, strides, dilates, pad_l, pad_r),
+    const typename BackwardWeights::primitive_desc weights_pd(
+        typename BackwardWeights::desc(algorithm, src_any, weights_any,
+                                       spec_.bias_term ? bias_md : no_bias, dst_any, strides,
+                                       dilates, pad_l, pad_r),
         engine, forward_pd);
     forward_ = Forward(forward_pd);
     backward_data_ = BackwardData(data_pd);
@@ -189,7 +225,7 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
 
     const memory::desc src_user(src_dims, kFloat, Tag::nchw);
     const memory::desc dst_user(dst_dims, kFloat, Tag::nchw);
-    const memory::desc weights_user(weight_dims, kFloat, grouped ? Tag::goihw : Tag::oihw);
+    const memory::desc weights_user(weight_dims, kFloat, weight_tag);
     src_.init(src_user, forward_pd.src_desc(), true);
     weights_.init(weights_user, forward_pd.weights_desc(), true);
     dst_.init(dst_user, forward_pd.dst_desc(), false);
@@ -207,10 +243,11 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     built_for_ = shape;
   }
 
+  bool direct_ = false;
   std::vector<int> built_for_;
-  dnnl::convolution_forward forward_;
-  dnnl::convolution_backward_data backward_data_;
-  dnnl::convolution_backward_weights backward_weights_;
+  typename Primitives::Forward forward_;
+  typename Primitives::BackwardData backward_data_;
+  typename Primitives::BackwardWeights backward_weights_;
   Staged src_, weights_, dst_;
   Staged diff_dst_for_data_, weights_for_data_, diff_src_;
   Staged src_for_weights_, diff_dst_for_weights_, diff_weights_;
@@ -222,7 +259,11 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
 }  // namespace
 
 LayerPtr create_onednn_convolution_layer(const LayerParameter& param) {
-  return std::make_unique<OnednnConvolutionLayer>(param);
+  return std::make_unique<OnednnConvolutionLayer<ConvolutionPrimitives>>(param);
+}
+
+LayerPtr create_onednn_deconvolution_layer(const LayerParameter& param) {
+  return std::make_unique<OnednnConvolutionLayer<DeconvolutionPrimitives>>(param);
 }
 
 }  // namespace engine

@@ -14,6 +14,7 @@
   X(SoftmaxWithLoss, kCpuOnly) \
   X(Accuracy, kCpuOnly)   \
   X(Convolution, kCpuOnly)  \
+  X(Deconvolution, kCpuOnly)  \
   X(InnerProduct, kCpuOnly)  \
   X(Split, kCpuAndGpu)      \
   X(Concat, kCpuAndGpu)     \
@@ -46,6 +47,16 @@
   X(RNN, kCpuOnly)  \
   X(LSTM, kCpuOnly)  \
   X(LSTMUnit, kCpuOnly)  \
+  X(ArgMax, kCpuOnly)  \
+  X(Reduction, kCpuOnly)  \
+  X(Crop, kCpuOnly)  \
+  X(Tile, kCpuOnly)  \
+  X(BatchReindex, kCpuOnly)  \
+  X(Filter, kCpuOnly)  \
+  X(MVN, kCpuOnly)  \
+  X(Embed, kCpuOnly)  \
+  X(Parameter, kCpuOnly)  \
+  X(SPP, kCpuOnly)  \
   /* end of the list */
 
 // Layers of src/data, built only where LMDB and OpenCV are found.

@@ -4,14 +4,6 @@
 #include <cstring>
 
 namespace engine {
-namespace {
-
-// The output positions [begin, end) whose input coordinate o * stride + offset falls inside
-// [0, size): the rest read padding. Hoisting this per kernel tap keeps the pixel loops free of
-// bounds checks.
-struct ValidRange {
-  int begin, end;
-};
 
 ValidRange valid_outputs(int outputs, int stride, int offset, int size) {
   // Smallest o with o * stride + offset >= 0.
@@ -22,8 +14,6 @@ ValidRange valid_outputs(int outputs, int stride, int offset, int size) {
   const int b = std::min(begin, outputs);
   return {b, std::max(b, std::min(end, outputs))};
 }
-
-}  // namespace
 
 void im2col(const ConvGeometry2d& g, const float* image, float* col, long row_stride) {
   const int out_h = g.out_h(), out_w = g.out_w();

@@ -24,6 +24,13 @@ struct ConvGeometry2d {
   int col_rows() const { return channels * kernel_h * kernel_w; }
 };
 
+// The output positions [begin, end) along one axis whose input coordinate o * stride + offset
+// falls inside [0, size); the others read padding. Hoisted out of pixel loops per kernel tap.
+struct ValidRange {
+  int begin, end;
+};
+ValidRange valid_outputs(int outputs, int stride, int offset, int size);
+
 // col[r * row_stride + o] = image value (or 0) for row r and output position o.
 void im2col(const ConvGeometry2d& g, const float* image, float* col, long row_stride);
 // The adjoint: image = sum over the column entries that read each pixel. Overwrites image.
