@@ -102,6 +102,25 @@ const std::vector<ParityCase>& cases() {
        "weight_filler { type: 'gaussian' std: 0.5 } bias_filler { type: 'gaussian' std: 0.5 } }",
        {{3, 2, 4}, {3, 2}}, {{1, 2}}},
       {"name: 'u' type: 'LSTMUnit'", {{1, 2, 3}, {1, 2, 12}, {1, 2}}, {{2, 2}}, true, 2},
+      {"name: 'd' type: 'Deconvolution' convolution_param { num_output: 4 kernel_size: 3 "
+       "stride: 2 pad: 1 group: 2 weight_filler { type: 'gaussian' std: 0.3 } "
+       "bias_filler { type: 'gaussian' std: 0.3 } }", {{2, 4, 4, 3}}},
+      {"name: 'c' type: 'Convolution' convolution_param { num_output: 8 kernel_size: 3 pad: 1 "
+       "group: 4 weight_filler { type: 'gaussian' std: 0.3 } }", {{2, 4, 6, 5}}},  // depthwise
+      {"name: 'a' type: 'ArgMax' argmax_param { top_k: 2 out_max_val: true }", {{3, 5}}, {}, false},
+      {"name: 'r' type: 'Reduction' reduction_param { operation: SUMSQ axis: 1 coeff: 0.5 }",
+       {{2, 3, 4}}},
+      {"name: 'c' type: 'Crop' crop_param { axis: 2 offset: 1 }", {{2, 3, 6, 5}, {2, 3, 4, 3}},
+       {{1, 2}}},
+      {"name: 't' type: 'Tile' tile_param { axis: 1 tiles: 3 }", {{2, 3, 4}}},
+      {"name: 'b' type: 'BatchReindex'", {{4, 3}, {5}}, {{1, 4}}},
+      {"name: 'f' type: 'Filter'", {{4, 3}, {4}}, {{1, 2}}},
+      {"name: 'm' type: 'MVN' mvn_param { across_channels: false }", {{2, 3, 4, 5}}},
+      {"name: 'e' type: 'Embed' embed_param { input_dim: 5 num_output: 3 "
+       "weight_filler { type: 'gaussian' std: 1 } bias_filler { type: 'gaussian' std: 1 } }",
+       {{4}}, {{0, 5}}},
+      {"name: 'p' type: 'Parameter' parameter_param { shape { dim: 2 dim: 3 } }", {}},
+      {"name: 's' type: 'SPP' spp_param { pyramid_height: 2 pool: MAX }", {{2, 3, 6, 5}}},
   };
   return table;
 }
