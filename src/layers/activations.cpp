@@ -2,13 +2,17 @@
 // All may run in place (top == bottom). The unary ones are ElementwiseLayers (elementwise.hpp):
 // each supplies only its scalar function and derivative, so the loops are written once and
 // vectorize. The other elementwise layers live in neurons.cpp.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
+#include "core/context.hpp"
 #include "layers/elementwise.hpp"
+#include "layers/gpu_kernels.hpp"
 #include "math/blas.hpp"
 #include "math/onednn.hpp"
 #include "math/random.hpp"
@@ -61,6 +65,19 @@ class ReLULayer : public ElementwiseLayer<ReLUOp> {
     ElementwiseLayer::backward_cpu(top, propagate_down, bottom);
   }
 
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    gpu::relu_forward(bottom[0]->count(), bottom[0]->gpu_data(), top[0]->mutable_gpu_data(),
+                      op_.negative_slope);
+  }
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    gpu::relu_backward(bottom[0]->count(), top[0]->gpu_diff(), bottom[0]->gpu_data(),
+                       bottom[0]->mutable_gpu_diff(), op_.negative_slope);
+  }
+#endif
+
  private:
   bool onednn_ = false;
 #ifdef ENGINE_USE_ONEDNN
@@ -92,8 +109,42 @@ class ReLULayer : public ElementwiseLayer<ReLUOp> {
 #endif
 };
 
-using SigmoidLayer = ElementwiseLayer<SigmoidOp>;
-using TanHLayer = ElementwiseLayer<TanHOp>;
+// Sigmoid and TanH: their gradients read only the output, so in place needs nothing kept.
+class SigmoidLayer : public ElementwiseLayer<SigmoidOp> {
+ public:
+  using ElementwiseLayer::ElementwiseLayer;
+
+ protected:
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    gpu::sigmoid_forward(bottom[0]->count(), bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+  }
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    gpu::sigmoid_backward(bottom[0]->count(), top[0]->gpu_diff(), top[0]->gpu_data(),
+                          bottom[0]->mutable_gpu_diff());
+  }
+#endif
+};
+
+class TanHLayer : public ElementwiseLayer<TanHOp> {
+ public:
+  using ElementwiseLayer::ElementwiseLayer;
+
+ protected:
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    gpu::tanh_forward(bottom[0]->count(), bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+  }
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    gpu::tanh_backward(bottom[0]->count(), top[0]->gpu_diff(), top[0]->gpu_data(),
+                       bottom[0]->mutable_gpu_diff());
+  }
+#endif
+};
 
 // Dropout: in TRAIN each element is kept with probability 1 - ratio and scaled by
 // 1 / (1 - ratio), so the expected value is unchanged and TEST is the identity.
@@ -145,6 +196,41 @@ class DropoutLayer : public Layer {
     const float scale = scale_;
     for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (static_cast<float>(mask[i]) * scale);
   }
+
+#ifdef ENGINE_USE_CUDA
+  // The GPU mask is a hash of (seed, element): each forward draws a fresh seed from the
+  // Context generator (so a fixed seed repeats the masks), and backward recomputes the mask
+  // from it rather than storing one. Its draws differ from the CPU's.
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    const int64_t n = bottom[0]->count();
+    if (!training()) {
+      gpu::copy(n, bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+      return;
+    }
+    gpu_seed_ = (uint64_t(Context::rng()()) << 32) | Context::rng()();
+    gpu::dropout(n, bottom[0]->gpu_data(), top[0]->mutable_gpu_data(), gpu_seed_, threshold(),
+                 scale_);
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    const int64_t n = bottom[0]->count();
+    if (!training()) {
+      gpu::copy(n, top[0]->gpu_diff(), bottom[0]->mutable_gpu_diff());
+      return;
+    }
+    gpu::dropout(n, top[0]->gpu_diff(), bottom[0]->mutable_gpu_diff(), gpu_seed_, threshold(),
+                 scale_);
+  }
+
+  // An element is dropped when its 32-bit draw is below ratio * 2^32.
+  uint32_t threshold() const {
+    return static_cast<uint32_t>(std::min(4294967295.0, double(ratio_) * 4294967296.0));
+  }
+
+  uint64_t gpu_seed_ = 0;
+#endif
 
  private:
   float ratio_ = 0.5f;

@@ -6,12 +6,12 @@
 #define ENGINE_LAYERS(X)  \
   X(Input, kCpuOnly)      \
   X(DummyData, kCpuOnly)  \
-  X(ReLU, kCpuOnly)       \
-  X(Sigmoid, kCpuOnly)    \
-  X(TanH, kCpuOnly)       \
-  X(Dropout, kCpuOnly)    \
-  X(Softmax, kCpuOnly)    \
-  X(SoftmaxWithLoss, kCpuOnly) \
+  X(ReLU, kCpuAndGpu)       \
+  X(Sigmoid, kCpuAndGpu)    \
+  X(TanH, kCpuAndGpu)       \
+  X(Dropout, kCpuAndGpu)    \
+  X(Softmax, kCpuAndGpu)    \
+  X(SoftmaxWithLoss, kCpuAndGpu) \
   X(Accuracy, kCpuOnly)   \
   X(Convolution, kCpuOnly)  \
   X(Deconvolution, kCpuOnly)  \
@@ -40,6 +40,32 @@
   X(Swish, kCpuAndGpu)  \
   X(EuclideanLoss, kCpuAndGpu)  \
   X(SigmoidCrossEntropyLoss, kCpuAndGpu)  \
+  X(Convolution, kCpuAndGpu)  \
+  X(InnerProduct, kCpuAndGpu)  \
+  X(Split, kCpuOnly)      \
+  X(Concat, kCpuOnly)     \
+  X(Slice, kCpuOnly)      \
+  X(Silence, kCpuOnly)    \
+  X(Flatten, kCpuOnly)    \
+  X(Reshape, kCpuOnly)    \
+  X(Eltwise, kCpuOnly)    \
+  X(BatchNorm, kCpuOnly)  \
+  X(Scale, kCpuOnly)      \
+  X(Bias, kCpuOnly)       \
+  X(Pooling, kCpuAndGpu)    \
+  X(LRN, kCpuAndGpu)        \
+  X(PReLU, kCpuOnly)  \
+  X(ELU, kCpuOnly)  \
+  X(AbsVal, kCpuOnly)  \
+  X(BNLL, kCpuOnly)  \
+  X(Power, kCpuOnly)  \
+  X(Exp, kCpuOnly)  \
+  X(Log, kCpuOnly)  \
+  X(Threshold, kCpuOnly)  \
+  X(Clip, kCpuOnly)  \
+  X(Swish, kCpuOnly)  \
+  X(EuclideanLoss, kCpuOnly)  \
+  X(SigmoidCrossEntropyLoss, kCpuOnly)  \
   X(HingeLoss, kCpuOnly)  \
   X(MultinomialLogisticLoss, kCpuOnly)  \
   X(InfogainLoss, kCpuOnly)  \
