@@ -38,6 +38,9 @@ class CudnnConvolution {
     if (key == key_ && Context::device() == device_) return;
     key_ = key;
     device_ = Context::device();
+    // cuDNN rejects empty tensors: an empty batch computes nothing.
+    empty_ = num == 0;
+    if (empty_) return;
     const int out_h = g.out_h(), out_w = g.out_w();
     cudnn::set_tensor(bottom_, num, g.channels, g.height, g.width);
     cudnn::set_tensor(top_, num, spec.num_output, out_h, out_w);
@@ -55,8 +58,6 @@ class CudnnConvolution {
     CHECK(n == num && c == spec.num_output && h == out_h && w == out_w)
         << who << ": cuDNN's output shape " << n << "x" << c << "x" << h << "x" << w
         << " differs from Caffe's";
-    empty_ = num == 0;
-    if (empty_) return;
     forward_ = choose_forward(who);
     backward_data_ = choose_backward_data(who);
     backward_filter_ = choose_backward_filter(who);

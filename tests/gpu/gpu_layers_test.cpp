@@ -29,6 +29,7 @@ TEST(CudnnChoice, CaffeEngineRunsOurKernels) {
 #endif
 }
 
+#ifdef ENGINE_USE_CUDA
 class Gpu : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -258,6 +259,8 @@ TEST_F(Gpu, NetMakesNoHostRoundTripsAfterWarmUp) {
   EXPECT_TRUE(std::isfinite(warm_loss));
   EXPECT_TRUE(std::isfinite(loss));
 }
+
+#endif  // ENGINE_USE_CUDA
 
 }  // namespace
 }  // namespace engine
