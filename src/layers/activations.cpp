@@ -207,7 +207,8 @@ class DropoutLayer : public Layer {
       gpu::copy(n, bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
       return;
     }
-    gpu_seed_ = (uint64_t(Context::rng()()) << 32) | Context::rng()();
+    const uint64_t high = Context::rng()();
+    gpu_seed_ = (high << 32) | Context::rng()();
     gpu::dropout(n, bottom[0]->gpu_data(), top[0]->mutable_gpu_data(), gpu_seed_, threshold(),
                  scale_);
   }
