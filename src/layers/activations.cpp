@@ -65,19 +65,6 @@ class ReLULayer : public ElementwiseLayer<ReLUOp> {
     ElementwiseLayer::backward_cpu(top, propagate_down, bottom);
   }
 
-#ifdef ENGINE_USE_CUDA
-  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
-    gpu::relu_forward(bottom[0]->count(), bottom[0]->gpu_data(), top[0]->mutable_gpu_data(),
-                      op_.negative_slope);
-  }
-  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    if (!propagate_down[0]) return;
-    gpu::relu_backward(bottom[0]->count(), top[0]->gpu_diff(), bottom[0]->gpu_data(),
-                       bottom[0]->mutable_gpu_diff(), op_.negative_slope);
-  }
-#endif
-
  private:
   bool onednn_ = false;
 #ifdef ENGINE_USE_ONEDNN
@@ -109,42 +96,8 @@ class ReLULayer : public ElementwiseLayer<ReLUOp> {
 #endif
 };
 
-// Sigmoid and TanH: their gradients read only the output, so in place needs nothing kept.
-class SigmoidLayer : public ElementwiseLayer<SigmoidOp> {
- public:
-  using ElementwiseLayer::ElementwiseLayer;
-
- protected:
-#ifdef ENGINE_USE_CUDA
-  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
-    gpu::sigmoid_forward(bottom[0]->count(), bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
-  }
-  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    if (!propagate_down[0]) return;
-    gpu::sigmoid_backward(bottom[0]->count(), top[0]->gpu_diff(), top[0]->gpu_data(),
-                          bottom[0]->mutable_gpu_diff());
-  }
-#endif
-};
-
-class TanHLayer : public ElementwiseLayer<TanHOp> {
- public:
-  using ElementwiseLayer::ElementwiseLayer;
-
- protected:
-#ifdef ENGINE_USE_CUDA
-  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
-    gpu::tanh_forward(bottom[0]->count(), bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
-  }
-  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    if (!propagate_down[0]) return;
-    gpu::tanh_backward(bottom[0]->count(), top[0]->gpu_diff(), top[0]->gpu_data(),
-                       bottom[0]->mutable_gpu_diff());
-  }
-#endif
-};
+using SigmoidLayer = ElementwiseLayer<SigmoidOp>;
+using TanHLayer = ElementwiseLayer<TanHOp>;
 
 // Dropout: in TRAIN each element is kept with probability 1 - ratio and scaled by
 // 1 / (1 - ratio), so the expected value is unchanged and TEST is the identity.

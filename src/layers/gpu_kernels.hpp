@@ -10,15 +10,7 @@
 namespace engine {
 namespace gpu {
 
-// ---- activations.cu --------------------------------------------------------------------------
-// In place (x == y, dy == dx) is allowed throughout.
-void relu_forward(int64_t n, const float* x, float* y, float negative_slope);
-// Reads x's sign only, so the output may stand in for x in place.
-void relu_backward(int64_t n, const float* dy, const float* x, float* dx, float negative_slope);
-void sigmoid_forward(int64_t n, const float* x, float* y);
-void sigmoid_backward(int64_t n, const float* dy, const float* y, float* dx);
-void tanh_forward(int64_t n, const float* x, float* y);
-void tanh_backward(int64_t n, const float* dy, const float* y, float* dx);
+// ---- activations.cu (Dropout) ---------------------------------------------------------------
 // y = x * scale where element i is kept, else 0. Element i is kept when a counter-based hash of
 // (seed, i), a uniform 32-bit integer, is at least `threshold` (= dropout ratio * 2^32). The mask
 // is a function of the seed, so backward recomputes it instead of storing it.

@@ -86,6 +86,9 @@ const std::vector<ParityCase>& cases() {
       {"name: 'p' type: 'Pooling' pooling_param { pool: MAX kernel_size: 3 stride: 2 "
        "engine: CAFFE }", {{2, 3, 7, 7}}},
       {"name: 'p' type: 'Pooling' pooling_param { pool: AVE global_pooling: true }", {{2, 3, 5, 4}}},
+      // MAX with the argmax mask as a second top: our kernels.
+      {"name: 'p' type: 'Pooling' pooling_param { pool: MAX kernel_size: 3 stride: 2 }",
+       {{2, 3, 7, 7}}, {}, true, 2},
       {"name: 'l' type: 'LRN' lrn_param { local_size: 5 alpha: 0.1 beta: 0.75 k: 2 }",
        {{2, 7, 4, 3}}},
       {"name: 'l' type: 'LRN' lrn_param { local_size: 3 alpha: 0.1 norm_region: WITHIN_CHANNEL }",
