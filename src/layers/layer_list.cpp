@@ -13,9 +13,9 @@
   X(Softmax, kCpuAndGpu)    \
   X(SoftmaxWithLoss, kCpuAndGpu) \
   X(Accuracy, kCpuOnly)   \
-  X(Convolution, kCpuOnly)  \
+  X(Convolution, kCpuAndGpu)  \
   X(Deconvolution, kCpuOnly)  \
-  X(InnerProduct, kCpuOnly)  \
+  X(InnerProduct, kCpuAndGpu)  \
   X(Split, kCpuAndGpu)      \
   X(Concat, kCpuAndGpu)     \
   X(Slice, kCpuAndGpu)      \
@@ -26,8 +26,8 @@
   X(BatchNorm, kCpuAndGpu)  \
   X(Scale, kCpuAndGpu)      \
   X(Bias, kCpuAndGpu)       \
-  X(Pooling, kCpuOnly)    \
-  X(LRN, kCpuOnly)        \
+  X(Pooling, kCpuAndGpu)    \
+  X(LRN, kCpuAndGpu)        \
   X(PReLU, kCpuAndGpu)  \
   X(ELU, kCpuAndGpu)  \
   X(AbsVal, kCpuAndGpu)  \
@@ -40,32 +40,6 @@
   X(Swish, kCpuAndGpu)  \
   X(EuclideanLoss, kCpuAndGpu)  \
   X(SigmoidCrossEntropyLoss, kCpuAndGpu)  \
-  X(Convolution, kCpuAndGpu)  \
-  X(InnerProduct, kCpuAndGpu)  \
-  X(Split, kCpuOnly)      \
-  X(Concat, kCpuOnly)     \
-  X(Slice, kCpuOnly)      \
-  X(Silence, kCpuOnly)    \
-  X(Flatten, kCpuOnly)    \
-  X(Reshape, kCpuOnly)    \
-  X(Eltwise, kCpuOnly)    \
-  X(BatchNorm, kCpuOnly)  \
-  X(Scale, kCpuOnly)      \
-  X(Bias, kCpuOnly)       \
-  X(Pooling, kCpuAndGpu)    \
-  X(LRN, kCpuAndGpu)        \
-  X(PReLU, kCpuOnly)  \
-  X(ELU, kCpuOnly)  \
-  X(AbsVal, kCpuOnly)  \
-  X(BNLL, kCpuOnly)  \
-  X(Power, kCpuOnly)  \
-  X(Exp, kCpuOnly)  \
-  X(Log, kCpuOnly)  \
-  X(Threshold, kCpuOnly)  \
-  X(Clip, kCpuOnly)  \
-  X(Swish, kCpuOnly)  \
-  X(EuclideanLoss, kCpuOnly)  \
-  X(SigmoidCrossEntropyLoss, kCpuOnly)  \
   X(HingeLoss, kCpuOnly)  \
   X(MultinomialLogisticLoss, kCpuOnly)  \
   X(InfogainLoss, kCpuOnly)  \

@@ -104,7 +104,7 @@ void check_conv_parity(const std::string& conv_param, const std::vector<int>& bo
   expect_close_scaled(cpu.bottom_diff, gpu.bottom_diff, "bottom gradient");
   expect_close_scaled(cpu.weight_diff, gpu.weight_diff, "weight gradient");
   expect_close_scaled(cpu.bias_diff, gpu.bias_diff, "bias gradient");
-  const auto* conv = dynamic_cast<const ConvolutionDeviceLayer*>(layer.get());
+  const auto* conv = dynamic_cast<const ConvolutionLayerBase*>(layer.get());
   ASSERT_NE(conv, nullptr);
   for (int algorithm : conv->cudnn_algorithms()) EXPECT_GE(algorithm, 0);
 }
