@@ -43,9 +43,9 @@ step "device query"
 build-gpu/bin/engine device_query --gpu=0 | tee "$out/device_query.txt"
 
 step "tests (GPU suite first, then the CPU suite)"
-(cd build-gpu && ctest -R "parity|blob|synced" --output-on-failure -j4) >"$out/gpu-tests.txt" 2>&1
+(cd build-gpu && ctest -R "parity|blob|synced|gpu_" --output-on-failure -j4) >"$out/gpu-tests.txt" 2>&1
 tail -5 "$out/gpu-tests.txt"
-(cd build-gpu && ctest -E "parity" -j8) >"$out/cpu-tests.txt" 2>&1
+(cd build-gpu && ctest -E "parity|gpu_" -j8) >"$out/cpu-tests.txt" 2>&1
 tail -3 "$out/cpu-tests.txt"
 
 step "benchmark"

@@ -25,6 +25,11 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#ifdef ENGINE_USE_CUDA
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#endif
+
 #include "core/context.hpp"
 #include "core/errors.hpp"
 #include "core/net.hpp"
@@ -304,11 +309,71 @@ int time_command() {
   return 0;
 }
 
+#ifdef ENGINE_USE_CUDA
+// One device's properties, as Caffe's device_query prints them, plus the software versions.
+void print_device(int device) {
+  cudaDeviceProp prop;
+  ENGINE_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  // CUDA 13 dropped the clock fields from cudaDeviceProp; the attributes remain.
+  int clock_khz = 0, memory_clock_khz = 0;
+  ENGINE_CUDA_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, device));
+  ENGINE_CUDA_CHECK(cudaDeviceGetAttribute(&memory_clock_khz, cudaDevAttrMemoryClockRate, device));
+  size_t free_bytes = 0, total_bytes = 0;
+  ENGINE_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  constexpr double kMiB = 1024.0 * 1024.0;
+  std::printf("Device id:                     %d\n", device);
+  std::printf("Name:                          %s\n", prop.name);
+  std::printf("Compute capability:            %d.%d\n", prop.major, prop.minor);
+  std::printf("Total global memory:           %.0f MiB (%.0f MiB free)\n",
+              prop.totalGlobalMem / kMiB, free_bytes / kMiB);
+  std::printf("Multiprocessors:               %d\n", prop.multiProcessorCount);
+  std::printf("Clock rate:                    %d MHz\n", clock_khz / 1000);
+  std::printf("Memory clock rate:             %d MHz\n", memory_clock_khz / 1000);
+  std::printf("Memory bus width:              %d bits\n", prop.memoryBusWidth);
+  std::printf("L2 cache:                      %d KiB\n", prop.l2CacheSize / 1024);
+  std::printf("Shared memory per block:       %zu KiB\n", prop.sharedMemPerBlock / 1024);
+  std::printf("Registers per block:           %d\n", prop.regsPerBlock);
+  std::printf("Warp size:                     %d\n", prop.warpSize);
+  std::printf("Max threads per block:         %d\n", prop.maxThreadsPerBlock);
+  std::printf("Max threads per multiprocessor: %d\n", prop.maxThreadsPerMultiProcessor);
+  std::printf("Max block dimensions:          %d x %d x %d\n", prop.maxThreadsDim[0],
+              prop.maxThreadsDim[1], prop.maxThreadsDim[2]);
+  std::printf("Max grid dimensions:           %d x %d x %d\n", prop.maxGridSize[0],
+              prop.maxGridSize[1], prop.maxGridSize[2]);
+  std::printf("Concurrent copy and execution: %s\n", prop.asyncEngineCount > 0 ? "yes" : "no");
+  std::printf("ECC enabled:                   %s\n", prop.ECCEnabled ? "yes" : "no");
+  std::printf("PCI bus / device / domain:     %d / %d / %d\n", prop.pciBusID, prop.pciDeviceID,
+              prop.pciDomainID);
+}
+#endif
+
 int device_query_command() {
   const int count = Context::device_count();
   ENGINE_REQUIRE(count > 0, "no CUDA device is available on this machine");
-  select_device();
-  std::printf("%d CUDA device(s); details come with the GPU layers.\n", count);
+#ifdef ENGINE_USE_CUDA
+  int driver = 0, runtime = 0;
+  ENGINE_CUDA_CHECK(cudaDriverGetVersion(&driver));
+  ENGINE_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+  const size_t cudnn = cudnnGetVersion();
+  std::printf("CUDA devices:                  %d\n", count);
+  std::printf("CUDA driver / runtime:         %d.%d / %d.%d\n", driver / 1000, driver % 1000 / 10,
+              runtime / 1000, runtime % 1000 / 10);
+  std::printf("cuDNN:                         %zu.%zu.%zu\n", cudnn / 10000, cudnn % 10000 / 100,
+              cudnn % 100);
+  // --gpu=N: that device; no --gpu: every device.
+  std::vector<int> devices;
+  if (FLAGS_gpu.empty()) {
+    for (int d = 0; d < count; ++d) devices.push_back(d);
+  } else {
+    select_device();
+    devices.push_back(Context::device());
+  }
+  for (int device : devices) {
+    std::printf("\n");
+    Context::set_device(device);
+    print_device(device);
+  }
+#endif
   return 0;
 }
 

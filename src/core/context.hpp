@@ -34,6 +34,12 @@ class Context {
   static void set_device(int device);
   static int device() { return get().device_; }
 
+  // Deterministic mode: GPU code picks only algorithms whose results repeat bit for bit (cuDNN
+  // convolution algorithms without atomics), at some cost in speed. Off by default; the CPU
+  // path is deterministic either way. Per thread, like the mode.
+  static bool deterministic() { return get().deterministic_; }
+  static void set_deterministic(bool value) { get().deterministic_ = value; }
+
 #ifdef ENGINE_USE_CUDA
   static cublasHandle_t cublas();
   static cudnnHandle_t cudnn();
@@ -48,6 +54,7 @@ class Context {
 
   Mode mode_ = Mode::CPU;
   int device_ = 0;
+  bool deterministic_ = false;
   std::mt19937 rng_;
 #ifdef ENGINE_USE_CUDA
   cublasHandle_t cublas_ = nullptr;

@@ -98,6 +98,14 @@ float Layer::forward(const Blobs& bottom, const Blobs& top) {
     const float weight = loss(static_cast<int>(i));
     if (weight == 0) continue;
     Blob& blob = *top[i];
+#ifdef ENGINE_USE_CUDA
+    if (gpu) {
+      // On the device, so that a GPU loss layer's top never travels to the host and back.
+      gpu::set(blob.count(), weight, blob.mutable_gpu_diff());
+      total += static_cast<float>(gpu::dot(blob.count(), blob.gpu_data(), blob.gpu_diff()));
+      continue;
+    }
+#endif
     total += weight * static_cast<float>(cpu::sum(blob.count(), blob.cpu_data()));
     cpu::set(blob.count(), weight, blob.mutable_cpu_diff());
   }

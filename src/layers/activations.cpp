@@ -2,13 +2,17 @@
 // All may run in place (top == bottom). The unary ones are ElementwiseLayers (elementwise.hpp):
 // each supplies only its scalar function and derivative, so the loops are written once and
 // vectorize. The other elementwise layers live in neurons.cpp.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
+#include "core/context.hpp"
 #include "layers/elementwise.hpp"
+#include "layers/gpu_kernels.hpp"
 #include "math/blas.hpp"
 #include "math/onednn.hpp"
 #include "math/random.hpp"
@@ -145,6 +149,42 @@ class DropoutLayer : public Layer {
     const float scale = scale_;
     for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (static_cast<float>(mask[i]) * scale);
   }
+
+#ifdef ENGINE_USE_CUDA
+  // The GPU mask is a hash of (seed, element): each forward draws a fresh seed from the
+  // Context generator (so a fixed seed repeats the masks), and backward recomputes the mask
+  // from it rather than storing one. Its draws differ from the CPU's.
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    const int64_t n = bottom[0]->count();
+    if (!training()) {
+      gpu::copy(n, bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+      return;
+    }
+    const uint64_t high = Context::rng()();
+    gpu_seed_ = (high << 32) | Context::rng()();
+    gpu::dropout(n, bottom[0]->gpu_data(), top[0]->mutable_gpu_data(), gpu_seed_, threshold(),
+                 scale_);
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    const int64_t n = bottom[0]->count();
+    if (!training()) {
+      gpu::copy(n, top[0]->gpu_diff(), bottom[0]->mutable_gpu_diff());
+      return;
+    }
+    gpu::dropout(n, top[0]->gpu_diff(), bottom[0]->mutable_gpu_diff(), gpu_seed_, threshold(),
+                 scale_);
+  }
+
+  // An element is dropped when its 32-bit draw is below ratio * 2^32.
+  uint32_t threshold() const {
+    return static_cast<uint32_t>(std::min(4294967295.0, double(ratio_) * 4294967296.0));
+  }
+
+  uint64_t gpu_seed_ = 0;
+#endif
 
  private:
   float ratio_ = 0.5f;

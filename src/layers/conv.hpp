@@ -4,6 +4,7 @@
 // top shapes. Only 2-D convolution over N x C x H x W blobs (channel axis 1) is supported.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,19 +36,41 @@ struct ConvSpec {
   ConvGeometry2d transposed_geometry(const Blob& bottom, const std::string& who) const;
 };
 
+#ifdef ENGINE_USE_CUDA
+class CudnnConvolution;  // conv_cudnn.cpp
+#endif
+
 // The common part of Convolution and Deconvolution layers: blob counts (one top per bottom, all
 // bottoms of one shape, all sharing the weights), the weights, the bias [num_output] and the tops
 // [N, num_output, h, w]. Convolution's weights are [num_output, C / group, kh, kw]; Deconvolution,
 // the transposed convolution, keeps Caffe's [C, num_output / group, kh, kw]. In both the weights'
 // rows are the channels of the convolution's output side.
+//
+// On the GPU a Convolution, whichever CPU path it takes, runs cuDNN (conv_cudnn.cpp): one object
+// serves both devices, since the mode may change after the layer is made. engine: CAFFE and
+// Deconvolution run their CPU code there.
 class ConvolutionLayerBase : public Layer {
  public:
+#ifdef ENGINE_USE_CUDA
+  // Out of line: CudnnConvolution is complete only in conv_cudnn.cpp.
+  explicit ConvolutionLayerBase(const LayerParameter& param);
+  ~ConvolutionLayerBase() override;
+  // For tests: the cuDNN algorithms chosen for the current shapes (forward, backward data,
+  // backward filter), or -1 before the first GPU pass.
+  std::vector<int> cudnn_algorithms() const;
+#else
   using Layer::Layer;
+#endif
   int min_bottoms() const override { return 1; }
   int min_tops() const override { return 1; }
   void reshape(const Blobs& bottom, const Blobs& top) override;
 
  protected:
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override;
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override;
+#endif
   void layer_setup(const Blobs& bottom, const Blobs& top) override;
   // Deconvolution: the bottoms are the convolution's output side, the tops its image side.
   virtual bool transposed() const { return false; }
@@ -63,6 +86,11 @@ class ConvolutionLayerBase : public Layer {
   ConvGeometry2d geometry_;
   int num_ = 0;              // images per bottom
   int channels_ = 0;         // input channels, fixed at setup by the weights
+
+#ifdef ENGINE_USE_CUDA
+ private:
+  std::unique_ptr<CudnnConvolution> cudnn_;
+#endif
 };
 
 // The oneDNN paths (conv_onednn.cpp); only in builds with oneDNN.

@@ -8,6 +8,7 @@
 
 #include "core/filler.hpp"
 #include "core/layer.hpp"
+#include "core/synced_memory.hpp"
 #include "core/layer_registry.hpp"
 #include "math/blas.hpp"
 #include "math/onednn.hpp"
@@ -147,6 +148,52 @@ class InnerProductLayer : public Layer {
                 bottom[0]->mutable_cpu_diff());
     }
   }
+
+#ifdef ENGINE_USE_CUDA
+  // cuBLAS, the reference path's products on the device; the bias through a ones vector.
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    float* out = top[0]->mutable_gpu_data();
+    gpu::gemm(false, !transpose_, M(), N(), K(), 1.0f, bottom[0]->gpu_data(),
+              blobs_[0]->gpu_data(), 0.0f, out);
+    if (bias_term_) {
+      gpu::gemm(false, false, M(), N(), 1, 1.0f, gpu_ones(), blobs_[1]->gpu_data(), 1.0f, out);
+    }
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    const float* top_diff = top[0]->gpu_diff();
+    if (bias_term_ && param_propagate_down(1)) {
+      gpu::gemv(true, M(), N(), 1.0f, top_diff, gpu_ones(), 1.0f, blobs_[1]->mutable_gpu_diff());
+    }
+    if (param_propagate_down(0)) {
+      const float* in = bottom[0]->gpu_data();
+      float* weight_diff = blobs_[0]->mutable_gpu_diff();
+      if (transpose_) {
+        gpu::gemm(true, false, K(), N(), M(), 1.0f, in, top_diff, 1.0f, weight_diff);
+      } else {
+        gpu::gemm(true, false, N(), K(), M(), 1.0f, top_diff, in, 1.0f, weight_diff);
+      }
+    }
+    if (propagate_down[0]) {
+      gpu::gemm(false, transpose_, M(), K(), N(), 1.0f, top_diff, blobs_[0]->gpu_data(), 0.0f,
+                bottom[0]->mutable_gpu_diff());
+    }
+  }
+
+  // M ones on the device, filled when the batch grows (not per pass).
+  const float* gpu_ones() {
+    if (gpu_ones_rows_ < rows_) {
+      gpu_ones_.resize(sizeof(float) * static_cast<size_t>(rows_));
+      gpu::set(rows_, 1.0f, static_cast<float*>(gpu_ones_.mutable_device_data()));
+      gpu_ones_rows_ = rows_;
+    }
+    return static_cast<const float*>(gpu_ones_.device_data());
+  }
+
+  SyncedMemory gpu_ones_;
+  int64_t gpu_ones_rows_ = 0;
+#endif
 
  private:
   int checked_axis(const Blob& bottom) const {

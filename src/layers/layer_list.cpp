@@ -6,16 +6,16 @@
 #define ENGINE_LAYERS(X)  \
   X(Input, kCpuOnly)      \
   X(DummyData, kCpuOnly)  \
-  X(ReLU, kCpuOnly)       \
-  X(Sigmoid, kCpuOnly)    \
-  X(TanH, kCpuOnly)       \
-  X(Dropout, kCpuOnly)    \
-  X(Softmax, kCpuOnly)    \
-  X(SoftmaxWithLoss, kCpuOnly) \
+  X(ReLU, kCpuAndGpu)       \
+  X(Sigmoid, kCpuAndGpu)    \
+  X(TanH, kCpuAndGpu)       \
+  X(Dropout, kCpuAndGpu)    \
+  X(Softmax, kCpuAndGpu)    \
+  X(SoftmaxWithLoss, kCpuAndGpu) \
   X(Accuracy, kCpuOnly)   \
-  X(Convolution, kCpuOnly)  \
+  X(Convolution, kCpuAndGpu)  \
   X(Deconvolution, kCpuOnly)  \
-  X(InnerProduct, kCpuOnly)  \
+  X(InnerProduct, kCpuAndGpu)  \
   X(Split, kCpuAndGpu)      \
   X(Concat, kCpuAndGpu)     \
   X(Slice, kCpuAndGpu)      \
@@ -26,8 +26,8 @@
   X(BatchNorm, kCpuAndGpu)  \
   X(Scale, kCpuAndGpu)      \
   X(Bias, kCpuAndGpu)       \
-  X(Pooling, kCpuOnly)    \
-  X(LRN, kCpuOnly)        \
+  X(Pooling, kCpuAndGpu)    \
+  X(LRN, kCpuAndGpu)        \
   X(PReLU, kCpuAndGpu)  \
   X(ELU, kCpuAndGpu)  \
   X(AbsVal, kCpuAndGpu)  \

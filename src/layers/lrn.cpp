@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstring>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -23,7 +24,11 @@
 #include <immintrin.h>
 #endif
 
+#include "core/context.hpp"
 #include "core/layer.hpp"
+#include "core/synced_memory.hpp"
+#include "layers/gpu_kernels.hpp"
+#include "math/cudnn.hpp"
 #include "core/layer_registry.hpp"
 #include "math/onednn.hpp"
 
@@ -201,6 +206,79 @@ class LRNLayer : public Layer {
       }
     }
   }
+
+#ifdef ENGINE_USE_CUDA
+  // GPU: cuDNN's cross-channel LRN (its alpha is divided by n, as Caffe's) where its parameter
+  // range allows; our kernels for WITHIN_CHANNEL, engine: CAFFE and the rest.
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    const float* x = bottom[0]->gpu_data();
+    float* y = top[0]->mutable_gpu_data();
+    if (bottom[0]->count() == 0) return;
+    if (cudnn_fits()) {
+      prepare_cudnn();
+      ENGINE_CUDNN_CHECK(cudnnLRNCrossChannelForward(Context::cudnn(), cudnn_->lrn,
+                                                     CUDNN_LRN_CROSS_CHANNEL_DIM1, &cudnn::kOne,
+                                                     cudnn_->tensor, x, &cudnn::kZero,
+                                                     cudnn_->tensor, y));
+      return;
+    }
+    const size_t bytes = sizeof(float) * static_cast<size_t>(bottom[0]->count());
+    scale_gpu_.resize(bytes);
+    const float summands = across_ ? float(size_) : float(size_ * size_);
+    gpu::lrn_forward(across_, shape_[0], shape_[1], shape_[2], shape_[3], size_,
+                     alpha_ / summands, across_ ? k_ : 1.0f, beta_, x,
+                     static_cast<float*>(scale_gpu_.mutable_device_data()), y);
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0] || bottom[0]->count() == 0) return;
+    if (cudnn_fits()) {
+      prepare_cudnn();
+      ENGINE_CUDNN_CHECK(cudnnLRNCrossChannelBackward(
+          Context::cudnn(), cudnn_->lrn, CUDNN_LRN_CROSS_CHANNEL_DIM1, &cudnn::kOne,
+          cudnn_->tensor, top[0]->gpu_data(), cudnn_->tensor, top[0]->gpu_diff(), cudnn_->tensor,
+          bottom[0]->gpu_data(), &cudnn::kZero, cudnn_->tensor, bottom[0]->mutable_gpu_diff()));
+      return;
+    }
+    ratio_gpu_.resize(sizeof(float) * static_cast<size_t>(bottom[0]->count()));
+    const float summands = across_ ? float(size_) : float(size_ * size_);
+    gpu::lrn_backward(across_, shape_[0], shape_[1], shape_[2], shape_[3], size_, beta_,
+                      2.0f * alpha_ * beta_ / summands, bottom[0]->gpu_data(), top[0]->gpu_data(),
+                      top[0]->gpu_diff(), static_cast<const float*>(scale_gpu_.device_data()),
+                      static_cast<float*>(ratio_gpu_.mutable_device_data()),
+                      bottom[0]->mutable_gpu_diff());
+  }
+
+ private:
+  struct CudnnLrn {
+    cudnn::TensorDescriptor tensor;
+    cudnn::LRNDescriptor lrn;
+    std::vector<int> shape;
+  };
+
+  bool cudnn_fits() const {
+    return across_ && use_cudnn(param_.lrn_param().engine(), describe()) &&
+           size_ >= CUDNN_LRN_MIN_N && size_ <= CUDNN_LRN_MAX_N && k_ >= CUDNN_LRN_MIN_K &&
+           beta_ >= CUDNN_LRN_MIN_BETA;
+  }
+
+  // Made on the first GPU pass, so that a CPU-only run never touches cuDNN.
+  void prepare_cudnn() {
+    if (!cudnn_) {
+      cudnn_ = std::make_unique<CudnnLrn>();
+      ENGINE_CUDNN_CHECK(cudnnSetLRNDescriptor(cudnn_->lrn, static_cast<unsigned>(size_), alpha_,
+                                               beta_, k_));
+    }
+    if (cudnn_->shape == shape_) return;
+    cudnn::set_tensor(cudnn_->tensor, shape_[0], shape_[1], shape_[2], shape_[3]);
+    cudnn_->shape = shape_;
+  }
+
+  std::unique_ptr<CudnnLrn> cudnn_;
+  SyncedMemory scale_gpu_;  // our kernels: the bracket s of the last forward pass
+  SyncedMemory ratio_gpu_;  // our kernels: dy * y / s, scratch of backward
+#endif
 
  private:
   int64_t plane() const { return int64_t(shape_[2]) * shape_[3]; }

@@ -7,11 +7,16 @@
 // Caffe's for every window of the geometry; anything else runs the reference code.
 #include <algorithm>
 #include <cfloat>
+#include <memory>
 #include <cmath>
 #include <unordered_map>
 #include <vector>
 
+#include "core/context.hpp"
 #include "core/layer.hpp"
+#include "core/synced_memory.hpp"
+#include "layers/gpu_kernels.hpp"
+#include "math/cudnn.hpp"
 #include "core/layer_registry.hpp"
 #include "math/blas.hpp"
 #include "math/onednn.hpp"
@@ -232,6 +237,134 @@ class PoolingLayer : public Layer {
         break;
     }
   }
+
+#ifdef ENGINE_USE_CUDA
+  // GPU: cuDNN for MAX (without the mask top) and AVE where its floor-rounded, symmetrically
+  // padded geometry is Caffe's (then no window reaches past in + pad, so Caffe's AVE divisor is
+  // the whole kernel: cuDNN's "include padding"); our kernels otherwise. STOCHASTIC in TRAIN
+  // draws from the Context generator on the CPU, as its CPU code does.
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    if (stochastic_training()) {
+      forward_cpu(bottom, top);
+      return;
+    }
+    if (cudnn_fits(top.size() > 1)) {
+      prepare_cudnn();
+      ENGINE_CUDNN_CHECK(cudnnPoolingForward(Context::cudnn(), cudnn_->pooling, &cudnn::kOne,
+                                             cudnn_->bottom, bottom[0]->gpu_data(), &cudnn::kZero,
+                                             cudnn_->top, top[0]->mutable_gpu_data()));
+      return;
+    }
+    const gpu::PoolShape s = pool_shape();
+    const float* x = bottom[0]->gpu_data();
+    float* y = top[0]->mutable_gpu_data();
+    switch (method_) {
+      case PoolingParameter::MAX:
+        argmax_gpu_.resize(sizeof(int) * static_cast<size_t>(top[0]->count()));
+        gpu::max_pool_forward(s, x, y, static_cast<int*>(argmax_gpu_.mutable_device_data()),
+                              top.size() > 1 ? top[1]->mutable_gpu_data() : nullptr);
+        break;
+      case PoolingParameter::AVE:
+        gpu::ave_pool_forward(s, x, y);
+        break;
+      case PoolingParameter::STOCHASTIC:
+        gpu::stochastic_pool_test_forward(s, x, y);
+        break;
+      default:
+        LAYER_REQUIRE(false, "unknown pooling method " << method_);
+    }
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    if (stochastic_training()) {
+      backward_cpu(top, propagate_down, bottom);
+      return;
+    }
+    if (cudnn_fits(top.size() > 1)) {
+      prepare_cudnn();
+      ENGINE_CUDNN_CHECK(cudnnPoolingBackward(
+          Context::cudnn(), cudnn_->pooling, &cudnn::kOne, cudnn_->top, top[0]->gpu_data(),
+          cudnn_->top, top[0]->gpu_diff(), cudnn_->bottom, bottom[0]->gpu_data(), &cudnn::kZero,
+          cudnn_->bottom, bottom[0]->mutable_gpu_diff()));
+      return;
+    }
+    const gpu::PoolShape s = pool_shape();
+    const float* dy = top[0]->gpu_diff();
+    float* dx = bottom[0]->mutable_gpu_diff();
+    switch (method_) {
+      case PoolingParameter::MAX:
+        gpu::max_pool_backward(s, dy, static_cast<const int*>(argmax_gpu_.device_data()), dx);
+        break;
+      case PoolingParameter::AVE:
+        gpu::ave_pool_backward(s, dy, dx);
+        break;
+      case PoolingParameter::STOCHASTIC:
+        gpu::stochastic_pool_test_backward(s, dy, bottom[0]->gpu_data(), top[0]->gpu_data(), dx);
+        break;
+      default:
+        break;
+    }
+  }
+
+ private:
+  struct CudnnPooling {
+    cudnn::TensorDescriptor bottom, top;
+    cudnn::PoolingDescriptor pooling;
+    std::vector<int> key;
+  };
+
+  bool stochastic_training() const {
+    return method_ == PoolingParameter::STOCHASTIC && param_.phase() == TRAIN;
+  }
+
+  bool cudnn_fits(bool wants_mask_top) const {
+    const PoolGeometry& g = geometry_;
+    if (!use_cudnn(param_.pooling_param().engine(), describe())) return false;
+    if (method_ == PoolingParameter::MAX) {
+      if (wants_mask_top) return false;
+    } else if (method_ != PoolingParameter::AVE) {
+      return false;
+    }
+    return g.num > 0 && g.channels > 0 &&
+           g.pooled_h == (g.height + 2 * g.pad_h - g.kernel_h) / g.stride_h + 1 &&
+           g.pooled_w == (g.width + 2 * g.pad_w - g.kernel_w) / g.stride_w + 1;
+  }
+
+  // Descriptors for the current geometry, made on the first GPU pass (not at construction, so
+  // that a CPU-only run never touches cuDNN) and remade when the geometry changes.
+  void prepare_cudnn() {
+    const PoolGeometry& g = geometry_;
+    const std::vector<int> key = {g.num, g.channels, g.height, g.width, g.kernel_h, g.kernel_w,
+                                  g.pooled_h, g.pooled_w};
+    if (!cudnn_) cudnn_ = std::make_unique<CudnnPooling>();
+    if (cudnn_->key == key) return;
+    cudnn::set_tensor(cudnn_->bottom, g.num, g.channels, g.height, g.width);
+    cudnn::set_tensor(cudnn_->top, g.num, g.channels, g.pooled_h, g.pooled_w);
+    const cudnnPoolingMode_t mode = method_ == PoolingParameter::MAX
+                                        ? CUDNN_POOLING_MAX_DETERMINISTIC
+                                        : CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING;
+    ENGINE_CUDNN_CHECK(cudnnSetPooling2dDescriptor(cudnn_->pooling, mode, CUDNN_NOT_PROPAGATE_NAN,
+                                                   g.kernel_h, g.kernel_w, g.pad_h, g.pad_w,
+                                                   g.stride_h, g.stride_w));
+    int n = 0, c = 0, h = 0, w = 0;
+    ENGINE_CUDNN_CHECK(cudnnGetPooling2dForwardOutputDim(cudnn_->pooling, cudnn_->bottom, &n, &c,
+                                                         &h, &w));
+    CHECK(n == g.num && c == g.channels && h == g.pooled_h && w == g.pooled_w)
+        << describe() << ": cuDNN's pooled shape differs from Caffe's";
+    cudnn_->key = key;
+  }
+
+  gpu::PoolShape pool_shape() const {
+    const PoolGeometry& g = geometry_;
+    return {g.num,      g.channels, g.height, g.width, g.kernel_h, g.kernel_w,
+            g.stride_h, g.stride_w, g.pad_h,  g.pad_w, g.pooled_h, g.pooled_w};
+  }
+
+  std::unique_ptr<CudnnPooling> cudnn_;
+  SyncedMemory argmax_gpu_;  // MAX on our kernels: each output's argmax, on the device
+#endif
 
  private:
   int64_t in_plane() const { return int64_t(geometry_.height) * geometry_.width; }

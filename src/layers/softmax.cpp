@@ -4,9 +4,15 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "core/context.hpp"
 #include "core/layer.hpp"
+#include "core/synced_memory.hpp"
+#include "layers/gpu_kernels.hpp"
+#include "math/cudnn.hpp"
 #include "core/layer_registry.hpp"
 #include "io/prototxt.hpp"
 #include "layers/elementwise.hpp"
@@ -67,6 +73,65 @@ SoftmaxShape softmax_shape(const Layer& layer, const Blob& blob, int axis) {
   return shape;
 }
 
+#ifdef ENGINE_USE_CUDA
+// Softmax over the middle axis of [outer, channels, inner] on the GPU: cuDNN's accurate channel
+// softmax on an outer x channels x inner x 1 tensor, or our kernels with engine: CAFFE (or
+// shapes beyond cuDNN's int dimensions). In place, cuDNN gets a copy of its input.
+class GpuSoftmax {
+ public:
+  void forward(const SoftmaxShape& s, bool cudnn, const float* x, float* y) {
+    if (!prepare(s, cudnn)) {
+      gpu::softmax_forward(s.outer, s.channels, s.inner, x, y);
+      return;
+    }
+    if (x == y) x = copy_of(x);
+    ENGINE_CUDNN_CHECK(cudnnSoftmaxForward(Context::cudnn(), CUDNN_SOFTMAX_ACCURATE,
+                                           CUDNN_SOFTMAX_MODE_CHANNEL, &cudnn::kOne, *tensor_, x,
+                                           &cudnn::kZero, *tensor_, y));
+  }
+
+  void backward(const SoftmaxShape& s, bool cudnn, const float* y, const float* dy, float* dx) {
+    if (!prepare(s, cudnn)) {
+      gpu::softmax_backward(s.outer, s.channels, s.inner, y, dy, dx);
+      return;
+    }
+    if (dy == dx) dy = copy_of(dy);
+    ENGINE_CUDNN_CHECK(cudnnSoftmaxBackward(Context::cudnn(), CUDNN_SOFTMAX_ACCURATE,
+                                            CUDNN_SOFTMAX_MODE_CHANNEL, &cudnn::kOne, *tensor_, y,
+                                            *tensor_, dy, &cudnn::kZero, *tensor_, dx));
+  }
+
+ private:
+  int64_t count() const { return shape_.outer * shape_.channels * shape_.inner; }
+
+  // Whether cuDNN runs this shape; (re)makes its descriptor, on the first GPU pass only.
+  bool prepare(const SoftmaxShape& s, bool cudnn) {
+    if (!cudnn || s.outer * s.channels * s.inner == 0 ||
+        s.outer * s.channels * s.inner > INT32_MAX) {
+      return false;
+    }
+    if (!tensor_) tensor_ = std::make_unique<cudnn::TensorDescriptor>();
+    if (s.outer != shape_.outer || s.channels != shape_.channels || s.inner != shape_.inner) {
+      cudnn::set_tensor(*tensor_, static_cast<int>(s.outer), s.channels,
+                        static_cast<int>(s.inner), 1);
+      shape_ = s;
+    }
+    return true;
+  }
+
+  const float* copy_of(const float* data) {
+    copy_.resize(sizeof(float) * static_cast<size_t>(count()));
+    float* copy = static_cast<float*>(copy_.mutable_device_data());
+    gpu::copy(count(), data, copy);
+    return copy;
+  }
+
+  std::unique_ptr<cudnn::TensorDescriptor> tensor_;
+  SoftmaxShape shape_;
+  SyncedMemory copy_;
+};
+#endif
+
 class SoftmaxLayer : public Layer {
  public:
   using Layer::Layer;
@@ -109,6 +174,20 @@ class SoftmaxLayer : public Layer {
       }
     }
   }
+
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    gpu_.forward(shape_, use_cudnn(param_.softmax_param().engine(), describe()),
+                 bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+  }
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    gpu_.backward(shape_, use_cudnn(param_.softmax_param().engine(), describe()),
+                  top[0]->gpu_data(), top[0]->gpu_diff(), bottom[0]->mutable_gpu_diff());
+  }
+  GpuSoftmax gpu_;
+#endif
 
  private:
   SoftmaxShape shape_;
@@ -203,6 +282,57 @@ class SoftmaxWithLossLayer : public Layer {
     const float loss_weight = top[0]->cpu_diff()[0];
     cpu::scale(prob_.count(), loss_weight / normalizer(valid), diff);
   }
+
+#ifdef ENGINE_USE_CUDA
+  // The per-location losses go to prob_'s diff (free until backward overwrites the bottom's);
+  // the sums come back as two scalars, and the loss goes to the top on the device.
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    const int64_t locations = shape_.outer * shape_.inner;
+    gpu_.forward(shape_, use_cudnn(param_.softmax_param().engine(), describe()),
+                 bottom[0]->gpu_data(), prob_.mutable_gpu_data());
+    valid_gpu_.resize(sizeof(float) * static_cast<size_t>(std::max<int64_t>(locations, 1)));
+    float* losses = prob_.mutable_gpu_diff();
+    float* valid = static_cast<float*>(valid_gpu_.mutable_device_data());
+    gpu::softmax_loss_forward(shape_.outer, shape_.channels, shape_.inner, prob_.gpu_data(),
+                              bottom[1]->gpu_data(), has_ignore_label_, ignore_label_, losses,
+                              valid);
+    const double loss = locations > 0 ? gpu::asum(locations, losses) : 0.0;
+    if (std::isnan(loss)) report_bad_label(*bottom[1]);
+    valid_count_ = has_ignore_label_ && locations > 0
+                       ? static_cast<int64_t>(std::llround(gpu::asum(locations, valid)))
+                       : locations;
+    gpu::set(1, static_cast<float>(loss / normalizer(valid_count_)), top[0]->mutable_gpu_data());
+    if (top.size() > 1) gpu::copy(prob_.count(), prob_.gpu_data(), top[1]->mutable_gpu_data());
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    LAYER_REQUIRE(!(propagate_down.size() > 1 && propagate_down[1]),
+                  "cannot backpropagate to the labels (bottom 1)");
+    if (!propagate_down[0]) return;
+    gpu::softmax_loss_backward(shape_.outer, shape_.channels, shape_.inner, prob_.gpu_data(),
+                               bottom[1]->gpu_data(), has_ignore_label_, ignore_label_,
+                               top[0]->gpu_diff(), 1.0f / normalizer(valid_count_),
+                               bottom[0]->mutable_gpu_diff());
+  }
+
+  // A NaN loss: a label out of range (named as on the CPU), else non-finite scores, whose NaN
+  // loss stands as it would on the CPU. An error path, so reading the labels here is fine.
+  void report_bad_label(const Blob& labels) const {
+    const float* values = labels.cpu_data();
+    for (int64_t index = 0; index < labels.count(); ++index) {
+      const int label = static_cast<int>(values[index]);
+      if (has_ignore_label_ && label == ignore_label_) continue;
+      LAYER_REQUIRE(label >= 0 && label < shape_.channels,
+                    "label " << label << " of sample " << index << " is outside [0, "
+                             << shape_.channels << ")");
+    }
+  }
+
+  GpuSoftmax gpu_;
+  SyncedMemory valid_gpu_;   // per location: 1 if labelled, 0 if ignored
+  int64_t valid_count_ = 0;  // of the last GPU forward pass, for backward's normalizer
+#endif
 
  private:
   float normalizer(int64_t valid) const {

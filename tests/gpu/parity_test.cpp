@@ -42,6 +42,8 @@ const std::vector<ParityCase>& cases() {
       // Dropout draws its mask from different generators on the two devices: TEST only.
       {"name: 'd' type: 'Dropout' phase: TEST", {{2, 3, 5, 4}}},
       {"name: 's' type: 'Softmax'", {{2, 7, 3, 2}}},
+      {"name: 's' type: 'Softmax' softmax_param { engine: CAFFE axis: 2 }", {{2, 3, 5, 2}}},
+      {"name: 's' type: 'SoftmaxWithLoss'", {{6, 4}, {6}}, {{1, 4}}},
       {"name: 's' type: 'SoftmaxWithLoss' loss_param { ignore_label: 1 }", {{4, 5, 2, 3}, {4, 1, 2, 3}}, {{1, 5}}},
       {"name: 'a' type: 'Accuracy' accuracy_param { top_k: 2 }", {{6, 5}, {6}}, {{1, 5}}, false},
       {"name: 'c' type: 'Convolution' convolution_param { num_output: 6 kernel_size: 3 pad: 1 "
@@ -52,6 +54,9 @@ const std::vector<ParityCase>& cases() {
       {"name: 'i' type: 'InnerProduct' inner_product_param { num_output: 5 "
        "weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.3 } }",
        {{3, 2, 2, 3}}},
+      {"name: 'i' type: 'InnerProduct' inner_product_param { num_output: 4 transpose: true "
+       "weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.3 } }",
+       {{5, 6}}},
       {"name: 's' type: 'Split'", {{2, 3, 4}}, {}, true, 2},
       {"name: 'c' type: 'Concat' concat_param { axis: 1 }", {{2, 3, 4}, {2, 2, 4}}},
       {"name: 's' type: 'Slice' slice_param { axis: 1 slice_point: 1 }", {{2, 3, 4}}, {}, true, 2},
@@ -72,10 +77,24 @@ const std::vector<ParityCase>& cases() {
       {"name: 'p' type: 'Pooling' pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 }",
        {{2, 3, 7, 8}}},
       {"name: 'p' type: 'Pooling' pooling_param { pool: MAX global_pooling: true }", {{2, 3, 5, 4}}},
+      // Geometries whose floor rounding is Caffe's run on cuDNN; the same with engine: CAFFE on
+      // our kernels.
+      {"name: 'p' type: 'Pooling' pooling_param { pool: MAX kernel_size: 3 stride: 2 }",
+       {{2, 3, 7, 7}}},
+      {"name: 'p' type: 'Pooling' pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 }",
+       {{2, 3, 7, 7}}},
+      {"name: 'p' type: 'Pooling' pooling_param { pool: MAX kernel_size: 3 stride: 2 "
+       "engine: CAFFE }", {{2, 3, 7, 7}}},
+      {"name: 'p' type: 'Pooling' pooling_param { pool: AVE global_pooling: true }", {{2, 3, 5, 4}}},
+      // MAX with the argmax mask as a second top: our kernels.
+      {"name: 'p' type: 'Pooling' pooling_param { pool: MAX kernel_size: 3 stride: 2 }",
+       {{2, 3, 7, 7}}, {}, true, 2},
       {"name: 'l' type: 'LRN' lrn_param { local_size: 5 alpha: 0.1 beta: 0.75 k: 2 }",
        {{2, 7, 4, 3}}},
       {"name: 'l' type: 'LRN' lrn_param { local_size: 3 alpha: 0.1 norm_region: WITHIN_CHANNEL }",
        {{2, 3, 5, 4}}},
+      {"name: 'l' type: 'LRN' lrn_param { local_size: 3 alpha: 0.2 beta: 0.6 engine: CAFFE }",
+       {{2, 6, 4, 3}}},
       {"name: 'p' type: 'PReLU' prelu_param { filler { type: 'uniform' min: 0 max: 0.5 } }",
        {{2, 3, 4, 5}}},
       {"name: 'e' type: 'ELU' elu_param { alpha: 0.7 }", {{2, 3, 4}}},

@@ -1,0 +1,235 @@
+// Convolution on cuDNN: the GPU pass of every Convolution layer (ConvolutionLayerBase, whichever
+// CPU path the layer takes; Deconvolution still runs its CPU code on the GPU).
+// Groups are native (cudnnSetConvolutionGroupCount), and so is dilation; cuDNN's output size for
+// cross-correlation is Caffe's floor((in + 2p - extent) / s) + 1.
+//
+// Algorithms are chosen per bottom shape from cuDNN's heuristics (cudnnGet*Algorithm_v7, which
+// neither runs nor allocates anything), fastest first, skipping those that need more workspace
+// than cudnn::workspace_limit(), that use tensor-core math, or, in deterministic mode, that are
+// not deterministic. The chosen one's workspace is reserved at once; when the device cannot
+// provide it (Caffe's classic cuDNN out-of-memory), the next candidate that needs less is taken.
+// The choice is kept until the shape, the deterministic mode or the limit changes.
+//
+// Parameter gradients accumulate (beta = 1), as on the CPU; the bottom gradient is overwritten.
+#ifdef ENGINE_USE_CUDA
+
+#include <algorithm>
+#include <sstream>
+
+#include "core/context.hpp"
+#include "layers/conv.hpp"
+#include "math/cudnn.hpp"
+
+namespace engine {
+
+// One candidate algorithm of one of the three passes.
+struct ConvAlgorithm {
+  int algorithm = -1;
+  size_t workspace = 0;
+};
+
+class CudnnConvolution {
+ public:
+  // Rebuilds the descriptors and chooses the algorithms when anything they depend on changed.
+  void prepare(const ConvSpec& spec, int num, const ConvGeometry2d& g, const std::string& who) {
+    const std::vector<int> key = {num, g.channels, g.height, g.width, Context::deterministic(),
+                                  static_cast<int>(std::min<size_t>(cudnn::workspace_limit() >> 10,
+                                                                    INT32_MAX))};
+    if (key == key_ && Context::device() == device_) return;
+    key_ = key;
+    device_ = Context::device();
+    // cuDNN rejects empty tensors: an empty batch computes nothing.
+    empty_ = num == 0;
+    if (empty_) return;
+    const int out_h = g.out_h(), out_w = g.out_w();
+    cudnn::set_tensor(bottom_, num, g.channels, g.height, g.width);
+    cudnn::set_tensor(top_, num, spec.num_output, out_h, out_w);
+    cudnn::set_tensor(bias_, 1, spec.num_output, 1, 1);
+    cudnn::set_filter(filter_, spec.num_output, g.channels / spec.group, spec.kernel_h,
+                      spec.kernel_w);
+    ENGINE_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
+        convolution_, spec.pad_h, spec.pad_w, spec.stride_h, spec.stride_w, spec.dilation_h,
+        spec.dilation_w, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    ENGINE_CUDNN_CHECK(cudnnSetConvolutionGroupCount(convolution_, spec.group));
+    ENGINE_CUDNN_CHECK(cudnnSetConvolutionMathType(convolution_, CUDNN_FMA_MATH));
+    int n = 0, c = 0, h = 0, w = 0;
+    ENGINE_CUDNN_CHECK(
+        cudnnGetConvolution2dForwardOutputDim(convolution_, bottom_, filter_, &n, &c, &h, &w));
+    CHECK(n == num && c == spec.num_output && h == out_h && w == out_w)
+        << who << ": cuDNN's output shape " << n << "x" << c << "x" << h << "x" << w
+        << " differs from Caffe's";
+    forward_ = choose_forward(who);
+    backward_data_ = choose_backward_data(who);
+    backward_filter_ = choose_backward_filter(who);
+  }
+
+  void forward(const float* bottom, const float* weights, const float* bias, float* top) {
+    if (empty_) return;
+    cudnnHandle_t handle = Context::cudnn();
+    ENGINE_CUDNN_CHECK(cudnnConvolutionForward(
+        handle, &cudnn::kOne, bottom_, bottom, filter_, weights, convolution_,
+        static_cast<cudnnConvolutionFwdAlgo_t>(forward_.algorithm),
+        cudnn::workspace(forward_.workspace), forward_.workspace, &cudnn::kZero, top_, top));
+    if (bias) {
+      ENGINE_CUDNN_CHECK(
+          cudnnAddTensor(handle, &cudnn::kOne, bias_, bias, &cudnn::kOne, top_, top));
+    }
+  }
+
+  void backward(const float* top_diff, const float* bottom, const float* weights,
+                float* weight_diff, float* bias_diff, float* bottom_diff) {
+    if (empty_) return;
+    cudnnHandle_t handle = Context::cudnn();
+    if (bias_diff) {
+      ENGINE_CUDNN_CHECK(cudnnConvolutionBackwardBias(handle, &cudnn::kOne, top_, top_diff,
+                                                      &cudnn::kOne, bias_, bias_diff));
+    }
+    if (weight_diff) {
+      ENGINE_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+          handle, &cudnn::kOne, bottom_, bottom, top_, top_diff, convolution_,
+          static_cast<cudnnConvolutionBwdFilterAlgo_t>(backward_filter_.algorithm),
+          cudnn::workspace(backward_filter_.workspace), backward_filter_.workspace, &cudnn::kOne,
+          filter_, weight_diff));
+    }
+    if (bottom_diff) {
+      ENGINE_CUDNN_CHECK(cudnnConvolutionBackwardData(
+          handle, &cudnn::kOne, filter_, weights, top_, top_diff, convolution_,
+          static_cast<cudnnConvolutionBwdDataAlgo_t>(backward_data_.algorithm),
+          cudnn::workspace(backward_data_.workspace), backward_data_.workspace, &cudnn::kZero,
+          bottom_, bottom_diff));
+    }
+  }
+
+  std::vector<int> algorithms() const {
+    return {forward_.algorithm, backward_data_.algorithm, backward_filter_.algorithm};
+  }
+
+ private:
+  // Takes the first usable candidate (they come fastest first) whose workspace can be reserved.
+  template <class Perf, class WorkspaceOf>
+  ConvAlgorithm pick(const Perf* results, int count, const char* pass, const std::string& who,
+                     WorkspaceOf workspace_of) {
+    const size_t limit = cudnn::workspace_limit();
+    std::ostringstream tried;
+    for (int i = 0; i < count; ++i) {
+      const Perf& r = results[i];
+      if (r.status != CUDNN_STATUS_SUCCESS) continue;
+      if (r.mathType == CUDNN_TENSOR_OP_MATH ||
+          r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) {
+        continue;
+      }
+      if (Context::deterministic() && r.determinism != CUDNN_DETERMINISTIC) continue;
+      size_t bytes = 0;
+      if (!workspace_of(static_cast<int>(r.algo), &bytes)) continue;
+      if (bytes > limit) {
+        tried << " " << r.algo << " (needs " << bytes << " bytes, over the limit)";
+        continue;
+      }
+      if (!cudnn::reserve_workspace(bytes)) {
+        LOG(WARNING) << who << ": no GPU memory for the " << bytes << "-byte workspace of cuDNN "
+                     << pass << " algorithm " << r.algo << "; trying one that needs less";
+        tried << " " << r.algo << " (" << bytes << " bytes could not be allocated)";
+        continue;
+      }
+      return {static_cast<int>(r.algo), bytes};
+    }
+    ENGINE_FAIL(who << ": cuDNN has no usable " << pass
+                    << " algorithm for this shape within the workspace limit of " << limit
+                    << " bytes and the free GPU memory; tried:" << tried.str());
+  }
+
+  ConvAlgorithm choose_forward(const std::string& who) {
+    cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int count = 0;
+    ENGINE_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
+        Context::cudnn(), bottom_, filter_, convolution_, top_, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+        &count, results));
+    return pick(results, count, "forward", who, [&](int algorithm, size_t* bytes) {
+      return cudnnGetConvolutionForwardWorkspaceSize(
+                 Context::cudnn(), bottom_, filter_, convolution_, top_,
+                 static_cast<cudnnConvolutionFwdAlgo_t>(algorithm), bytes) == CUDNN_STATUS_SUCCESS;
+    });
+  }
+
+  ConvAlgorithm choose_backward_data(const std::string& who) {
+    cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    int count = 0;
+    ENGINE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+        Context::cudnn(), filter_, top_, convolution_, bottom_,
+        CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, results));
+    return pick(results, count, "backward-data", who, [&](int algorithm, size_t* bytes) {
+      return cudnnGetConvolutionBackwardDataWorkspaceSize(
+                 Context::cudnn(), filter_, top_, convolution_, bottom_,
+                 static_cast<cudnnConvolutionBwdDataAlgo_t>(algorithm),
+                 bytes) == CUDNN_STATUS_SUCCESS;
+    });
+  }
+
+  ConvAlgorithm choose_backward_filter(const std::string& who) {
+    cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    int count = 0;
+    ENGINE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+        Context::cudnn(), bottom_, top_, convolution_, filter_,
+        CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, results));
+    return pick(results, count, "backward-filter", who, [&](int algorithm, size_t* bytes) {
+      return cudnnGetConvolutionBackwardFilterWorkspaceSize(
+                 Context::cudnn(), bottom_, top_, convolution_, filter_,
+                 static_cast<cudnnConvolutionBwdFilterAlgo_t>(algorithm),
+                 bytes) == CUDNN_STATUS_SUCCESS;
+    });
+  }
+
+  std::vector<int> key_;
+  int device_ = -1;
+  bool empty_ = false;
+  cudnn::TensorDescriptor bottom_, top_, bias_;
+  cudnn::FilterDescriptor filter_;
+  cudnn::ConvolutionDescriptor convolution_;
+  ConvAlgorithm forward_, backward_data_, backward_filter_;
+};
+
+ConvolutionLayerBase::ConvolutionLayerBase(const LayerParameter& param) : Layer(param) {}
+ConvolutionLayerBase::~ConvolutionLayerBase() = default;
+
+std::vector<int> ConvolutionLayerBase::cudnn_algorithms() const {
+  return cudnn_ ? cudnn_->algorithms() : std::vector<int>{-1, -1, -1};
+}
+
+void ConvolutionLayerBase::forward_gpu(const Blobs& bottom, const Blobs& top) {
+  if (transposed() || !use_cudnn(param_.convolution_param().engine(), describe())) {
+    forward_cpu(bottom, top);
+    return;
+  }
+  if (!cudnn_) cudnn_ = std::make_unique<CudnnConvolution>();
+  cudnn_->prepare(spec_, num_, geometry_, describe());
+  const float* weights = blobs_[0]->gpu_data();
+  const float* bias = spec_.bias_term ? blobs_[1]->gpu_data() : nullptr;
+  for (size_t i = 0; i < bottom.size(); ++i) {
+    cudnn_->forward(bottom[i]->gpu_data(), weights, bias, top[i]->mutable_gpu_data());
+  }
+}
+
+void ConvolutionLayerBase::backward_gpu(const Blobs& top,
+                                          const std::vector<bool>& propagate_down,
+                                          const Blobs& bottom) {
+  if (transposed() || !use_cudnn(param_.convolution_param().engine(), describe())) {
+    backward_cpu(top, propagate_down, bottom);
+    return;
+  }
+  if (!cudnn_) cudnn_ = std::make_unique<CudnnConvolution>();
+  cudnn_->prepare(spec_, num_, geometry_, describe());
+  const float* weights = blobs_[0]->gpu_data();
+  float* weight_diff = param_propagate_down(0) ? blobs_[0]->mutable_gpu_diff() : nullptr;
+  float* bias_diff =
+      spec_.bias_term && param_propagate_down(1) ? blobs_[1]->mutable_gpu_diff() : nullptr;
+  for (size_t i = 0; i < top.size(); ++i) {
+    const bool data_grad = i < propagate_down.size() && propagate_down[i];
+    if (!weight_diff && !bias_diff && !data_grad) continue;
+    cudnn_->backward(top[i]->gpu_diff(), weight_diff ? bottom[i]->gpu_data() : nullptr, weights,
+                     weight_diff, bias_diff, data_grad ? bottom[i]->mutable_gpu_diff() : nullptr);
+  }
+}
+
+}  // namespace engine
+
+#endif  // ENGINE_USE_CUDA

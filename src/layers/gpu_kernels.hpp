@@ -1,0 +1,68 @@
+// The launchers of the layers' own CUDA kernels (activations.cu, pooling.cu, lrn.cu, softmax.cu),
+// for the layer files that call them. Every pointer is device memory; every launcher runs on the
+// default stream (the one cuBLAS and cuDNN use here) and checks the launch. Only in CUDA builds.
+#pragma once
+
+#ifdef ENGINE_USE_CUDA
+
+#include <cstdint>
+
+namespace engine {
+namespace gpu {
+
+// ---- activations.cu (Dropout) ---------------------------------------------------------------
+// y = x * scale where element i is kept, else 0. Element i is kept when a counter-based hash of
+// (seed, i), a uniform 32-bit integer, is at least `threshold` (= dropout ratio * 2^32). The mask
+// is a function of the seed, so backward recomputes it instead of storing it.
+void dropout(int64_t n, const float* x, float* y, uint64_t seed, uint32_t threshold, float scale);
+
+// ---- pooling.cu ------------------------------------------------------------------------------
+// Caffe's pooling geometry: windows start at p * stride - pad; AVE divides by the window clipped
+// to [-pad, in + pad), every method pools over the window clipped to the input.
+struct PoolShape {
+  int num, channels, height, width;
+  int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+  int pooled_h, pooled_w;
+};
+// argmax: the index into the H x W plane of each output's first maximum; mask_top (optional)
+// receives the same as floats.
+void max_pool_forward(const PoolShape& s, const float* x, float* y, int* argmax, float* mask_top);
+// Overwrites dx.
+void max_pool_backward(const PoolShape& s, const float* dy, const int* argmax, float* dx);
+void ave_pool_forward(const PoolShape& s, const float* x, float* y);
+void ave_pool_backward(const PoolShape& s, const float* dy, float* dx);
+// STOCHASTIC at TEST: sum(x^2) / sum(x) over each window, and its derivative.
+void stochastic_pool_test_forward(const PoolShape& s, const float* x, float* y);
+void stochastic_pool_test_backward(const PoolShape& s, const float* dy, const float* x,
+                                   const float* y, float* dx);
+
+// ---- lrn.cu ----------------------------------------------------------------------------------
+// across: the window runs over `size` channels, else over a size x size box of one plane (zero
+// padded). scale = k + coefficient * (window sum of x^2); y = x * scale^-beta.
+void lrn_forward(bool across, int num, int channels, int height, int width, int size,
+                 float coefficient, float k, float beta, const float* x, float* scale, float* y);
+// dx = dy * scale^-beta - cross * x * (window sum of dy * y / scale). ratio: scratch of x's size.
+void lrn_backward(bool across, int num, int channels, int height, int width, int size, float beta,
+                  float cross, const float* x, const float* y, const float* dy,
+                  const float* scale, float* ratio, float* dx);
+
+// ---- softmax.cu ------------------------------------------------------------------------------
+// Over the middle axis of [outer, channels, inner]; in place allowed.
+void softmax_forward(int64_t outer, int channels, int64_t inner, const float* x, float* y);
+void softmax_backward(int64_t outer, int channels, int64_t inner, const float* y,
+                      const float* dy, float* dx);
+// Per location (outer x inner): loss = -log(max(prob[label], FLT_MIN)) and valid = 1, or both 0
+// where the label is ignored; a label outside [0, channels) gives a NaN loss.
+void softmax_loss_forward(int64_t outer, int channels, int64_t inner, const float* prob,
+                          const float* labels, bool has_ignore_label, int ignore_label,
+                          float* loss, float* valid);
+// dx = (prob - onehot(label)) * (*loss_weight) * scale, 0 where ignored. loss_weight is device
+// memory (the top's diff), so no value comes back to the host.
+void softmax_loss_backward(int64_t outer, int channels, int64_t inner, const float* prob,
+                           const float* labels, bool has_ignore_label, int ignore_label,
+                           const float* loss_weight, float scale, float* dx);
+
+}  // namespace gpu
+}  // namespace engine
+
+#endif  // ENGINE_USE_CUDA

@@ -1,0 +1,216 @@
+// CUDA kernels of Pooling (pooling.cpp) for what cuDNN does not compute as Caffe does: MAX with
+// its argmax mask, AVE with Caffe's divisor, STOCHASTIC at TEST. One thread per output forward;
+// backward gathers, one thread per input element summing over the windows that cover it, so no
+// atomics and the result repeats exactly.
+#include <cfloat>
+
+#include <cuda_runtime.h>
+
+#include "core/errors.hpp"
+#include "layers/gpu_kernels.hpp"
+#include "math/cuda_kernel.cuh"
+
+namespace engine {
+namespace gpu {
+namespace {
+
+// The window of output (ph, pw), clipped to the input, and Caffe's AVE divisor.
+struct Window {
+  int h0, h1, w0, w1;
+  int divisor;
+};
+
+__device__ Window window_of(const PoolShape& s, int ph, int pw) {
+  Window win;
+  int h0 = ph * s.stride_h - s.pad_h;
+  int w0 = pw * s.stride_w - s.pad_w;
+  const int h1 = min(h0 + s.kernel_h, s.height + s.pad_h);
+  const int w1 = min(w0 + s.kernel_w, s.width + s.pad_w);
+  win.divisor = (h1 - h0) * (w1 - w0);
+  win.h0 = max(h0, 0);
+  win.w0 = max(w0, 0);
+  win.h1 = min(h1, s.height);
+  win.w1 = min(w1, s.width);
+  return win;
+}
+
+// The outputs whose windows cover input row h: [first, last).
+__device__ void covering(int h, int kernel, int stride, int pad, int pooled, int* first,
+                         int* last) {
+  *first = (h + pad < kernel) ? 0 : (h + pad - kernel) / stride + 1;
+  *last = min((h + pad) / stride + 1, pooled);
+}
+
+__global__ void max_forward_kernel(int64_t n, PoolShape s, const float* x, float* y, int* argmax,
+                                   float* mask_top) {
+  ENGINE_CUDA_KERNEL_LOOP(index, n) {
+    const int pw = static_cast<int>(index % s.pooled_w);
+    const int ph = static_cast<int>((index / s.pooled_w) % s.pooled_h);
+    const int64_t plane = index / (int64_t(s.pooled_w) * s.pooled_h);
+    const Window win = window_of(s, ph, pw);
+    const float* src = x + plane * s.height * s.width;
+    float best = -FLT_MAX;
+    int best_index = -1;
+    for (int h = win.h0; h < win.h1; ++h) {
+      for (int w = win.w0; w < win.w1; ++w) {
+        const float v = src[h * s.width + w];
+        if (v > best) {
+          best = v;
+          best_index = h * s.width + w;
+        }
+      }
+    }
+    y[index] = best;
+    argmax[index] = best_index;
+    if (mask_top) mask_top[index] = static_cast<float>(best_index);
+  }
+}
+
+__global__ void max_backward_kernel(int64_t n, PoolShape s, const float* dy, const int* argmax,
+                                    float* dx) {
+  ENGINE_CUDA_KERNEL_LOOP(index, n) {
+    const int w = static_cast<int>(index % s.width);
+    const int h = static_cast<int>((index / s.width) % s.height);
+    const int64_t plane = index / (int64_t(s.width) * s.height);
+    int ph0, ph1, pw0, pw1;
+    covering(h, s.kernel_h, s.stride_h, s.pad_h, s.pooled_h, &ph0, &ph1);
+    covering(w, s.kernel_w, s.stride_w, s.pad_w, s.pooled_w, &pw0, &pw1);
+    const int64_t offset = plane * s.pooled_h * s.pooled_w;
+    const int self = h * s.width + w;
+    float sum = 0;
+    for (int ph = ph0; ph < ph1; ++ph) {
+      for (int pw = pw0; pw < pw1; ++pw) {
+        const int64_t out = offset + ph * s.pooled_w + pw;
+        if (argmax[out] == self) sum += dy[out];
+      }
+    }
+    dx[index] = sum;
+  }
+}
+
+__global__ void ave_forward_kernel(int64_t n, PoolShape s, const float* x, float* y) {
+  ENGINE_CUDA_KERNEL_LOOP(index, n) {
+    const int pw = static_cast<int>(index % s.pooled_w);
+    const int ph = static_cast<int>((index / s.pooled_w) % s.pooled_h);
+    const int64_t plane = index / (int64_t(s.pooled_w) * s.pooled_h);
+    const Window win = window_of(s, ph, pw);
+    const float* src = x + plane * s.height * s.width;
+    float sum = 0;
+    for (int h = win.h0; h < win.h1; ++h) {
+      for (int w = win.w0; w < win.w1; ++w) sum += src[h * s.width + w];
+    }
+    y[index] = sum / static_cast<float>(win.divisor);
+  }
+}
+
+__global__ void ave_backward_kernel(int64_t n, PoolShape s, const float* dy, float* dx) {
+  ENGINE_CUDA_KERNEL_LOOP(index, n) {
+    const int w = static_cast<int>(index % s.width);
+    const int h = static_cast<int>((index / s.width) % s.height);
+    const int64_t plane = index / (int64_t(s.width) * s.height);
+    int ph0, ph1, pw0, pw1;
+    covering(h, s.kernel_h, s.stride_h, s.pad_h, s.pooled_h, &ph0, &ph1);
+    covering(w, s.kernel_w, s.stride_w, s.pad_w, s.pooled_w, &pw0, &pw1);
+    const float* grad = dy + plane * s.pooled_h * s.pooled_w;
+    float sum = 0;
+    for (int ph = ph0; ph < ph1; ++ph) {
+      for (int pw = pw0; pw < pw1; ++pw) {
+        sum += grad[ph * s.pooled_w + pw] / static_cast<float>(window_of(s, ph, pw).divisor);
+      }
+    }
+    dx[index] = sum;
+  }
+}
+
+// FLT_MIN keeps an all-zero window at 0, as in Caffe.
+__device__ float window_total(const PoolShape& s, const Window& win, const float* src) {
+  float total = FLT_MIN;
+  for (int h = win.h0; h < win.h1; ++h) {
+    for (int w = win.w0; w < win.w1; ++w) total += src[h * s.width + w];
+  }
+  return total;
+}
+
+__global__ void stochastic_test_forward_kernel(int64_t n, PoolShape s, const float* x, float* y) {
+  ENGINE_CUDA_KERNEL_LOOP(index, n) {
+    const int pw = static_cast<int>(index % s.pooled_w);
+    const int ph = static_cast<int>((index / s.pooled_w) % s.pooled_h);
+    const int64_t plane = index / (int64_t(s.pooled_w) * s.pooled_h);
+    const Window win = window_of(s, ph, pw);
+    const float* src = x + plane * s.height * s.width;
+    float total = FLT_MIN, weighted = 0;
+    for (int h = win.h0; h < win.h1; ++h) {
+      for (int w = win.w0; w < win.w1; ++w) {
+        const float v = src[h * s.width + w];
+        total += v;
+        weighted += v * v;
+      }
+    }
+    y[index] = weighted / total;
+  }
+}
+
+// d/dx of sum(x^2) / sum(x) over each covering window: (2 x - y) / sum(x).
+__global__ void stochastic_test_backward_kernel(int64_t n, PoolShape s, const float* dy,
+                                                const float* x, const float* y, float* dx) {
+  ENGINE_CUDA_KERNEL_LOOP(index, n) {
+    const int w = static_cast<int>(index % s.width);
+    const int h = static_cast<int>((index / s.width) % s.height);
+    const int64_t plane = index / (int64_t(s.width) * s.height);
+    int ph0, ph1, pw0, pw1;
+    covering(h, s.kernel_h, s.stride_h, s.pad_h, s.pooled_h, &ph0, &ph1);
+    covering(w, s.kernel_w, s.stride_w, s.pad_w, s.pooled_w, &pw0, &pw1);
+    const float* src = x + plane * s.height * s.width;
+    const int64_t offset = plane * s.pooled_h * s.pooled_w;
+    const float v = src[h * s.width + w];
+    float sum = 0;
+    for (int ph = ph0; ph < ph1; ++ph) {
+      for (int pw = pw0; pw < pw1; ++pw) {
+        const int64_t out = offset + ph * s.pooled_w + pw;
+        const float total = window_total(s, window_of(s, ph, pw), src);
+        sum += dy[out] * (2 * v - y[out]) / total;
+      }
+    }
+    dx[index] = sum;
+  }
+}
+
+int64_t outputs(const PoolShape& s) {
+  return int64_t(s.num) * s.channels * s.pooled_h * s.pooled_w;
+}
+int64_t inputs(const PoolShape& s) { return int64_t(s.num) * s.channels * s.height * s.width; }
+
+}  // namespace
+
+#define ENGINE_LAUNCH(kernel, n, ...)                           \
+  do {                                                          \
+    const int64_t count_ = (n);                                 \
+    if (count_ <= 0) return;                                    \
+    kernel<<<cuda_blocks(count_), kCudaThreads>>>(count_, __VA_ARGS__); \
+    ENGINE_CUDA_CHECK(cudaPeekAtLastError());                   \
+  } while (0)
+
+void max_pool_forward(const PoolShape& s, const float* x, float* y, int* argmax, float* mask_top) {
+  ENGINE_LAUNCH(max_forward_kernel, outputs(s), s, x, y, argmax, mask_top);
+}
+void max_pool_backward(const PoolShape& s, const float* dy, const int* argmax, float* dx) {
+  ENGINE_LAUNCH(max_backward_kernel, inputs(s), s, dy, argmax, dx);
+}
+void ave_pool_forward(const PoolShape& s, const float* x, float* y) {
+  ENGINE_LAUNCH(ave_forward_kernel, outputs(s), s, x, y);
+}
+void ave_pool_backward(const PoolShape& s, const float* dy, float* dx) {
+  ENGINE_LAUNCH(ave_backward_kernel, inputs(s), s, dy, dx);
+}
+void stochastic_pool_test_forward(const PoolShape& s, const float* x, float* y) {
+  ENGINE_LAUNCH(stochastic_test_forward_kernel, outputs(s), s, x, y);
+}
+void stochastic_pool_test_backward(const PoolShape& s, const float* dy, const float* x,
+                                   const float* y, float* dx) {
+  ENGINE_LAUNCH(stochastic_test_backward_kernel, inputs(s), s, dy, x, y, dx);
+}
+
+#undef ENGINE_LAUNCH
+
+}  // namespace gpu
+}  // namespace engine

@@ -1,0 +1,266 @@
+// GPU-only checks beyond the parity table (tests/gpu/parity_test.cpp): cuDNN convolution at
+// AlexNet's shapes with one layer object switching modes, its algorithm fallback under a tiny
+// workspace limit or scarce memory, deterministic mode, the Dropout hash mask, and that a net on
+// the GPU makes no host<->device copies once warmed up. Each test skips without a CUDA device.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <thread>
+
+#include "core/context.hpp"
+#include "core/layer_registry.hpp"
+#include "core/net.hpp"
+#include "gradient_checker.hpp"
+#include "io/prototxt.hpp"
+#include "layers/conv.hpp"
+#include "math/cudnn.hpp"
+#include "math/random.hpp"
+
+namespace engine {
+namespace {
+
+TEST(CudnnChoice, CaffeEngineRunsOurKernels) {
+  EXPECT_FALSE(use_cudnn(1, "layer x (Convolution)"));  // CAFFE
+#ifdef ENGINE_USE_CUDA
+  EXPECT_TRUE(use_cudnn(0, "layer x (Convolution)"));  // DEFAULT
+  EXPECT_TRUE(use_cudnn(2, "layer x (Convolution)"));  // CUDNN
+#endif
+}
+
+#ifdef ENGINE_USE_CUDA
+class Gpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Context::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    Context::set_device(0);
+  }
+  void TearDown() override {
+    Context::set_mode(Mode::CPU);
+    Context::set_deterministic(false);
+  }
+};
+
+// |a - b| <= tolerance * max |a|: sums of thousands of products round differently on the two
+// devices, so elements near zero are judged against the tensor's scale.
+void expect_close_scaled(const std::vector<float>& cpu, const std::vector<float>& gpu,
+                         const std::string& what, double tolerance = 1e-4) {
+  ASSERT_EQ(cpu.size(), gpu.size()) << what;
+  double scale = 1e-6;
+  for (float v : cpu) scale = std::max(scale, std::fabs(double(v)));
+  double worst = 0;
+  size_t worst_at = 0;
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    const double error = std::fabs(double(cpu[i]) - gpu[i]);
+    if (error > worst) {
+      worst = error;
+      worst_at = i;
+    }
+  }
+  EXPECT_LE(worst / scale, tolerance) << what << ": element " << worst_at << " CPU "
+                                      << cpu[worst_at] << " GPU " << gpu[worst_at];
+}
+
+struct Pass {
+  std::vector<float> top, bottom_diff, weight_diff, bias_diff;
+};
+
+// Forward and backward of `layer` in `mode`, from the same bottom and top gradient each time.
+Pass run_pass(Layer& layer, Blob& bottom, Blob& top, const std::vector<float>& top_diff,
+              Mode mode) {
+  Context::set_mode(mode);
+  for (auto& blob : layer.blobs()) blob->set_diff(0);
+  layer.forward({&bottom}, {&top});
+  Context::set_mode(Mode::CPU);
+  std::copy(top_diff.begin(), top_diff.end(), top.mutable_cpu_diff());
+  Context::set_mode(mode);
+  layer.backward({&top}, {true}, {&bottom});
+  Context::set_mode(Mode::CPU);
+  Pass pass;
+  pass.top = testing::data_of(top);
+  pass.bottom_diff = testing::diff_of(bottom);
+  pass.weight_diff = testing::diff_of(*layer.blobs()[0]);
+  if (layer.blobs().size() > 1) pass.bias_diff = testing::diff_of(*layer.blobs()[1]);
+  return pass;
+}
+
+// One Convolution layer object, run on the CPU and then on the GPU.
+void check_conv_parity(const std::string& conv_param, const std::vector<int>& bottom_shape) {
+  SCOPED_TRACE(conv_param);
+  Context::set_mode(Mode::CPU);
+  Context::set_seed(3);
+  Blob bottom(bottom_shape), top;
+  testing::fill_gaussian(bottom);
+  LayerPtr layer = create_layer(testing::layer_param(
+      "name: 'conv' type: 'Convolution' convolution_param { " + conv_param +
+      " weight_filler { type: 'gaussian' std: 0.1 } bias_filler { type: 'gaussian' std: 0.1 } }"));
+  layer->setup({&bottom}, {&top});
+  std::vector<float> top_diff(top.count());
+  rng_gaussian(top.count(), 0, 1, top_diff.data());
+  const Pass cpu = run_pass(*layer, bottom, top, top_diff, Mode::CPU);
+  const Pass gpu = run_pass(*layer, bottom, top, top_diff, Mode::GPU);
+  expect_close_scaled(cpu.top, gpu.top, "top");
+  expect_close_scaled(cpu.bottom_diff, gpu.bottom_diff, "bottom gradient");
+  expect_close_scaled(cpu.weight_diff, gpu.weight_diff, "weight gradient");
+  expect_close_scaled(cpu.bias_diff, gpu.bias_diff, "bias gradient");
+  const auto* conv = dynamic_cast<const ConvolutionLayerBase*>(layer.get());
+  ASSERT_NE(conv, nullptr);
+  for (int algorithm : conv->cudnn_algorithms()) EXPECT_GE(algorithm, 0);
+}
+
+TEST_F(Gpu, ConvolutionMatchesCpuAtAlexNetShapes) {
+  check_conv_parity("num_output: 96 kernel_size: 11 stride: 4", {2, 3, 227, 227});
+  check_conv_parity("num_output: 256 kernel_size: 5 pad: 2 group: 2", {2, 96, 27, 27});
+  check_conv_parity("num_output: 384 kernel_size: 3 pad: 1", {2, 256, 13, 13});
+  check_conv_parity("num_output: 256 kernel_size: 3 pad: 1 group: 2", {2, 384, 13, 13});
+}
+
+TEST_F(Gpu, ConvolutionMatchesCpuWithDilationAndDepthwiseGroups) {
+  check_conv_parity("num_output: 6 kernel_size: 3 dilation: 2 pad: 1 stride: 2", {3, 4, 11, 9});
+  check_conv_parity("num_output: 8 kernel_size: 3 pad: 1 group: 8", {2, 8, 10, 10});
+  check_conv_parity("num_output: 5 kernel_h: 1 kernel_w: 3 pad_h: 0 pad_w: 1 stride_h: 2 "
+                    "stride_w: 1",
+                    {2, 3, 7, 6});
+}
+
+// A fresh thread has its own (empty) workspace, so the limits below bite from the start.
+template <class F>
+void in_fresh_thread(F body) {
+  std::thread thread([&] {
+    Context::set_device(0);
+    body();
+    Context::set_mode(Mode::CPU);
+  });
+  thread.join();
+}
+
+TEST_F(Gpu, ConvolutionFallsBackUnderATinyWorkspaceLimit) {
+  const size_t limit = cudnn::workspace_limit();
+  cudnn::set_workspace_limit(0);
+  in_fresh_thread([] {
+    check_conv_parity("num_output: 64 kernel_size: 5 pad: 2", {2, 32, 27, 27});
+  });
+  cudnn::set_workspace_limit(limit);
+}
+
+TEST_F(Gpu, ConvolutionFallsBackWhenTheWorkspaceCannotBeAllocated) {
+  cudnn::set_simulated_memory_limit(0);
+  in_fresh_thread([] {
+    check_conv_parity("num_output: 64 kernel_size: 5 pad: 2", {2, 32, 27, 27});
+  });
+  cudnn::set_simulated_memory_limit(SIZE_MAX);
+}
+
+TEST_F(Gpu, DeterministicModeRepeatsBitForBit) {
+  Context::set_deterministic(true);
+  Context::set_seed(4);
+  Blob bottom({4, 16, 15, 15}), top;
+  testing::fill_gaussian(bottom);
+  LayerPtr layer = create_layer(testing::layer_param(
+      "name: 'conv' type: 'Convolution' convolution_param { num_output: 32 kernel_size: 3 "
+      "pad: 1 weight_filler { type: 'gaussian' std: 0.1 } }"));
+  layer->setup({&bottom}, {&top});
+  std::vector<float> top_diff(top.count());
+  rng_gaussian(top.count(), 0, 1, top_diff.data());
+  const Pass first = run_pass(*layer, bottom, top, top_diff, Mode::GPU);
+  const Pass second = run_pass(*layer, bottom, top, top_diff, Mode::GPU);
+  EXPECT_EQ(first.top, second.top);
+  EXPECT_EQ(first.bottom_diff, second.bottom_diff);
+  EXPECT_EQ(first.weight_diff, second.weight_diff);
+}
+
+TEST_F(Gpu, DropoutMaskRepeatsWithTheSeedAndKeepsTheRatio) {
+  const int n = 100000;
+  LayerPtr layer = create_layer(testing::layer_param(
+      "name: 'd' type: 'Dropout' phase: TRAIN dropout_param { dropout_ratio: 0.3 }"));
+  Blob bottom({n}), top;
+  bottom.set_data(1.0f);
+  layer->setup({&bottom}, {&top});
+  auto run = [&](uint64_t seed) {
+    Context::set_seed(seed);
+    Context::set_mode(Mode::GPU);
+    layer->forward({&bottom}, {&top});
+    top.set_diff(1.0f);
+    layer->backward({&top}, {true}, {&bottom});
+    Context::set_mode(Mode::CPU);
+    return std::make_pair(testing::data_of(top), testing::diff_of(bottom));
+  };
+  const auto first = run(7);
+  const auto again = run(7);
+  const auto other = run(8);
+  EXPECT_EQ(first.first, again.first);
+  EXPECT_NE(first.first, other.first);
+  int dropped = 0;
+  for (int i = 0; i < n; ++i) {
+    const float y = first.first[i];
+    ASSERT_TRUE(y == 0.0f || std::fabs(y - 1.0f / 0.7f) < 1e-6f) << y;
+    EXPECT_EQ(first.second[i], y) << "backward's mask differs from forward's at " << i;
+    dropped += y == 0.0f;
+  }
+  EXPECT_NEAR(dropped / double(n), 0.3, 0.01);
+}
+
+// All host<->device copies made so far by a net's activations and parameters (data and diff).
+size_t net_transfers(const Net& net) {
+  size_t total = 0;
+  for (const auto& blob : net.blobs()) {
+    total += blob->data_memory()->transfers() + blob->diff_memory()->transfers();
+  }
+  for (const auto& blob : net.params()) {
+    total += blob->data_memory()->transfers() + blob->diff_memory()->transfers();
+  }
+  return total;
+}
+
+TEST_F(Gpu, NetMakesNoHostRoundTripsAfterWarmUp) {
+  NetParameter param;
+  parse_text(R"(
+    layer { name: 'data' type: 'Input' top: 'data' top: 'label'
+            input_param { shape { dim: 4 dim: 3 dim: 20 dim: 20 } shape { dim: 4 } } }
+    layer { name: 'conv1' type: 'Convolution' bottom: 'data' top: 'conv1'
+            convolution_param { num_output: 8 kernel_size: 5 pad: 2 stride: 1
+                                weight_filler { type: 'gaussian' std: 0.1 } } }
+    layer { name: 'relu1' type: 'ReLU' bottom: 'conv1' top: 'conv1' }
+    layer { name: 'pool1' type: 'Pooling' bottom: 'conv1' top: 'pool1'
+            pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+    layer { name: 'norm1' type: 'LRN' bottom: 'pool1' top: 'norm1'
+            lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 } }
+    layer { name: 'conv2' type: 'Convolution' bottom: 'norm1' top: 'conv2'
+            convolution_param { num_output: 8 kernel_size: 3 pad: 1 group: 2
+                                weight_filler { type: 'gaussian' std: 0.1 } } }
+    layer { name: 'sig' type: 'Sigmoid' bottom: 'conv2' top: 'conv2' }
+    layer { name: 'pool2' type: 'Pooling' bottom: 'conv2' top: 'pool2'
+            pooling_param { pool: AVE kernel_size: 3 stride: 2 } }
+    layer { name: 'fc1' type: 'InnerProduct' bottom: 'pool2' top: 'fc1'
+            inner_product_param { num_output: 16 weight_filler { type: 'gaussian' std: 0.1 } } }
+    layer { name: 'tanh' type: 'TanH' bottom: 'fc1' top: 'fc1' }
+    layer { name: 'drop' type: 'Dropout' bottom: 'fc1' top: 'fc1' }
+    layer { name: 'fc2' type: 'InnerProduct' bottom: 'fc1' top: 'fc2'
+            inner_product_param { num_output: 5 weight_filler { type: 'gaussian' std: 0.1 } } }
+    layer { name: 'loss' type: 'SoftmaxWithLoss' bottom: 'fc2' bottom: 'label' top: 'loss' }
+  )", "<gpu net>", &param);
+  param.mutable_state()->set_phase(TRAIN);
+  Context::set_mode(Mode::CPU);
+  Context::set_seed(9);
+  Net net(param);
+  testing::fill_gaussian(*net.input_blobs()[0]);
+  float* labels = net.input_blobs()[1]->mutable_cpu_data();
+  for (int i = 0; i < 4; ++i) labels[i] = static_cast<float>(i % 5);
+
+  Context::set_mode(Mode::GPU);
+  net.clear_param_diffs();
+  const float warm_loss = net.forward_backward();
+  const size_t after_warm_up = net_transfers(net);
+  net.clear_param_diffs();
+  const float loss = net.forward_backward();
+  EXPECT_EQ(net_transfers(net), after_warm_up)
+      << "a forward+backward pass on the GPU copied blobs between host and device";
+  EXPECT_TRUE(std::isfinite(warm_loss));
+  EXPECT_TRUE(std::isfinite(loss));
+}
+
+#endif  // ENGINE_USE_CUDA
+
+}  // namespace
+}  // namespace engine
