@@ -26,10 +26,10 @@
 #include "io/progress.hpp"
 #include "io/prototxt.hpp"
 #include "math/symmetric_eigen.hpp"
+#include "tool_main.hpp"
 
 DEFINE_string(backend, "lmdb", "The backend containing the images (lmdb only)");
 DEFINE_int32(threads, 0, "Threads parsing and decoding records (ours); 0: one per core");
-DECLARE_bool(help);
 
 namespace engine {
 namespace {
@@ -250,30 +250,12 @@ int compute(const std::string& db_path, const std::string& output_path) {
 }  // namespace engine
 
 int main(int argc, char** argv) {
-  FLAGS_logtostderr = true;
-  FLAGS_minloglevel = 1;
-  gflags::SetUsageMessage(
+  return engine::tool_main(
+      argc, argv, "compute_image_mean",
       "Compute the mean_image of a set of images given by an lmdb, and (ours) the eigen-\n"
       "decomposition of their pixel colour covariance.\n"
       "Usage:\n"
-      "    compute_image_mean [FLAGS] INPUT_DB [OUTPUT_FILE]");
-  gflags::ParseCommandLineNonHelpFlags(&argc, &argv, true);
-  google::InitGoogleLogging(argv[0]);
-  if (FLAGS_help) {
-    gflags::ShowUsageWithFlagsRestrict(argv[0], "tools/compute_image_mean");
-    return 0;
-  }
-  if (argc < 2 || argc > 3) {
-    std::fprintf(stderr,
-                 "compute_image_mean: error: expected INPUT_DB [OUTPUT_FILE], got %d "
-                 "argument(s) (see --help)\n",
-                 argc - 1);
-    return 1;
-  }
-  try {
-    return engine::compute(argv[1], argc == 3 ? argv[2] : "");
-  } catch (const engine::Error& error) {
-    std::fprintf(stderr, "compute_image_mean: error: %s\n", error.what());
-    return 1;
-  }
+      "    compute_image_mean [FLAGS] INPUT_DB [OUTPUT_FILE]",
+      1, 2, "INPUT_DB [OUTPUT_FILE]",
+      [](char** args, int count) { return engine::compute(args[0], count == 2 ? args[1] : ""); });
 }

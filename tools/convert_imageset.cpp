@@ -28,6 +28,7 @@
 #include "data/datum.hpp"
 #include "data/db.hpp"
 #include "io/progress.hpp"
+#include "tool_main.hpp"
 
 DEFINE_bool(gray, false, "When this option is on, treat images as grayscale ones");
 DEFINE_bool(shuffle, false,
@@ -42,7 +43,6 @@ DEFINE_bool(encoded, false, "When this option is on, the encoded image will be s
 DEFINE_string(encode_type, "",
               "Optional: What type should we encode the image as ('png','jpg',...).");
 DEFINE_int32(threads, 0, "Threads decoding images (ours); 0: one per core");
-DECLARE_bool(help);
 
 namespace engine {
 namespace {
@@ -235,30 +235,12 @@ int convert(const std::string& root_argument, const std::string& list_path,
 }  // namespace engine
 
 int main(int argc, char** argv) {
-  FLAGS_logtostderr = true;
-  FLAGS_minloglevel = 1;
-  gflags::SetUsageMessage(
+  return engine::tool_main(
+      argc, argv, "convert_imageset",
       "Convert a set of images to the lmdb format used as input for Caffe and the engine.\n"
       "Usage:\n"
       "    convert_imageset [FLAGS] ROOTFOLDER/ LISTFILE DB_NAME\n"
-      "LISTFILE holds lines 'subfolder1/file1.JPEG 7'.");
-  gflags::ParseCommandLineNonHelpFlags(&argc, &argv, true);
-  google::InitGoogleLogging(argv[0]);
-  if (FLAGS_help) {
-    gflags::ShowUsageWithFlagsRestrict(argv[0], "tools/convert_imageset");
-    return 0;
-  }
-  if (argc != 4) {
-    std::fprintf(stderr,
-                 "convert_imageset: error: expected ROOTFOLDER/ LISTFILE DB_NAME, got %d "
-                 "argument(s) (see --help)\n",
-                 argc - 1);
-    return 1;
-  }
-  try {
-    return engine::convert(argv[1], argv[2], argv[3]);
-  } catch (const engine::Error& error) {
-    std::fprintf(stderr, "convert_imageset: error: %s\n", error.what());
-    return 1;
-  }
+      "LISTFILE holds lines 'subfolder1/file1.JPEG 7'.",
+      3, 3, "ROOTFOLDER/ LISTFILE DB_NAME",
+      [](char** args, int) { return engine::convert(args[0], args[1], args[2]); });
 }

@@ -18,9 +18,9 @@
 #include "data/db.hpp"
 #include "engine.pb.h"
 #include "io/progress.hpp"
+#include "tool_main.hpp"
 
 DEFINE_string(backend, "lmdb", "The backend for storing the result (lmdb only)");
-DECLARE_bool(help);
 
 namespace engine {
 namespace {
@@ -120,30 +120,12 @@ int convert(const std::string& images_path, const std::string& labels_path,
 }  // namespace engine
 
 int main(int argc, char** argv) {
-  FLAGS_logtostderr = true;
-  FLAGS_minloglevel = 1;
-  gflags::SetUsageMessage(
+  return engine::tool_main(
+      argc, argv, "convert_mnist_data",
       "Convert the MNIST dataset to the lmdb format used by Caffe and the engine.\n"
       "Usage:\n"
       "    convert_mnist_data [FLAGS] input_image_file input_label_file output_db_file\n"
-      "The files may be gzipped (as downloaded) or not.");
-  gflags::ParseCommandLineNonHelpFlags(&argc, &argv, true);
-  google::InitGoogleLogging(argv[0]);
-  if (FLAGS_help) {
-    gflags::ShowUsageWithFlagsRestrict(argv[0], "tools/convert_mnist_data");
-    return 0;
-  }
-  if (argc != 4) {
-    std::fprintf(stderr,
-                 "convert_mnist_data: error: expected IMAGES LABELS DB_NAME, got %d argument(s) "
-                 "(see --help)\n",
-                 argc - 1);
-    return 1;
-  }
-  try {
-    return engine::convert(argv[1], argv[2], argv[3]);
-  } catch (const engine::Error& error) {
-    std::fprintf(stderr, "convert_mnist_data: error: %s\n", error.what());
-    return 1;
-  }
+      "The files may be gzipped (as downloaded) or not.",
+      3, 3, "IMAGES LABELS DB_NAME",
+      [](char** args, int) { return engine::convert(args[0], args[1], args[2]); });
 }

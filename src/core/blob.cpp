@@ -155,19 +155,9 @@ void Blob::to_proto(BlobProto* proto, bool write_diff) const {
   }
 }
 
-void Blob::set_data(float value) {
-#ifdef ENGINE_USE_CUDA
-  if (Context::mode() == Mode::GPU) return gpu::set(count_, value, mutable_gpu_data());
-#endif
-  cpu::set(count_, value, mutable_cpu_data());
-}
+void Blob::set_data(float value) { math::set(count_, value, mutable_data()); }
 
-void Blob::set_diff(float value) {
-#ifdef ENGINE_USE_CUDA
-  if (Context::mode() == Mode::GPU) return gpu::set(count_, value, mutable_gpu_diff());
-#endif
-  cpu::set(count_, value, mutable_cpu_diff());
-}
+void Blob::set_diff(float value) { math::set(count_, value, mutable_diff()); }
 
 void Blob::update() {
   switch (data_->head()) {
@@ -188,18 +178,8 @@ void Blob::update() {
   }
 }
 
-double Blob::sum_of_squares_data() const {
-#ifdef ENGINE_USE_CUDA
-  if (Context::mode() == Mode::GPU) return gpu::dot(count_, gpu_data(), gpu_data());
-#endif
-  return cpu::dot(count_, cpu_data(), cpu_data());
-}
+double Blob::sum_of_squares_data() const { return math::dot(count_, data(), data()); }
 
-double Blob::sum_of_squares_diff() const {
-#ifdef ENGINE_USE_CUDA
-  if (Context::mode() == Mode::GPU) return gpu::dot(count_, gpu_diff(), gpu_diff());
-#endif
-  return cpu::dot(count_, cpu_diff(), cpu_diff());
-}
+double Blob::sum_of_squares_diff() const { return math::dot(count_, diff(), diff()); }
 
 }  // namespace engine

@@ -5,7 +5,20 @@
 //   setup(bottom, top)     once: checks the blob counts, layer_setup (read parameters, make the
 //                          learnable blobs), reshape, and the loss weights of the tops.
 //   reshape(bottom, top)   whenever the bottoms' shapes may have changed: shape tops, buffers.
-//   forward / backward     dispatch on Context::mode(); a layer without GPU code runs its CPU code.
+//   forward / backward     dispatch on Context::mode() to forward_cpu / forward_gpu (and
+//                          backward_*); the default forward_gpu / backward_gpu run the CPU ones.
+// Writing the two devices' code (one convention for every layer):
+//   - Where the algorithm is the same on both devices, write it once, in forward_cpu and
+//     backward_cpu only, with the mode-aware accessors (Blob::data(), mutable_diff(), ...) and
+//     the math:: front of math/blas.hpp. The default GPU overrides run that code in GPU mode,
+//     where those pointers and primitives are the device's.
+//   - Where one step really differs (a CUDA kernel against a CPU loop), keep that step a helper
+//     that branches on math::on_gpu() (the kernel under #ifdef ENGINE_USE_CUDA), called from the
+//     shared code.
+//   - Override forward_gpu / backward_gpu only where the whole pass differs (cuDNN, a single
+//     fused kernel for the pass).
+//   - CPU-only code uses cpu_data() and cpu::; in GPU mode the synced memory brings the data
+//     to the host. Never mix cpu_data() pointers with math:: (or data() with cpu::).
 // Learnable parameters live in blobs_ (shared_ptr: a Net may share them between layers).
 // A layer type is registered once, in layers/layer_list.cpp.
 #pragma once
@@ -86,7 +99,8 @@ class Layer {
   virtual void forward_cpu(const Blobs& bottom, const Blobs& top) = 0;
   virtual void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                             const Blobs& bottom) {}
-  // Default GPU paths run the CPU code; the synced memory moves the data as needed.
+  // Default GPU paths run the CPU code: device-neutral code (see the header comment) computes
+  // on the GPU there, CPU-only code has the synced memory move the data to the host.
   virtual void forward_gpu(const Blobs& bottom, const Blobs& top) { forward_cpu(bottom, top); }
   virtual void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
                             const Blobs& bottom) {

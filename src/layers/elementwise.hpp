@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "core/context.hpp"
 #include "core/layer.hpp"
 #include "layers/elementwise_ops.hpp"
 #include "math/blas.hpp"
@@ -45,6 +44,25 @@ void map_gradient(int64_t n, const float* dy, const float* x, const float* y, fl
   }
 }
 
+// y[i] = op.forward(x[i]) and dx[i] = op.gradient(dy[i], x[i], y[i]) on the side the mode
+// computes on: the loops above on the CPU, the kernel template of elementwise_ops.cu on the GPU.
+template <class Op>
+void elementwise_forward(int64_t n, const float* x, float* y, const Op& op) {
+#ifdef ENGINE_USE_CUDA
+  if (math::on_gpu()) return elementwise_forward_gpu(n, x, y, op);
+#endif
+  map_unary(n, x, y, [op](float v) { return op.forward(v); });
+}
+
+template <class Op>
+void elementwise_gradient(int64_t n, const float* dy, const float* x, const float* y, float* dx,
+                          const Op& op) {
+#ifdef ENGINE_USE_CUDA
+  if (math::on_gpu()) return elementwise_gradient_gpu(n, dy, x, y, dx, op);
+#endif
+  map_gradient(n, dy, x, y, dx, [op](float g, float v, float w) { return op.gradient(g, v, w); });
+}
+
 // Keeps the bottom's data for backward when a layer whose gradient reads its input runs in
 // place (the forward pass overwrites that input with the output), as Caffe's PReLU does. The
 // copy is made on the side the current mode computes on.
@@ -54,20 +72,11 @@ class InPlaceInput {
   void save(const Blob& bottom, const Blob& top) {
     if (&bottom != &top) return;
     copy_.reshape_like(bottom);
-#ifdef ENGINE_USE_CUDA
-    if (Context::mode() == Mode::GPU) {
-      gpu::copy(bottom.count(), bottom.gpu_data(), copy_.mutable_gpu_data());
-      return;
-    }
-#endif
-    cpu::copy(bottom.count(), bottom.cpu_data(), copy_.mutable_cpu_data());
+    math::copy(bottom.count(), bottom.data(), copy_.mutable_data());
   }
-  // The input as it was before forward.
-  const float* cpu_data(const Blob& bottom, const Blob& top) const {
-    return &bottom == &top ? copy_.cpu_data() : bottom.cpu_data();
-  }
-  const float* gpu_data(const Blob& bottom, const Blob& top) const {
-    return &bottom == &top ? copy_.gpu_data() : bottom.gpu_data();
+  // The input as it was before forward, on the mode's side.
+  const float* data(const Blob& bottom, const Blob& top) const {
+    return &bottom == &top ? copy_.data() : bottom.data();
   }
 
  private:
@@ -98,11 +107,10 @@ class ElementwiseLayer : public Layer {
   }
 
  protected:
+  // Both devices (elementwise_forward and elementwise_gradient choose the loop or the kernel).
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     if (Op::kKeepsInputInPlace) input_.save(*bottom[0], *top[0]);
-    const Op op = op_;
-    map_unary(bottom[0]->count(), bottom[0]->cpu_data(), top[0]->mutable_cpu_data(),
-              [op](float x) { return op.forward(x); });
+    elementwise_forward(bottom[0]->count(), bottom[0]->data(), top[0]->mutable_data(), op_);
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
@@ -111,33 +119,22 @@ class ElementwiseLayer : public Layer {
     if constexpr (!Op::kDifferentiable) {
       LAYER_REQUIRE(false, "has no gradient; set propagate_down: false for its bottom");
     } else {
-      const Op op = op_;
-      const float* x = Op::kKeepsInputInPlace ? input_.cpu_data(*bottom[0], *top[0])
-                                              : bottom[0]->cpu_data();
-      map_gradient(bottom[0]->count(), top[0]->cpu_diff(), x, top[0]->cpu_data(),
-                   bottom[0]->mutable_cpu_diff(),
-                   [op](float dy, float x, float y) { return op.gradient(dy, x, y); });
+      const float* x = Op::kKeepsInputInPlace ? input_.data(*bottom[0], *top[0])
+                                              : bottom[0]->data();
+      elementwise_gradient(bottom[0]->count(), top[0]->diff(), x, top[0]->data(),
+                           bottom[0]->mutable_diff(), op_);
     }
   }
 
 #ifdef ENGINE_USE_CUDA
+  // Not the default (the virtual forward_cpu): subclasses add CPU-only fast paths there (ReLU's
+  // oneDNN), which GPU mode must not run.
   void forward_gpu(const Blobs& bottom, const Blobs& top) override {
-    if (Op::kKeepsInputInPlace) input_.save(*bottom[0], *top[0]);
-    elementwise_forward_gpu(bottom[0]->count(), bottom[0]->gpu_data(), top[0]->mutable_gpu_data(),
-                            op_);
+    ElementwiseLayer::forward_cpu(bottom, top);
   }
-
   void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
-    if (!propagate_down[0]) return;
-    if constexpr (!Op::kDifferentiable) {
-      LAYER_REQUIRE(false, "has no gradient; set propagate_down: false for its bottom");
-    } else {
-      const float* x = Op::kKeepsInputInPlace ? input_.gpu_data(*bottom[0], *top[0])
-                                              : bottom[0]->gpu_data();
-      elementwise_gradient_gpu(bottom[0]->count(), top[0]->gpu_diff(), x, top[0]->gpu_data(),
-                               bottom[0]->mutable_gpu_diff(), op_);
-    }
+    ElementwiseLayer::backward_cpu(top, propagate_down, bottom);
   }
 #endif
 

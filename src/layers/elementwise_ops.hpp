@@ -123,17 +123,23 @@ struct BNLLOp : ElementwiseOp {
   }
 };
 
-// y = (shift + scale x)^power, with Caffe's shortcuts: a constant when power or scale is 0, and
-// simpler derivative forms for power 1, power 2 and shift 0 (so that x = 0 gives what Caffe's
-// gives, NaN included).
-struct PowerOp : ElementwiseOp {
-  static constexpr bool kKeepsInputInPlace = true;
-  PowerOp() = default;
-  explicit PowerOp(const Layer& layer);
+// Power and Log apply their function to shift + scale x, skipping the operations that would not
+// change x (as Caffe's code does, so that the roundings are its).
+struct AffineInputOp : ElementwiseOp {
   ENGINE_HOST_DEVICE float affine(float x) const {
     float v = scale != 1 ? scale * x : x;
     return shift != 0 ? rounded(v) + shift : v;
   }
+  float scale = 1, shift = 0;
+};
+
+// y = (shift + scale x)^power, with Caffe's shortcuts: a constant when power or scale is 0, and
+// simpler derivative forms for power 1, power 2 and shift 0 (so that x = 0 gives what Caffe's
+// gives, NaN included).
+struct PowerOp : AffineInputOp {
+  static constexpr bool kKeepsInputInPlace = true;
+  PowerOp() = default;
+  explicit PowerOp(const Layer& layer);
   ENGINE_HOST_DEVICE float forward(float x) const {
     if (diff_scale == 0) return constant;
     const float v = affine(x);
@@ -154,7 +160,7 @@ struct PowerOp : ElementwiseOp {
     }
     return dy * d;
   }
-  float power = 1, scale = 1, shift = 0, diff_scale = 1, constant = 1;
+  float power = 1, diff_scale = 1, constant = 1;
 };
 
 // y = base^(shift + scale x) = base^shift * exp(log(base) scale x).
@@ -173,14 +179,10 @@ struct ExpOp : ElementwiseOp {
 };
 
 // y = log_base(shift + scale x) = ln(shift + scale x) / ln(base).
-struct LogOp : ElementwiseOp {
+struct LogOp : AffineInputOp {
   static constexpr bool kKeepsInputInPlace = true;
   LogOp() = default;
   explicit LogOp(const Layer& layer);
-  ENGINE_HOST_DEVICE float affine(float x) const {
-    float v = scale != 1 ? scale * x : x;
-    return shift != 0 ? rounded(v) + shift : v;
-  }
   ENGINE_HOST_DEVICE float forward(float x) const {
     const float y = static_cast<float>(std::log(double(affine(x))));
     return base_scale != 1 ? y * base_scale : y;
@@ -190,7 +192,7 @@ struct LogOp : ElementwiseOp {
     if (backward_scale != 1) d *= backward_scale;
     return dy * d;
   }
-  float base_scale = 1, scale = 1, shift = 0, backward_scale = 1;
+  float base_scale = 1, backward_scale = 1;
 };
 
 // 1 where x > threshold, else 0; not differentiable (Caffe has no backward either).

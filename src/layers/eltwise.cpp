@@ -55,54 +55,36 @@ class EltwiseLayer : public Layer {
   }
 
  protected:
+  // One implementation for both devices: PROD and SUM are math:: primitives, MAX a loop here and
+  // kernels in eltwise.cu.
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     const int64_t count = top[0]->count();
-    float* out = top[0]->mutable_cpu_data();
+    float* out = top[0]->mutable_data();
     switch (op_) {
       case EltwiseParameter::PROD:
-        cpu::mul(count, bottom[0]->cpu_data(), bottom[1]->cpu_data(), out);
-        for (size_t i = 2; i < bottom.size(); ++i) cpu::mul(count, out, bottom[i]->cpu_data(), out);
+        math::mul(count, bottom[0]->data(), bottom[1]->data(), out);
+        for (size_t i = 2; i < bottom.size(); ++i) math::mul(count, out, bottom[i]->data(), out);
         break;
       case EltwiseParameter::SUM:
-        cpu::scale(count, coeffs_[0], bottom[0]->cpu_data(), out);
+        math::scale(count, coeffs_[0], bottom[0]->data(), out);
         for (size_t i = 1; i < bottom.size(); ++i) {
-          cpu::axpy(count, coeffs_[i], bottom[i]->cpu_data(), out);
+          math::axpy(count, coeffs_[i], bottom[i]->data(), out);
         }
         break;
-      case EltwiseParameter::MAX: {
-        // Tie-breaking as in Caffe: bottom 1 wins a tie with bottom 0, later bottoms must be
-        // strictly greater to win.
-        const float* a = bottom[0]->cpu_data();
-        const float* b = bottom[1]->cpu_data();
-        int* winner = winner_.data();
-        for (int64_t j = 0; j < count; ++j) {
-          const bool second = !(a[j] > b[j]);
-          out[j] = second ? b[j] : a[j];
-          winner[j] = second ? 1 : 0;
-        }
-        for (size_t i = 2; i < bottom.size(); ++i) {
-          const float* c = bottom[i]->cpu_data();
-          const int index = static_cast<int>(i);
-          for (int64_t j = 0; j < count; ++j) {
-            if (c[j] > out[j]) {
-              out[j] = c[j];
-              winner[j] = index;
-            }
-          }
-        }
+      case EltwiseParameter::MAX:
+        max_forward(bottom, out);
         break;
-      }
     }
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     const int64_t count = top[0]->count();
-    const float* top_diff = top[0]->cpu_diff();
-    const float* top_data = top[0]->cpu_data();
+    const float* top_diff = top[0]->diff();
+    const float* top_data = top[0]->data();
     for (size_t i = 0; i < bottom.size(); ++i) {
       if (!propagate_down[i]) continue;
-      float* diff = bottom[i]->mutable_cpu_diff();
+      float* diff = bottom[i]->mutable_diff();
       switch (op_) {
         case EltwiseParameter::PROD:
           if (stable_prod_grad_) {
@@ -111,103 +93,77 @@ class EltwiseLayer : public Layer {
             for (size_t j = 0; j < bottom.size(); ++j) {
               if (j == i) continue;
               if (!started) {
-                cpu::copy(count, bottom[j]->cpu_data(), diff);
+                math::copy(count, bottom[j]->data(), diff);
                 started = true;
               } else {
-                cpu::mul(count, diff, bottom[j]->cpu_data(), diff);
+                math::mul(count, diff, bottom[j]->data(), diff);
               }
             }
           } else {
-            cpu::div(count, top_data, bottom[i]->cpu_data(), diff);
+            math::div(count, top_data, bottom[i]->data(), diff);
           }
-          cpu::mul(count, diff, top_diff, diff);
+          math::mul(count, diff, top_diff, diff);
           break;
         case EltwiseParameter::SUM:
           if (coeffs_[i] == 1.0f) {
-            cpu::copy(count, top_diff, diff);
+            math::copy(count, top_diff, diff);
           } else {
-            cpu::scale(count, coeffs_[i], top_diff, diff);
-          }
-          break;
-        case EltwiseParameter::MAX: {
-          const int index = static_cast<int>(i);
-          const int* winner = winner_.data();
-          for (int64_t j = 0; j < count; ++j) diff[j] = winner[j] == index ? top_diff[j] : 0.0f;
-          break;
-        }
-      }
-    }
-  }
-
-#ifdef ENGINE_USE_CUDA
-  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
-    const int64_t count = top[0]->count();
-    float* out = top[0]->mutable_gpu_data();
-    switch (op_) {
-      case EltwiseParameter::PROD:
-        gpu::mul(count, bottom[0]->gpu_data(), bottom[1]->gpu_data(), out);
-        for (size_t i = 2; i < bottom.size(); ++i) gpu::mul(count, out, bottom[i]->gpu_data(), out);
-        break;
-      case EltwiseParameter::SUM:
-        gpu::scale(count, coeffs_[0], bottom[0]->gpu_data(), out);
-        for (size_t i = 1; i < bottom.size(); ++i) {
-          gpu::axpy(count, coeffs_[i], bottom[i]->gpu_data(), out);
-        }
-        break;
-      case EltwiseParameter::MAX: {
-        std::vector<const float*> data;
-        for (Blob* blob : bottom) data.push_back(blob->gpu_data());
-        eltwise_max_forward_gpu(count, data.data(), static_cast<int>(data.size()), out,
-                                static_cast<int*>(winner_gpu_.mutable_device_data()));
-        break;
-      }
-    }
-  }
-
-  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    const int64_t count = top[0]->count();
-    const float* top_diff = top[0]->gpu_diff();
-    const float* top_data = top[0]->gpu_data();
-    for (size_t i = 0; i < bottom.size(); ++i) {
-      if (!propagate_down[i]) continue;
-      float* diff = bottom[i]->mutable_gpu_diff();
-      switch (op_) {
-        case EltwiseParameter::PROD:
-          if (stable_prod_grad_) {
-            bool started = false;
-            for (size_t j = 0; j < bottom.size(); ++j) {
-              if (j == i) continue;
-              if (!started) {
-                gpu::copy(count, bottom[j]->gpu_data(), diff);
-                started = true;
-              } else {
-                gpu::mul(count, diff, bottom[j]->gpu_data(), diff);
-              }
-            }
-          } else {
-            gpu::div(count, top_data, bottom[i]->gpu_data(), diff);
-          }
-          gpu::mul(count, diff, top_diff, diff);
-          break;
-        case EltwiseParameter::SUM:
-          if (coeffs_[i] == 1.0f) {
-            gpu::copy(count, top_diff, diff);
-          } else {
-            gpu::scale(count, coeffs_[i], top_diff, diff);
+            math::scale(count, coeffs_[i], top_diff, diff);
           }
           break;
         case EltwiseParameter::MAX:
-          eltwise_max_backward_gpu(count, top_diff,
-                                   static_cast<const int*>(winner_gpu_.device_data()),
-                                   static_cast<int>(i), diff);
+          max_backward(count, top_diff, static_cast<int>(i), diff);
           break;
       }
     }
   }
-#endif
 
  private:
+  void max_forward(const Blobs& bottom, float* out) {
+    const int64_t count = bottom[0]->count();
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      std::vector<const float*> data;
+      for (Blob* blob : bottom) data.push_back(blob->gpu_data());
+      eltwise_max_forward_gpu(count, data.data(), static_cast<int>(data.size()), out,
+                              static_cast<int*>(winner_gpu_.mutable_device_data()));
+      return;
+    }
+#endif
+    // Tie-breaking as in Caffe: bottom 1 wins a tie with bottom 0, later bottoms must be
+    // strictly greater to win.
+    const float* a = bottom[0]->cpu_data();
+    const float* b = bottom[1]->cpu_data();
+    int* winner = winner_.data();
+    for (int64_t j = 0; j < count; ++j) {
+      const bool second = !(a[j] > b[j]);
+      out[j] = second ? b[j] : a[j];
+      winner[j] = second ? 1 : 0;
+    }
+    for (size_t i = 2; i < bottom.size(); ++i) {
+      const float* c = bottom[i]->cpu_data();
+      const int index = static_cast<int>(i);
+      for (int64_t j = 0; j < count; ++j) {
+        if (c[j] > out[j]) {
+          out[j] = c[j];
+          winner[j] = index;
+        }
+      }
+    }
+  }
+
+  void max_backward(int64_t count, const float* top_diff, int index, float* diff) {
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      const int* winner = static_cast<const int*>(winner_gpu_.device_data());
+      eltwise_max_backward_gpu(count, top_diff, winner, index, diff);
+      return;
+    }
+#endif
+    const int* winner = winner_.data();
+    for (int64_t j = 0; j < count; ++j) diff[j] = winner[j] == index ? top_diff[j] : 0.0f;
+  }
+
   EltwiseParameter::EltwiseOp op_ = EltwiseParameter::SUM;
   std::vector<float> coeffs_;
   bool stable_prod_grad_ = true;

@@ -1,10 +1,12 @@
 // Loss layers: EuclideanLoss, SigmoidCrossEntropyLoss, HingeLoss, MultinomialLogisticLoss and
 // ContrastiveLoss (the softmax-based ones, SoftmaxWithLoss and InfogainLoss, are in softmax.cpp).
 // Each writes a scalar; backward scales by the loss weight the top's diff carries. EuclideanLoss
-// and SigmoidCrossEntropyLoss have GPU code (losses.cu); Hinge, MultinomialLogistic and
-// Contrastive run their CPU code in GPU mode (small per-sample loops, at the end of a net).
+// and SigmoidCrossEntropyLoss are written once for both devices (SigmoidCrossEntropyLoss's
+// loops are kernels in losses.cu); Hinge, MultinomialLogistic and Contrastive are CPU code that
+// runs in GPU mode too (small per-sample loops, at the end of a net).
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "core/layer.hpp"
@@ -45,8 +47,8 @@ class EuclideanLossLayer : public LossLayer {
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     const int64_t count = bottom[0]->count();
-    cpu::sub(count, bottom[0]->cpu_data(), bottom[1]->cpu_data(), difference_.mutable_cpu_data());
-    const float dot = static_cast<float>(cpu::dot(count, difference_.cpu_data(), difference_.cpu_data()));
+    math::sub(count, bottom[0]->data(), bottom[1]->data(), difference_.mutable_data());
+    const float dot = static_cast<float>(math::dot(count, difference_.data(), difference_.data()));
     top[0]->mutable_cpu_data()[0] = dot / static_cast<float>(bottom[0]->shape(0)) / 2;
   }
 
@@ -56,28 +58,9 @@ class EuclideanLossLayer : public LossLayer {
       if (!propagate_down[i]) continue;
       const float sign = i == 0 ? 1.0f : -1.0f;
       const float alpha = sign * loss_weight(top) / static_cast<float>(bottom[i]->shape(0));
-      cpu::scale(bottom[i]->count(), alpha, difference_.cpu_data(), bottom[i]->mutable_cpu_diff());
+      math::scale(bottom[i]->count(), alpha, difference_.data(), bottom[i]->mutable_diff());
     }
   }
-
-#ifdef ENGINE_USE_CUDA
-  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
-    const int64_t count = bottom[0]->count();
-    gpu::sub(count, bottom[0]->gpu_data(), bottom[1]->gpu_data(), difference_.mutable_gpu_data());
-    const float dot = static_cast<float>(gpu::dot(count, difference_.gpu_data(), difference_.gpu_data()));
-    top[0]->mutable_cpu_data()[0] = dot / static_cast<float>(bottom[0]->shape(0)) / 2;
-  }
-
-  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    for (int i = 0; i < 2; ++i) {
-      if (!propagate_down[i]) continue;
-      const float sign = i == 0 ? 1.0f : -1.0f;
-      const float alpha = sign * loss_weight(top) / static_cast<float>(bottom[i]->shape(0));
-      gpu::scale(bottom[i]->count(), alpha, difference_.gpu_data(), bottom[i]->mutable_gpu_diff());
-    }
-  }
-#endif
 
  private:
   Blob difference_;
@@ -112,18 +95,7 @@ class SigmoidCrossEntropyLossLayer : public LossLayer {
   }
 
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    const float* x = bottom[0]->cpu_data();
-    const float* target = bottom[1]->cpu_data();
-    // Caffe accumulates in float the terms it computes in double.
-    float loss = 0;
-    int64_t valid = 0;
-    for (int64_t i = 0; i < bottom[0]->count(); ++i) {
-      if (ignored(target[i])) continue;
-      const float positive = x[i] >= 0;
-      const float linear = x[i] * (target[i] - positive);
-      loss = static_cast<float>(loss - (linear - std::log(1 + std::exp(double(x[i] - 2 * x[i] * positive)))));
-      ++valid;
-    }
+    const auto [loss, valid] = summed_loss(*bottom[0], *bottom[1]);
     normalizer_ = loss_normalizer(normalization_, bottom[0]->shape(0), bottom[0]->count(1), valid);
     top[0]->mutable_cpu_data()[0] = loss / normalizer_;
   }
@@ -133,39 +105,50 @@ class SigmoidCrossEntropyLossLayer : public LossLayer {
                     const Blobs& bottom) override {
     require_no_gradient(propagate_down, 1, "targets");
     if (!propagate_down[0]) return;
-    const float* x = bottom[0]->cpu_data();
-    const float* target = bottom[1]->cpu_data();
-    float* dx = bottom[0]->mutable_cpu_diff();
+    const int64_t count = bottom[0]->count();
+    const float* x = bottom[0]->data();
+    const float* target = bottom[1]->data();
+    float* dx = bottom[0]->mutable_diff();
     const float scale = loss_weight(top) / normalizer_;
-    for (int64_t i = 0; i < bottom[0]->count(); ++i) {
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      return sigmoid_cross_entropy_backward_gpu(count, x, target, has_ignore_label_,
+                                                ignore_label_, scale, dx);
+    }
+#endif
+    for (int64_t i = 0; i < count; ++i) {
       dx[i] = ignored(target[i]) ? 0.0f : (sigmoid(x[i]) - target[i]) * scale;
     }
   }
 
-#ifdef ENGINE_USE_CUDA
-  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
-    sums_.reshape({2});
-    sigmoid_cross_entropy_forward_gpu(bottom[0]->count(), bottom[0]->gpu_data(),
-                                      bottom[1]->gpu_data(), has_ignore_label_, ignore_label_,
-                                      sums_.mutable_gpu_data());
-    const float* sums = sums_.cpu_data();  // the loss goes to the host anyway
-    const int64_t valid = static_cast<int64_t>(sums[1]);
-    normalizer_ = loss_normalizer(normalization_, bottom[0]->shape(0), bottom[0]->count(1), valid);
-    top[0]->mutable_cpu_data()[0] = sums[0] / normalizer_;
-  }
-
-  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    require_no_gradient(propagate_down, 1, "targets");
-    if (!propagate_down[0]) return;
-    sigmoid_cross_entropy_backward_gpu(bottom[0]->count(), bottom[0]->gpu_data(),
-                                       bottom[1]->gpu_data(), has_ignore_label_, ignore_label_,
-                                       loss_weight(top) / normalizer_,
-                                       bottom[0]->mutable_gpu_diff());
-  }
-#endif
-
  private:
+  // The summed loss and the number of targets not ignored.
+  std::pair<float, int64_t> summed_loss(const Blob& prediction, const Blob& targets) {
+    const int64_t count = prediction.count();
+    const float* x = prediction.data();
+    const float* target = targets.data();
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      sums_.reshape({2});
+      sigmoid_cross_entropy_forward_gpu(count, x, target, has_ignore_label_, ignore_label_,
+                                        sums_.mutable_gpu_data());
+      const float* sums = sums_.cpu_data();  // the loss goes to the host anyway
+      return {sums[0], static_cast<int64_t>(sums[1])};
+    }
+#endif
+    // Caffe accumulates in float the terms it computes in double.
+    float loss = 0;
+    int64_t valid = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      if (ignored(target[i])) continue;
+      const float positive = x[i] >= 0;
+      const float linear = x[i] * (target[i] - positive);
+      loss = static_cast<float>(loss - (linear - std::log(1 + std::exp(double(x[i] - 2 * x[i] * positive)))));
+      ++valid;
+    }
+    return {loss, valid};
+  }
+
   bool has_ignore_label_ = false;
   int ignore_label_ = 0;
   LossParameter::NormalizationMode normalization_ = LossParameter::BATCH_SIZE;

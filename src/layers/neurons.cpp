@@ -140,12 +140,19 @@ class PReLULayer : public Layer {
   }
 
  protected:
+  // Both devices: each step below is a loop here or a kernel of neurons.cu.
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     input_.save(*bottom[0], *top[0]);
-    const float* x = bottom[0]->cpu_data();
-    float* y = top[0]->mutable_cpu_data();
-    const float* slopes = blobs_[0]->cpu_data();
-    for_each_plane(*bottom[0], [&](int64_t offset, int64_t dim, int c) {
+    const Blob& in = *bottom[0];
+    const float* x = in.data();
+    float* y = top[0]->mutable_data();
+    const float* slopes = blobs_[0]->data();
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      return prelu_forward_gpu(in.count(), slope_channels(in), in.count(2), x, slopes, y);
+    }
+#endif
+    for_each_plane(in, [&](int64_t offset, int64_t dim, int c) {
       const float a = slopes[c];
       map_unary(dim, x + offset, y + offset,
                 [a](float v) { return std::max(v, 0.0f) + a * std::min(v, 0.0f); });
@@ -154,61 +161,50 @@ class PReLULayer : public Layer {
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
-    const float* x = input_.cpu_data(*bottom[0], *top[0]);
-    const float* dy = top[0]->cpu_diff();
-    // The slopes first: in place, the bottom's gradient overwrites the top's.
-    if (param_propagate_down(0)) {
-      float* slope_grad = blobs_[0]->mutable_cpu_diff();
-      for_each_plane(*bottom[0], [&](int64_t offset, int64_t dim, int c) {
-        const float* xs = x + offset;
-        const float* dys = dy + offset;
-        float sum = 0;
-        for (int64_t i = 0; i < dim; ++i) sum += dys[i] * xs[i] * (xs[i] <= 0);
-        slope_grad[c] += sum;
-      });
-    }
-    if (propagate_down[0]) {
-      float* dx = bottom[0]->mutable_cpu_diff();
-      const float* slopes = blobs_[0]->cpu_data();
-      for_each_plane(*bottom[0], [&](int64_t offset, int64_t dim, int c) {
-        const float a = slopes[c];
-        map_gradient(dim, dy + offset, x + offset, x + offset, dx + offset,
-                     [a](float g, float v, float) { return g * ((v > 0) + a * (v <= 0)); });
-      });
-    }
-  }
-
-#ifdef ENGINE_USE_CUDA
-  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
-    input_.save(*bottom[0], *top[0]);
     const Blob& in = *bottom[0];
-    prelu_forward_gpu(in.count(), slope_channels(in), in.count(2), in.gpu_data(),
-                      blobs_[0]->gpu_data(), top[0]->mutable_gpu_data());
-  }
-
-  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    const Blob& in = *bottom[0];
-    const float* x = input_.gpu_data(*bottom[0], *top[0]);
-    const float* dy = top[0]->gpu_diff();
+    const float* x = input_.data(in, *top[0]);
+    const float* dy = top[0]->diff();
     // The slopes first: in place, the bottom's gradient overwrites the top's.
-    if (param_propagate_down(0)) {
-      float* slope_grad = blobs_[0]->mutable_gpu_diff();
-      if (channel_shared_) {
-        prelu_slope_gradient_gpu(1, 1, in.count(), x, dy, slope_grad);
-      } else {
-        prelu_slope_gradient_gpu(in.shape(0), in.shape(1), in.count(2), x, dy, slope_grad);
-      }
-    }
+    if (param_propagate_down(0)) slope_gradient(in, x, dy, blobs_[0]->mutable_diff());
     if (propagate_down[0]) {
-      prelu_backward_gpu(in.count(), slope_channels(in), in.count(2), x, dy,
-                         blobs_[0]->gpu_data(), bottom[0]->mutable_gpu_diff());
+      input_gradient(in, x, dy, blobs_[0]->data(), bottom[0]->mutable_diff());
     }
   }
-#endif
 
  private:
   int64_t slope_channels(const Blob& blob) const { return channel_shared_ ? 1 : blob.shape(1); }
+
+  // slope_grad[c] += sum over the planes of slope c of dy * x where x <= 0.
+  void slope_gradient(const Blob& in, const float* x, const float* dy, float* slope_grad) const {
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      if (channel_shared_) return prelu_slope_gradient_gpu(1, 1, in.count(), x, dy, slope_grad);
+      return prelu_slope_gradient_gpu(in.shape(0), in.shape(1), in.count(2), x, dy, slope_grad);
+    }
+#endif
+    for_each_plane(in, [&](int64_t offset, int64_t dim, int c) {
+      const float* xs = x + offset;
+      const float* dys = dy + offset;
+      float sum = 0;
+      for (int64_t i = 0; i < dim; ++i) sum += dys[i] * xs[i] * (xs[i] <= 0);
+      slope_grad[c] += sum;
+    });
+  }
+
+  // dx = dy where x > 0, slope * dy elsewhere.
+  void input_gradient(const Blob& in, const float* x, const float* dy, const float* slopes,
+                      float* dx) const {
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      return prelu_backward_gpu(in.count(), slope_channels(in), in.count(2), x, dy, slopes, dx);
+    }
+#endif
+    for_each_plane(in, [&](int64_t offset, int64_t dim, int c) {
+      const float a = slopes[c];
+      map_gradient(dim, dy + offset, x + offset, x + offset, dx + offset,
+                   [a](float g, float v, float) { return g * ((v > 0) + a * (v <= 0)); });
+    });
+  }
 
   // Calls f(offset, length, slope index) for each (sample, channel) plane of the blob.
   template <class F>

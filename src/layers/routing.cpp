@@ -1,9 +1,8 @@
 // Layers that route blobs without computing: Split (one bottom to several consumers), Concat and
-// Slice (join or cut along an axis), Silence (swallow bottoms nobody reads). On the GPU, Concat
-// and Slice are one strided copy per part (gpu::copy_rows) and Split's backward uses gpu::add;
-// Silence needs nothing of its own (Blob::set_diff follows the mode).
+// Slice (join or cut along an axis), Silence (swallow bottoms nobody reads). Each is written once
+// for both devices (math:: and the mode-aware accessors): Concat and Slice are one strided copy
+// per part, Split's backward sums the tops' gradients.
 #include <algorithm>
-#include <cstring>
 
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
@@ -13,34 +12,17 @@ namespace engine {
 namespace {
 
 // Concat and Slice move [outer][rows][inner] blocks between one blob with `whole_rows` rows along
-// the axis and one holding rows [offset, offset + part_rows) of it.
+// the axis and one holding rows [offset, offset + part_rows) of it, on the mode's side.
 void copy_part(int64_t outer, int64_t whole_rows, int64_t part_rows, int64_t offset, int64_t inner,
                const float* from, float* to, bool part_to_whole) {
   const int64_t part_block = part_rows * inner;
   const int64_t whole_block = whole_rows * inner;
-  for (int64_t o = 0; o < outer; ++o) {
-    if (part_to_whole) {
-      std::memcpy(to + o * whole_block + offset * inner, from + o * part_block,
-                  sizeof(float) * part_block);
-    } else {
-      std::memcpy(to + o * part_block, from + o * whole_block + offset * inner,
-                  sizeof(float) * part_block);
-    }
-  }
-}
-
-#ifdef ENGINE_USE_CUDA
-void copy_part_gpu(int64_t outer, int64_t whole_rows, int64_t part_rows, int64_t offset,
-                   int64_t inner, const float* from, float* to, bool part_to_whole) {
-  const int64_t part_block = part_rows * inner;
-  const int64_t whole_block = whole_rows * inner;
   if (part_to_whole) {
-    gpu::copy_rows(outer, part_block, from, part_block, to + offset * inner, whole_block);
+    math::copy_rows(outer, part_block, from, part_block, to + offset * inner, whole_block);
   } else {
-    gpu::copy_rows(outer, part_block, from + offset * inner, whole_block, to, part_block);
+    math::copy_rows(outer, part_block, from + offset * inner, whole_block, to, part_block);
   }
 }
-#endif
 
 // The Net inserts one of these wherever a blob feeds several layers, so forward is free (the
 // tops alias the bottom's data) and backward is one blocked pass summing the tops' gradients.
@@ -67,38 +49,22 @@ class SplitLayer : public Layer {
                     const Blobs& bottom) override {
     if (!propagate_down[0]) return;
     const int64_t count = bottom[0]->count();
-    float* sum = bottom[0]->mutable_cpu_diff();
+    float* sum = bottom[0]->mutable_diff();
     if (top.size() == 1) {
-      cpu::copy(count, top[0]->cpu_diff(), sum);
+      math::copy(count, top[0]->diff(), sum);
       return;
     }
-    // Blocks small enough that the partial sum stays in cache while every top is added.
-    constexpr int64_t kBlock = 8192;
+    // On the CPU, blocks small enough that the partial sum stays in cache while every top is
+    // added; a GPU streams each top in one pass.
+    const int64_t block = math::on_gpu() ? std::max<int64_t>(count, 1) : 8192;
     std::vector<const float*> diffs;
-    for (Blob* blob : top) diffs.push_back(blob->cpu_diff());
-    for (int64_t start = 0; start < count; start += kBlock) {
-      const int64_t n = std::min(kBlock, count - start);
-      cpu::add(n, diffs[0] + start, diffs[1] + start, sum + start);
-      for (size_t k = 2; k < diffs.size(); ++k) cpu::axpy(n, 1.0f, diffs[k] + start, sum + start);
+    for (Blob* blob : top) diffs.push_back(blob->diff());
+    for (int64_t start = 0; start < count; start += block) {
+      const int64_t n = std::min(block, count - start);
+      math::add(n, diffs[0] + start, diffs[1] + start, sum + start);
+      for (size_t k = 2; k < diffs.size(); ++k) math::axpy(n, 1.0f, diffs[k] + start, sum + start);
     }
   }
-
-#ifdef ENGINE_USE_CUDA
-  void forward_gpu(const Blobs& bottom, const Blobs& top) override {}
-
-  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    if (!propagate_down[0]) return;
-    const int64_t count = bottom[0]->count();
-    float* sum = bottom[0]->mutable_gpu_diff();
-    if (top.size() == 1) {
-      gpu::copy(count, top[0]->gpu_diff(), sum);
-      return;
-    }
-    gpu::add(count, top[0]->gpu_diff(), top[1]->gpu_diff(), sum);
-    for (size_t k = 2; k < top.size(); ++k) gpu::axpy(count, 1.0f, top[k]->gpu_diff(), sum);
-  }
-#endif
 };
 
 // The axis named by a Concat/Slice parameter: `axis`, or the legacy non-negative `*_dim`.
@@ -153,11 +119,11 @@ class ConcatLayer : public Layer {
     const Blob& out = *top[0];
     const int64_t outer = out.count(0, axis_);
     const int64_t inner = out.count(axis_ + 1);
-    float* data = top[0]->mutable_cpu_data();
+    float* data = top[0]->mutable_data();
     int64_t offset = 0;
     for (Blob* blob : bottom) {
       const int rows = blob->shape(axis_);
-      copy_part(outer, out.shape(axis_), rows, offset, inner, blob->cpu_data(), data, true);
+      copy_part(outer, out.shape(axis_), rows, offset, inner, blob->data(), data, true);
       offset += rows;
     }
   }
@@ -168,51 +134,18 @@ class ConcatLayer : public Layer {
     const Blob& out = *top[0];
     const int64_t outer = out.count(0, axis_);
     const int64_t inner = out.count(axis_ + 1);
-    const float* diff = out.cpu_diff();
+    const float* diff = out.diff();
     int64_t offset = 0;
     for (size_t i = 0; i < bottom.size(); ++i) {
       const int rows = bottom[i]->shape(axis_);
       if (propagate_down[i]) {
-        copy_part(outer, out.shape(axis_), rows, offset, inner, diff,
-                  bottom[i]->mutable_cpu_diff(), false);
+        copy_part(outer, out.shape(axis_), rows, offset, inner, diff, bottom[i]->mutable_diff(),
+                  false);
       }
       offset += rows;
     }
   }
 
-#ifdef ENGINE_USE_CUDA
-  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
-    if (bottom.size() == 1) return;
-    const Blob& out = *top[0];
-    const int64_t outer = out.count(0, axis_);
-    const int64_t inner = out.count(axis_ + 1);
-    float* data = top[0]->mutable_gpu_data();
-    int64_t offset = 0;
-    for (Blob* blob : bottom) {
-      const int rows = blob->shape(axis_);
-      copy_part_gpu(outer, out.shape(axis_), rows, offset, inner, blob->gpu_data(), data, true);
-      offset += rows;
-    }
-  }
-
-  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    if (bottom.size() == 1) return;
-    const Blob& out = *top[0];
-    const int64_t outer = out.count(0, axis_);
-    const int64_t inner = out.count(axis_ + 1);
-    const float* diff = out.gpu_diff();
-    int64_t offset = 0;
-    for (size_t i = 0; i < bottom.size(); ++i) {
-      const int rows = bottom[i]->shape(axis_);
-      if (propagate_down[i]) {
-        copy_part_gpu(outer, out.shape(axis_), rows, offset, inner, diff,
-                      bottom[i]->mutable_gpu_diff(), false);
-      }
-      offset += rows;
-    }
-  }
-#endif
 
  private:
   int axis_ = 1;
@@ -278,8 +211,8 @@ class SliceLayer : public Layer {
     int64_t offset = 0;
     for (Blob* blob : top) {
       const int rows = blob->shape(axis_);
-      copy_part(outer, in.shape(axis_), rows, offset, inner, in.cpu_data(),
-                blob->mutable_cpu_data(), false);
+      copy_part(outer, in.shape(axis_), rows, offset, inner, in.data(), blob->mutable_data(),
+                false);
       offset += rows;
     }
   }
@@ -290,45 +223,15 @@ class SliceLayer : public Layer {
     Blob& in = *bottom[0];
     const int64_t outer = in.count(0, axis_);
     const int64_t inner = in.count(axis_ + 1);
-    float* diff = in.mutable_cpu_diff();
+    float* diff = in.mutable_diff();
     int64_t offset = 0;
     for (Blob* blob : top) {
       const int rows = blob->shape(axis_);
-      copy_part(outer, in.shape(axis_), rows, offset, inner, blob->cpu_diff(), diff, true);
+      copy_part(outer, in.shape(axis_), rows, offset, inner, blob->diff(), diff, true);
       offset += rows;
     }
   }
 
-#ifdef ENGINE_USE_CUDA
-  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
-    if (top.size() == 1) return;
-    const Blob& in = *bottom[0];
-    const int64_t outer = in.count(0, axis_);
-    const int64_t inner = in.count(axis_ + 1);
-    int64_t offset = 0;
-    for (Blob* blob : top) {
-      const int rows = blob->shape(axis_);
-      copy_part_gpu(outer, in.shape(axis_), rows, offset, inner, in.gpu_data(),
-                    blob->mutable_gpu_data(), false);
-      offset += rows;
-    }
-  }
-
-  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    if (!propagate_down[0] || top.size() == 1) return;
-    Blob& in = *bottom[0];
-    const int64_t outer = in.count(0, axis_);
-    const int64_t inner = in.count(axis_ + 1);
-    float* diff = in.mutable_gpu_diff();
-    int64_t offset = 0;
-    for (Blob* blob : top) {
-      const int rows = blob->shape(axis_);
-      copy_part_gpu(outer, in.shape(axis_), rows, offset, inner, blob->gpu_diff(), diff, true);
-      offset += rows;
-    }
-  }
-#endif
 
  private:
   int axis_ = 1;

@@ -27,8 +27,14 @@ struct Broadcast {
   int64_t outer = 0, dim = 0, inner = 0;
 };
 
+// Each helper runs on the side the mode computes on: the loops here, or the kernels of
+// scale_bias.cu.
+
 // y[o][d][i] = x[o][d][i] * scale[d]  (y may be x)
 void broadcast_multiply(const Broadcast& g, const float* x, const float* scale, float* y) {
+#ifdef ENGINE_USE_CUDA
+  if (math::on_gpu()) return broadcast_multiply_gpu(g.outer, g.dim, g.inner, x, scale, y);
+#endif
   for (int64_t o = 0; o < g.outer; ++o) {
     const int64_t base = o * g.dim * g.inner;
     if (g.inner == 1) {
@@ -41,8 +47,12 @@ void broadcast_multiply(const Broadcast& g, const float* x, const float* scale, 
   }
 }
 
-// y[o][d][i] += bias[d]
-void broadcast_add(const Broadcast& g, const float* bias, float* y) {
+// y[o][d][i] = x[o][d][i] + bias[d]  (y may be x)
+void broadcast_add(const Broadcast& g, const float* x, const float* bias, float* y) {
+#ifdef ENGINE_USE_CUDA
+  if (math::on_gpu()) return broadcast_add_gpu(g.outer, g.dim, g.inner, x, bias, y);
+#endif
+  cpu::copy(g.outer * g.dim * g.inner, x, y);
   for (int64_t o = 0; o < g.outer; ++o) {
     float* rows = y + o * g.dim * g.inner;
     if (g.inner == 1) {
@@ -57,6 +67,9 @@ void broadcast_add(const Broadcast& g, const float* bias, float* y) {
 // the broadcast operand.
 void reduce_to_operand(const Broadcast& g, const float* a, const float* b, bool accumulate,
                        float* out) {
+#ifdef ENGINE_USE_CUDA
+  if (math::on_gpu()) return reduce_to_operand_gpu(g.outer, g.dim, g.inner, a, b, accumulate, out);
+#endif
   if (!accumulate) cpu::set(g.dim, 0.0f, out);
   for (int64_t o = 0; o < g.outer; ++o) {
     const int64_t base = o * g.dim * g.inner;
@@ -159,47 +172,21 @@ class BiasLayer : public BroadcastLayer {
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     const Blob& bias = bottom.size() > 1 ? *bottom[1] : *blobs_[0];
-    float* y = top[0]->mutable_cpu_data();
-    if (top[0] != bottom[0]) cpu::copy(bottom[0]->count(), bottom[0]->cpu_data(), y);
-    broadcast_add(geometry_, bias.cpu_data(), y);
+    broadcast_add(geometry_, bottom[0]->data(), bias.data(), top[0]->mutable_data());
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
-    const float* top_diff = top[0]->cpu_diff();
+    const float* top_diff = top[0]->diff();
     if (propagate_down[0] && top[0] != bottom[0]) {
-      cpu::copy(top[0]->count(), top_diff, bottom[0]->mutable_cpu_diff());
+      math::copy(top[0]->count(), top_diff, bottom[0]->mutable_diff());
     }
     const bool learned = bottom.size() == 1;
     if (learned ? param_propagate_down(0) : propagate_down[1]) {
       Blob& bias = learned ? *blobs_[0] : *bottom[1];
-      reduce_to_operand(geometry_, top_diff, nullptr, learned, bias.mutable_cpu_diff());
+      reduce_to_operand(geometry_, top_diff, nullptr, learned, bias.mutable_diff());
     }
   }
-
-#ifdef ENGINE_USE_CUDA
-  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
-    const Blob& bias = bottom.size() > 1 ? *bottom[1] : *blobs_[0];
-    const Broadcast& g = geometry_;
-    broadcast_add_gpu(g.outer, g.dim, g.inner, bottom[0]->gpu_data(), bias.gpu_data(),
-                      top[0]->mutable_gpu_data());
-  }
-
-  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    const float* top_diff = top[0]->gpu_diff();
-    if (propagate_down[0] && top[0] != bottom[0]) {
-      gpu::copy(top[0]->count(), top_diff, bottom[0]->mutable_gpu_diff());
-    }
-    const bool learned = bottom.size() == 1;
-    if (learned ? param_propagate_down(0) : propagate_down[1]) {
-      Blob& bias = learned ? *blobs_[0] : *bottom[1];
-      const Broadcast& g = geometry_;
-      reduce_to_operand_gpu(g.outer, g.dim, g.inner, top_diff, nullptr, learned,
-                            bias.mutable_gpu_diff());
-    }
-  }
-#endif
 
  private:
   Broadcast geometry_;
@@ -251,66 +238,29 @@ class ScaleLayer : public BroadcastLayer {
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     const Blob& scale = bottom.size() > 1 ? *bottom[1] : *blobs_[0];
     input_.save(*bottom[0], *top[0]);  // backward needs x after y overwrote it
-    const float* x = bottom[0]->cpu_data();
-    float* y = top[0]->mutable_cpu_data();
-    broadcast_multiply(geometry_, x, scale.cpu_data(), y);
-    if (bias_index_ >= 0) broadcast_add(bias_geometry_, blobs_[bias_index_]->cpu_data(), y);
+    float* y = top[0]->mutable_data();
+    broadcast_multiply(geometry_, bottom[0]->data(), scale.data(), y);
+    if (bias_index_ >= 0) broadcast_add(bias_geometry_, y, blobs_[bias_index_]->data(), y);
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
-    const float* top_diff = top[0]->cpu_diff();
+    const float* top_diff = top[0]->diff();
     if (bias_index_ >= 0 && param_propagate_down(bias_index_)) {
       reduce_to_operand(bias_geometry_, top_diff, nullptr, true,
-                        blobs_[bias_index_]->mutable_cpu_diff());
+                        blobs_[bias_index_]->mutable_diff());
     }
     const bool learned = bottom.size() == 1;
     Blob& scale = learned ? *blobs_[0] : *bottom[1];
     if (learned ? param_propagate_down(0) : propagate_down[1]) {
-      const float* x = input_.cpu_data(*bottom[0], *top[0]);
-      reduce_to_operand(geometry_, top_diff, x, learned, scale.mutable_cpu_diff());
+      const float* x = input_.data(*bottom[0], *top[0]);
+      reduce_to_operand(geometry_, top_diff, x, learned, scale.mutable_diff());
     }
     // Last: in place, the bottom's diff is the top's.
     if (propagate_down[0]) {
-      broadcast_multiply(geometry_, top_diff, scale.cpu_data(), bottom[0]->mutable_cpu_diff());
+      broadcast_multiply(geometry_, top_diff, scale.data(), bottom[0]->mutable_diff());
     }
   }
-
-#ifdef ENGINE_USE_CUDA
-  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
-    const Blob& scale = bottom.size() > 1 ? *bottom[1] : *blobs_[0];
-    input_.save(*bottom[0], *top[0]);
-    float* y = top[0]->mutable_gpu_data();
-    const Broadcast& g = geometry_;
-    broadcast_multiply_gpu(g.outer, g.dim, g.inner, bottom[0]->gpu_data(), scale.gpu_data(), y);
-    if (bias_index_ >= 0) {
-      const Broadcast& b = bias_geometry_;
-      broadcast_add_gpu(b.outer, b.dim, b.inner, y, blobs_[bias_index_]->gpu_data(), y);
-    }
-  }
-
-  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    const float* top_diff = top[0]->gpu_diff();
-    if (bias_index_ >= 0 && param_propagate_down(bias_index_)) {
-      const Broadcast& b = bias_geometry_;
-      reduce_to_operand_gpu(b.outer, b.dim, b.inner, top_diff, nullptr, true,
-                            blobs_[bias_index_]->mutable_gpu_diff());
-    }
-    const bool learned = bottom.size() == 1;
-    Blob& scale = learned ? *blobs_[0] : *bottom[1];
-    const Broadcast& g = geometry_;
-    if (learned ? param_propagate_down(0) : propagate_down[1]) {
-      reduce_to_operand_gpu(g.outer, g.dim, g.inner, top_diff,
-                            input_.gpu_data(*bottom[0], *top[0]), learned,
-                            scale.mutable_gpu_diff());
-    }
-    if (propagate_down[0]) {
-      broadcast_multiply_gpu(g.outer, g.dim, g.inner, top_diff, scale.gpu_data(),
-                             bottom[0]->mutable_gpu_diff());
-    }
-  }
-#endif
 
  private:
   Broadcast geometry_, bias_geometry_;

@@ -5,7 +5,12 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/context.hpp"
+
 namespace engine {
+
+bool math::on_gpu() { return Context::mode() == Mode::GPU; }
+
 namespace cpu {
 
 void gemm(bool transpose_a, bool transpose_b, int M, int N, int K, float alpha, const float* A,
@@ -109,6 +114,12 @@ void mul(int64_t n, const float* a, const float* b, float* y) {
 }
 void div(int64_t n, const float* a, const float* b, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] / b[i];
+}
+void copy_rows(int64_t rows, int64_t width, const float* x, int64_t x_stride, float* y,
+               int64_t y_stride) {
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(y + r * y_stride, x + r * x_stride, sizeof(float) * width);
+  }
 }
 void add_scalar(int64_t n, float alpha, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha;

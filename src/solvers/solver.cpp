@@ -11,7 +11,7 @@
 #include "io/prototxt.hpp"
 #include "io/upgrade.hpp"
 #include "math/blas.hpp"
-#include "solvers/update_gpu.hpp"
+#include "solvers/update_steps.hpp"
 
 namespace engine {
 
@@ -308,13 +308,7 @@ void Solver::normalize(int param_id) {
 }
 
 void Solver::scale_diff(Blob* param, float factor) {
-#ifdef ENGINE_USE_CUDA
-  if (Context::mode() == Mode::GPU) {
-    gpu::scale(param->count(), factor, param->mutable_gpu_diff());
-    return;
-  }
-#endif
-  cpu::scale(param->count(), factor, param->mutable_cpu_diff());
+  math::scale(param->count(), factor, param->mutable_diff());
 }
 
 void Solver::regularize(int param_id) {
@@ -322,25 +316,12 @@ void Solver::regularize(int param_id) {
   const float decay = param_.weight_decay() * net_->params_weight_decay()[param_id];
   if (decay == 0) return;
   const std::string& type = param_.regularization_type();
-  const int64_t n = param.count();
   ENGINE_REQUIRE(type == "L1" || type == "L2",
                  source_ << ": unknown regularization_type '" << type << "'; known: L1, L2");
-#ifdef ENGINE_USE_CUDA
-  if (Context::mode() == Mode::GPU) {
-    if (type == "L2") {
-      gpu::axpy(n, decay, param.gpu_data(), param.mutable_gpu_diff());
-    } else {
-      gpu::l1_regularize(n, decay, param.gpu_data(), param.mutable_gpu_diff());
-    }
-    return;
-  }
-#endif
-  const float* data = param.cpu_data();
-  float* diff = param.mutable_cpu_diff();
   if (type == "L2") {
-    cpu::axpy(n, decay, data, diff);
+    math::axpy(param.count(), decay, param.data(), param.mutable_diff());
   } else {
-    for (int64_t i = 0; i < n; ++i) diff[i] += decay * ((data[i] > 0) - (data[i] < 0));
+    ENGINE_ON_DEVICE(l1_regularize(param.count(), decay, param.data(), param.mutable_diff()));
   }
 }
 

@@ -8,19 +8,68 @@
 //             s = m s + (1 - m) u^2;                              step rate u
 //   Adam      m1 = b1 m1 + (1 - b1) g; m2 = b2 m2 + (1 - b2) g^2;
 //             step rate sqrt(1 - b2^t) / (1 - b1^t) m1 / (sqrt(m2) + delta), t = iter + 1
-// where rate is the policy's rate times the parameter's lr_mult. In GPU mode each rule runs as one
-// kernel on the device (update_gpu.hpp); the CPU loops below are the reference.
+// where rate is the policy's rate times the parameter's lr_mult. Each rule computes its rates
+// here and runs its step on the mode's side (update_steps.hpp): the CPU loops below, the
+// reference, or one fused kernel on the GPU.
 #include <cmath>
 
-#include "core/context.hpp"
 #include "core/errors.hpp"
 #include "io/prototxt.hpp"
 #include "io/upgrade.hpp"
 #include "math/blas.hpp"
 #include "solvers/solver.hpp"
-#include "solvers/update_gpu.hpp"
+#include "solvers/update_steps.hpp"
 
 namespace engine {
+namespace cpu {
+
+void sgd_update(int64_t n, float rate, float momentum, float* velocity, float* diff) {
+  axpby(n, rate, diff, momentum, velocity);
+  copy(n, velocity, diff);
+}
+
+void nesterov_update(int64_t n, float rate, float momentum, float* velocity, float* diff) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float previous = velocity[i];
+    velocity[i] = momentum * previous + rate * diff[i];
+    diff[i] = (1 + momentum) * velocity[i] - momentum * previous;
+  }
+}
+
+void adaptive_update(int64_t n, float rate, float keep, float add, float delta, float* squares,
+                     float* diff) {
+  for (int64_t i = 0; i < n; ++i) {
+    squares[i] = keep * squares[i] + add * diff[i] * diff[i];
+    diff[i] = rate * diff[i] / (std::sqrt(squares[i]) + delta);
+  }
+}
+
+void adadelta_update(int64_t n, float rate, float momentum, float delta, float* gradient_squares,
+                     float* update_squares, float* diff) {
+  for (int64_t i = 0; i < n; ++i) {
+    gradient_squares[i] = momentum * gradient_squares[i] + (1 - momentum) * diff[i] * diff[i];
+    const float update =
+        diff[i] * std::sqrt((update_squares[i] + delta) / (gradient_squares[i] + delta));
+    update_squares[i] = momentum * update_squares[i] + (1 - momentum) * update * update;
+    diff[i] = rate * update;
+  }
+}
+
+void adam_update(int64_t n, float rate, float beta1, float beta2, float epsilon, float* first,
+                 float* second, float* diff) {
+  for (int64_t i = 0; i < n; ++i) {
+    first[i] = beta1 * first[i] + (1 - beta1) * diff[i];
+    second[i] = beta2 * second[i] + (1 - beta2) * diff[i] * diff[i];
+    diff[i] = rate * first[i] / (std::sqrt(second[i]) + epsilon);
+  }
+}
+
+void l1_regularize(int64_t n, float decay, const float* data, float* diff) {
+  for (int64_t i = 0; i < n; ++i) diff[i] += decay * ((data[i] > 0) - (data[i] < 0));
+}
+
+}  // namespace cpu
+
 namespace {
 
 class SgdSolver : public Solver {
@@ -29,21 +78,11 @@ class SgdSolver : public Solver {
 
  protected:
   float local_rate(int param_id, float rate) { return rate * net().params_lr()[param_id]; }
-  static bool on_gpu() { return Context::mode() == Mode::GPU; }
 
   void compute_update(int param_id, float rate) override {
     Blob& param = *net().learnable_params()[param_id];
-#ifdef ENGINE_USE_CUDA
-    if (on_gpu()) {
-      gpu::sgd_update(param.count(), local_rate(param_id, rate), param_.momentum(),
-                      history(param_id).mutable_gpu_data(), param.mutable_gpu_diff());
-      return;
-    }
-#endif
-    float* velocity = history(param_id).mutable_cpu_data();
-    float* diff = param.mutable_cpu_diff();
-    cpu::axpby(param.count(), local_rate(param_id, rate), diff, param_.momentum(), velocity);
-    cpu::copy(param.count(), velocity, diff);
+    ENGINE_ON_DEVICE(sgd_update(param.count(), local_rate(param_id, rate), param_.momentum(),
+                                history(param_id).mutable_data(), param.mutable_diff()));
   }
 };
 
@@ -54,22 +93,8 @@ class NesterovSolver : public SgdSolver {
  protected:
   void compute_update(int param_id, float rate) override {
     Blob& param = *net().learnable_params()[param_id];
-    const float momentum = param_.momentum();
-    const float step_rate = local_rate(param_id, rate);
-#ifdef ENGINE_USE_CUDA
-    if (on_gpu()) {
-      gpu::nesterov_update(param.count(), step_rate, momentum,
-                           history(param_id).mutable_gpu_data(), param.mutable_gpu_diff());
-      return;
-    }
-#endif
-    float* velocity = history(param_id).mutable_cpu_data();
-    float* diff = param.mutable_cpu_diff();
-    for (int64_t i = 0; i < param.count(); ++i) {
-      const float previous = velocity[i];
-      velocity[i] = momentum * previous + step_rate * diff[i];
-      diff[i] = (1 + momentum) * velocity[i] - momentum * previous;
-    }
+    ENGINE_ON_DEVICE(nesterov_update(param.count(), local_rate(param_id, rate), param_.momentum(),
+                                     history(param_id).mutable_data(), param.mutable_diff()));
   }
 };
 
@@ -86,22 +111,9 @@ class AdaptiveSolver : public SgdSolver {
  protected:
   void compute_update(int param_id, float rate) override {
     Blob& param = *net().learnable_params()[param_id];
-    const float step_rate = local_rate(param_id, rate);
-    const float delta = param_.delta();
-    const float keep = keep_, add = add_;
-#ifdef ENGINE_USE_CUDA
-    if (on_gpu()) {
-      gpu::adaptive_update(param.count(), step_rate, keep, add, delta,
-                           history(param_id).mutable_gpu_data(), param.mutable_gpu_diff());
-      return;
-    }
-#endif
-    float* squares = history(param_id).mutable_cpu_data();
-    float* diff = param.mutable_cpu_diff();
-    for (int64_t i = 0; i < param.count(); ++i) {
-      squares[i] = keep * squares[i] + add * diff[i] * diff[i];
-      diff[i] = step_rate * diff[i] / (std::sqrt(squares[i]) + delta);
-    }
+    ENGINE_ON_DEVICE(adaptive_update(param.count(), local_rate(param_id, rate), keep_, add_,
+                                     param_.delta(), history(param_id).mutable_data(),
+                                     param.mutable_diff()));
   }
 
  private:
@@ -128,27 +140,9 @@ class AdaDeltaSolver : public SgdSolver {
   int history_per_param() const override { return 2; }
   void compute_update(int param_id, float rate) override {
     Blob& param = *net().learnable_params()[param_id];
-    const float momentum = param_.momentum();
-    const float delta = param_.delta();
-    const float step_rate = local_rate(param_id, rate);
-#ifdef ENGINE_USE_CUDA
-    if (on_gpu()) {
-      gpu::adadelta_update(param.count(), step_rate, momentum, delta,
-                           history(param_id, 0).mutable_gpu_data(),
-                           history(param_id, 1).mutable_gpu_data(), param.mutable_gpu_diff());
-      return;
-    }
-#endif
-    float* gradient_squares = history(param_id, 0).mutable_cpu_data();
-    float* update_squares = history(param_id, 1).mutable_cpu_data();
-    float* diff = param.mutable_cpu_diff();
-    for (int64_t i = 0; i < param.count(); ++i) {
-      gradient_squares[i] = momentum * gradient_squares[i] + (1 - momentum) * diff[i] * diff[i];
-      const float update =
-          diff[i] * std::sqrt((update_squares[i] + delta) / (gradient_squares[i] + delta));
-      update_squares[i] = momentum * update_squares[i] + (1 - momentum) * update * update;
-      diff[i] = step_rate * update;
-    }
+    ENGINE_ON_DEVICE(adadelta_update(param.count(), local_rate(param_id, rate), param_.momentum(),
+                                     param_.delta(), history(param_id, 0).mutable_data(),
+                                     history(param_id, 1).mutable_data(), param.mutable_diff()));
   }
 };
 
@@ -165,24 +159,9 @@ class AdamSolver : public SgdSolver {
     const double t = iter() + 1;
     const float correction =
         static_cast<float>(std::sqrt(1 - std::pow(beta2, t)) / (1 - std::pow(beta1, t)));
-    const float step_rate = local_rate(param_id, rate) * correction;
-    const float epsilon = param_.delta();
-#ifdef ENGINE_USE_CUDA
-    if (on_gpu()) {
-      gpu::adam_update(param.count(), step_rate, beta1, beta2, epsilon,
-                       history(param_id, 0).mutable_gpu_data(),
-                       history(param_id, 1).mutable_gpu_data(), param.mutable_gpu_diff());
-      return;
-    }
-#endif
-    float* first = history(param_id, 0).mutable_cpu_data();
-    float* second = history(param_id, 1).mutable_cpu_data();
-    float* diff = param.mutable_cpu_diff();
-    for (int64_t i = 0; i < param.count(); ++i) {
-      first[i] = beta1 * first[i] + (1 - beta1) * diff[i];
-      second[i] = beta2 * second[i] + (1 - beta2) * diff[i] * diff[i];
-      diff[i] = step_rate * first[i] / (std::sqrt(second[i]) + epsilon);
-    }
+    ENGINE_ON_DEVICE(adam_update(param.count(), local_rate(param_id, rate) * correction, beta1,
+                                 beta2, param_.delta(), history(param_id, 0).mutable_data(),
+                                 history(param_id, 1).mutable_data(), param.mutable_diff()));
   }
 };
 

@@ -1,11 +1,11 @@
-// The update rules on the GPU (update_gpu.hpp): one fused kernel per rule.
+// The update rules on the GPU (update_steps.hpp): one fused kernel per rule.
 #include <cuda_runtime.h>
 
 #include <cmath>
 
 #include "core/errors.hpp"
 #include "math/cuda_kernel.cuh"
-#include "solvers/update_gpu.hpp"
+#include "solvers/update_steps.hpp"
 
 namespace engine {
 namespace gpu {

@@ -263,43 +263,58 @@ TEST(LSTMLayer, ParameterShapesAreCaffes) {
   EXPECT_EQ(flat->blobs()[0]->shape(), (std::vector<int>{12, 6}));
 }
 
-TEST(LSTMLayer, StateCarriesOverBetweenPassesUnlessExposed) {
-  // Two passes of 2 steps, the second continuing (cont 1 at its first step), equal one pass of
-  // 4 steps.
-  Context::set_seed(3);
-  Blob x_long({4, 2, 2}), cont_long, h_long;
+// A pass over all the steps of x_shape (T x N x D) equals two passes of T / 2 steps, the second
+// continuing where the first stopped (cont 1 at its first step).
+void expect_state_carries_over(const std::string& type, int num_output,
+                               const std::vector<int>& x_shape, const std::vector<float>& conts) {
+  Blob x_long(x_shape), cont_long, out_long;
   fill_gaussian(x_long);
-  set_blob(cont_long, {4, 2}, {0, 0, 1, 1, 1, 0, 1, 1});
-  LayerPtr whole = create_layer(layer_param(recurrent_text("LSTM", 3, false, kUniformFillers)));
-  whole->setup({&x_long, &cont_long}, {&h_long});
-  whole->forward({&x_long, &cont_long}, {&h_long});
+  set_blob(cont_long, {x_shape[0], x_shape[1]}, conts);
+  LayerPtr whole = create_layer(layer_param(recurrent_text(type, num_output, false,
+                                                           kUniformFillers)));
+  whole->setup({&x_long, &cont_long}, {&out_long});
+  whole->forward({&x_long, &cont_long}, {&out_long});
 
-  LayerPtr halves = create_layer(layer_param(recurrent_text("LSTM", 3)));
+  LayerPtr halves = create_layer(layer_param(recurrent_text(type, num_output)));
   share_parameters(*whole, *halves);
-  Blob x({2, 2, 2}), cont({2, 2}), h;
-  halves->setup({&x, &cont}, {&h});
+  const int half = x_shape[0] / 2;
+  Blob x({half, x_shape[1], x_shape[2]}), cont({half, x_shape[1]}), out;
+  halves->setup({&x, &cont}, {&out});
   std::vector<float> joined;
   for (int part = 0; part < 2; ++part) {
-    std::copy(x_long.cpu_data() + part * 8, x_long.cpu_data() + part * 8 + 8,
+    std::copy(x_long.cpu_data() + part * x.count(), x_long.cpu_data() + (part + 1) * x.count(),
               x.mutable_cpu_data());
-    std::copy(cont_long.cpu_data() + part * 4, cont_long.cpu_data() + part * 4 + 4,
-              cont.mutable_cpu_data());
-    halves->forward({&x, &cont}, {&h});
-    const std::vector<float> values = data_of(h);
+    std::copy(cont_long.cpu_data() + part * cont.count(),
+              cont_long.cpu_data() + (part + 1) * cont.count(), cont.mutable_cpu_data());
+    halves->forward({&x, &cont}, {&out});
+    const std::vector<float> values = data_of(out);
     joined.insert(joined.end(), values.begin(), values.end());
   }
-  expect_near(joined, data_of(h_long), 1e-6f);
+  expect_near(joined, data_of(out_long), 1e-6f);
+}
+
+// The gradient with respect to x over steps where some streams restart (cont 0) mid-sequence.
+void check_gradient_with_resets(const std::string& type, int num_output,
+                                const std::vector<int>& x_shape,
+                                const std::vector<float>& conts) {
+  Blob x(x_shape), cont, out;
+  fill_gaussian(x);
+  set_blob(cont, {x_shape[0], x_shape[1]}, conts);
+  LayerPtr layer = create_layer(layer_param(recurrent_text(type, num_output, false,
+                                                           kUniformFillers)));
+  GradientCheckOptions options;
+  options.bottoms = {0};
+  check_gradient(*layer, {&x, &cont}, {&out}, options);
+}
+
+TEST(LSTMLayer, StateCarriesOverBetweenPassesUnlessExposed) {
+  Context::set_seed(3);
+  expect_state_carries_over("LSTM", 3, {4, 2, 2}, {0, 0, 1, 1, 1, 0, 1, 1});
 }
 
 TEST(LSTMLayer, GradientWithResetsInTheMiddle) {
   Context::set_seed(7);
-  Blob x({3, 2, 2}), cont, h;
-  fill_gaussian(x);
-  set_blob(cont, {3, 2}, {0, 0, 1, 0, 1, 1});
-  LayerPtr layer = create_layer(layer_param(recurrent_text("LSTM", 2, false, kUniformFillers)));
-  GradientCheckOptions options;
-  options.bottoms = {0};
-  check_gradient(*layer, {&x, &cont}, {&h}, options);
+  check_gradient_with_resets("LSTM", 2, {3, 2, 2}, {0, 0, 1, 0, 1, 1});
 }
 
 TEST(LSTMLayer, GradientWithStaticInputAndExposedState) {
@@ -417,39 +432,12 @@ TEST(RNNLayer, ParameterShapesAreCaffes) {
 
 TEST(RNNLayer, StateCarriesOverBetweenPasses) {
   Context::set_seed(4);
-  Blob x_long({4, 3, 2}), cont_long, o_long;
-  fill_gaussian(x_long);
-  set_blob(cont_long, {4, 3}, {0, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1});
-  LayerPtr whole = create_layer(layer_param(recurrent_text("RNN", 2, false, kUniformFillers)));
-  whole->setup({&x_long, &cont_long}, {&o_long});
-  whole->forward({&x_long, &cont_long}, {&o_long});
-
-  LayerPtr halves = create_layer(layer_param(recurrent_text("RNN", 2)));
-  share_parameters(*whole, *halves);
-  Blob x({2, 3, 2}), cont({2, 3}), o;
-  halves->setup({&x, &cont}, {&o});
-  std::vector<float> joined;
-  for (int part = 0; part < 2; ++part) {
-    std::copy(x_long.cpu_data() + part * 12, x_long.cpu_data() + part * 12 + 12,
-              x.mutable_cpu_data());
-    std::copy(cont_long.cpu_data() + part * 6, cont_long.cpu_data() + part * 6 + 6,
-              cont.mutable_cpu_data());
-    halves->forward({&x, &cont}, {&o});
-    const std::vector<float> values = data_of(o);
-    joined.insert(joined.end(), values.begin(), values.end());
-  }
-  expect_near(joined, data_of(o_long), 1e-6f);
+  expect_state_carries_over("RNN", 2, {4, 3, 2}, {0, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1});
 }
 
 TEST(RNNLayer, GradientWithResetsInTheMiddle) {
   Context::set_seed(13);
-  Blob x({4, 2, 3}), cont, o;
-  fill_gaussian(x);
-  set_blob(cont, {4, 2}, {0, 0, 1, 1, 0, 1, 1, 1});
-  LayerPtr layer = create_layer(layer_param(recurrent_text("RNN", 3, false, kUniformFillers)));
-  GradientCheckOptions options;
-  options.bottoms = {0};
-  check_gradient(*layer, {&x, &cont}, {&o}, options);
+  check_gradient_with_resets("RNN", 3, {4, 2, 3}, {0, 0, 1, 1, 0, 1, 1, 1});
 }
 
 TEST(RNNLayer, GradientWithStaticInputAndExposedState) {
