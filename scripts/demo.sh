@@ -24,3 +24,11 @@ build/bin/engine train --solver="models/fashion_${model}/solver.prototxt" 2>&1 |
 accuracy=$(grep "Test net output #0: accuracy" "$log" | tail -1 | sed -e 's/.*= //')
 echo "Fashion-MNIST test accuracy of models/fashion_${model}: ${accuracy}" \
   "($(( $(date +%s) - start )) s of training)"
+if [ "$model" = alexnet ]; then
+  # The paper's test-time evaluation: ten crops per image, their softmax averaged.
+  weights=$(grep -o "models/fashion_alexnet/fashion_alexnet_iter_[0-9]*.caffemodel" "$log" | tail -1)
+  ten=$(build/bin/engine test --model=models/fashion_alexnet/train_val.prototxt \
+    --weights="$weights" --stage=ten_crop --iterations=100 2>&1 |
+    grep "\] accuracy = " | tail -1 | sed -e 's/.*= //')
+  echo "Ten-crop test accuracy of models/fashion_alexnet: ${ten}"
+fi
