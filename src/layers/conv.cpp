@@ -235,11 +235,7 @@ class LoweredConvolution : public ConvolutionLayerBase {
     for (int first = 0; first < num_; first += chunk_images()) {
       const int n = std::min(chunk_images(), num_ - first);
       const long columns = static_cast<long>(n) * out_plane();
-      const float* product = outputs + first * output_image();
-      if (n > 1) {
-        gather(product, n, gathered(n));
-        product = gathered(n);
-      }
+      const float* product = outputs_as_product(outputs, first, n);
       float* image = images + first * image_size();
       // A 1x1 unpadded unit-stride kernel on one image: the columns are the image itself.
       float* col = (n == 1 && is_pointwise()) ? image : column_buffer(n);
@@ -263,11 +259,7 @@ class LoweredConvolution : public ConvolutionLayerBase {
     for (int first = 0; first < num_; first += chunk_images()) {
       const int n = std::min(chunk_images(), num_ - first);
       const long columns = static_cast<long>(n) * out_plane();
-      const float* product = outputs + first * output_image();
-      if (n > 1) {
-        gather(product, n, gathered(n));
-        product = gathered(n);
-      }
+      const float* product = outputs_as_product(outputs, first, n);
       const float* col = lower(images, first, n);
       for (int g = 0; g < spec_.group; ++g) {
         cpu::gemm(false, true, m, k, static_cast<int>(columns), 1.0f, product + g * m * columns,
@@ -337,6 +329,13 @@ class LoweredConvolution : public ConvolutionLayerBase {
     const size_t size = static_cast<size_t>(output_channels()) * n * out_plane();
     if (product_.size() < size) product_.resize(size);
     return product_.data();
+  }
+  // Images [first, first + n) of `outputs` in the products' layout (one image already is).
+  const float* outputs_as_product(const float* outputs, int first, int n) {
+    const float* images = outputs + first * output_image();
+    if (n == 1) return images;
+    gather(images, n, gathered(n));
+    return gathered(n);
   }
   void scatter(const float* product, int n, float* images) const {
     const long plane = out_plane(), columns = n * plane;
