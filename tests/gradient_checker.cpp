@@ -27,6 +27,18 @@ LayerParameter layer_param(const std::string& text) {
   return param;
 }
 
+void replace_data_layers(const std::vector<int>& data_shape, int labels, NetParameter* param) {
+  for (LayerParameter& layer : *param->mutable_layer()) {
+    if (layer.type() != "Data") continue;
+    layer.set_type("Input");
+    layer.clear_data_param();
+    layer.clear_transform_param();
+    BlobShape* data = layer.mutable_input_param()->add_shape();
+    for (int d : data_shape) data->add_dim(d);
+    layer.mutable_input_param()->add_shape()->add_dim(labels);
+  }
+}
+
 std::vector<std::string> engines() {
   std::vector<std::string> result = {"CAFFE"};
   if (onednn_available()) result.push_back("ONEDNN");

@@ -43,6 +43,10 @@ void fill_uniform(Blob& blob, float low, float high);
 // A LayerParameter from prototxt text (throws on a parse error).
 LayerParameter layer_param(const std::string& text);
 
+// Swaps every Data layer of a train/test net for an Input layer with a data top of `data_shape`
+// and a label top of `labels` labels, so that the net runs without its LMDB.
+void replace_data_layers(const std::vector<int>& data_shape, int labels, NetParameter* param);
+
 // The `engine` values a test runs a layer with: CAFFE (the reference code) always, ONEDNN where
 // the build has it.
 std::vector<std::string> engines();

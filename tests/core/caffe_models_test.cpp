@@ -91,19 +91,6 @@ TEST_F(CaffeModels, LeNetDeploy) {
   expect_finite_gradient(*net->blob_by_name("data"));
 }
 
-// Swaps every Data layer for an Input layer with a data top of `data_shape` and `labels` labels.
-void replace_data_layers(const std::vector<int>& data_shape, int labels, NetParameter* param) {
-  for (LayerParameter& layer : *param->mutable_layer()) {
-    if (layer.type() != "Data") continue;
-    layer.set_type("Input");
-    layer.clear_data_param();
-    layer.clear_transform_param();
-    BlobShape* data = layer.mutable_input_param()->add_shape();
-    for (int d : data_shape) data->add_dim(d);
-    layer.mutable_input_param()->add_shape()->add_dim(labels);
-  }
-}
-
 // The train/test files read LMDB data (a later layer); their structure is checked by building
 // them with the Data layers swapped for Input layers of the documented shapes.
 TEST_F(CaffeModels, TrainValNetsBuildWithInputsInPlaceOfData) {
@@ -123,7 +110,7 @@ TEST_F(CaffeModels, TrainValNetsBuildWithInputsInPlaceOfData) {
     SCOPED_TRACE(c.file);
     NetParameter param;
     read_text_file(kModels + "/" + c.file, &param);
-    replace_data_layers(c.data_shape, c.data_shape[0], &param);
+    testing::replace_data_layers(c.data_shape, c.data_shape[0], &param);
     for (Phase phase : {TRAIN, TEST}) {
       param.mutable_state()->set_phase(phase);
       Net net(param);
@@ -144,7 +131,7 @@ TEST(ProjectModels, AlexNetTrainValAndTenCropTesting) {
   NetParameter param;
   read_text_file(std::string(ENGINE_SOURCE_DIR) + "/models/alexnet/train_val.prototxt", &param);
   NetParameter train = param;
-  replace_data_layers({2, 3, 227, 227}, 2, &train);
+  testing::replace_data_layers({2, 3, 227, 227}, 2, &train);
   train.mutable_state()->set_phase(TRAIN);
   Net net(train);
   EXPECT_EQ(net.layer_by_name("conv2").blobs()[0]->shape(), (std::vector<int>{256, 48, 5, 5}))
@@ -157,7 +144,7 @@ TEST(ProjectModels, AlexNetTrainValAndTenCropTesting) {
 
   // Ten crops of two images: 20 inputs, 2 labels, 2 averaged predictions.
   NetParameter ten = param;
-  replace_data_layers({20, 3, 227, 227}, 2, &ten);
+  testing::replace_data_layers({20, 3, 227, 227}, 2, &ten);
   ten.mutable_state()->set_phase(TEST);
   ten.mutable_state()->add_stage("ten_crop");
   Net ten_crop(ten);
