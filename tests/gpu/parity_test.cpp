@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "core/context.hpp"
@@ -305,6 +306,83 @@ TEST_P(GpuGradient, MatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllLayers, GpuGradient, ::testing::Range<size_t>(0, cases().size()),
+                         case_name);
+
+// Layers registered with native GPU code keep a GPU pass on the device: once a first pass has
+// run, and with every input's newest copy on the device, a second forward and backward copies
+// none of the bottoms, tops or parameters between host and device.
+size_t transfers(const Blob& blob) {
+  return blob.data_memory()->transfers() + blob.diff_memory()->transfers();
+}
+
+// Bottoms whose values decide a top's shape, so that reshape must read them on the host.
+const std::map<std::string, int> kShapeDecidingBottom = {{"Filter", 1}};
+
+class StaysOnDevice : public Parity {};
+
+TEST_P(StaysOnDevice, SecondPassMakesNoHostCopies) {
+  const ParityCase& c = cases()[GetParam()];
+  const auto entry = std::find_if(layer_registry().begin(), layer_registry().end(),
+                                  [&](const LayerEntry& e) { return type_of(c) == e.type; });
+  ASSERT_NE(entry, layer_registry().end());
+  if (entry->devices != kCpuAndGpu) GTEST_SKIP() << type_of(c) << " has no native GPU code";
+  SCOPED_TRACE(c.layer);
+  Context::set_mode(Mode::CPU);
+  Context::set_seed(3);
+  std::vector<std::unique_ptr<Blob>> owned;
+  Blobs bottom, top;
+  for (size_t i = 0; i < c.bottoms.size(); ++i) {
+    owned.push_back(std::make_unique<Blob>(c.bottoms[i]));
+    float* data = owned.back()->mutable_cpu_data();
+    for (int64_t k = 0; k < owned.back()->count(); ++k) data[k] = static_cast<float>(k % 2);
+    bottom.push_back(owned.back().get());
+  }
+  for (int i = 0; i < c.tops; ++i) {
+    owned.push_back(std::make_unique<Blob>());
+    top.push_back(owned.back().get());
+  }
+  LayerPtr layer = create_layer(testing::layer_param(c.layer));
+  layer->setup(bottom, top);
+  Context::set_mode(Mode::GPU);
+  std::vector<bool> propagate(bottom.size(), false);
+  for (size_t i = 0; i < bottom.size(); ++i) {
+    propagate[i] = layer->allow_force_backward(static_cast<int>(i));
+  }
+  for (const auto& label : c.labels) propagate[label.first] = false;
+  const auto newest_on_device = [&] {
+    for (Blob* blob : bottom) blob->mutable_gpu_data();
+    for (Blob* blob : top) blob->mutable_gpu_diff();
+    for (auto& blob : layer->blobs()) {
+      blob->mutable_gpu_data();
+      blob->mutable_gpu_diff();
+    }
+  };
+  const auto counted = [&] {
+    size_t total = 0;
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      const auto shape_deciding = kShapeDecidingBottom.find(type_of(c));
+      const bool exempt = shape_deciding != kShapeDecidingBottom.end() &&
+                          shape_deciding->second == static_cast<int>(i);
+      total += exempt ? bottom[i]->diff_memory()->transfers() : transfers(*bottom[i]);
+    }
+    for (Blob* blob : top) total += transfers(*blob);
+    for (auto& blob : layer->blobs()) total += transfers(*blob);
+    return total;
+  };
+  for (int pass = 0; pass < 2; ++pass) {
+    const size_t before = counted();
+    layer->forward(bottom, top);
+    newest_on_device();
+    if (c.backward) layer->backward(top, propagate, bottom);
+    if (pass == 1) {
+      EXPECT_EQ(counted(), before) << type_of(c) << " copied blobs between host and device";
+    }
+    newest_on_device();
+  }
+  Context::set_mode(Mode::CPU);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllLayers, StaysOnDevice, ::testing::Range<size_t>(0, cases().size()),
                          case_name);
 
 }  // namespace
