@@ -4,12 +4,26 @@
 // Ranking, as BVLC Caffe's master branch does it (and ../shared/DESIGN.md records): a sample is
 // correct when fewer than top_k other classes score at least as high as the true class, so
 // every tie counts against it. (The 1.0 release sorted instead, breaking ties by class index.)
+//
+// On the GPU (accuracy.cu) the accuracies are computed and written on the device.
+#include <cstdint>
 #include <vector>
 
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
+#include "core/synced_memory.hpp"
 
 namespace engine {
+
+#ifdef ENGINE_USE_CUDA
+// accuracy.cu. scratch: 2 * outer * inner + 2 + 2 * classes floats. class_accuracy (classes
+// floats) may be null. A label out of range gives a NaN accuracy (the CPU throws).
+void accuracy_forward_gpu(int64_t outer, int classes, int64_t inner, const float* scores,
+                          const float* labels, int64_t top_k, bool has_ignore_label,
+                          int ignore_label, float* scratch, float* accuracy,
+                          float* class_accuracy);
+#endif
+
 namespace {
 
 class AccuracyLayer : public Layer {
@@ -91,6 +105,21 @@ class AccuracyLayer : public Layer {
       }
     }
   }
+
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    const int64_t floats = 2 * (outer_ * inner_) + 2 + 2 * int64_t(classes_);
+    scratch_gpu_.resize(sizeof(float) * static_cast<size_t>(floats));
+    accuracy_forward_gpu(outer_, classes_, inner_, bottom[0]->gpu_data(), bottom[1]->gpu_data(),
+                         top_k_, has_ignore_label_, ignore_label_,
+                         static_cast<float*>(scratch_gpu_.mutable_device_data()),
+                         top[0]->mutable_gpu_data(),
+                         top.size() > 1 ? top[1]->mutable_gpu_data() : nullptr);
+  }
+
+  // Per location: hit, counted; then their sums, overall and per class.
+  SyncedMemory scratch_gpu_;
+#endif
 
  private:
   int64_t top_k_ = 1;

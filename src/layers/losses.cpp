@@ -2,8 +2,8 @@
 // ContrastiveLoss (the softmax-based ones, SoftmaxWithLoss and InfogainLoss, are in softmax.cpp).
 // Each writes a scalar; backward scales by the loss weight the top's diff carries. EuclideanLoss
 // and SigmoidCrossEntropyLoss are written once for both devices (SigmoidCrossEntropyLoss's
-// loops are kernels in losses.cu); Hinge, MultinomialLogistic and Contrastive are CPU code that
-// runs in GPU mode too (small per-sample loops, at the end of a net).
+// loops are kernels in losses.cu); Hinge, MultinomialLogistic and Contrastive have their own GPU
+// passes (label-indexed loops), which keep the loss and the loss weight on the device.
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -24,6 +24,25 @@ void sigmoid_cross_entropy_forward_gpu(int64_t n, const float* x, const float* t
 void sigmoid_cross_entropy_backward_gpu(int64_t n, const float* x, const float* target,
                                         bool has_ignore_label, int ignore_label, float scale,
                                         float* dx);
+// The losses below write the loss into `loss` (device) and read the loss weight from
+// `loss_weight` (device); dx is overwritten. A label out of range gives NaN (see losses.cu).
+void hinge_loss_forward_gpu(int64_t num, int64_t dim, const float* x, const float* labels,
+                           bool l2, float* margin, float* loss);
+void hinge_loss_backward_gpu(int64_t num, int64_t dim, const float* labels, const float* margin,
+                            bool l2, const float* loss_weight, float* dx);
+void multinomial_logistic_loss_forward_gpu(int64_t num, int64_t dim, const float* prob,
+                                           const float* labels, float floor, float* loss);
+void multinomial_logistic_loss_backward_gpu(int64_t num, int64_t dim, const float* prob,
+                                            const float* labels, float floor,
+                                            const float* loss_weight, float* dx);
+// distance_sq receives ||a - b||^2 per pair, for backward.
+void contrastive_loss_forward_gpu(int64_t num, int channels, const float* difference,
+                                  const float* similar, float margin, bool legacy,
+                                  float* distance_sq, float* loss);
+// sign: +1 for bottom a, -1 for bottom b.
+void contrastive_loss_backward_gpu(int64_t num, int channels, const float* difference,
+                                   const float* distance_sq, const float* similar, float margin,
+                                   bool legacy, float sign, const float* loss_weight, float* dx);
 #endif
 
 namespace {
@@ -168,7 +187,7 @@ class HingeLossLayer : public LossLayer {
                   "needs one label per sample: predictions " << bottom[0]->shape_string()
                                                              << ", labels "
                                                              << bottom[1]->shape_string());
-    margins_.resize(bottom[0]->count());
+    margins_.reshape_like(*bottom[0]);
   }
 
  protected:
@@ -177,7 +196,7 @@ class HingeLossLayer : public LossLayer {
     const int64_t dim = bottom[0]->count() / std::max<int64_t>(num, 1);
     const float* x = bottom[0]->cpu_data();
     const float* labels = bottom[1]->cpu_data();
-    float* margin = margins_.data();
+    float* margin = margins_.mutable_cpu_data();
     for (int64_t i = 0; i < num; ++i) {
       const int label = static_cast<int>(labels[i]);
       LAYER_REQUIRE(label >= 0 && label < dim,
@@ -200,7 +219,7 @@ class HingeLossLayer : public LossLayer {
     const int64_t num = bottom[0]->shape(0);
     const int64_t dim = bottom[0]->count() / std::max<int64_t>(num, 1);
     const float* labels = bottom[1]->cpu_data();
-    const float* margin = margins_.data();
+    const float* margin = margins_.cpu_data();
     float* dx = bottom[0]->mutable_cpu_diff();
     const float scale = l2() ? loss_weight(top) * 2 / static_cast<float>(num)
                              : loss_weight(top) / static_cast<float>(num);
@@ -214,11 +233,30 @@ class HingeLossLayer : public LossLayer {
     }
   }
 
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    const int64_t num = bottom[0]->shape(0);
+    hinge_loss_forward_gpu(num, bottom[0]->count() / std::max<int64_t>(num, 1),
+                           bottom[0]->gpu_data(), bottom[1]->gpu_data(), l2(),
+                           margins_.mutable_gpu_data(), top[0]->mutable_gpu_data());
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    require_no_gradient(propagate_down, 1, "labels");
+    if (!propagate_down[0]) return;
+    const int64_t num = bottom[0]->shape(0);
+    hinge_loss_backward_gpu(num, bottom[0]->count() / std::max<int64_t>(num, 1),
+                            bottom[1]->gpu_data(), margins_.gpu_data(), l2(), top[0]->gpu_diff(),
+                            bottom[0]->mutable_gpu_diff());
+  }
+#endif
+
  private:
   bool l2() const { return param_.hinge_loss_param().norm() == HingeLossParameter::L2; }
 
   // max(0, 1 - t x) per score, from forward.
-  std::vector<float> margins_;
+  Blob margins_;
 };
 
 // -sum over samples of log(p[label]) / N, where bottom 0 holds probabilities (N x K) and p is
@@ -272,6 +310,26 @@ class MultinomialLogisticLossLayer : public LossLayer {
       dx[i * dim + label] = scale / std::max(prob[i * dim + label], kLogThreshold);
     }
   }
+
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    const int64_t num = bottom[0]->shape(0);
+    multinomial_logistic_loss_forward_gpu(num, bottom[0]->count() / std::max<int64_t>(num, 1),
+                                          bottom[0]->gpu_data(), bottom[1]->gpu_data(),
+                                          kLogThreshold, top[0]->mutable_gpu_data());
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    require_no_gradient(propagate_down, 1, "labels");
+    if (!propagate_down[0]) return;
+    const int64_t num = bottom[0]->shape(0);
+    multinomial_logistic_loss_backward_gpu(num, bottom[0]->count() / std::max<int64_t>(num, 1),
+                                           bottom[0]->gpu_data(), bottom[1]->gpu_data(),
+                                           kLogThreshold, top[0]->gpu_diff(),
+                                           bottom[0]->mutable_gpu_diff());
+  }
+#endif
 };
 
 // Siamese pairs: bottoms a and b (N x C, or N x C x 1 x 1) and a similarity flag y (N). With
@@ -297,7 +355,7 @@ class ContrastiveLossLayer : public LossLayer {
                                                                      << " pairs), got "
                                                                      << similar.shape_string());
     difference_.reshape_like(a);
-    distance_sq_.resize(a.shape(0));
+    distance_sq_.reshape({a.shape(0)});
   }
 
  protected:
@@ -306,22 +364,31 @@ class ContrastiveLossLayer : public LossLayer {
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     const int64_t num = bottom[0]->shape(0);
     const int channels = bottom[0]->channels();
-    cpu::sub(bottom[0]->count(), bottom[0]->cpu_data(), bottom[1]->cpu_data(),
-             difference_.mutable_cpu_data());
-    const float* diff = difference_.cpu_data();
-    const float* similar = bottom[2]->cpu_data();
+    math::sub(bottom[0]->count(), bottom[0]->data(), bottom[1]->data(),
+              difference_.mutable_data());
     const float margin = options().margin();
     const bool legacy = options().legacy_version();
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      return contrastive_loss_forward_gpu(num, channels, difference_.gpu_data(),
+                                          bottom[2]->gpu_data(), margin, legacy,
+                                          distance_sq_.mutable_gpu_data(),
+                                          top[0]->mutable_gpu_data());
+    }
+#endif
+    const float* diff = difference_.cpu_data();
+    const float* similar = bottom[2]->cpu_data();
+    float* distance_sq = distance_sq_.mutable_cpu_data();
     float loss = 0;
     for (int64_t i = 0; i < num; ++i) {
       const float* d = diff + i * channels;
-      distance_sq_[i] = static_cast<float>(cpu::dot(channels, d, d));
+      distance_sq[i] = static_cast<float>(cpu::dot(channels, d, d));
       if (static_cast<int>(similar[i]) != 0) {
-        loss += distance_sq_[i];
+        loss += distance_sq[i];
       } else if (legacy) {
-        loss += std::max(margin - distance_sq_[i], 0.0f);
+        loss += std::max(margin - distance_sq[i], 0.0f);
       } else {
-        const float gap = std::max(static_cast<float>(margin - std::sqrt(double(distance_sq_[i]))), 0.0f);
+        const float gap = std::max(static_cast<float>(margin - std::sqrt(double(distance_sq[i]))), 0.0f);
         loss += gap * gap;
       }
     }
@@ -335,6 +402,7 @@ class ContrastiveLossLayer : public LossLayer {
     const int64_t num = bottom[0]->shape(0);
     const int channels = bottom[0]->channels();
     const float* diff = difference_.cpu_data();
+    const float* distance_sq = distance_sq_.cpu_data();
     const float* similar = bottom[2]->cpu_data();
     const float margin = options().margin();
     const bool legacy = options().legacy_version();
@@ -347,10 +415,10 @@ class ContrastiveLossLayer : public LossLayer {
         if (static_cast<int>(similar[i]) == 0) {
           float gap;
           if (legacy) {
-            gap = margin - distance_sq_[i];
+            gap = margin - distance_sq[i];
             beta = -alpha;
           } else {
-            const float distance = static_cast<float>(std::sqrt(double(distance_sq_[i])));
+            const float distance = static_cast<float>(std::sqrt(double(distance_sq[i])));
             gap = margin - distance;
             beta = -alpha * gap / (distance + 1e-4f);
           }
@@ -364,9 +432,24 @@ class ContrastiveLossLayer : public LossLayer {
     }
   }
 
+#ifdef ENGINE_USE_CUDA
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    const ContrastiveLossParameter p = options();
+    for (int k = 0; k < 2; ++k) {
+      if (!propagate_down[k]) continue;
+      contrastive_loss_backward_gpu(bottom[0]->shape(0), bottom[0]->channels(),
+                                    difference_.gpu_data(), distance_sq_.gpu_data(),
+                                    bottom[2]->gpu_data(), p.margin(), p.legacy_version(),
+                                    k == 0 ? 1.0f : -1.0f, top[0]->gpu_diff(),
+                                    bottom[k]->mutable_gpu_diff());
+    }
+  }
+#endif
+
  private:
   Blob difference_;
-  std::vector<float> distance_sq_;
+  Blob distance_sq_;  // ||a - b||^2 per pair, from forward
 };
 
 }  // namespace

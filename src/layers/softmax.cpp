@@ -20,6 +20,23 @@
 #include "math/blas.hpp"
 
 namespace engine {
+
+#ifdef ENGINE_USE_CUDA
+// softmax.cu, InfogainLoss. Locations whose label is ignore_label count for nothing; a label out
+// of range gives NaN (the CPU throws). by_valid: normalize by the number of labelled locations,
+// counted on the device; else by fixed_normalizer. sums: 2 floats of scratch. The loss weight is
+// read from device memory, so no value comes to the host.
+void infogain_loss_forward_gpu(int64_t outer, int classes, int64_t inner, const float* prob,
+                               const float* labels, const float* h, bool has_ignore_label,
+                               int ignore_label, float floor, bool by_valid,
+                               float fixed_normalizer, float* sums, float* loss);
+// Overwrites dx. scratch: classes + 1 floats.
+void infogain_loss_backward_gpu(int64_t outer, int classes, int64_t inner, const float* prob,
+                                const float* labels, const float* h, bool has_ignore_label,
+                                int ignore_label, bool by_valid, float fixed_normalizer,
+                                const float* loss_weight, float* scratch, float* dx);
+#endif
+
 namespace {
 
 // The geometry of a softmax over `axis` of a blob: [outer, channels, inner], row-major.
@@ -476,6 +493,43 @@ class InfogainLossLayer : public LossLayer {
     const float scale = loss_weight(top) / loss_normalizer(normalization_, shape_.outer, inner, valid);
     cpu::scale(prob_.count(), scale, diff);
   }
+
+#ifdef ENGINE_USE_CUDA
+  void forward_gpu(const Blobs& bottom, const Blobs& top) override {
+    gpu_.forward(shape_, use_cudnn(param_.softmax_param().engine(), describe()),
+                 bottom[0]->gpu_data(), prob_.mutable_gpu_data());
+    scratch_gpu_.resize(2 * sizeof(float));
+    infogain_loss_forward_gpu(shape_.outer, shape_.channels, shape_.inner, prob_.gpu_data(),
+                              bottom[1]->gpu_data(), matrix(bottom).gpu_data(), has_ignore_label_,
+                              ignore_label_, kLogThreshold, by_valid(), fixed_normalizer(),
+                              static_cast<float*>(scratch_gpu_.mutable_device_data()),
+                              top[0]->mutable_gpu_data());
+    if (top.size() > 1) gpu::copy(prob_.count(), prob_.gpu_data(), top[1]->mutable_gpu_data());
+  }
+
+  void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    require_no_gradient(propagate_down, 1, "labels");
+    require_no_gradient(propagate_down, 2, "infogain matrix");
+    if (!propagate_down[0]) return;
+    scratch_gpu_.resize((shape_.channels + 1) * sizeof(float));
+    infogain_loss_backward_gpu(shape_.outer, shape_.channels, shape_.inner, prob_.gpu_data(),
+                               bottom[1]->gpu_data(), matrix(bottom).gpu_data(), has_ignore_label_,
+                               ignore_label_, by_valid(), fixed_normalizer(), top[0]->gpu_diff(),
+                               static_cast<float*>(scratch_gpu_.mutable_device_data()),
+                               bottom[0]->mutable_gpu_diff());
+  }
+
+  // VALID counts the labelled locations, on the device; the other modes are known here.
+  bool by_valid() const { return normalization_ == LossParameter::VALID; }
+  float fixed_normalizer() const {
+    return loss_normalizer(normalization_, shape_.outer, shape_.inner, 0);
+  }
+
+  GpuSoftmax gpu_;
+  // Forward: the summed loss and the label count; backward: H's row sums and the label count.
+  SyncedMemory scratch_gpu_;
+#endif
 
  private:
   SoftmaxShape shape_;

@@ -1,14 +1,17 @@
-// CUDA kernels of Softmax and SoftmaxWithLoss (softmax.cpp): the softmax itself for engine: CAFFE
-// (cuDNN's serves the default), and the loss and its gradient. One thread per location of
-// [outer, inner] loops over the channels, so neighbouring threads read neighbouring addresses
-// when inner > 1.
+// CUDA kernels of Softmax, SoftmaxWithLoss and InfogainLoss (softmax.cpp): the softmax itself for
+// engine: CAFFE (cuDNN's serves the default), and the losses and their gradients. The softmax
+// kernels run one thread per location of [outer, inner], looping over the channels, so
+// neighbouring threads read neighbouring addresses when inner > 1. InfogainLoss sums its loss
+// and its label count with reduce_planes, so the loss and its normalizer stay on the device.
 #include <cfloat>
 
 #include <cuda_runtime.h>
 
 #include "core/errors.hpp"
+#include "layers/elementwise_ops.hpp"
 #include "layers/gpu_kernels.hpp"
 #include "math/cuda_kernel.cuh"
+#include "math/cuda_reduce.cuh"
 
 namespace engine {
 namespace gpu {
@@ -116,4 +119,123 @@ void softmax_loss_backward(int64_t outer, int channels, int64_t inner, const flo
 #undef ENGINE_LAUNCH
 
 }  // namespace gpu
+
+// ---- InfogainLoss --------------------------------------------------------------------------
+namespace {
+
+struct Labelled {  // whether a location's label counts (is not the ignore_label)
+  bool has_ignore_label;
+  int ignore_label;
+  __device__ bool operator()(int label) const {
+    return !(has_ignore_label && label == ignore_label);
+  }
+};
+
+struct ValidTerm {
+  const float* labels;
+  Labelled labelled;
+  __device__ double operator()(int64_t location) const {
+    return labelled(static_cast<int>(labels[location])) ? 1 : 0;
+  }
+};
+
+// -sum_k H[label, k] log(max(p_k, floor)) of one location; 0 where ignored, NaN for a label the
+// CPU would reject.
+struct InfogainTerm {
+  int classes;
+  int64_t inner;
+  const float* prob;
+  const float* labels;
+  const float* h;
+  Labelled labelled;
+  float floor;
+  __device__ double operator()(int64_t location) const {
+    const int label = static_cast<int>(labels[location]);
+    if (!labelled(label)) return 0;
+    if (label < 0 || label >= classes) return __int_as_float(0x7fc00000);
+    const float* p = prob + (location / inner) * classes * inner + location % inner;
+    const float* h_row = h + int64_t(label) * classes;
+    double loss = 0;
+    for (int k = 0; k < classes; ++k) {
+      loss -= h_row[k] * log(double(max_of(p[k * inner], floor)));
+    }
+    return loss;
+  }
+};
+
+// The normalizer of loss_normalizer: by_valid (VALID) from the count of labelled locations on
+// the device, else the fixed one the host computed.
+__device__ float normalizer_of(bool by_valid, const float* valid, float fixed) {
+  return by_valid ? fmaxf(1.0f, *valid) : fixed;
+}
+
+__global__ void infogain_total_kernel(const float* sums, bool by_valid, float fixed, float* loss) {
+  *loss = sums[0] / normalizer_of(by_valid, sums + 1, fixed);
+}
+
+// Row sums of H, in the CPU's order.
+__global__ void row_sums_kernel(int classes, const float* h, float* sums) {
+  ENGINE_CUDA_KERNEL_LOOP(r, classes) {
+    float sum = 0;
+    for (int k = 0; k < classes; ++k) sum += h[r * int64_t(classes) + k];
+    sums[r] = sum;
+  }
+}
+
+__global__ void infogain_backward_kernel(int64_t n, int classes, int64_t inner, const float* prob,
+                                         const float* labels, const float* h,
+                                         const float* row_sums, Labelled labelled,
+                                         bool by_valid, const float* valid, float fixed,
+                                         const float* loss_weight, float* dx) {
+  const float scale = *loss_weight / normalizer_of(by_valid, valid, fixed);
+  const int64_t plane = classes * inner;
+  ENGINE_CUDA_KERNEL_LOOP(e, n) {
+    const int64_t i = e / plane;
+    const int64_t k = (e - i * plane) / inner;
+    const int label = static_cast<int>(labels[i * inner + e % inner]);
+    if (!labelled(label)) {
+      dx[e] = 0;
+    } else if (label < 0 || label >= classes) {
+      dx[e] = __int_as_float(0x7fc00000);
+    } else {
+      // __fmul_rn: the product rounded before the subtraction, as on the CPU (no FMA).
+      dx[e] = (__fmul_rn(prob[e], row_sums[label]) - h[int64_t(label) * classes + k]) * scale;
+    }
+  }
+}
+
+}  // namespace
+
+void infogain_loss_forward_gpu(int64_t outer, int classes, int64_t inner, const float* prob,
+                               const float* labels, const float* h, bool has_ignore_label,
+                               int ignore_label, float floor, bool by_valid,
+                               float fixed_normalizer, float* sums, float* loss) {
+  const Labelled labelled{has_ignore_label, ignore_label};
+  const int64_t locations = outer * inner;
+  reduce_planes(1, 1, locations,
+                InfogainTerm{classes, inner, prob, labels, h, labelled, floor}, 1.0f, 0.0f,
+                sums);
+  if (by_valid) reduce_planes(1, 1, locations, ValidTerm{labels, labelled}, 1.0f, 0.0f, sums + 1);
+  infogain_total_kernel<<<1, 1>>>(sums, by_valid, fixed_normalizer, loss);
+  ENGINE_CUDA_CHECK(cudaPeekAtLastError());
+}
+
+void infogain_loss_backward_gpu(int64_t outer, int classes, int64_t inner, const float* prob,
+                                const float* labels, const float* h, bool has_ignore_label,
+                                int ignore_label, bool by_valid, float fixed_normalizer,
+                                const float* loss_weight, float* scratch, float* dx) {
+  const int64_t n = outer * classes * inner;
+  if (n == 0) return;
+  const Labelled labelled{has_ignore_label, ignore_label};
+  float* row_sums = scratch;
+  float* valid = scratch + classes;
+  row_sums_kernel<<<cuda_blocks(classes), kCudaThreads>>>(classes, h, row_sums);
+  ENGINE_CUDA_CHECK(cudaPeekAtLastError());
+  if (by_valid) reduce_planes(1, 1, outer * inner, ValidTerm{labels, labelled}, 1.0f, 0.0f, valid);
+  infogain_backward_kernel<<<cuda_blocks(n), kCudaThreads>>>(n, classes, inner, prob, labels, h,
+                                                             row_sums, labelled, by_valid, valid,
+                                                             fixed_normalizer, loss_weight, dx);
+  ENGINE_CUDA_CHECK(cudaPeekAtLastError());
+}
+
 }  // namespace engine

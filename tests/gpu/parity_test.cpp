@@ -141,6 +141,32 @@ const std::vector<ParityCase>& cases() {
        {{4}}, {{0, 5}}},
       {"name: 'p' type: 'Parameter' parameter_param { shape { dim: 2 dim: 3 } }", {}},
       {"name: 's' type: 'SPP' spp_param { pyramid_height: 2 pool: MAX }", {{2, 3, 6, 5}}},
+      // The losses' and Accuracy's own GPU passes, in the settings the rows above leave out:
+      // Hinge L2 and a sample spread over several axes, legacy Contrastive and one whose margin
+      // keeps every dissimilar pair inside it, InfogainLoss over an inner axis with ignore_label
+      // in each normalization (VALID counts labels on the device), our softmax kernel and the
+      // probabilities as a second top, Accuracy with ignore_label, an inner axis and the
+      // per-class second top.
+      {"name: 'h' type: 'HingeLoss' hinge_loss_param { norm: L2 }", {{4, 5}, {4}}, {{1, 5}}},
+      {"name: 'h' type: 'HingeLoss' hinge_loss_param { norm: L1 }", {{3, 2, 2, 2}, {3}}, {{1, 8}}},
+      {"name: 'm' type: 'MultinomialLogisticLoss'", {{3, 2, 3}, {3, 1}}, {{1, 6}}},
+      {"name: 'c' type: 'ContrastiveLoss' contrastive_loss_param { margin: 4 legacy_version: true }",
+       {{6, 3, 1, 1}, {6, 3, 1, 1}, {6}}, {{2, 2}}},
+      {"name: 'c' type: 'ContrastiveLoss' contrastive_loss_param { margin: 20 }",
+       {{4, 3}, {4, 3}, {4}}, {{2, 2}}},
+      {"name: 'i' type: 'InfogainLoss' loss_param { ignore_label: 1 normalization: VALID }",
+       {{3, 4, 2, 2}, {3, 1, 2, 2}, {4, 4}}, {{1, 4}}},
+      {"name: 'i' type: 'InfogainLoss' loss_param { ignore_label: 1 normalization: FULL }",
+       {{3, 4, 2, 2}, {3, 1, 2, 2}, {4, 4}}, {{1, 4}}},
+      {"name: 'i' type: 'InfogainLoss' loss_param { ignore_label: 3 normalization: BATCH_SIZE }",
+       {{3, 4, 2, 2}, {3, 2, 2}, {4, 4}}, {{1, 4}}},
+      {"name: 'i' type: 'InfogainLoss' loss_param { normalization: NONE } "
+       "infogain_loss_param { axis: 2 } softmax_param { engine: CAFFE }",
+       {{2, 3, 5}, {2, 3}, {5, 5}}, {{1, 5}}, true, 2},
+      {"name: 'a' type: 'Accuracy' accuracy_param { top_k: 3 ignore_label: 2 }", {{12, 5}, {12}},
+       {{1, 5}}, false, 2},
+      {"name: 'a' type: 'Accuracy' accuracy_param { axis: 1 top_k: 2 ignore_label: 0 }",
+       {{2, 4, 3}, {2, 3}}, {{1, 4}}, false, 2},
   };
   return table;
 }
