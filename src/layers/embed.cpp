@@ -6,6 +6,7 @@
 #include "core/filler.hpp"
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
+#include "layers/gpu_kernels.hpp"
 #include "math/blas.hpp"
 
 namespace engine {
@@ -58,6 +59,17 @@ class EmbedLayer : public Layer {
 
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      // Checking the indices here would bring them to the host every pass: an invalid one
+      // gives a row of NaN instead (gather_rows).
+      gpu::gather_rows(bottom[0]->count(), outputs_, bottom[0]->gpu_data(), inputs_, true,
+                       blobs_[0]->gpu_data(),
+                       param_.embed_param().bias_term() ? blobs_[1]->gpu_data() : nullptr,
+                       top[0]->mutable_gpu_data());
+      return;
+    }
+#endif
     const float* index = bottom[0]->cpu_data();
     const float* weights = blobs_[0]->cpu_data();
     const float* bias = param_.embed_param().bias_term() ? blobs_[1]->cpu_data() : nullptr;
@@ -73,25 +85,37 @@ class EmbedLayer : public Layer {
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     LAYER_REQUIRE(!propagate_down[0], "has no gradient for its bottom (the indices)");
-    const float* top_diff = top[0]->cpu_diff();
+    const float* top_diff = top[0]->diff();
     const int64_t count = bottom[0]->count();
-    if (param_propagate_down(0)) {
-      const float* index = bottom[0]->cpu_data();
-      float* weight_diff = blobs_[0]->mutable_cpu_diff();
-      for (int64_t n = 0; n < count; ++n) {
-        const int64_t row = checked_index(index, n, count);
-        cpu::axpy(outputs_, 1.0f, top_diff + n * outputs_, weight_diff + row * outputs_);
-      }
-    }
+    if (param_propagate_down(0)) add_weight_diff(bottom[0]->data(), top_diff, count);
     if (param_.embed_param().bias_term() && param_propagate_down(1) && count > 0) {
       // The column sums of the top's gradient, as one product with a vector of ones.
-      if (ones_.size() < static_cast<size_t>(count)) ones_.assign(count, 1.0f);
-      cpu::gemv(true, static_cast<int>(count), outputs_, 1.0f, top_diff, ones_.data(), 1.0f,
-                blobs_[1]->mutable_cpu_diff());
+      if (ones_.count() < count) {
+        ones_.reshape({static_cast<int>(count)});
+        ones_.set_data(1.0f);
+      }
+      math::gemv(true, static_cast<int>(count), outputs_, 1.0f, top_diff, ones_.data(), 1.0f,
+                 blobs_[1]->mutable_diff());
     }
   }
 
  private:
+  // Adds each top row's gradient to the weight row it came from, in the order of the rows.
+  void add_weight_diff(const float* index, const float* top_diff, int64_t count) {
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      gpu::scatter_add_rows(count, outputs_, index, inputs_, true, top_diff,
+                            blobs_[0]->mutable_gpu_diff());
+      return;
+    }
+#endif
+    float* weight_diff = blobs_[0]->mutable_cpu_diff();
+    for (int64_t n = 0; n < count; ++n) {
+      const int64_t row = checked_index(index, n, count);
+      cpu::axpy(outputs_, 1.0f, top_diff + n * outputs_, weight_diff + row * outputs_);
+    }
+  }
+
   int64_t checked_index(const float* index, int64_t n, int64_t count) const {
     const float value = index[n];
     LAYER_REQUIRE(value >= 0 && value < inputs_ && value == std::floor(value),
@@ -102,7 +126,7 @@ class EmbedLayer : public Layer {
   }
 
   int outputs_ = 0, inputs_ = 0;
-  std::vector<float> ones_;
+  Blob ones_;  // at least as many ones as the bottom has indices
 };
 
 // One learned blob of parameter_param's shape, initialised to zero (weights loaded from a model,

@@ -1,4 +1,5 @@
-// The launchers of the layers' own CUDA kernels (activations.cu, pooling.cu, lrn.cu, softmax.cu),
+// The launchers of the layers' own CUDA kernels (activations.cu, pooling.cu, lrn.cu, softmax.cu,
+// selection.cu),
 // for the layer files that call them. Every pointer is device memory; every launcher runs on the
 // default stream (the one cuBLAS and cuDNN use here) and checks the launch. Only in CUDA builds.
 #pragma once
@@ -61,6 +62,19 @@ void softmax_loss_forward(int64_t outer, int channels, int64_t inner, const floa
 void softmax_loss_backward(int64_t outer, int channels, int64_t inner, const float* prob,
                            const float* labels, bool has_ignore_label, int ignore_label,
                            const float* loss_weight, float scale, float* dx);
+
+// ---- selection.cu (BatchReindex; Embed) -----------------------------------------------------
+// Rows looked up by indices that a bottom holds as floats. An index is valid in [0, limit) (and
+// a whole number with whole_only); a valid one truncates to its row. The kernels cannot stop
+// the pass on an invalid index as the CPU does, so they never read or write through one.
+// dst row r = src row index[r] (+ bias, one value per column, when not null); NaN for an
+// invalid index, so that the error shows in the results.
+void gather_rows(int64_t rows, int64_t width, const float* index, int64_t limit, bool whole_only,
+                 const float* src, const float* bias, float* dst);
+// dst row index[r] += src row r (dst has `limit` rows); rows with an invalid index are skipped.
+// Each element adds its sources in increasing r, as the CPU does: the sums repeat exactly.
+void scatter_add_rows(int64_t rows, int64_t width, const float* index, int64_t limit,
+                      bool whole_only, const float* src, float* dst);
 
 }  // namespace gpu
 }  // namespace engine

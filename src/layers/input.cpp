@@ -65,7 +65,8 @@ class DummyDataLayer : public Layer {
       if (p.data_filler_size() > 1) filler = p.data_filler(i);
       fillers_.push_back(filler);
     }
-    // Constant tops are filled once; random ones are refilled every forward pass.
+    // Constant tops are filled once (in GPU mode they reach the device once, when first read
+    // there); random ones are refilled every forward pass.
     refill_ = false;
     for (int i = 0; i < tops; ++i) {
       fill(fillers_[i], top[i]);
@@ -75,6 +76,10 @@ class DummyDataLayer : public Layer {
   void reshape(const Blobs& bottom, const Blobs& top) override {}
 
  protected:
+  // Both modes: random fillers draw from the host's generator (Context::rng), so that a seed
+  // gives the same tops on either device; in GPU mode a refilled top then travels to the device
+  // every pass, as a data layer's batch does. Filling on the device would need a device
+  // generator, whose values would differ from the CPU's.
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     if (!refill_) return;
     for (size_t i = 0; i < top.size(); ++i) {

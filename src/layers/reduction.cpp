@@ -11,6 +11,20 @@
 #include "math/blas.hpp"
 
 namespace engine {
+
+#ifdef ENGINE_USE_CUDA
+// reduction.cu. ArgMax: `searches` runs of `dim` values `inner` apart (search i at
+// (i / inner) * dim * inner + i % inner), the top written as the CPU writes it.
+void argmax_gpu(int64_t searches, int dim, int64_t inner, int top_k, bool along_axis,
+                bool out_max_val, const float* data, float* out);
+// Reduction: out[i] = the sum over row i of [num, dim] of x, |x| (absolute) or x^2 (squares),
+// summed in double and rounded to float; and the gradient of coeff times that, overwriting diff.
+void reduction_sums_gpu(int64_t num, int64_t dim, bool absolute, bool squares, const float* x,
+                        float* out);
+void reduction_backward_gpu(int64_t num, int64_t dim, bool absolute, bool squares, float coeff,
+                            const float* x, const float* top_diff, float* diff);
+#endif
+
 namespace {
 
 // Caffe's ArgMax: without `axis`, each item's flattened values give a top [N, 1 (2 with
@@ -61,6 +75,13 @@ class ArgMaxLayer : public Layer {
     const int dim = static_cast<int>(along_axis ? in.shape(axis_) : in.count(1));
     const int64_t inner = along_axis ? in.count(axis_ + 1) : 1;
     const int64_t searches = in.count() / std::max(dim, 1);
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      argmax_gpu(searches, dim, inner, top_k_, along_axis, p.out_max_val(), in.gpu_data(),
+                 top[0]->mutable_gpu_data());
+      return;
+    }
+#endif
     const float* data = in.cpu_data();
     float* out = top[0]->mutable_cpu_data();
     std::vector<std::pair<float, int>> ranked(dim);
@@ -113,31 +134,27 @@ class ReductionLayer : public Layer {
 
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    const float* data = bottom[0]->cpu_data();
-    float* out = top[0]->mutable_cpu_data();
-    const auto op = param_.reduction_param().operation();
-    for (int64_t i = 0; i < num_; ++i) {
-      const float* item = data + i * dim_;
-      double value = 0;
-      switch (op) {
-        case ReductionParameter::SUM:
-        case ReductionParameter::MEAN: value = cpu::sum(dim_, item); break;
-        case ReductionParameter::ASUM: value = cpu::asum(dim_, item); break;
-        case ReductionParameter::SUMSQ: value = cpu::dot(dim_, item, item); break;
-      }
-      // Rounded to float before the coefficient, as Caffe scales its float sums.
-      out[i] = static_cast<float>(value);
-    }
-    if (coeff_ != 1.0f) cpu::scale(num_, coeff_, out);
+    float* out = top[0]->mutable_data();
+    row_sums(bottom[0]->data(), out);
+    // Rounded to float before the coefficient, as Caffe scales its float sums.
+    if (coeff_ != 1.0f) math::scale(num_, coeff_, out);
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     if (!propagate_down[0]) return;
+    const auto op = param_.reduction_param().operation();
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      reduction_backward_gpu(num_, dim_, op == ReductionParameter::ASUM,
+                             op == ReductionParameter::SUMSQ, coeff_, bottom[0]->gpu_data(),
+                             top[0]->gpu_diff(), bottom[0]->mutable_gpu_diff());
+      return;
+    }
+#endif
     const float* data = bottom[0]->cpu_data();
     const float* top_diff = top[0]->cpu_diff();
     float* diff = bottom[0]->mutable_cpu_diff();
-    const auto op = param_.reduction_param().operation();
     for (int64_t i = 0; i < num_; ++i) {
       const float scale = top_diff[i] * coeff_;
       const float* x = data + i * dim_;
@@ -156,6 +173,29 @@ class ReductionLayer : public Layer {
   }
 
  private:
+  // out[i] = the operation's sum over item i, in double, rounded to float.
+  void row_sums(const float* data, float* out) {
+    const auto op = param_.reduction_param().operation();
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      reduction_sums_gpu(num_, dim_, op == ReductionParameter::ASUM,
+                         op == ReductionParameter::SUMSQ, data, out);
+      return;
+    }
+#endif
+    for (int64_t i = 0; i < num_; ++i) {
+      const float* item = data + i * dim_;
+      double value = 0;
+      switch (op) {
+        case ReductionParameter::SUM:
+        case ReductionParameter::MEAN: value = cpu::sum(dim_, item); break;
+        case ReductionParameter::ASUM: value = cpu::asum(dim_, item); break;
+        case ReductionParameter::SUMSQ: value = cpu::dot(dim_, item, item); break;
+      }
+      out[i] = static_cast<float>(value);
+    }
+  }
+
   int axis_ = 0;
   int64_t num_ = 0, dim_ = 0;
   float coeff_ = 1;

@@ -6,9 +6,27 @@
 
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
+#include "core/synced_memory.hpp"
+#include "layers/gpu_kernels.hpp"
 #include "math/blas.hpp"
 
 namespace engine {
+
+#ifdef ENGINE_USE_CUDA
+// selection.cu. Crop: the window of `whole` at `offsets`, the top's shape, from the whole blob
+// into the top (into_top), or from the top into the whole blob's window.
+void crop_window_gpu(const std::vector<int>& whole, const std::vector<int>& top_shape,
+                     const std::vector<int>& offsets, const float* from, float* to,
+                     bool into_top);
+// Tile: bottom_diff[i][j] = sum over t of top_diff[i][t][j], overwriting.
+void tile_backward_gpu(int64_t outer, int tiles, int64_t inner, const float* top_diff,
+                       float* bottom_diff);
+// Filter: rows `kept` (device memory) of `from` into consecutive rows of `to` (into_top), or
+// back (`to`'s other rows untouched).
+void filter_move_rows_gpu(int64_t rows, int64_t width, const int* kept, const float* from,
+                          float* to, bool into_top);
+#endif
+
 namespace {
 
 // Axes from `axis` on take bottom 1's sizes, starting at `offset` (one for all those axes, or one
@@ -51,22 +69,28 @@ class CropLayer : public Layer {
 
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    move_window(bottom[0]->shape(), bottom[0]->cpu_data(), top[0]->mutable_cpu_data(), true);
+    move_window(bottom[0]->shape(), bottom[0]->data(), top[0]->mutable_data(), true);
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     LAYER_REQUIRE(!propagate_down[1], "has no gradient for bottom 1 (it gives only a shape)");
     if (!propagate_down[0]) return;
-    float* diff = bottom[0]->mutable_cpu_diff();
-    cpu::set(bottom[0]->count(), 0.0f, diff);
-    move_window(bottom[0]->shape(), top[0]->cpu_diff(), diff, false);
+    float* diff = bottom[0]->mutable_diff();
+    math::set(bottom[0]->count(), 0.0f, diff);
+    move_window(bottom[0]->shape(), top[0]->diff(), diff, false);
   }
 
  private:
-  // Copies the window, one run along the last axis at a time: from the whole blob into the top
-  // when `into_top`, else from the top into the whole blob's window.
+  // Copies the window: from the whole blob into the top when `into_top`, else from the top into
+  // the whole blob's window. The CPU copies one run along the last axis at a time.
   void move_window(const std::vector<int>& whole, const float* from, float* to, bool into_top) {
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      crop_window_gpu(whole, top_shape_, offsets_, from, to, into_top);
+      return;
+    }
+#endif
     const int axes = static_cast<int>(whole.size());
     int64_t count = 1;
     for (int d : top_shape_) count *= d;
@@ -123,19 +147,24 @@ class TileLayer : public Layer {
   }
 
  protected:
+  // Copy t of every item's block is one strided copy.
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    const float* in = bottom[0]->cpu_data();
-    float* out = top[0]->mutable_cpu_data();
-    for (int64_t i = 0; i < outer_; ++i) {
-      for (int t = 0; t < tiles_; ++t) {
-        std::memcpy(out + (i * tiles_ + t) * inner_, in + i * inner_, sizeof(float) * inner_);
-      }
+    const float* in = bottom[0]->data();
+    float* out = top[0]->mutable_data();
+    for (int t = 0; t < tiles_; ++t) {
+      math::copy_rows(outer_, inner_, in, inner_, out + t * inner_, tiles_ * inner_);
     }
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     if (!propagate_down[0]) return;
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      tile_backward_gpu(outer_, tiles_, inner_, top[0]->gpu_diff(), bottom[0]->mutable_gpu_diff());
+      return;
+    }
+#endif
     const float* out = top[0]->cpu_diff();
     float* in = bottom[0]->mutable_cpu_diff();
     for (int64_t i = 0; i < outer_; ++i) {
@@ -175,10 +204,19 @@ class BatchReindexLayer : public Layer {
 
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    const int items = bottom[0]->shape(0);
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      // Checking the indices here would bring them to the host every pass: an invalid one
+      // gives a NaN item instead (gather_rows).
+      gpu::gather_rows(bottom[1]->shape(0), inner_, bottom[1]->gpu_data(), items, false,
+                       bottom[0]->gpu_data(), nullptr, top[0]->mutable_gpu_data());
+      return;
+    }
+#endif
     const float* in = bottom[0]->cpu_data();
     const float* index = bottom[1]->cpu_data();
     float* out = top[0]->mutable_cpu_data();
-    const int items = bottom[0]->shape(0);
     for (int i = 0; i < bottom[1]->shape(0); ++i) {
       LAYER_REQUIRE(index[i] >= 0 && index[i] < items,
                     "index " << index[i] << " (at position " << i << " of bottom 1) is outside [0, "
@@ -192,10 +230,17 @@ class BatchReindexLayer : public Layer {
                     const Blobs& bottom) override {
     LAYER_REQUIRE(!propagate_down[1], "has no gradient for bottom 1 (the indices)");
     if (!propagate_down[0]) return;
+    float* in = bottom[0]->mutable_diff();
+    math::set(bottom[0]->count(), 0.0f, in);
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      gpu::scatter_add_rows(bottom[1]->shape(0), inner_, bottom[1]->gpu_data(),
+                            bottom[0]->shape(0), false, top[0]->gpu_diff(), in);
+      return;
+    }
+#endif
     const float* index = bottom[1]->cpu_data();
     const float* out = top[0]->cpu_diff();
-    float* in = bottom[0]->mutable_cpu_diff();
-    cpu::set(bottom[0]->count(), 0.0f, in);
     for (int i = 0; i < bottom[1]->shape(0); ++i) {
       cpu::axpy(inner_, 1.0f, out + i * inner_, in + static_cast<int64_t>(index[i]) * inner_);
     }
@@ -240,12 +285,17 @@ class FilterLayer : public Layer {
                     "bottom " << i << " " << bottom[i]->shape_string() << " must have as many items"
                               << " as the selector " << selector.shape_string());
     }
-    kept_.clear();
+    // The selector's values decide the tops' shapes, so they are read here on the host: in GPU
+    // mode a copy of the selector whenever the device has changed it, the one host copy this
+    // layer makes. The list of kept items goes to the device when a GPU pass first asks for it.
     const float* select = selector.cpu_data();
+    kept_.resize(sizeof(int) * items);
+    int* kept_items = items > 0 ? static_cast<int*>(kept_.mutable_host_data()) : nullptr;
+    kept_count_ = 0;
     for (int n = 0; n < items; ++n) {
-      if (select[n] != 0) kept_.push_back(n);
+      if (select[n] != 0) kept_items[kept_count_++] = n;
     }
-    const int kept = first_reshape_ ? items : static_cast<int>(kept_.size());
+    const int kept = first_reshape_ ? items : static_cast<int>(kept_count_);
     first_reshape_ = false;
     for (size_t t = 0; t < top.size(); ++t) {
       std::vector<int> shape = bottom[t]->shape();
@@ -257,12 +307,7 @@ class FilterLayer : public Layer {
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     for (size_t t = 0; t < top.size(); ++t) {
-      const int64_t item = bottom[t]->count(1);
-      const float* in = bottom[t]->cpu_data();
-      float* out = top[t]->mutable_cpu_data();
-      for (size_t k = 0; k < kept_.size(); ++k) {
-        std::memcpy(out + k * item, in + kept_[k] * item, sizeof(float) * item);
-      }
+      move_kept(bottom[t]->count(1), bottom[t]->data(), top[t]->mutable_data(), true);
     }
   }
 
@@ -271,18 +316,36 @@ class FilterLayer : public Layer {
     LAYER_REQUIRE(!propagate_down.back(), "has no gradient for the selector (last bottom)");
     for (size_t t = 0; t < top.size(); ++t) {
       if (!propagate_down[t]) continue;
-      const int64_t item = bottom[t]->count(1);
-      const float* out = top[t]->cpu_diff();
-      float* in = bottom[t]->mutable_cpu_diff();
-      cpu::set(bottom[t]->count(), 0.0f, in);
-      for (size_t k = 0; k < kept_.size(); ++k) {
-        std::memcpy(in + kept_[k] * item, out + k * item, sizeof(float) * item);
-      }
+      float* in = bottom[t]->mutable_diff();
+      math::set(bottom[t]->count(), 0.0f, in);
+      move_kept(bottom[t]->count(1), top[t]->diff(), in, false);
     }
   }
 
  private:
-  std::vector<int64_t> kept_;
+  // The kept items of `from` into consecutive items of `to` (into_top), or back.
+  void move_kept(int64_t item, const float* from, float* to, bool into_top) {
+    if (kept_count_ == 0 || item == 0) return;
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      filter_move_rows_gpu(kept_count_, item, static_cast<const int*>(kept_.device_data()), from,
+                           to, into_top);
+      return;
+    }
+#endif
+    const int* kept = static_cast<const int*>(kept_.host_data());
+    for (int64_t k = 0; k < kept_count_; ++k) {
+      const int64_t at = kept[k] * item;
+      if (into_top) {
+        std::memcpy(to + k * item, from + at, sizeof(float) * item);
+      } else {
+        std::memcpy(to + at, from + k * item, sizeof(float) * item);
+      }
+    }
+  }
+
+  SyncedMemory kept_;  // int: the items whose selector value is non-zero, in order
+  int64_t kept_count_ = 0;
   bool first_reshape_ = true;
 };
 
