@@ -1,9 +1,8 @@
 // Loss layers: EuclideanLoss, SigmoidCrossEntropyLoss, HingeLoss, MultinomialLogisticLoss and
 // ContrastiveLoss (the softmax-based ones, SoftmaxWithLoss and InfogainLoss, are in softmax.cpp).
-// Each writes a scalar; backward scales by the loss weight the top's diff carries. EuclideanLoss
-// and SigmoidCrossEntropyLoss are written once for both devices (SigmoidCrossEntropyLoss's
-// loops are kernels in losses.cu); Hinge, MultinomialLogistic and Contrastive have their own GPU
-// passes (label-indexed loops), which keep the loss and the loss weight on the device.
+// Each writes a scalar; backward scales by the loss weight the top's diff carries. On the GPU
+// the loss and the loss weight stay on the device: EuclideanLoss is written once for both
+// devices but for that scaling; the others' loops are kernels in losses.cu.
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -18,12 +17,18 @@
 namespace engine {
 
 #ifdef ENGINE_USE_CUDA
-// losses.cu: sums[0] = the summed loss, sums[1] = the number of targets not ignored (device).
+// losses.cu: y = x * (*loss_weight / divisor), the loss weight read on the device.
+void scale_by_loss_weight_gpu(int64_t n, const float* x, const float* loss_weight, float divisor,
+                              float* y);
+// sums[0] = the summed loss, sums[1] = the number of targets not ignored, loss = sums[0] over
+// the normalizer (the count when by_valid, else fixed_normalizer); all device memory.
 void sigmoid_cross_entropy_forward_gpu(int64_t n, const float* x, const float* target,
-                                       bool has_ignore_label, int ignore_label, float* sums);
+                                       bool has_ignore_label, int ignore_label, bool by_valid,
+                                       float fixed_normalizer, float* sums, float* loss);
 void sigmoid_cross_entropy_backward_gpu(int64_t n, const float* x, const float* target,
-                                        bool has_ignore_label, int ignore_label, float scale,
-                                        float* dx);
+                                        bool has_ignore_label, int ignore_label, bool by_valid,
+                                        const float* sums, float fixed_normalizer,
+                                        const float* loss_weight, float* dx);
 // The losses below write the loss into `loss` (device) and read the loss weight from
 // `loss_weight` (device); dx is overwritten. A label out of range gives NaN (see losses.cu).
 void hinge_loss_forward_gpu(int64_t num, int64_t dim, const float* x, const float* labels,
@@ -68,16 +73,24 @@ class EuclideanLossLayer : public LossLayer {
     const int64_t count = bottom[0]->count();
     math::sub(count, bottom[0]->data(), bottom[1]->data(), difference_.mutable_data());
     const float dot = static_cast<float>(math::dot(count, difference_.data(), difference_.data()));
-    top[0]->mutable_cpu_data()[0] = dot / static_cast<float>(bottom[0]->shape(0)) / 2;
+    math::set(1, dot / static_cast<float>(bottom[0]->shape(0)) / 2, top[0]->mutable_data());
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     for (int i = 0; i < 2; ++i) {
       if (!propagate_down[i]) continue;
-      const float sign = i == 0 ? 1.0f : -1.0f;
-      const float alpha = sign * loss_weight(top) / static_cast<float>(bottom[i]->shape(0));
-      math::scale(bottom[i]->count(), alpha, difference_.data(), bottom[i]->mutable_diff());
+      // sign * w / N: the sign folded into the divisor gives the same float.
+      const float divisor = (i == 0 ? 1.0f : -1.0f) * static_cast<float>(bottom[i]->shape(0));
+#ifdef ENGINE_USE_CUDA
+      if (math::on_gpu()) {
+        scale_by_loss_weight_gpu(bottom[i]->count(), difference_.gpu_data(), top[0]->gpu_diff(),
+                                 divisor, bottom[i]->mutable_gpu_diff());
+        continue;
+      }
+#endif
+      cpu::scale(bottom[i]->count(), loss_weight(top) / divisor, difference_.cpu_data(),
+                 bottom[i]->mutable_cpu_diff());
     }
   }
 
@@ -114,6 +127,18 @@ class SigmoidCrossEntropyLossLayer : public LossLayer {
   }
 
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      // The count of targets not ignored stays on the device: VALID divides there.
+      normalizer_ = loss_normalizer(normalization_, bottom[0]->shape(0), bottom[0]->count(1), 0);
+      sums_.reshape({2});
+      sigmoid_cross_entropy_forward_gpu(bottom[0]->count(), bottom[0]->gpu_data(),
+                                        bottom[1]->gpu_data(), has_ignore_label_, ignore_label_,
+                                        by_valid(), normalizer_, sums_.mutable_gpu_data(),
+                                        top[0]->mutable_gpu_data());
+      return;
+    }
+#endif
     const auto [loss, valid] = summed_loss(*bottom[0], *bottom[1]);
     normalizer_ = loss_normalizer(normalization_, bottom[0]->shape(0), bottom[0]->count(1), valid);
     top[0]->mutable_cpu_data()[0] = loss / normalizer_;
@@ -125,36 +150,31 @@ class SigmoidCrossEntropyLossLayer : public LossLayer {
     require_no_gradient(propagate_down, 1, "targets");
     if (!propagate_down[0]) return;
     const int64_t count = bottom[0]->count();
-    const float* x = bottom[0]->data();
-    const float* target = bottom[1]->data();
-    float* dx = bottom[0]->mutable_diff();
-    const float scale = loss_weight(top) / normalizer_;
 #ifdef ENGINE_USE_CUDA
     if (math::on_gpu()) {
-      return sigmoid_cross_entropy_backward_gpu(count, x, target, has_ignore_label_,
-                                                ignore_label_, scale, dx);
+      return sigmoid_cross_entropy_backward_gpu(
+          count, bottom[0]->gpu_data(), bottom[1]->gpu_data(), has_ignore_label_, ignore_label_,
+          by_valid(), sums_.gpu_data(), normalizer_, top[0]->gpu_diff(),
+          bottom[0]->mutable_gpu_diff());
     }
 #endif
+    const float* x = bottom[0]->cpu_data();
+    const float* target = bottom[1]->cpu_data();
+    float* dx = bottom[0]->mutable_cpu_diff();
+    const float scale = loss_weight(top) / normalizer_;
     for (int64_t i = 0; i < count; ++i) {
       dx[i] = ignored(target[i]) ? 0.0f : (sigmoid(x[i]) - target[i]) * scale;
     }
   }
 
  private:
+  bool by_valid() const { return normalization_ == LossParameter::VALID; }
+
   // The summed loss and the number of targets not ignored.
   std::pair<float, int64_t> summed_loss(const Blob& prediction, const Blob& targets) {
     const int64_t count = prediction.count();
-    const float* x = prediction.data();
-    const float* target = targets.data();
-#ifdef ENGINE_USE_CUDA
-    if (math::on_gpu()) {
-      sums_.reshape({2});
-      sigmoid_cross_entropy_forward_gpu(count, x, target, has_ignore_label_, ignore_label_,
-                                        sums_.mutable_gpu_data());
-      const float* sums = sums_.cpu_data();  // the loss goes to the host anyway
-      return {sums[0], static_cast<int64_t>(sums[1])};
-    }
-#endif
+    const float* x = prediction.cpu_data();
+    const float* target = targets.cpu_data();
     // Caffe accumulates in float the terms it computes in double.
     float loss = 0;
     int64_t valid = 0;

@@ -1,4 +1,4 @@
-// The losses of losses.cpp on the GPU (EuclideanLoss uses gpu:: primitives only). Every sum is a
+// The losses of losses.cpp on the GPU (EuclideanLoss uses the math:: primitives only). Every sum is a
 // reduce_planes over one plane, so it repeats exactly; the loss goes to the top on the device and
 // the loss weight is read from the top's diff there. A label the CPU would reject (it throws)
 // gives NaN here instead, in the loss and in that sample's gradient, without a host round trip.
@@ -8,6 +8,7 @@
 
 #include "core/errors.hpp"
 #include "layers/elementwise_ops.hpp"
+#include "layers/loss_gpu.cuh"
 #include "math/cuda_kernel.cuh"
 #include "math/cuda_reduce.cuh"
 
@@ -44,10 +45,23 @@ struct ValidTerm {
 };
 
 __global__ void cross_entropy_backward_kernel(int64_t n, const float* x, const float* target,
-                                              Ignore ignored, float scale, float* dx) {
+                                              Ignore ignored, const float* loss_weight,
+                                              bool by_valid, const float* valid, float fixed,
+                                              float* dx) {
+  const float scale = *loss_weight / normalizer_of(by_valid, valid, fixed);
   ENGINE_CUDA_KERNEL_LOOP(k, n) {
     dx[k] = ignored(target[k]) ? 0.0f : (sigmoid(x[k]) - target[k]) * scale;
   }
+}
+
+__global__ void scale_by_loss_weight_kernel(int64_t n, const float* x, const float* loss_weight,
+                                            float divisor, float* y) {
+  const float alpha = *loss_weight / divisor;
+  ENGINE_CUDA_KERNEL_LOOP(k, n) { y[k] = alpha * x[k]; }
+}
+
+__global__ void normalized_loss_kernel(const float* sums, bool by_valid, float fixed, float* loss) {
+  *loss = sums[0] / normalizer_of(by_valid, sums + 1, fixed);
 }
 
 // ---- HingeLoss ----------------------------------------------------------------------------
@@ -171,19 +185,31 @@ __global__ void contrastive_backward_kernel(int64_t n, int channels, const float
 
 }  // namespace
 
+void scale_by_loss_weight_gpu(int64_t n, const float* x, const float* loss_weight, float divisor,
+                              float* y) {
+  if (n == 0) return;
+  scale_by_loss_weight_kernel<<<cuda_blocks(n), kCudaThreads>>>(n, x, loss_weight, divisor, y);
+  ENGINE_CUDA_CHECK(cudaPeekAtLastError());
+}
+
 void sigmoid_cross_entropy_forward_gpu(int64_t n, const float* x, const float* target,
-                                       bool has_ignore_label, int ignore_label, float* sums) {
+                                       bool has_ignore_label, int ignore_label, bool by_valid,
+                                       float fixed_normalizer, float* sums, float* loss) {
   const Ignore ignored{has_ignore_label, ignore_label};
   reduce_planes(1, 1, n, CrossEntropyTerm{x, target, ignored}, 1.0f, 0.0f, sums);
   reduce_planes(1, 1, n, ValidTerm{target, ignored}, 1.0f, 0.0f, sums + 1);
+  normalized_loss_kernel<<<1, 1>>>(sums, by_valid, fixed_normalizer, loss);
+  ENGINE_CUDA_CHECK(cudaPeekAtLastError());
 }
 
 void sigmoid_cross_entropy_backward_gpu(int64_t n, const float* x, const float* target,
-                                        bool has_ignore_label, int ignore_label, float scale,
-                                        float* dx) {
+                                        bool has_ignore_label, int ignore_label, bool by_valid,
+                                        const float* sums, float fixed_normalizer,
+                                        const float* loss_weight, float* dx) {
   if (n == 0) return;
   cross_entropy_backward_kernel<<<cuda_blocks(n), kCudaThreads>>>(
-      n, x, target, Ignore{has_ignore_label, ignore_label}, scale, dx);
+      n, x, target, Ignore{has_ignore_label, ignore_label}, loss_weight, by_valid, sums + 1,
+      fixed_normalizer, dx);
   ENGINE_CUDA_CHECK(cudaPeekAtLastError());
 }
 

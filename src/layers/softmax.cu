@@ -10,6 +10,7 @@
 #include "core/errors.hpp"
 #include "layers/elementwise_ops.hpp"
 #include "layers/gpu_kernels.hpp"
+#include "layers/loss_gpu.cuh"
 #include "math/cuda_kernel.cuh"
 #include "math/cuda_reduce.cuh"
 
@@ -162,12 +163,6 @@ struct InfogainTerm {
     return loss;
   }
 };
-
-// The normalizer of loss_normalizer: by_valid (VALID) from the count of labelled locations on
-// the device, else the fixed one the host computed.
-__device__ float normalizer_of(bool by_valid, const float* valid, float fixed) {
-  return by_valid ? fmaxf(1.0f, *valid) : fixed;
-}
 
 __global__ void infogain_total_kernel(const float* sums, bool by_valid, float fixed, float* loss) {
   *loss = sums[0] / normalizer_of(by_valid, sums + 1, fixed);
