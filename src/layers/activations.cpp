@@ -160,8 +160,7 @@ class DropoutLayer : public Layer {
       gpu::copy(n, bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
       return;
     }
-    const uint64_t high = Context::rng()();
-    gpu_seed_ = (high << 32) | Context::rng()();
+    gpu_seed_ = rng_seed();
     gpu::dropout(n, bottom[0]->gpu_data(), top[0]->mutable_gpu_data(), gpu_seed_, threshold(),
                  scale_);
   }

@@ -28,10 +28,16 @@ struct PoolShape {
 // argmax: the index into the H x W plane of each output's first maximum; mask_top (optional)
 // receives the same as floats.
 void max_pool_forward(const PoolShape& s, const float* x, float* y, int* argmax, float* mask_top);
-// Overwrites dx.
+// Routes each output's gradient to the input its index names (MAX's argmax, STOCHASTIC's pick
+// at TRAIN); overwrites dx.
 void max_pool_backward(const PoolShape& s, const float* dy, const int* argmax, float* dx);
 void ave_pool_forward(const PoolShape& s, const float* x, float* y);
 void ave_pool_backward(const PoolShape& s, const float* dy, float* dx);
+// STOCHASTIC at TRAIN: each output takes one element of its window, drawn with probability
+// proportional to its value by the uniform in (0, 1) that the hash of (seed, output index)
+// gives; chosen receives the element's index into the H x W plane.
+void stochastic_pool_train_forward(const PoolShape& s, const float* x, float* y, int* chosen,
+                                   uint64_t seed);
 // STOCHASTIC at TEST: sum(x^2) / sum(x) over each window, and its derivative.
 void stochastic_pool_test_forward(const PoolShape& s, const float* x, float* y);
 void stochastic_pool_test_backward(const PoolShape& s, const float* dy, const float* x,

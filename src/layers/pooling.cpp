@@ -242,12 +242,9 @@ class PoolingLayer : public Layer {
   // GPU: cuDNN for MAX (without the mask top) and AVE where its floor-rounded, symmetrically
   // padded geometry is Caffe's (then no window reaches past in + pad, so Caffe's AVE divisor is
   // the whole kernel: cuDNN's "include padding"); our kernels otherwise. STOCHASTIC in TRAIN
-  // draws from the Context generator on the CPU, as its CPU code does.
+  // draws its uniforms on the device from a seed the Context generator gives each pass, so its
+  // picks differ from the CPU's.
   void forward_gpu(const Blobs& bottom, const Blobs& top) override {
-    if (stochastic_training()) {
-      forward_cpu(bottom, top);
-      return;
-    }
     if (cudnn_fits(top.size() > 1)) {
       prepare_cudnn();
       ENGINE_CUDNN_CHECK(cudnnPoolingForward(Context::cudnn(), cudnn_->pooling, &cudnn::kOne,
@@ -260,15 +257,18 @@ class PoolingLayer : public Layer {
     float* y = top[0]->mutable_gpu_data();
     switch (method_) {
       case PoolingParameter::MAX:
-        argmax_gpu_.resize(sizeof(int) * static_cast<size_t>(top[0]->count()));
-        gpu::max_pool_forward(s, x, y, static_cast<int*>(argmax_gpu_.mutable_device_data()),
+        gpu::max_pool_forward(s, x, y, mutable_chosen_gpu(*top[0]),
                               top.size() > 1 ? top[1]->mutable_gpu_data() : nullptr);
         break;
       case PoolingParameter::AVE:
         gpu::ave_pool_forward(s, x, y);
         break;
       case PoolingParameter::STOCHASTIC:
-        gpu::stochastic_pool_test_forward(s, x, y);
+        if (param_.phase() == TRAIN) {
+          gpu::stochastic_pool_train_forward(s, x, y, mutable_chosen_gpu(*top[0]), rng_seed());
+        } else {
+          gpu::stochastic_pool_test_forward(s, x, y);
+        }
         break;
       default:
         LAYER_REQUIRE(false, "unknown pooling method " << method_);
@@ -278,10 +278,6 @@ class PoolingLayer : public Layer {
   void backward_gpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     if (!propagate_down[0]) return;
-    if (stochastic_training()) {
-      backward_cpu(top, propagate_down, bottom);
-      return;
-    }
     if (cudnn_fits(top.size() > 1)) {
       prepare_cudnn();
       ENGINE_CUDNN_CHECK(cudnnPoolingBackward(
@@ -295,13 +291,18 @@ class PoolingLayer : public Layer {
     float* dx = bottom[0]->mutable_gpu_diff();
     switch (method_) {
       case PoolingParameter::MAX:
-        gpu::max_pool_backward(s, dy, static_cast<const int*>(argmax_gpu_.device_data()), dx);
+        gpu::max_pool_backward(s, dy, static_cast<const int*>(chosen_gpu_.device_data()), dx);
         break;
       case PoolingParameter::AVE:
         gpu::ave_pool_backward(s, dy, dx);
         break;
       case PoolingParameter::STOCHASTIC:
-        gpu::stochastic_pool_test_backward(s, dy, bottom[0]->gpu_data(), top[0]->gpu_data(), dx);
+        if (param_.phase() == TRAIN) {
+          gpu::max_pool_backward(s, dy, static_cast<const int*>(chosen_gpu_.device_data()), dx);
+        } else {
+          gpu::stochastic_pool_test_backward(s, dy, bottom[0]->gpu_data(), top[0]->gpu_data(),
+                                             dx);
+        }
         break;
       default:
         break;
@@ -314,10 +315,6 @@ class PoolingLayer : public Layer {
     cudnn::PoolingDescriptor pooling;
     std::vector<int> key;
   };
-
-  bool stochastic_training() const {
-    return method_ == PoolingParameter::STOCHASTIC && param_.phase() == TRAIN;
-  }
 
   bool cudnn_fits(bool wants_mask_top) const {
     const PoolGeometry& g = geometry_;
@@ -356,6 +353,12 @@ class PoolingLayer : public Layer {
     cudnn_->key = key;
   }
 
+  // Room for one index per output of `top`, on the device.
+  int* mutable_chosen_gpu(const Blob& top) {
+    chosen_gpu_.resize(sizeof(int) * static_cast<size_t>(top.count()));
+    return static_cast<int*>(chosen_gpu_.mutable_device_data());
+  }
+
   gpu::PoolShape pool_shape() const {
     const PoolGeometry& g = geometry_;
     return {g.num,      g.channels, g.height, g.width, g.kernel_h, g.kernel_w,
@@ -363,7 +366,8 @@ class PoolingLayer : public Layer {
   }
 
   std::unique_ptr<CudnnPooling> cudnn_;
-  SyncedMemory argmax_gpu_;  // MAX on our kernels: each output's argmax, on the device
+  // Our kernels, MAX and STOCHASTIC at TRAIN: the input each output took, on the device.
+  SyncedMemory chosen_gpu_;
 #endif
 
  private:

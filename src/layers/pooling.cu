@@ -1,5 +1,5 @@
 // CUDA kernels of Pooling (pooling.cpp) for what cuDNN does not compute as Caffe does: MAX with
-// its argmax mask, AVE with Caffe's divisor, STOCHASTIC at TEST. One thread per output forward;
+// its argmax mask, AVE with Caffe's divisor, STOCHASTIC. One thread per output forward;
 // backward gathers, one thread per input element summing over the windows that cover it, so no
 // atomics and the result repeats exactly.
 #include <cfloat>
@@ -9,6 +9,7 @@
 #include "core/errors.hpp"
 #include "layers/gpu_kernels.hpp"
 #include "math/cuda_kernel.cuh"
+#include "math/cuda_random.cuh"
 
 namespace engine {
 namespace gpu {
@@ -122,6 +123,42 @@ __global__ void ave_backward_kernel(int64_t n, PoolShape s, const float* dy, flo
   }
 }
 
+// The CPU code's sampling (stochastic_forward_train in pooling.cpp) with the output's own
+// uniform: the window's float sum scaled by the draw is a threshold that the running sum must
+// reach. The draw is never 0, so an element of value 0 is not picked unless the whole window is
+// 0 (then the first element is).
+__global__ void stochastic_train_forward_kernel(int64_t n, PoolShape s, const float* x, float* y,
+                                                int* chosen, uint64_t seed) {
+  ENGINE_CUDA_KERNEL_LOOP(index, n) {
+    const int pw = static_cast<int>(index % s.pooled_w);
+    const int ph = static_cast<int>((index / s.pooled_w) % s.pooled_h);
+    const int64_t plane = index / (int64_t(s.pooled_w) * s.pooled_h);
+    const Window win = window_of(s, ph, pw);
+    const float* src = x + plane * s.height * s.width;
+    float total = 0;
+    for (int h = win.h0; h < win.h1; ++h) {
+      for (int w = win.w0; w < win.w1; ++w) total += src[h * s.width + w];
+    }
+    const float threshold = hash_uniform_open(seed, static_cast<uint64_t>(index)) * total;
+    // Rounding may leave the running sum a hair short of the threshold: the last element then.
+    int pick = (win.h1 - 1) * s.width + win.w1 - 1;
+    float running = 0;
+    bool found = false;
+    for (int h = win.h0; h < win.h1 && !found; ++h) {
+      for (int w = win.w0; w < win.w1; ++w) {
+        running += src[h * s.width + w];
+        if (running >= threshold) {
+          pick = h * s.width + w;
+          found = true;
+          break;
+        }
+      }
+    }
+    chosen[index] = pick;
+    y[index] = src[pick];
+  }
+}
+
 // FLT_MIN keeps an all-zero window at 0, as in Caffe.
 __device__ float window_total(const PoolShape& s, const Window& win, const float* src) {
   float total = FLT_MIN;
@@ -201,6 +238,10 @@ void ave_pool_forward(const PoolShape& s, const float* x, float* y) {
 }
 void ave_pool_backward(const PoolShape& s, const float* dy, float* dx) {
   ENGINE_LAUNCH(ave_backward_kernel, inputs(s), s, dy, dx);
+}
+void stochastic_pool_train_forward(const PoolShape& s, const float* x, float* y, int* chosen,
+                                   uint64_t seed) {
+  ENGINE_LAUNCH(stochastic_train_forward_kernel, outputs(s), s, x, y, chosen, seed);
 }
 void stochastic_pool_test_forward(const PoolShape& s, const float* x, float* y) {
   ENGINE_LAUNCH(stochastic_test_forward_kernel, outputs(s), s, x, y);

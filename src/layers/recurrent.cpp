@@ -22,84 +22,85 @@
 //   LSTM: W_xc [4H, D], b_c [4H], (W_xc_static [4H, S]), W_hc [4H, H]
 // with D = x.count(2) and S = x_static.count(1).
 //
+// The layers are written once for both devices (math:: products on the mode's side); the
+// pointwise steps of a timestep (the LSTM cell, masking by cont) are loops here and kernels in
+// recurrent.cu, the RNN's tanh is the TanH layer's op. Every buffer, and the state carried
+// between passes, lives on the side the mode computes on.
+//
 // One difference from Caffe: its unrolled net neither propagates gradients into the exposed
 // h0/c0 bottoms nor takes the gradients arriving at the exposed h_T/c_T tops (its comments say
 // it cannot backpropagate across batches). Here both are the true gradients; with nothing
 // flowing into h_T/c_T (their usual use) every other gradient is the same as Caffe's.
 #include <algorithm>
-#include <cmath>
-#include <cstring>
 #include <string>
 
 #include "core/filler.hpp"
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
+#include "layers/elementwise.hpp"
+#include "layers/lstm_cell.hpp"
 #include "math/blas.hpp"
 
 namespace engine {
+
+#ifdef ENGINE_USE_CUDA
+// recurrent.cu: the loops below as kernels, on device pointers.
+void scale_rows_gpu(int N, int H, const float* scale, const float* rows, float* out);
+void lstm_unit_forward_gpu(int N, int H, const float* c_prev, const float* gates,
+                           const float* cont, float* acts, float* c, float* h);
+void lstm_unit_backward_gpu(int N, int H, const float* c_prev, const float* acts, const float* c,
+                            const float* c_diff, const float* h_diff, float* c_prev_diff,
+                            float* gates_diff);
+#endif
+
 namespace {
 
-// Caffe's LSTMUnit computes both through the logistic function in double precision; the same
-// here so that the results agree to the last bits.
-inline float sigmoid(float x) { return static_cast<float>(1.0 / (1.0 + std::exp(-double(x)))); }
-inline float tanh_by_sigmoid(float x) {
-  return static_cast<float>(2.0 / (1.0 + std::exp(-2.0 * x)) - 1.0);
-}
-
-// One LSTM timestep for N streams of H cells. X holds each stream's 4H gate inputs (i, f, o, g);
-// acts receives the activations in the same layout, f already multiplied by cont, for the
-// backward pass. acts may be X itself.
-void lstm_unit_forward(int N, int H, const float* c_prev, const float* X, const float* cont,
+// One LSTM timestep for N streams of H cells (lstm_cell.hpp). gates holds each stream's 4H gate
+// inputs; acts receives the activations in the same layout for the backward pass, and may be
+// gates itself.
+void lstm_unit_forward(int N, int H, const float* c_prev, const float* gates, const float* cont,
                        float* acts, float* c, float* h) {
+#ifdef ENGINE_USE_CUDA
+  if (math::on_gpu()) return lstm_unit_forward_gpu(N, H, c_prev, gates, cont, acts, c, h);
+#endif
   for (int n = 0; n < N; ++n) {
-    const float* x = X + int64_t(n) * 4 * H;
-    float* a = acts + int64_t(n) * 4 * H;
-    const float keep = cont[n];
+    const int64_t stream = int64_t(n) * 4 * H;
     const int64_t row = int64_t(n) * H;
     for (int d = 0; d < H; ++d) {
-      const float i = sigmoid(x[d]);
-      const float f = keep == 0 ? 0.0f : keep * sigmoid(x[H + d]);
-      const float o = sigmoid(x[2 * H + d]);
-      const float g = tanh_by_sigmoid(x[3 * H + d]);
-      a[d] = i;
-      a[H + d] = f;
-      a[2 * H + d] = o;
-      a[3 * H + d] = g;
-      const float cell = f * c_prev[row + d] + i * g;
-      c[row + d] = cell;
-      h[row + d] = o * tanh_by_sigmoid(cell);
+      lstm_cell_forward(H, d, gates + stream, cont[n], c_prev[row + d], acts + stream,
+                        c + row + d, h + row + d);
     }
   }
 }
 
-// The gradients of one LSTM timestep, by Caffe's formulas (for a cont other than 0 or 1 they use
-// f = cont * sigmoid in f's derivative, as Caffe does). c_diff may be null (no gradient reaches
-// c) and may alias c_prev_diff; c_prev_diff and X_diff may be null (not wanted).
+// The gradients of one LSTM timestep. c_diff may be null (no gradient reaches c) and may alias
+// c_prev_diff; c_prev_diff and gates_diff may be null (not wanted).
 void lstm_unit_backward(int N, int H, const float* c_prev, const float* acts, const float* c,
                         const float* c_diff, const float* h_diff, float* c_prev_diff,
-                        float* X_diff) {
+                        float* gates_diff) {
+#ifdef ENGINE_USE_CUDA
+  if (math::on_gpu()) {
+    return lstm_unit_backward_gpu(N, H, c_prev, acts, c, c_diff, h_diff, c_prev_diff,
+                                  gates_diff);
+  }
+#endif
   for (int n = 0; n < N; ++n) {
-    const float* a = acts + int64_t(n) * 4 * H;
+    const int64_t stream = int64_t(n) * 4 * H;
     const int64_t row = int64_t(n) * H;
-    float* dx = X_diff ? X_diff + int64_t(n) * 4 * H : nullptr;
     for (int d = 0; d < H; ++d) {
-      const float i = a[d], f = a[H + d], o = a[2 * H + d], g = a[3 * H + d];
-      const float tanh_c = tanh_by_sigmoid(c[row + d]);
-      const float dh = h_diff[row + d];
-      const float dc = (c_diff ? c_diff[row + d] : 0.0f) + dh * o * (1 - tanh_c * tanh_c);
-      if (dx) {
-        dx[d] = dc * g * i * (1 - i);
-        dx[H + d] = dc * c_prev[row + d] * f * (1 - f);
-        dx[2 * H + d] = dh * tanh_c * o * (1 - o);
-        dx[3 * H + d] = dc * i * (1 - g * g);
-      }
-      if (c_prev_diff) c_prev_diff[row + d] = dc * f;
+      const int64_t j = row + d;
+      lstm_cell_backward(H, d, acts + stream, c_prev[j], c[j], c_diff ? c_diff[j] : 0.0f,
+                         h_diff[j], c_prev_diff ? c_prev_diff + j : nullptr,
+                         gates_diff ? gates_diff + stream : nullptr);
     }
   }
 }
 
 // rows[n, :] *= scale[n] for an N x H matrix, written to out (which may be rows).
 void scale_rows(int N, int H, const float* scale, const float* rows, float* out) {
+#ifdef ENGINE_USE_CUDA
+  if (math::on_gpu()) return scale_rows_gpu(N, H, scale, rows, out);
+#endif
   for (int n = 0; n < N; ++n) {
     const float s = scale[n];
     const int64_t row = int64_t(n) * H;
@@ -107,7 +108,8 @@ void scale_rows(int N, int H, const float* scale, const float* rows, float* out)
   }
 }
 
-float mean_abs(int64_t n, const float* x) { return n ? float(cpu::asum(n, x) / n) : 0.0f; }
+// Debug output only: on the GPU the sum comes back to the host.
+float mean_abs(int64_t n, const float* x) { return n ? float(math::asum(n, x) / n) : 0.0f; }
 
 // What RNN and LSTM share: the bottoms and tops, the parameters that project x, x_static and the
 // previous hidden state onto the G = gates * H pre-activations, those projections and their
@@ -169,7 +171,10 @@ class RecurrentLayer : public Layer {
     if (x.shape(1) != N_) {
       // A new number of streams starts from a zero state.
       N_ = x.shape(1);
-      for (auto& state : state_) state.assign(int64_t(N_) * H_, 0.0f);
+      for (int k = 0; k < state_blobs(); ++k) {
+        state_[k].reshape({N_, H_});
+        state_[k].set_data(0.0f);
+      }
     }
     const std::vector<int> state_shape = {1, N_, H_};
     for (int k = 0; k < exposed(); ++k) {
@@ -185,13 +190,17 @@ class RecurrentLayer : public Layer {
                     "does not allow in-place computation");
     }
     top[0]->reshape({T_, N_, H_});
+    pre_.reshape({T_, N_, G_});
+    pre_diff_.reshape({T_, N_, G_});
+    conted_.reshape({T_, N_, H_});
+    hidden_.reshape({T_ + 1, N_, H_});
+    if (static_input_) static_pre_.reshape({N_, G_});
+    // Only grown (then filled), so that a pass in the usual shapes writes nothing here.
     const int64_t steps = int64_t(T_) * N_;
-    pre_.resize(steps * G_);
-    pre_diff_.resize(steps * G_);
-    conted_.resize(steps * H_);
-    hidden_.resize((steps + N_) * H_);
-    if (static_input_) static_pre_.resize(int64_t(N_) * G_);
-    if (static_cast<int64_t>(ones_.size()) < steps) ones_.assign(steps, 1.0f);
+    if (ones_.count() < steps) {
+      ones_.reshape({static_cast<int>(steps)});
+      ones_.set_data(1.0f);
+    }
     reshape_buffers();
   }
 
@@ -220,49 +229,50 @@ class RecurrentLayer : public Layer {
 
   // The state entering timestep 0: the exposed bottom, else the one the last pass left.
   const float* initial_state(const Blobs& bottom, int k) const {
-    return exposed() ? bottom[first_state_bottom() + k]->cpu_data() : state_[k].data();
+    return exposed() ? bottom[first_state_bottom() + k]->data() : state_[k].data();
   }
   // After forward: the final state goes to the exposed top, else it is kept for the next pass.
   void final_state(const Blobs& top, int k, const float* value) {
     const int64_t count = int64_t(N_) * H_;
-    if (exposed()) {
-      cpu::copy(count, value, top[1 + k]->mutable_cpu_data());
-    } else {
-      std::copy(value, value + count, state_[k].begin());
-    }
+    math::copy(count, value, exposed() ? top[1 + k]->mutable_data() : state_[k].mutable_data());
+  }
+
+  // rows x width += ones[rows] bias[width]^T: a product with one term, so each element is
+  // x + bias, rounded once, on either device.
+  void add_bias(int rows, int width, const float* bias, float* x) const {
+    math::gemm(false, false, rows, width, 1, 1.0f, ones_.data(), bias, 1.0f, x);
   }
 
   // pre_ = x W_x^T + b, for every timestep at once; static_pre_ = x_static W_static^T.
   void project_inputs(const Blobs& bottom) {
     const int rows = T_ * N_;
-    cpu::gemm(false, true, rows, G_, D_, 1.0f, bottom[0]->cpu_data(), blobs_[0]->cpu_data(), 0.0f,
-              pre_.data());
-    const float* bias = blobs_[1]->cpu_data();
-    for (int r = 0; r < rows; ++r) cpu::axpy(G_, 1.0f, bias, pre_.data() + int64_t(r) * G_);
+    float* pre = pre_.mutable_data();
+    math::gemm(false, true, rows, G_, D_, 1.0f, bottom[0]->data(), blobs_[0]->data(), 0.0f, pre);
+    add_bias(rows, G_, blobs_[1]->data(), pre);
     if (static_input_) {
-      cpu::gemm(false, true, N_, G_, S_, 1.0f, bottom[2]->cpu_data(), blobs_[2]->cpu_data(), 0.0f,
-                static_pre_.data());
+      math::gemm(false, true, N_, G_, S_, 1.0f, bottom[2]->data(), blobs_[2]->data(), 0.0f,
+                 static_pre_.mutable_data());
     }
   }
 
   // Timestep t's pre-activations: conted_t = cont_t * h_prev, then
   // pre_t = (W_rec conted_t + pre_t) + static_pre, summed in the order of Caffe's Eltwise.
   float* recurrent_step(const Blobs& bottom, int t, const float* h_prev) {
-    const float* cont = bottom[1]->cpu_data() + int64_t(t) * N_;
-    float* conted = conted_.data() + int64_t(t) * N_ * H_;
-    float* pre = pre_.data() + int64_t(t) * N_ * G_;
+    const float* cont = bottom[1]->data() + int64_t(t) * N_;
+    float* conted = conted_.mutable_data() + int64_t(t) * N_ * H_;
+    float* pre = pre_.mutable_data() + int64_t(t) * N_ * G_;
     scale_rows(N_, H_, cont, h_prev, conted);
-    cpu::gemm(false, true, N_, G_, H_, 1.0f, conted, recurrent_weights().cpu_data(), 1.0f, pre);
-    if (static_input_) cpu::axpy(int64_t(N_) * G_, 1.0f, static_pre_.data(), pre);
+    math::gemm(false, true, N_, G_, H_, 1.0f, conted, recurrent_weights().data(), 1.0f, pre);
+    if (static_input_) math::axpy(int64_t(N_) * G_, 1.0f, static_pre_.data(), pre);
     return pre;
   }
 
   // The gradient reaching h_{t-1} through timestep t's recurrent projection:
   // h_prev_diff = cont_t * (pre_diff_t W_rec).
   void recurrent_step_backward(const Blobs& bottom, int t, float* h_prev_diff) {
-    const float* cont = bottom[1]->cpu_data() + int64_t(t) * N_;
-    cpu::gemm(false, false, N_, H_, G_, 1.0f, pre_diff_.data() + int64_t(t) * N_ * G_,
-              recurrent_weights().cpu_data(), 0.0f, h_prev_diff);
+    const float* cont = bottom[1]->data() + int64_t(t) * N_;
+    math::gemm(false, false, N_, H_, G_, 1.0f, pre_diff_.data() + int64_t(t) * N_ * G_,
+               recurrent_weights().data(), 0.0f, h_prev_diff);
     scale_rows(N_, H_, cont, h_prev_diff, h_prev_diff);
   }
 
@@ -272,36 +282,35 @@ class RecurrentLayer : public Layer {
     const int rows = T_ * N_;
     const float* diff = pre_diff_.data();
     if (param_propagate_down(0)) {
-      cpu::gemm(true, false, G_, D_, rows, 1.0f, diff, bottom[0]->cpu_data(), 1.0f,
-                blobs_[0]->mutable_cpu_diff());
+      math::gemm(true, false, G_, D_, rows, 1.0f, diff, bottom[0]->data(), 1.0f,
+                 blobs_[0]->mutable_diff());
     }
     if (param_propagate_down(1)) {
-      cpu::gemv(true, rows, G_, 1.0f, diff, ones_.data(), 1.0f, blobs_[1]->mutable_cpu_diff());
+      math::gemv(true, rows, G_, 1.0f, diff, ones_.data(), 1.0f, blobs_[1]->mutable_diff());
     }
     const int rec = recurrent_weight_index();
     if (param_propagate_down(rec)) {
-      cpu::gemm(true, false, G_, H_, rows, 1.0f, diff, conted_.data(), 1.0f,
-                blobs_[rec]->mutable_cpu_diff());
+      math::gemm(true, false, G_, H_, rows, 1.0f, diff, conted_.data(), 1.0f,
+                 blobs_[rec]->mutable_diff());
     }
     if (static_input_ && (param_propagate_down(2) || propagate_down[2])) {
       // x_static enters every timestep: its pre-activation gradient is the sum over time.
-      std::vector<float>& sum = static_pre_;
-      std::copy(diff, diff + int64_t(N_) * G_, sum.begin());
-      for (int t = 1; t < T_; ++t) {
-        cpu::axpy(int64_t(N_) * G_, 1.0f, diff + int64_t(t) * N_ * G_, sum.data());
-      }
+      const int64_t step = int64_t(N_) * G_;
+      float* sum = static_pre_.mutable_data();
+      math::copy(step, diff, sum);
+      for (int t = 1; t < T_; ++t) math::axpy(step, 1.0f, diff + t * step, sum);
       if (param_propagate_down(2)) {
-        cpu::gemm(true, false, G_, S_, N_, 1.0f, sum.data(), bottom[2]->cpu_data(), 1.0f,
-                  blobs_[2]->mutable_cpu_diff());
+        math::gemm(true, false, G_, S_, N_, 1.0f, sum, bottom[2]->data(), 1.0f,
+                   blobs_[2]->mutable_diff());
       }
       if (propagate_down[2]) {
-        cpu::gemm(false, false, N_, S_, G_, 1.0f, sum.data(), blobs_[2]->cpu_data(), 0.0f,
-                  bottom[2]->mutable_cpu_diff());
+        math::gemm(false, false, N_, S_, G_, 1.0f, sum, blobs_[2]->data(), 0.0f,
+                   bottom[2]->mutable_diff());
       }
     }
     if (propagate_down[0]) {
-      cpu::gemm(false, false, rows, D_, G_, 1.0f, diff, blobs_[0]->cpu_data(), 0.0f,
-                bottom[0]->mutable_cpu_diff());
+      math::gemm(false, false, rows, D_, G_, 1.0f, diff, blobs_[0]->data(), 0.0f,
+                 bottom[0]->mutable_diff());
     }
   }
 
@@ -318,13 +327,13 @@ class RecurrentLayer : public Layer {
 
   int T_ = 0, N_ = 0, D_ = 0, S_ = 0, H_ = 0, G_ = 0;
   bool static_input_ = false;
-  std::vector<float> pre_;       // [T, N, G] pre-activations (LSTM: then the gate activations)
-  std::vector<float> pre_diff_;  // [T, N, G] their gradients
-  std::vector<float> conted_;    // [T, N, H] cont_t * h_{t-1}, the recurrent projection's input
-  std::vector<float> hidden_;    // [T + 1, N, H] h_0 .. h_T
-  std::vector<float> static_pre_;
-  std::vector<float> ones_;
-  std::vector<std::vector<float>> state_ = std::vector<std::vector<float>>(2);
+  Blob pre_;         // [T, N, G] pre-activations (LSTM: then the gate activations)
+  Blob pre_diff_;    // [T, N, G] their gradients
+  Blob conted_;      // [T, N, H] cont_t * h_{t-1}, the recurrent projection's input
+  Blob hidden_;      // [T + 1, N, H] h_0 .. h_T
+  Blob static_pre_;  // [N, G] x_static's projection; in backward, its gradient
+  Blob ones_;        // at least T * N ones: bias products and sums over timesteps
+  Blob state_[2];    // [N, H] the final h (and c) of the last pass, without expose_hidden
 
  private:
   std::vector<ParameterSpec> parameter_specs() const {
@@ -379,30 +388,33 @@ class RNNLayer : public RecurrentLayer {
     return {{"W_ho", {H_, H_}, false}, {"b_o", {H_}, true}};
   }
   int output_weight_index() const { return recurrent_weight_index() + 1; }
-  void reshape_buffers() override { output_.resize(int64_t(T_) * N_ * H_); }
+  void reshape_buffers() override {
+    output_.reshape({T_, N_, H_});
+    output_diff_.reshape({T_, N_, H_});
+    carried_diff_.reshape({N_, H_});
+  }
 
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     const int64_t step = int64_t(N_) * H_;
     project_inputs(bottom);
-    std::copy(initial_state(bottom, 0), initial_state(bottom, 0) + step, hidden_.begin());
+    float* hidden = hidden_.mutable_data();
+    math::copy(step, initial_state(bottom, 0), hidden);
     for (int t = 0; t < T_; ++t) {
-      const float* pre = recurrent_step(bottom, t, hidden_.data() + t * step);
-      float* h = hidden_.data() + (t + 1) * step;
-      for (int64_t j = 0; j < step; ++j) h[j] = std::tanh(pre[j]);
+      const float* pre = recurrent_step(bottom, t, hidden + t * step);
+      float* h = hidden + (t + 1) * step;
+      elementwise_forward(step, pre, h, TanHOp());
       log_step("h", t, step, h);
     }
-    final_state(top, 0, hidden_.data() + T_ * step);
+    final_state(top, 0, hidden + T_ * step);
     // o = tanh(h W_ho^T + b_o), all timesteps at once.
     const int rows = T_ * N_;
-    float* o = output_.data();
-    cpu::gemm(false, true, rows, H_, H_, 1.0f, hidden_.data() + step,
-              blobs_[output_weight_index()]->cpu_data(), 0.0f, o);
-    const float* bias = blobs_[output_weight_index() + 1]->cpu_data();
-    for (int r = 0; r < rows; ++r) {
-      float* row = o + int64_t(r) * H_;
-      for (int d = 0; d < H_; ++d) row[d] = std::tanh(row[d] + bias[d]);
-    }
-    cpu::copy(int64_t(rows) * H_, o, top[0]->mutable_cpu_data());
+    const int64_t count = int64_t(rows) * H_;
+    float* o = output_.mutable_data();
+    math::gemm(false, true, rows, H_, H_, 1.0f, hidden + step,
+               blobs_[output_weight_index()]->data(), 0.0f, o);
+    add_bias(rows, H_, blobs_[output_weight_index() + 1]->data(), o);
+    elementwise_forward(count, o, o, TanHOp());
+    math::copy(count, o, top[0]->mutable_data());
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
@@ -411,48 +423,49 @@ class RNNLayer : public RecurrentLayer {
     const int rows = T_ * N_;
     const int64_t step = int64_t(N_) * H_;
     const int64_t count = int64_t(rows) * H_;
+    const float* hidden = hidden_.data();
+    float* pre_diff = pre_diff_.mutable_data();
     // The output layer: d(pre-tanh of o), then W_ho's and b_o's gradients and the gradient
     // reaching every h_t from its output, kept in pre_diff_ (G = H here).
-    std::vector<float>& out_diff = output_diff_;
-    out_diff.resize(count);
-    const float* top_diff = top[0]->cpu_diff();
-    for (int64_t j = 0; j < count; ++j) out_diff[j] = top_diff[j] * (1 - output_[j] * output_[j]);
+    float* out_diff = output_diff_.mutable_data();
+    const float* o = output_.data();
+    elementwise_gradient(count, top[0]->diff(), o, o, out_diff, TanHOp());
     const int w_out = output_weight_index();
     if (param_propagate_down(w_out)) {
-      cpu::gemm(true, false, H_, H_, rows, 1.0f, out_diff.data(), hidden_.data() + step, 1.0f,
-                blobs_[w_out]->mutable_cpu_diff());
+      math::gemm(true, false, H_, H_, rows, 1.0f, out_diff, hidden + step, 1.0f,
+                 blobs_[w_out]->mutable_diff());
     }
     if (param_propagate_down(w_out + 1)) {
-      cpu::gemv(true, rows, H_, 1.0f, out_diff.data(), ones_.data(), 1.0f,
-                blobs_[w_out + 1]->mutable_cpu_diff());
+      math::gemv(true, rows, H_, 1.0f, out_diff, ones_.data(), 1.0f,
+                 blobs_[w_out + 1]->mutable_diff());
     }
-    cpu::gemm(false, false, rows, H_, H_, 1.0f, out_diff.data(), blobs_[w_out]->cpu_data(), 0.0f,
-              pre_diff_.data());
+    math::gemm(false, false, rows, H_, H_, 1.0f, out_diff, blobs_[w_out]->data(), 0.0f,
+               pre_diff);
 
     // Back through time: h_t's gradient is its output's plus the one from timestep t + 1.
-    std::vector<float>& carried = carried_diff_;
+    float* carried = carried_diff_.mutable_data();
     if (exposed()) {
-      carried.assign(top[1]->cpu_diff(), top[1]->cpu_diff() + step);
+      math::copy(step, top[1]->diff(), carried);
     } else {
-      carried.assign(step, 0.0f);
+      math::set(step, 0.0f, carried);
     }
     for (int t = T_ - 1; t >= 0; --t) {
-      float* diff = pre_diff_.data() + t * step;
-      const float* h = hidden_.data() + (t + 1) * step;
-      for (int64_t j = 0; j < step; ++j) diff[j] = (diff[j] + carried[j]) * (1 - h[j] * h[j]);
-      recurrent_step_backward(bottom, t, carried.data());
+      float* diff = pre_diff + t * step;
+      const float* h = hidden + (t + 1) * step;
+      math::add(step, diff, carried, diff);
+      elementwise_gradient(step, diff, h, h, diff, TanHOp());
+      recurrent_step_backward(bottom, t, carried);
     }
     if (exposed() && propagate_down[first_state_bottom()]) {
-      cpu::copy(step, carried.data(), bottom[first_state_bottom()]->mutable_cpu_diff());
+      math::copy(step, carried, bottom[first_state_bottom()]->mutable_diff());
     }
     projection_backward(propagate_down, bottom);
   }
 
  private:
-  // [T, N, H] o, kept apart from the top, which a later in-place layer may change.
-  std::vector<float> output_;
-  std::vector<float> output_diff_;
-  std::vector<float> carried_diff_;
+  Blob output_;  // [T, N, H] o, kept apart from the top, which a later in-place layer may change
+  Blob output_diff_;
+  Blob carried_diff_;  // [N, H]
 };
 
 class LSTMLayer : public RecurrentLayer {
@@ -466,63 +479,68 @@ class LSTMLayer : public RecurrentLayer {
   std::vector<std::string> projection_names() const override {
     return {"W_xc", "b_c", "W_xc_static", "W_hc"};
   }
-  void reshape_buffers() override { cell_.resize((int64_t(T_) + 1) * N_ * H_); }
+  void reshape_buffers() override {
+    cell_.reshape({T_ + 1, N_, H_});
+    for (Blob* buffer : {&h_carried_, &c_carried_, &h_total_}) buffer->reshape({N_, H_});
+  }
 
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     const int64_t step = int64_t(N_) * H_;
     project_inputs(bottom);
-    std::copy(initial_state(bottom, 0), initial_state(bottom, 0) + step, hidden_.begin());
-    std::copy(initial_state(bottom, 1), initial_state(bottom, 1) + step, cell_.begin());
-    const float* cont = bottom[1]->cpu_data();
+    float* hidden = hidden_.mutable_data();
+    float* cell = cell_.mutable_data();
+    math::copy(step, initial_state(bottom, 0), hidden);
+    math::copy(step, initial_state(bottom, 1), cell);
+    const float* cont = bottom[1]->data();
     for (int t = 0; t < T_; ++t) {
-      float* gates = recurrent_step(bottom, t, hidden_.data() + t * step);
+      float* gates = recurrent_step(bottom, t, hidden + t * step);
       // The activations replace the pre-activations: backward needs only them.
-      lstm_unit_forward(N_, H_, cell_.data() + t * step, gates, cont + int64_t(t) * N_, gates,
-                        cell_.data() + (t + 1) * step, hidden_.data() + (t + 1) * step);
-      log_step("h", t, step, hidden_.data() + (t + 1) * step);
-      log_step("c", t, step, cell_.data() + (t + 1) * step);
+      lstm_unit_forward(N_, H_, cell + t * step, gates, cont + int64_t(t) * N_, gates,
+                        cell + (t + 1) * step, hidden + (t + 1) * step);
+      log_step("h", t, step, hidden + (t + 1) * step);
+      log_step("c", t, step, cell + (t + 1) * step);
     }
-    cpu::copy(int64_t(T_) * step, hidden_.data() + step, top[0]->mutable_cpu_data());
-    final_state(top, 0, hidden_.data() + T_ * step);
-    final_state(top, 1, cell_.data() + T_ * step);
+    math::copy(int64_t(T_) * step, hidden + step, top[0]->mutable_data());
+    final_state(top, 0, hidden + T_ * step);
+    final_state(top, 1, cell + T_ * step);
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     require_no_cont_gradient(propagate_down);
     const int64_t step = int64_t(N_) * H_;
-    const float* top_diff = top[0]->cpu_diff();
+    const float* top_diff = top[0]->diff();
+    const float* cell = cell_.data();
+    const float* acts = pre_.data();
+    float* pre_diff = pre_diff_.mutable_data();
     // The gradients carried from timestep t + 1 into h_t and c_t (from the exposed tops at T).
-    h_carried_.resize(step);
-    c_carried_.resize(step);
-    h_total_.resize(step);
+    float* h_carried = h_carried_.mutable_data();
+    float* c_carried = c_carried_.mutable_data();
+    float* h_total = h_total_.mutable_data();
     if (exposed()) {
-      std::copy(top[1]->cpu_diff(), top[1]->cpu_diff() + step, h_carried_.begin());
-      std::copy(top[2]->cpu_diff(), top[2]->cpu_diff() + step, c_carried_.begin());
+      math::copy(step, top[1]->diff(), h_carried);
+      math::copy(step, top[2]->diff(), c_carried);
     } else {
-      std::fill(h_carried_.begin(), h_carried_.end(), 0.0f);
-      std::fill(c_carried_.begin(), c_carried_.end(), 0.0f);
+      math::set(step, 0.0f, h_carried);
+      math::set(step, 0.0f, c_carried);
     }
     for (int t = T_ - 1; t >= 0; --t) {
-      cpu::add(step, top_diff + t * step, h_carried_.data(), h_total_.data());
-      lstm_unit_backward(N_, H_, cell_.data() + t * step, pre_.data() + t * step * 4,
-                         cell_.data() + (t + 1) * step, c_carried_.data(), h_total_.data(),
-                         c_carried_.data(), pre_diff_.data() + t * step * 4);
-      recurrent_step_backward(bottom, t, h_carried_.data());
+      math::add(step, top_diff + t * step, h_carried, h_total);
+      lstm_unit_backward(N_, H_, cell + t * step, acts + t * step * 4, cell + (t + 1) * step,
+                         c_carried, h_total, c_carried, pre_diff + t * step * 4);
+      recurrent_step_backward(bottom, t, h_carried);
     }
     if (exposed()) {
       const int h0 = first_state_bottom();
-      if (propagate_down[h0]) cpu::copy(step, h_carried_.data(), bottom[h0]->mutable_cpu_diff());
-      if (propagate_down[h0 + 1]) {
-        cpu::copy(step, c_carried_.data(), bottom[h0 + 1]->mutable_cpu_diff());
-      }
+      if (propagate_down[h0]) math::copy(step, h_carried, bottom[h0]->mutable_diff());
+      if (propagate_down[h0 + 1]) math::copy(step, c_carried, bottom[h0 + 1]->mutable_diff());
     }
     projection_backward(propagate_down, bottom);
   }
 
  private:
-  std::vector<float> cell_;  // [T + 1, N, H] c_0 .. c_T
-  std::vector<float> h_carried_, c_carried_, h_total_;
+  Blob cell_;  // [T + 1, N, H] c_0 .. c_T
+  Blob h_carried_, c_carried_, h_total_;
 };
 
 // bottoms: c_prev (1 x N x H), gates (1 x N x 4H), cont (1 x N); tops: c, h (1 x N x H).
@@ -555,13 +573,13 @@ class LSTMUnitLayer : public Layer {
                     "does not allow in-place computation");
       blob->reshape(c_prev.shape());
     }
-    acts_.resize(int64_t(N_) * 4 * H_);
+    acts_.reshape(gates_shape);
   }
 
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    lstm_unit_forward(N_, H_, bottom[0]->cpu_data(), bottom[1]->cpu_data(), bottom[2]->cpu_data(),
-                      acts_.data(), top[0]->mutable_cpu_data(), top[1]->mutable_cpu_data());
+    lstm_unit_forward(N_, H_, bottom[0]->data(), bottom[1]->data(), bottom[2]->data(),
+                      acts_.mutable_data(), top[0]->mutable_data(), top[1]->mutable_data());
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
@@ -569,15 +587,14 @@ class LSTMUnitLayer : public Layer {
     LAYER_REQUIRE(!propagate_down[2],
                   "cannot backpropagate to the sequence continuation indicators (bottom 2)");
     if (!propagate_down[0] && !propagate_down[1]) return;
-    lstm_unit_backward(N_, H_, bottom[0]->cpu_data(), acts_.data(), top[0]->cpu_data(),
-                       top[0]->cpu_diff(), top[1]->cpu_diff(),
-                       propagate_down[0] ? bottom[0]->mutable_cpu_diff() : nullptr,
-                       propagate_down[1] ? bottom[1]->mutable_cpu_diff() : nullptr);
+    lstm_unit_backward(N_, H_, bottom[0]->data(), acts_.data(), top[0]->data(), top[0]->diff(),
+                       top[1]->diff(), propagate_down[0] ? bottom[0]->mutable_diff() : nullptr,
+                       propagate_down[1] ? bottom[1]->mutable_diff() : nullptr);
   }
 
  private:
   int N_ = 0, H_ = 0;
-  std::vector<float> acts_;
+  Blob acts_;
 };
 
 }  // namespace

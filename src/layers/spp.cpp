@@ -3,8 +3,9 @@
 // (kernel * 2^i - size + 1) / 2 per axis, so Caffe's bin geometry (and its output size rules)
 // come from Pooling itself. With pyramid_height 1 the top is that pooling's [N, C, 1, 1]; with
 // more levels each image's pooled levels are flattened and concatenated: [N, sum of C x bins].
+// Written once for both devices: the levels are Pooling layers, which take the mode's path, and
+// the concatenation is a strided copy.
 #include <cmath>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -60,14 +61,11 @@ class SppLayer : public Layer {
     }
     const int num = bottom[0]->num();
     const int64_t total = top[0]->count(1);
-    float* out = top[0]->mutable_cpu_data();
+    float* out = top[0]->mutable_data();
     int64_t offset = 0;
     for (size_t i = 0; i < levels_.size(); ++i) {
       levels_[i]->forward({&level_bottom_}, {&pooled_[i]});
-      const float* level = pooled_[i].cpu_data();
-      for (int n = 0; n < num; ++n) {
-        std::memcpy(out + n * total + offset, level + n * sizes_[i], sizeof(float) * sizes_[i]);
-      }
+      math::copy_rows(num, sizes_[i], pooled_[i].data(), sizes_[i], out + offset, total);
       offset += sizes_[i];
     }
   }
@@ -83,20 +81,17 @@ class SppLayer : public Layer {
     const int num = bottom[0]->num();
     const int64_t total = top[0]->count(1);
     const int64_t count = bottom[0]->count();
-    const float* out = top[0]->cpu_diff();
-    float* diff = bottom[0]->mutable_cpu_diff();
+    const float* out = top[0]->diff();
+    float* diff = bottom[0]->mutable_diff();
     int64_t offset = 0;
     for (size_t i = 0; i < levels_.size(); ++i) {
-      float* level = pooled_[i].mutable_cpu_diff();
-      for (int n = 0; n < num; ++n) {
-        std::memcpy(level + n * sizes_[i], out + n * total + offset, sizeof(float) * sizes_[i]);
-      }
+      math::copy_rows(num, sizes_[i], out + offset, total, pooled_[i].mutable_diff(), sizes_[i]);
       offset += sizes_[i];
       levels_[i]->backward({&pooled_[i]}, {true}, {&level_bottom_});
       if (i == 0) {
-        cpu::copy(count, level_bottom_.cpu_diff(), diff);
+        math::copy(count, level_bottom_.diff(), diff);
       } else {
-        cpu::axpy(count, 1.0f, level_bottom_.cpu_diff(), diff);
+        math::axpy(count, 1.0f, level_bottom_.diff(), diff);
       }
     }
   }

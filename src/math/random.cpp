@@ -31,4 +31,10 @@ void rng_bernoulli(int64_t n, float p, unsigned* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = distribution(rng) ? 1u : 0u;
 }
 
+uint64_t rng_seed() {
+  auto& rng = Context::rng();
+  const uint64_t high = rng();
+  return (high << 32) | rng();
+}
+
 }  // namespace engine

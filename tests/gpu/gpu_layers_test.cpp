@@ -1,6 +1,7 @@
 // GPU-only checks beyond the parity table (tests/gpu/parity_test.cpp): cuDNN convolution at
 // AlexNet's shapes with one layer object switching modes, its algorithm fallback under a tiny
-// workspace limit or scarce memory, deterministic mode, the Dropout hash mask, and that a net on
+// workspace limit or scarce memory, deterministic mode, the Dropout hash mask, STOCHASTIC
+// pooling's draws, the recurrent layers' state carried over on the device, and that a net on
 // the GPU makes no host<->device copies once warmed up. Each test skips without a CUDA device.
 #include <gtest/gtest.h>
 
@@ -15,6 +16,7 @@
 #include "gradient_checker.hpp"
 #include "io/prototxt.hpp"
 #include "layers/conv.hpp"
+#include "math/blas.hpp"
 #include "math/cudnn.hpp"
 #include "math/random.hpp"
 
@@ -199,6 +201,158 @@ TEST_F(Gpu, DropoutMaskRepeatsWithTheSeedAndKeepsTheRatio) {
     dropped += y == 0.0f;
   }
   EXPECT_NEAR(dropped / double(n), 0.3, 0.01);
+}
+
+// STOCHASTIC pooling at TRAIN draws other numbers on the GPU than on the CPU, so instead of
+// parity: each output is one of its window's inputs, never one of value 0 (probability 0) while
+// the window has others, and backward routes each top gradient to exactly that input.
+TEST_F(Gpu, StochasticPoolingPicksAnInputOfItsWindowAndRoutesItsGradientThere) {
+  const int num = 2, channels = 3, height = 9, width = 8, kernel = 3, stride = 2;
+  LayerPtr layer = create_layer(testing::layer_param(
+      "name: 'p' type: 'Pooling' phase: TRAIN pooling_param { pool: STOCHASTIC kernel_size: 3 "
+      "stride: 2 }"));
+  Blob bottom({num, channels, height, width}), top;
+  // Distinct values (37 is prime to the count), so that a value names its input; every fifth
+  // is 0, and no window is all zeros.
+  const int64_t count = bottom.count();
+  float* x = bottom.mutable_cpu_data();
+  for (int64_t k = 0; k < count; ++k) {
+    x[k] = k % 5 == 0 ? 0.0f : static_cast<float>((k * 37) % count + 1) / count;
+  }
+  Context::set_mode(Mode::CPU);
+  layer->setup({&bottom}, {&top});
+  const int pooled_h = top.height(), pooled_w = top.width();
+  ASSERT_EQ(pooled_h, 4);
+  ASSERT_EQ(pooled_w, 4);
+  // Small integers: the routed sums are exact.
+  float* dy = top.mutable_cpu_diff();
+  for (int64_t i = 0; i < top.count(); ++i) dy[i] = static_cast<float>(i % 7 + 1);
+  auto run = [&](uint64_t seed) {
+    Context::set_seed(seed);
+    Context::set_mode(Mode::GPU);
+    layer->forward({&bottom}, {&top});
+    layer->backward({&top}, {true}, {&bottom});
+    Context::set_mode(Mode::CPU);
+    return std::make_pair(testing::data_of(top), testing::diff_of(bottom));
+  };
+  const auto first = run(3);
+  const auto again = run(3);
+  EXPECT_EQ(first.first, again.first);
+  EXPECT_EQ(first.second, again.second);
+  EXPECT_NE(first.first, run(4).first);
+
+  const std::vector<float>& y = first.first;
+  std::vector<float> expected_dx(count, 0.0f);
+  for (int plane = 0; plane < num * channels; ++plane) {
+    const float* in = x + int64_t(plane) * height * width;
+    for (int ph = 0; ph < pooled_h; ++ph) {
+      for (int pw = 0; pw < pooled_w; ++pw) {
+        const int64_t out = (int64_t(plane) * pooled_h + ph) * pooled_w + pw;
+        int matches = 0, pick = -1;
+        for (int h = ph * stride; h < std::min(ph * stride + kernel, height); ++h) {
+          for (int w = pw * stride; w < std::min(pw * stride + kernel, width); ++w) {
+            if (in[h * width + w] == y[out]) {
+              ++matches;
+              pick = h * width + w;
+            }
+          }
+        }
+        ASSERT_EQ(matches, 1) << "output " << out << " = " << y[out]
+                              << " is no single input of its window";
+        EXPECT_NE(y[out], 0.0f) << "output " << out << " picked an input of probability 0";
+        expected_dx[int64_t(plane) * height * width + pick] += dy[out];
+      }
+    }
+  }
+  EXPECT_EQ(first.second, expected_dx);
+}
+
+// The picks follow the values: of windows holding 1 and 3, three in four take the 3.
+TEST_F(Gpu, StochasticPoolingPicksInProportionToTheValues) {
+  const int planes = 20000;
+  LayerPtr layer = create_layer(testing::layer_param(
+      "name: 'p' type: 'Pooling' phase: TRAIN pooling_param { pool: STOCHASTIC kernel_h: 1 "
+      "kernel_w: 2 stride: 1 }"));
+  Blob bottom({1, planes, 1, 2}), top;
+  float* x = bottom.mutable_cpu_data();
+  for (int i = 0; i < planes; ++i) {
+    x[2 * i] = 1.0f;
+    x[2 * i + 1] = 3.0f;
+  }
+  Context::set_mode(Mode::CPU);
+  layer->setup({&bottom}, {&top});
+  ASSERT_EQ(top.count(), planes);
+  Context::set_seed(12);
+  Context::set_mode(Mode::GPU);
+  layer->forward({&bottom}, {&top});
+  Context::set_mode(Mode::CPU);
+  const std::vector<float> y = testing::data_of(top);
+  const int64_t threes = std::count(y.begin(), y.end(), 3.0f);
+  EXPECT_EQ(threes + std::count(y.begin(), y.end(), 1.0f), planes);
+  EXPECT_NEAR(threes / double(planes), 0.75, 0.015);
+}
+
+// Host<->device copies made so far by these blobs' data and diff.
+size_t blob_transfers(const std::vector<const Blob*>& blobs) {
+  size_t total = 0;
+  for (const Blob* blob : blobs) {
+    total += blob->data_memory()->transfers() + blob->diff_memory()->transfers();
+  }
+  return total;
+}
+
+// Without expose_hidden a pass starts from the state the previous one left; on the GPU that
+// state stays on the device. Two passes on each device from the same parameters agree (stream 0
+// restarts at each pass's first step, stream 1 carries over), and the second GPU pass copies no
+// bottom, top or parameter between host and device.
+TEST_F(Gpu, RecurrentStateCarriesOverOnTheDevice) {
+  for (const char* type : {"RNN", "LSTM"}) {
+    SCOPED_TRACE(type);
+    Context::set_mode(Mode::CPU);
+    Context::set_seed(6);
+    Blob x({3, 2, 4}), cont({3, 2}), out;
+    testing::fill_gaussian(x);
+    const std::vector<float> conts = {0, 1, 1, 1, 1, 1};
+    std::copy(conts.begin(), conts.end(), cont.mutable_cpu_data());
+    const std::string text = std::string("name: 'r' type: '") + type +
+                             "' recurrent_param { num_output: 3 weight_filler { type: 'gaussian' "
+                             "std: 0.5 } bias_filler { type: 'gaussian' std: 0.5 } }";
+    LayerPtr on_cpu = create_layer(testing::layer_param(text));
+    LayerPtr on_gpu = create_layer(testing::layer_param(text));
+    on_cpu->setup({&x, &cont}, {&out});
+    on_gpu->setup({&x, &cont}, {&out});
+    for (size_t i = 0; i < on_cpu->blobs().size(); ++i) {
+      Blob& to = *on_gpu->blobs()[i];
+      cpu::copy(to.count(), on_cpu->blobs()[i]->cpu_data(), to.mutable_cpu_data());
+    }
+    rng_gaussian(out.count(), 0, 1, out.mutable_cpu_diff());  // kept by both passes
+    auto passes = [&](Layer& layer, Mode mode, size_t* second_pass_transfers) {
+      std::vector<const Blob*> watched = {&x, &cont, &out};
+      for (const auto& blob : layer.blobs()) watched.push_back(blob.get());
+      std::vector<std::vector<float>> results;
+      for (int pass = 0; pass < 2; ++pass) {
+        const size_t before = blob_transfers(watched);
+        Context::set_mode(mode);
+        for (auto& blob : layer.blobs()) blob->set_diff(0);
+        layer.forward({&x, &cont}, {&out});
+        layer.backward({&out}, {true, false}, {&x, &cont});
+        Context::set_mode(Mode::CPU);
+        *second_pass_transfers = blob_transfers(watched) - before;
+        results.push_back(testing::data_of(out));
+        results.push_back(testing::diff_of(x));
+        for (const auto& blob : layer.blobs()) results.push_back(testing::diff_of(*blob));
+      }
+      return results;
+    };
+    size_t cpu_transfers = 0, gpu_transfers = 0;
+    const auto cpu = passes(*on_cpu, Mode::CPU, &cpu_transfers);
+    const auto gpu = passes(*on_gpu, Mode::GPU, &gpu_transfers);
+    ASSERT_EQ(cpu.size(), gpu.size());
+    for (size_t i = 0; i < cpu.size(); ++i) {
+      expect_close_scaled(cpu[i], gpu[i], "result " + std::to_string(i));
+    }
+    EXPECT_EQ(gpu_transfers, 0u) << "the second GPU pass copied blobs between host and device";
+  }
 }
 
 // All host<->device copies made so far by a net's activations and parameters (data and diff).

@@ -192,6 +192,25 @@ const std::vector<ParityCase>& cases() {
       {"name: 'f' type: 'Filter'", {{5, 2, 3}, {5, 1}, {5}}, {{2, 2}}, true, 2},
       {"name: 'e' type: 'Embed' embed_param { input_dim: 4 num_output: 5 bias_term: false "
        "weight_filler { type: 'gaussian' std: 1 } }", {{2, 6}}, {{0, 4}}},
+      // The recurrent layers' other bottoms and tops: x_static (bottom 2), and with
+      // expose_hidden the initial state (h0, c0) as bottoms and the final one (h_T, c_T) as tops,
+      // whose gradients flow too. SPP with a single level (the Pooling layer's top itself) and
+      // averaging levels.
+      {"name: 'r' type: 'RNN' recurrent_param { num_output: 3 "
+       "weight_filler { type: 'gaussian' std: 0.5 } bias_filler { type: 'gaussian' std: 0.5 } }",
+       {{3, 2, 4}, {3, 2}, {2, 5}}, {{1, 2}}},
+      {"name: 'r' type: 'RNN' recurrent_param { num_output: 3 expose_hidden: true "
+       "weight_filler { type: 'gaussian' std: 0.5 } bias_filler { type: 'gaussian' std: 0.5 } }",
+       {{3, 2, 4}, {3, 2}, {2, 5}, {1, 2, 3}}, {{1, 2}}, true, 2},
+      {"name: 'l' type: 'LSTM' recurrent_param { num_output: 3 expose_hidden: true "
+       "weight_filler { type: 'gaussian' std: 0.5 } bias_filler { type: 'gaussian' std: 0.5 } }",
+       {{3, 2, 4}, {3, 2}, {1, 2, 3}, {1, 2, 3}}, {{1, 2}}, true, 3},
+      {"name: 'l' type: 'LSTM' recurrent_param { num_output: 3 expose_hidden: true "
+       "weight_filler { type: 'gaussian' std: 0.5 } bias_filler { type: 'gaussian' std: 0.5 } }",
+       {{3, 2, 4}, {3, 2}, {2, 5}, {1, 2, 3}, {1, 2, 3}}, {{1, 2}}, true, 3},
+      {"name: 's' type: 'SPP' spp_param { pyramid_height: 1 pool: MAX }", {{2, 3, 6, 5}}},
+      {"name: 's' type: 'SPP' spp_param { pyramid_height: 1 pool: AVE }", {{2, 3, 6, 5}}},
+      {"name: 's' type: 'SPP' spp_param { pyramid_height: 3 pool: AVE }", {{2, 3, 9, 7}}},
   };
   return table;
 }
