@@ -4,15 +4,15 @@
 
 // X(type, devices): `type` is the string a prototxt names.
 #define ENGINE_LAYERS(X)  \
-  X(Input, kCpuOnly)      \
-  X(DummyData, kCpuOnly)  \
+  X(Input, kCpuAndGpu)      \
+  X(DummyData, kCpuAndGpu)  \
   X(ReLU, kCpuAndGpu)       \
   X(Sigmoid, kCpuAndGpu)    \
   X(TanH, kCpuAndGpu)       \
   X(Dropout, kCpuAndGpu)    \
   X(Softmax, kCpuAndGpu)    \
   X(SoftmaxWithLoss, kCpuAndGpu) \
-  X(Accuracy, kCpuOnly)   \
+  X(Accuracy, kCpuAndGpu)   \
   X(Convolution, kCpuAndGpu)  \
   X(Deconvolution, kCpuOnly)  \
   X(InnerProduct, kCpuAndGpu)  \
@@ -40,23 +40,23 @@
   X(Swish, kCpuAndGpu)  \
   X(EuclideanLoss, kCpuAndGpu)  \
   X(SigmoidCrossEntropyLoss, kCpuAndGpu)  \
-  X(HingeLoss, kCpuOnly)  \
-  X(MultinomialLogisticLoss, kCpuOnly)  \
-  X(InfogainLoss, kCpuOnly)  \
-  X(ContrastiveLoss, kCpuOnly)  \
-  X(RNN, kCpuOnly)  \
-  X(LSTM, kCpuOnly)  \
-  X(LSTMUnit, kCpuOnly)  \
-  X(ArgMax, kCpuOnly)  \
-  X(Reduction, kCpuOnly)  \
-  X(Crop, kCpuOnly)  \
-  X(Tile, kCpuOnly)  \
-  X(BatchReindex, kCpuOnly)  \
-  X(Filter, kCpuOnly)  \
-  X(MVN, kCpuOnly)  \
-  X(Embed, kCpuOnly)  \
-  X(Parameter, kCpuOnly)  \
-  X(SPP, kCpuOnly)  \
+  X(HingeLoss, kCpuAndGpu)  \
+  X(MultinomialLogisticLoss, kCpuAndGpu)  \
+  X(InfogainLoss, kCpuAndGpu)  \
+  X(ContrastiveLoss, kCpuAndGpu)  \
+  X(RNN, kCpuAndGpu)  \
+  X(LSTM, kCpuAndGpu)  \
+  X(LSTMUnit, kCpuAndGpu)  \
+  X(ArgMax, kCpuAndGpu)  \
+  X(Reduction, kCpuAndGpu)  \
+  X(Crop, kCpuAndGpu)  \
+  X(Tile, kCpuAndGpu)  \
+  X(BatchReindex, kCpuAndGpu)  \
+  X(Filter, kCpuAndGpu)  \
+  X(MVN, kCpuAndGpu)  \
+  X(Embed, kCpuAndGpu)  \
+  X(Parameter, kCpuAndGpu)  \
+  X(SPP, kCpuAndGpu)  \
   /* end of the list */
 
 // Layers of src/data, built only where LMDB and OpenCV are found.
