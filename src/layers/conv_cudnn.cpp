@@ -1,5 +1,6 @@
 // Convolution on cuDNN: the GPU pass of every Convolution layer (ConvolutionLayerBase, whichever
-// CPU path the layer takes; Deconvolution still runs its CPU code on the GPU).
+// CPU path the layer takes) unless its engine is CAFFE; Deconvolution still runs Caffe's
+// reference path on the GPU.
 // Groups are native (cudnnSetConvolutionGroupCount), and so is dilation; cuDNN's output size for
 // cross-correlation is Caffe's floor((in + 2p - extent) / s) + 1.
 //
