@@ -46,9 +46,9 @@ class CudnnConvolution;  // conv_cudnn.cpp
 // the transposed convolution, keeps Caffe's [C, num_output / group, kh, kw]. In both the weights'
 // rows are the channels of the convolution's output side.
 //
-// On the GPU a Convolution, whichever CPU path it takes, runs cuDNN (conv_cudnn.cpp): one object
-// serves both devices, since the mode may change after the layer is made. engine: CAFFE and
-// Deconvolution run Caffe's reference path there instead, on our im2col kernels and cuBLAS
+// On the GPU a Convolution or Deconvolution, whichever CPU path it takes, runs cuDNN
+// (conv_cudnn.cpp): one object serves both devices, since the mode may change after the layer is
+// made. engine: CAFFE runs Caffe's reference path there instead, on our im2col kernels and cuBLAS
 // (conv.cpp, written once for both devices).
 class ConvolutionLayerBase : public Layer {
  public:
