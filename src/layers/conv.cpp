@@ -1,14 +1,18 @@
-// Convolution and Deconvolution: parameters and shapes shared by both CPU paths, and Caffe's
-// reference path, which lowers a chunk of images at once through im2col and multiplies by the
-// weights with BLAS, one product per group (depthwise convolution runs a direct kernel instead).
-// The oneDNN paths are in conv_onednn.cpp; the factories pick between them.
+// Convolution and Deconvolution: parameters and shapes shared by all paths, and Caffe's reference
+// path (engine: CAFFE, and the CPU path of builds without oneDNN), which lowers a chunk of images
+// at once through im2col and multiplies by the weights with BLAS, one product per group (on the
+// CPU depthwise convolution runs a direct kernel instead). The reference path serves both
+// devices: on the GPU it runs our im2col kernels and cuBLAS. The oneDNN paths are in
+// conv_onednn.cpp, the cuDNN one in conv_cudnn.cpp; the factories pick between them.
 #include "layers/conv.hpp"
 
 #include <algorithm>
-#include <cstring>
+#include <vector>
 
 #include "core/filler.hpp"
 #include "core/layer_registry.hpp"
+#include "core/synced_memory.hpp"
+#include "layers/gpu_kernels.hpp"
 #include "math/blas.hpp"
 #include "math/onednn.hpp"
 
@@ -201,10 +205,34 @@ void ConvolutionLayerBase::reshape(const Blobs& bottom, const Blobs& top) {
 
 namespace {
 
+// A scratch buffer on the side the mode computes on. Each side keeps its own, never copied to the
+// other: the contents live for one pass only.
+class Scratch {
+ public:
+  float* get(size_t count) {
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      device_.resize(sizeof(float) * count);  // reuses the allocation when it is large enough
+      return static_cast<float*>(device_.mutable_device_data());
+    }
+#endif
+    if (host_.size() < count) host_.resize(count);
+    return host_.data();
+  }
+
+ private:
+  std::vector<float> host_;
+#ifdef ENGINE_USE_CUDA
+  SyncedMemory device_;
+#endif
+};
+
 // Caffe's lowering, in both directions, for a whole minibatch. The image side (geometry_) is
 // lowered to columns by im2col; the output side holds `output_channels` planes of
 // out_h x out_w per image, and the weights are [output_channels, image channels / group * kh *
 // kw]. Images are lowered a chunk at a time so that one product per group covers many images.
+// Written once for both devices: pointers from the mode-aware accessors, products through
+// math::, and only im2col / col2im and the bias steps choosing their side.
 class LoweredConvolution : public ConvolutionLayerBase {
  public:
   using ConvolutionLayerBase::ConvolutionLayerBase;
@@ -220,9 +248,9 @@ class LoweredConvolution : public ConvolutionLayerBase {
       float* product = n == 1 ? outputs + first * output_image() : gathered(n);
       const long columns = static_cast<long>(n) * out_plane();
       for (int g = 0; g < spec_.group; ++g) {
-        cpu::gemm(false, false, m, static_cast<int>(columns), k, 1.0f,
-                  weights + static_cast<long>(g) * m * k, col + g * k * columns, 0.0f,
-                  product + g * m * columns);
+        math::gemm(false, false, m, static_cast<int>(columns), k, 1.0f,
+                   weights + static_cast<long>(g) * m * k, col + g * k * columns, 0.0f,
+                   product + g * m * columns);
       }
       if (n > 1) scatter(product, n, outputs + first * output_image());
     }
@@ -238,15 +266,15 @@ class LoweredConvolution : public ConvolutionLayerBase {
       const float* product = outputs_as_product(outputs, first, n);
       float* image = images + first * image_size();
       // A 1x1 unpadded unit-stride kernel on one image: the columns are the image itself.
-      float* col = (n == 1 && is_pointwise()) ? image : column_buffer(n);
+      float* col = (n == 1 && is_pointwise()) ? image : column_.get(column_count(n));
       for (int g = 0; g < spec_.group; ++g) {
-        cpu::gemm(true, false, k, static_cast<int>(columns), m, 1.0f,
-                  weights + static_cast<long>(g) * m * k, product + g * m * columns, 0.0f,
-                  col + g * k * columns);
+        math::gemm(true, false, k, static_cast<int>(columns), m, 1.0f,
+                   weights + static_cast<long>(g) * m * k, product + g * m * columns, 0.0f,
+                   col + g * k * columns);
       }
       if (col != image) {
         for (int j = 0; j < n; ++j) {
-          col2im(geometry_, col + j * out_plane(), columns, image + j * image_size());
+          columns_to_image(col + j * out_plane(), columns, image + j * image_size());
         }
       }
     }
@@ -262,15 +290,18 @@ class LoweredConvolution : public ConvolutionLayerBase {
       const float* product = outputs_as_product(outputs, first, n);
       const float* col = lower(images, first, n);
       for (int g = 0; g < spec_.group; ++g) {
-        cpu::gemm(false, true, m, k, static_cast<int>(columns), 1.0f, product + g * m * columns,
-                  col + g * k * columns, 1.0f, weight_diff + static_cast<long>(g) * m * k);
+        math::gemm(false, true, m, k, static_cast<int>(columns), 1.0f, product + g * m * columns,
+                   col + g * k * columns, 1.0f, weight_diff + static_cast<long>(g) * m * k);
       }
     }
   }
 
   // Per-channel bias over whole N x num_output x plane tops, and its gradient (accumulated).
   void add_bias(float* top, long plane) const {
-    const float* bias = blobs_[1]->cpu_data();
+    const float* bias = blobs_[1]->data();
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) return broadcast_add_gpu(num_, spec_.num_output, plane, top, bias, top);
+#endif
     for (int image = 0; image < num_; ++image) {
       for (int o = 0; o < spec_.num_output; ++o) {
         float* p = top + (static_cast<long>(image) * spec_.num_output + o) * plane;
@@ -279,7 +310,13 @@ class LoweredConvolution : public ConvolutionLayerBase {
     }
   }
   void bias_gradient(const float* top_diff, long plane) {
-    float* bias_diff = blobs_[1]->mutable_cpu_diff();
+    float* bias_diff = blobs_[1]->mutable_diff();
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) {
+      return reduce_to_operand_gpu(num_, spec_.num_output, plane, top_diff, nullptr,
+                                   /*accumulate=*/true, bias_diff);
+    }
+#endif
     for (int image = 0; image < num_; ++image) {
       for (int o = 0; o < spec_.num_output; ++o) {
         const float* p = top_diff + (static_cast<long>(image) * spec_.num_output + o) * plane;
@@ -294,8 +331,6 @@ class LoweredConvolution : public ConvolutionLayerBase {
   long output_image() const { return output_channels() * out_plane(); }
 
  private:
-  int output_channels() const { return transposed() ? channels_ : spec_.num_output; }
-
   // Images lowered together: as many as keep the column buffer under kColumnBytes.
   static constexpr long kColumnBytes = 64l << 20;
   int chunk_images() const {
@@ -308,88 +343,102 @@ class LoweredConvolution : public ConvolutionLayerBase {
            g.stride_h == 1 && g.stride_w == 1;
   }
 
-  float* column_buffer(int n) {
-    const size_t size = static_cast<size_t>(geometry_.col_rows()) * n * out_plane();
-    if (column_.size() < size) column_.resize(size);
-    return column_.data();
+  size_t column_count(int n) const {
+    return static_cast<size_t>(geometry_.col_rows()) * n * out_plane();
   }
   // The columns of images [first, first + n), side by side: [col_rows, n * out_plane].
   const float* lower(const float* images, int first, int n) {
     if (n == 1 && is_pointwise()) return images + first * image_size();
-    float* col = column_buffer(n);
+    float* col = column_.get(column_count(n));
     const long columns = n * out_plane();
     for (int j = 0; j < n; ++j) {
-      im2col(geometry_, images + (first + j) * image_size(), col + j * out_plane(), columns);
+      const float* image = images + (first + j) * image_size();
+#ifdef ENGINE_USE_CUDA
+      if (math::on_gpu()) {
+        gpu::im2col(geometry_, image, col + j * out_plane(), columns);
+        continue;
+      }
+#endif
+      im2col(geometry_, image, col + j * out_plane(), columns);
     }
     return col;
+  }
+  // col2im of one image's columns (row_stride apart) into the image, on the mode's side.
+  void columns_to_image(const float* col, long row_stride, float* image) const {
+#ifdef ENGINE_USE_CUDA
+    if (math::on_gpu()) return gpu::col2im(geometry_, col, row_stride, image);
+#endif
+    col2im(geometry_, col, row_stride, image);
   }
   // The products' layout [output_channels, n * out_plane] against the blobs' [n, channels,
   // plane].
   float* gathered(int n) {
-    const size_t size = static_cast<size_t>(output_channels()) * n * out_plane();
-    if (product_.size() < size) product_.resize(size);
-    return product_.data();
+    return product_.get(static_cast<size_t>(output_channels()) * n * out_plane());
   }
   // Images [first, first + n) of `outputs` in the products' layout (one image already is).
   const float* outputs_as_product(const float* outputs, int first, int n) {
     const float* images = outputs + first * output_image();
     if (n == 1) return images;
-    gather(images, n, gathered(n));
-    return gathered(n);
+    float* product = gathered(n);
+    gather(images, n, product);
+    return product;
   }
+  // One strided copy per image: image j's planes are the products' columns [j * plane, (j + 1) *
+  // plane) of every row.
   void scatter(const float* product, int n, float* images) const {
     const long plane = out_plane(), columns = n * plane;
-    for (int o = 0; o < output_channels(); ++o) {
-      for (int j = 0; j < n; ++j) {
-        std::memcpy(images + j * output_image() + o * plane, product + o * columns + j * plane,
-                    sizeof(float) * plane);
-      }
+    for (int j = 0; j < n; ++j) {
+      math::copy_rows(output_channels(), plane, product + j * plane, columns,
+                      images + j * output_image(), plane);
     }
   }
   void gather(const float* images, int n, float* product) const {
     const long plane = out_plane(), columns = n * plane;
-    for (int o = 0; o < output_channels(); ++o) {
-      for (int j = 0; j < n; ++j) {
-        std::memcpy(product + o * columns + j * plane, images + j * output_image() + o * plane,
-                    sizeof(float) * plane);
-      }
+    for (int j = 0; j < n; ++j) {
+      math::copy_rows(output_channels(), plane, images + j * output_image(), plane,
+                      product + j * plane, columns);
     }
   }
 
-  std::vector<float> column_;   // reused across calls
-  std::vector<float> product_;  // output-side data or diff in the products' layout
+  Scratch column_;   // reused across calls
+  Scratch product_;  // output-side data or diff in the products' layout
 };
 
-// Depthwise geometries (group == channels) run the direct kernels of conv_depthwise.cpp instead:
-// lowered, each group would be a product of one row of weights.
+// Depthwise geometries (group == channels) run the direct kernels of conv_depthwise.cpp on the
+// CPU instead: lowered, each group would be a product of one row of weights. Those kernels are
+// CPU code, so on the GPU (engine: CAFFE) depthwise geometries are lowered per group, as Caffe
+// does.
 class ConvolutionLayer : public LoweredConvolution {
  public:
   using LoweredConvolution::LoweredConvolution;
 
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    if (is_depthwise(spec_, channels_)) return depthwise_forward(bottom, top);
-    const float* weights = blobs_[0]->cpu_data();
+    if (direct_depthwise()) return depthwise_forward(bottom, top);
+    const float* weights = blobs_[0]->data();
     for (size_t i = 0; i < bottom.size(); ++i) {
-      float* out = top[i]->mutable_cpu_data();
-      convolve(bottom[i]->cpu_data(), weights, out);
+      float* out = top[i]->mutable_data();
+      convolve(bottom[i]->data(), weights, out);
       if (spec_.bias_term) add_bias(out, out_plane());
     }
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
-    if (is_depthwise(spec_, channels_)) return depthwise_backward(top, propagate_down, bottom);
-    const float* weights = blobs_[0]->cpu_data();
+    if (direct_depthwise()) return depthwise_backward(top, propagate_down, bottom);
+    const float* weights = blobs_[0]->data();
     for (size_t i = 0; i < top.size(); ++i) {
-      const float* top_diff = top[i]->cpu_diff();
+      const float* top_diff = top[i]->diff();
       if (spec_.bias_term && param_propagate_down(1)) bias_gradient(top_diff, out_plane());
       if (param_propagate_down(0)) {
-        correlate(bottom[i]->cpu_data(), top_diff, blobs_[0]->mutable_cpu_diff());
+        correlate(bottom[i]->data(), top_diff, blobs_[0]->mutable_diff());
       }
-      if (propagate_down[i]) convolve_transposed(top_diff, weights, bottom[i]->mutable_cpu_diff());
+      if (propagate_down[i]) convolve_transposed(top_diff, weights, bottom[i]->mutable_diff());
     }
   }
+
+ private:
+  bool direct_depthwise() const { return !math::on_gpu() && is_depthwise(spec_, channels_); }
 };
 
 // Deconvolution: Convolution's forward and backward-data passes exchanged, its weight gradient
@@ -402,24 +451,24 @@ class DeconvolutionLayer : public LoweredConvolution {
   bool transposed() const override { return true; }
 
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    const float* weights = blobs_[0]->cpu_data();
+    const float* weights = blobs_[0]->data();
     for (size_t i = 0; i < bottom.size(); ++i) {
-      float* out = top[i]->mutable_cpu_data();
-      convolve_transposed(bottom[i]->cpu_data(), weights, out);
+      float* out = top[i]->mutable_data();
+      convolve_transposed(bottom[i]->data(), weights, out);
       if (spec_.bias_term) add_bias(out, image_plane());
     }
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
-    const float* weights = blobs_[0]->cpu_data();
+    const float* weights = blobs_[0]->data();
     for (size_t i = 0; i < top.size(); ++i) {
-      const float* top_diff = top[i]->cpu_diff();
+      const float* top_diff = top[i]->diff();
       if (spec_.bias_term && param_propagate_down(1)) bias_gradient(top_diff, image_plane());
       if (param_propagate_down(0)) {
-        correlate(top_diff, bottom[i]->cpu_data(), blobs_[0]->mutable_cpu_diff());
+        correlate(top_diff, bottom[i]->data(), blobs_[0]->mutable_diff());
       }
-      if (propagate_down[i]) convolve(top_diff, weights, bottom[i]->mutable_cpu_diff());
+      if (propagate_down[i]) convolve(top_diff, weights, bottom[i]->mutable_diff());
     }
   }
 };

@@ -1,7 +1,7 @@
-// Convolution, shared by its two CPU paths (conv.cpp: Caffe's im2col + gemm reference;
-// conv_onednn.cpp: oneDNN) and by Deconvolution: the parameters parsed from a
-// ConvolutionParameter, and the layer base that owns the parameters, the learnable blobs and the
-// top shapes. Only 2-D convolution over N x C x H x W blobs (channel axis 1) is supported.
+// Convolution, shared by its paths (conv.cpp: Caffe's im2col + gemm reference, on either device;
+// conv_onednn.cpp: oneDNN; conv_cudnn.cpp: cuDNN) and by Deconvolution: the parameters parsed
+// from a ConvolutionParameter, and the layer base that owns the parameters, the learnable blobs
+// and the top shapes. Only 2-D convolution over N x C x H x W blobs (channel axis 1) is supported.
 #pragma once
 
 #include <memory>
@@ -46,9 +46,10 @@ class CudnnConvolution;  // conv_cudnn.cpp
 // the transposed convolution, keeps Caffe's [C, num_output / group, kh, kw]. In both the weights'
 // rows are the channels of the convolution's output side.
 //
-// On the GPU a Convolution, whichever CPU path it takes, runs cuDNN (conv_cudnn.cpp): one object
-// serves both devices, since the mode may change after the layer is made. engine: CAFFE and
-// Deconvolution run their CPU code there.
+// On the GPU a Convolution or Deconvolution, whichever CPU path it takes, runs cuDNN
+// (conv_cudnn.cpp): one object serves both devices, since the mode may change after the layer is
+// made. engine: CAFFE runs Caffe's reference path there instead, on our im2col kernels and cuBLAS
+// (conv.cpp, written once for both devices).
 class ConvolutionLayerBase : public Layer {
  public:
 #ifdef ENGINE_USE_CUDA
@@ -74,6 +75,8 @@ class ConvolutionLayerBase : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top) override;
   // Deconvolution: the bottoms are the convolution's output side, the tops its image side.
   virtual bool transposed() const { return false; }
+  // The channels of the convolution's output side: the top's (Convolution) or the bottom's.
+  int output_channels() const { return transposed() ? channels_ : spec_.num_output; }
   // Every bottom through the direct depthwise kernels (conv_depthwise.cpp), for a Convolution
   // where is_depthwise(spec_, channels_).
   void depthwise_forward(const Blobs& bottom, const Blobs& top);

@@ -1,14 +1,25 @@
-// Convolution on cuDNN: the GPU pass of every Convolution layer (ConvolutionLayerBase, whichever
-// CPU path the layer takes; Deconvolution still runs its CPU code on the GPU).
+// Convolution on cuDNN: the GPU pass of every Convolution and Deconvolution layer
+// (ConvolutionLayerBase, whichever CPU path the layer takes) unless its engine is CAFFE.
 // Groups are native (cudnnSetConvolutionGroupCount), and so is dilation; cuDNN's output size for
 // cross-correlation is Caffe's floor((in + 2p - extent) / s) + 1.
+//
+// One object describes the convolution from its image side (geometry_) to its output side, as
+// cuDNN's x, w and y. Convolution's bottom is x and its top y. Deconvolution, the transposed
+// convolution, has them the other way round, so its passes are cuDNN's with their roles
+// exchanged: its forward is cuDNN's backward-data (y -> x), its backward-data cuDNN's forward
+// (x -> y), its weight gradient cuDNN's backward-filter of x = the top's gradient and dy = the
+// bottom. Its weights [C, num_output / group, kh, kw] are exactly cuDNN's KCRS filter for that
+// convolution: K = C output feature maps (the bottom's channels), num_output / group input
+// channels per group, and cuDNN, like Caffe, gives group g the filters [g K / G, (g + 1) K / G).
+// The bias is per channel of the layer's top in both.
 //
 // Algorithms are chosen per bottom shape from cuDNN's heuristics (cudnnGet*Algorithm_v7, which
 // neither runs nor allocates anything), fastest first, skipping those that need more workspace
 // than cudnn::workspace_limit(), that use tensor-core math, or, in deterministic mode, that are
 // not deterministic. The chosen one's workspace is reserved at once; when the device cannot
 // provide it (Caffe's classic cuDNN out-of-memory), the next candidate that needs less is taken.
-// The choice is kept until the shape, the deterministic mode or the limit changes.
+// The choice is kept until the shape, the deterministic mode or the limit changes. All three
+// passes are chosen for both layer types, since each runs all three.
 //
 // Parameter gradients accumulate (beta = 1), as on the CPU; the bottom gradient is overwritten.
 #ifdef ENGINE_USE_CUDA
@@ -30,8 +41,12 @@ struct ConvAlgorithm {
 
 class CudnnConvolution {
  public:
+  explicit CudnnConvolution(bool transposed) : transposed_(transposed) {}
+
   // Rebuilds the descriptors and chooses the algorithms when anything they depend on changed.
-  void prepare(const ConvSpec& spec, int num, const ConvGeometry2d& g, const std::string& who) {
+  // `output_channels`: the channels of the output side (y), the weights' first axis.
+  void prepare(const ConvSpec& spec, int num, const ConvGeometry2d& g, int output_channels,
+               const std::string& who) {
     const std::vector<int> key = {num, g.channels, g.height, g.width, Context::deterministic(),
                                   static_cast<int>(std::min<size_t>(cudnn::workspace_limit() >> 10,
                                                                     INT32_MAX))};
@@ -42,10 +57,10 @@ class CudnnConvolution {
     empty_ = num == 0;
     if (empty_) return;
     const int out_h = g.out_h(), out_w = g.out_w();
-    cudnn::set_tensor(bottom_, num, g.channels, g.height, g.width);
-    cudnn::set_tensor(top_, num, spec.num_output, out_h, out_w);
+    cudnn::set_tensor(image_, num, g.channels, g.height, g.width);
+    cudnn::set_tensor(output_, num, output_channels, out_h, out_w);
     cudnn::set_tensor(bias_, 1, spec.num_output, 1, 1);
-    cudnn::set_filter(filter_, spec.num_output, g.channels / spec.group, spec.kernel_h,
+    cudnn::set_filter(filter_, output_channels, g.channels / spec.group, spec.kernel_h,
                       spec.kernel_w);
     ENGINE_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
         convolution_, spec.pad_h, spec.pad_w, spec.stride_h, spec.stride_w, spec.dilation_h,
@@ -54,8 +69,8 @@ class CudnnConvolution {
     ENGINE_CUDNN_CHECK(cudnnSetConvolutionMathType(convolution_, CUDNN_FMA_MATH));
     int n = 0, c = 0, h = 0, w = 0;
     ENGINE_CUDNN_CHECK(
-        cudnnGetConvolution2dForwardOutputDim(convolution_, bottom_, filter_, &n, &c, &h, &w));
-    CHECK(n == num && c == spec.num_output && h == out_h && w == out_w)
+        cudnnGetConvolution2dForwardOutputDim(convolution_, image_, filter_, &n, &c, &h, &w));
+    CHECK(n == num && c == output_channels && h == out_h && w == out_w)
         << who << ": cuDNN's output shape " << n << "x" << c << "x" << h << "x" << w
         << " differs from Caffe's";
     forward_ = choose_forward(who);
@@ -63,48 +78,80 @@ class CudnnConvolution {
     backward_filter_ = choose_backward_filter(who);
   }
 
+  // The layer's forward pass: top = conv(bottom) or conv^T(bottom), overwritten, + bias.
   void forward(const float* bottom, const float* weights, const float* bias, float* top) {
     if (empty_) return;
-    cudnnHandle_t handle = Context::cudnn();
-    ENGINE_CUDNN_CHECK(cudnnConvolutionForward(
-        handle, &cudnn::kOne, bottom_, bottom, filter_, weights, convolution_,
-        static_cast<cudnnConvolutionFwdAlgo_t>(forward_.algorithm),
-        cudnn::workspace(forward_.workspace), forward_.workspace, &cudnn::kZero, top_, top));
+    if (transposed_) {
+      image_from_output(weights, bottom, top);
+    } else {
+      output_from_image(bottom, weights, top);
+    }
     if (bias) {
-      ENGINE_CUDNN_CHECK(
-          cudnnAddTensor(handle, &cudnn::kOne, bias_, bias, &cudnn::kOne, top_, top));
+      ENGINE_CUDNN_CHECK(cudnnAddTensor(Context::cudnn(), &cudnn::kOne, bias_, bias,
+                                        &cudnn::kOne, top_tensor(), top));
     }
   }
 
+  // The layer's backward pass; a null gradient pointer skips that gradient.
   void backward(const float* top_diff, const float* bottom, const float* weights,
                 float* weight_diff, float* bias_diff, float* bottom_diff) {
     if (empty_) return;
-    cudnnHandle_t handle = Context::cudnn();
     if (bias_diff) {
-      ENGINE_CUDNN_CHECK(cudnnConvolutionBackwardBias(handle, &cudnn::kOne, top_, top_diff,
-                                                      &cudnn::kOne, bias_, bias_diff));
+      ENGINE_CUDNN_CHECK(cudnnConvolutionBackwardBias(Context::cudnn(), &cudnn::kOne,
+                                                      top_tensor(), top_diff, &cudnn::kOne,
+                                                      bias_, bias_diff));
     }
     if (weight_diff) {
-      ENGINE_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-          handle, &cudnn::kOne, bottom_, bottom, top_, top_diff, convolution_,
-          static_cast<cudnnConvolutionBwdFilterAlgo_t>(backward_filter_.algorithm),
-          cudnn::workspace(backward_filter_.workspace), backward_filter_.workspace, &cudnn::kOne,
-          filter_, weight_diff));
+      if (transposed_) {
+        filter_gradient(top_diff, bottom, weight_diff);
+      } else {
+        filter_gradient(bottom, top_diff, weight_diff);
+      }
     }
     if (bottom_diff) {
-      ENGINE_CUDNN_CHECK(cudnnConvolutionBackwardData(
-          handle, &cudnn::kOne, filter_, weights, top_, top_diff, convolution_,
-          static_cast<cudnnConvolutionBwdDataAlgo_t>(backward_data_.algorithm),
-          cudnn::workspace(backward_data_.workspace), backward_data_.workspace, &cudnn::kZero,
-          bottom_, bottom_diff));
+      if (transposed_) {
+        output_from_image(top_diff, weights, bottom_diff);
+      } else {
+        image_from_output(weights, top_diff, bottom_diff);
+      }
     }
   }
 
+  // cuDNN's forward, backward-data and backward-filter algorithms of the convolution (for
+  // Deconvolution: of its backward-data, forward and weight-gradient passes, in that order).
   std::vector<int> algorithms() const {
     return {forward_.algorithm, backward_data_.algorithm, backward_filter_.algorithm};
   }
 
  private:
+  // The three passes of cuDNN's convolution x = image -> y = output.
+  // output = conv(image), overwritten.
+  void output_from_image(const float* image, const float* weights, float* output) {
+    ENGINE_CUDNN_CHECK(cudnnConvolutionForward(
+        Context::cudnn(), &cudnn::kOne, image_, image, filter_, weights, convolution_,
+        static_cast<cudnnConvolutionFwdAlgo_t>(forward_.algorithm),
+        cudnn::workspace(forward_.workspace), forward_.workspace, &cudnn::kZero, output_,
+        output));
+  }
+  // image = conv^T(output), overwritten.
+  void image_from_output(const float* weights, const float* output, float* image) {
+    ENGINE_CUDNN_CHECK(cudnnConvolutionBackwardData(
+        Context::cudnn(), &cudnn::kOne, filter_, weights, output_, output, convolution_,
+        static_cast<cudnnConvolutionBwdDataAlgo_t>(backward_data_.algorithm),
+        cudnn::workspace(backward_data_.workspace), backward_data_.workspace, &cudnn::kZero,
+        image_, image));
+  }
+  // weight_diff += the correlation of output with image.
+  void filter_gradient(const float* image, const float* output, float* weight_diff) {
+    ENGINE_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+        Context::cudnn(), &cudnn::kOne, image_, image, output_, output, convolution_,
+        static_cast<cudnnConvolutionBwdFilterAlgo_t>(backward_filter_.algorithm),
+        cudnn::workspace(backward_filter_.workspace), backward_filter_.workspace, &cudnn::kOne,
+        filter_, weight_diff));
+  }
+  // The tensor of the layer's top, which the bias spans.
+  cudnnTensorDescriptor_t top_tensor() const { return transposed_ ? image_ : output_; }
+
   // Takes the first usable candidate (they come fastest first) whose workspace can be reserved.
   template <class Perf, class WorkspaceOf>
   ConvAlgorithm pick(const Perf* results, int count, const char* pass, const std::string& who,
@@ -142,11 +189,11 @@ class CudnnConvolution {
     cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0;
     ENGINE_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
-        Context::cudnn(), bottom_, filter_, convolution_, top_, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+        Context::cudnn(), image_, filter_, convolution_, output_, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
         &count, results));
     return pick(results, count, "forward", who, [&](int algorithm, size_t* bytes) {
       return cudnnGetConvolutionForwardWorkspaceSize(
-                 Context::cudnn(), bottom_, filter_, convolution_, top_,
+                 Context::cudnn(), image_, filter_, convolution_, output_,
                  static_cast<cudnnConvolutionFwdAlgo_t>(algorithm), bytes) == CUDNN_STATUS_SUCCESS;
     });
   }
@@ -155,11 +202,11 @@ class CudnnConvolution {
     cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0;
     ENGINE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-        Context::cudnn(), filter_, top_, convolution_, bottom_,
+        Context::cudnn(), filter_, output_, convolution_, image_,
         CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, results));
     return pick(results, count, "backward-data", who, [&](int algorithm, size_t* bytes) {
       return cudnnGetConvolutionBackwardDataWorkspaceSize(
-                 Context::cudnn(), filter_, top_, convolution_, bottom_,
+                 Context::cudnn(), filter_, output_, convolution_, image_,
                  static_cast<cudnnConvolutionBwdDataAlgo_t>(algorithm),
                  bytes) == CUDNN_STATUS_SUCCESS;
     });
@@ -169,20 +216,21 @@ class CudnnConvolution {
     cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int count = 0;
     ENGINE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-        Context::cudnn(), bottom_, top_, convolution_, filter_,
+        Context::cudnn(), image_, output_, convolution_, filter_,
         CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, results));
     return pick(results, count, "backward-filter", who, [&](int algorithm, size_t* bytes) {
       return cudnnGetConvolutionBackwardFilterWorkspaceSize(
-                 Context::cudnn(), bottom_, top_, convolution_, filter_,
+                 Context::cudnn(), image_, output_, convolution_, filter_,
                  static_cast<cudnnConvolutionBwdFilterAlgo_t>(algorithm),
                  bytes) == CUDNN_STATUS_SUCCESS;
     });
   }
 
+  const bool transposed_;
   std::vector<int> key_;
   int device_ = -1;
   bool empty_ = false;
-  cudnn::TensorDescriptor bottom_, top_, bias_;
+  cudnn::TensorDescriptor image_, output_, bias_;
   cudnn::FilterDescriptor filter_;
   cudnn::ConvolutionDescriptor convolution_;
   ConvAlgorithm forward_, backward_data_, backward_filter_;
@@ -195,13 +243,14 @@ std::vector<int> ConvolutionLayerBase::cudnn_algorithms() const {
   return cudnn_ ? cudnn_->algorithms() : std::vector<int>{-1, -1, -1};
 }
 
+// engine: CAFFE runs Caffe's reference path, whose CPU code is written for both devices.
 void ConvolutionLayerBase::forward_gpu(const Blobs& bottom, const Blobs& top) {
-  if (transposed() || !use_cudnn(param_.convolution_param().engine(), describe())) {
+  if (!use_cudnn(param_.convolution_param().engine(), describe())) {
     forward_cpu(bottom, top);
     return;
   }
-  if (!cudnn_) cudnn_ = std::make_unique<CudnnConvolution>();
-  cudnn_->prepare(spec_, num_, geometry_, describe());
+  if (!cudnn_) cudnn_ = std::make_unique<CudnnConvolution>(transposed());
+  cudnn_->prepare(spec_, num_, geometry_, output_channels(), describe());
   const float* weights = blobs_[0]->gpu_data();
   const float* bias = spec_.bias_term ? blobs_[1]->gpu_data() : nullptr;
   for (size_t i = 0; i < bottom.size(); ++i) {
@@ -212,12 +261,12 @@ void ConvolutionLayerBase::forward_gpu(const Blobs& bottom, const Blobs& top) {
 void ConvolutionLayerBase::backward_gpu(const Blobs& top,
                                           const std::vector<bool>& propagate_down,
                                           const Blobs& bottom) {
-  if (transposed() || !use_cudnn(param_.convolution_param().engine(), describe())) {
+  if (!use_cudnn(param_.convolution_param().engine(), describe())) {
     backward_cpu(top, propagate_down, bottom);
     return;
   }
-  if (!cudnn_) cudnn_ = std::make_unique<CudnnConvolution>();
-  cudnn_->prepare(spec_, num_, geometry_, describe());
+  if (!cudnn_) cudnn_ = std::make_unique<CudnnConvolution>(transposed());
+  cudnn_->prepare(spec_, num_, geometry_, output_channels(), describe());
   const float* weights = blobs_[0]->gpu_data();
   float* weight_diff = param_propagate_down(0) ? blobs_[0]->mutable_gpu_diff() : nullptr;
   float* bias_diff =

@@ -83,6 +83,20 @@ void scatter_add_rows(int64_t rows, int64_t width, const float* index, int64_t l
                       bool whole_only, const float* src, float* dst);
 
 }  // namespace gpu
+
+// ---- scale_bias.cu (Scale, Bias; the bias of Convolution and Deconvolution on our kernels) ---
+// Over arrays viewed as [outer][dim][inner], the operand spanning dim. y may be x.
+// y[o][d][i] = x[o][d][i] * scale[d]
+void broadcast_multiply_gpu(int64_t outer, int64_t dim, int64_t inner, const float* x,
+                            const float* scale, float* y);
+// y[o][d][i] = x[o][d][i] + bias[d]
+void broadcast_add_gpu(int64_t outer, int64_t dim, int64_t inner, const float* x,
+                       const float* bias, float* y);
+// out[d] = sum over o and i of a[o][d][i] (times b[o][d][i] when b is given), added to out when
+// accumulate is set; a fixed summation order (math/cuda_reduce.cuh), so runs repeat exactly.
+void reduce_to_operand_gpu(int64_t outer, int64_t dim, int64_t inner, const float* a,
+                           const float* b, bool accumulate, float* out);
+
 }  // namespace engine
 
 #endif  // ENGINE_USE_CUDA

@@ -14,7 +14,7 @@
   X(SoftmaxWithLoss, kCpuAndGpu) \
   X(Accuracy, kCpuAndGpu)   \
   X(Convolution, kCpuAndGpu)  \
-  X(Deconvolution, kCpuOnly)  \
+  X(Deconvolution, kCpuAndGpu)  \
   X(InnerProduct, kCpuAndGpu)  \
   X(Split, kCpuAndGpu)      \
   X(Concat, kCpuAndGpu)     \

@@ -6,20 +6,10 @@
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
 #include "layers/elementwise.hpp"
+#include "layers/gpu_kernels.hpp"
 #include "math/blas.hpp"
 
 namespace engine {
-
-#ifdef ENGINE_USE_CUDA
-// scale_bias.cu: the kernels below on the device. y may be x; reduce_to_operand_gpu's `out`
-// is overwritten, or added to when accumulate is set.
-void broadcast_multiply_gpu(int64_t outer, int64_t dim, int64_t inner, const float* x,
-                            const float* scale, float* y);
-void broadcast_add_gpu(int64_t outer, int64_t dim, int64_t inner, const float* x,
-                       const float* bias, float* y);
-void reduce_to_operand_gpu(int64_t outer, int64_t dim, int64_t inner, const float* a,
-                           const float* b, bool accumulate, float* out);
-#endif
 
 namespace {
 
@@ -28,7 +18,7 @@ struct Broadcast {
 };
 
 // Each helper runs on the side the mode computes on: the loops here, or the kernels of
-// scale_bias.cu.
+// scale_bias.cu (declared in gpu_kernels.hpp: Convolution's bias uses them too).
 
 // y[o][d][i] = x[o][d][i] * scale[d]  (y may be x)
 void broadcast_multiply(const Broadcast& g, const float* x, const float* scale, float* y) {

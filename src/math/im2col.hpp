@@ -1,7 +1,8 @@
 // im2col / col2im: the lowering of a 2-D convolution to a matrix product, shared by Convolution
-// and Deconvolution (CPU). One image of C x H x W becomes a column matrix of
-// (C * kernel_h * kernel_w) rows by (out_h * out_w) columns, row r = (c, ki, kj) holding the input
-// pixel each output position sees through kernel tap (ki, kj) of channel c (0 in the padding).
+// and Deconvolution (their reference path, on either device). One image of C x H x W becomes a
+// column matrix of (C * kernel_h * kernel_w) rows by (out_h * out_w) columns, row r = (c, ki, kj)
+// holding the input pixel each output position sees through kernel tap (ki, kj) of channel c (0
+// in the padding).
 //
 // `row_stride` is the distance between consecutive column rows (>= out_h * out_w), so that the
 // columns of several images can sit side by side in one matrix of row_stride = images * out_h *
@@ -35,5 +36,15 @@ ValidRange valid_outputs(int outputs, int stride, int offset, int size);
 void im2col(const ConvGeometry2d& g, const float* image, float* col, long row_stride);
 // The adjoint: image = sum over the column entries that read each pixel. Overwrites image.
 void col2im(const ConvGeometry2d& g, const float* col, long row_stride, float* image);
+
+#ifdef ENGINE_USE_CUDA
+namespace gpu {
+// The same on device memory (im2col.cu), asynchronous on the default stream. col2im gathers each
+// pixel's taps in the CPU's order (ki, then kj) instead of scattering into it: no atomics, and
+// the same sums as the CPU's, bit for bit.
+void im2col(const ConvGeometry2d& g, const float* image, float* col, long row_stride);
+void col2im(const ConvGeometry2d& g, const float* col, long row_stride, float* image);
+}  // namespace gpu
+#endif
 
 }  // namespace engine

@@ -1,5 +1,6 @@
 // GPU-only checks beyond the parity table (tests/gpu/parity_test.cpp): cuDNN convolution at
-// AlexNet's shapes with one layer object switching modes, its algorithm fallback under a tiny
+// AlexNet's shapes and deconvolution at FCN's with one layer object switching modes, engine:
+// CAFFE (our im2col kernels and cuBLAS) at those shapes, the algorithm fallback under a tiny
 // workspace limit or scarce memory, deterministic mode, the Dropout hash mask, STOCHASTIC
 // pooling's draws, the recurrent layers' state carried over on the device, and that a net on
 // the GPU makes no host<->device copies once warmed up. Each test skips without a CUDA device.
@@ -87,15 +88,16 @@ Pass run_pass(Layer& layer, Blob& bottom, Blob& top, const std::vector<float>& t
   return pass;
 }
 
-// One Convolution layer object, run on the CPU and then on the GPU.
-void check_conv_parity(const std::string& conv_param, const std::vector<int>& bottom_shape) {
-  SCOPED_TRACE(conv_param);
+// One Convolution (or Deconvolution) layer object, run on the CPU and then on the GPU.
+void check_conv_parity(const std::string& conv_param, const std::vector<int>& bottom_shape,
+                       const std::string& type = "Convolution") {
+  SCOPED_TRACE(type + ": " + conv_param);
   Context::set_mode(Mode::CPU);
   Context::set_seed(3);
   Blob bottom(bottom_shape), top;
   testing::fill_gaussian(bottom);
   LayerPtr layer = create_layer(testing::layer_param(
-      "name: 'conv' type: 'Convolution' convolution_param { " + conv_param +
+      "name: 'conv' type: '" + type + "' convolution_param { " + conv_param +
       " weight_filler { type: 'gaussian' std: 0.1 } bias_filler { type: 'gaussian' std: 0.1 } }"));
   layer->setup({&bottom}, {&top});
   std::vector<float> top_diff(top.count());
@@ -108,7 +110,15 @@ void check_conv_parity(const std::string& conv_param, const std::vector<int>& bo
   expect_close_scaled(cpu.bias_diff, gpu.bias_diff, "bias gradient");
   const auto* conv = dynamic_cast<const ConvolutionLayerBase*>(layer.get());
   ASSERT_NE(conv, nullptr);
-  for (int algorithm : conv->cudnn_algorithms()) EXPECT_GE(algorithm, 0);
+  // engine: CAFFE runs our im2col kernels and cuBLAS, never cuDNN.
+  const bool caffe = conv_param.find("engine: CAFFE") != std::string::npos;
+  for (int algorithm : conv->cudnn_algorithms()) {
+    if (caffe) {
+      EXPECT_EQ(algorithm, -1);
+    } else {
+      EXPECT_GE(algorithm, 0);
+    }
+  }
 }
 
 TEST_F(Gpu, ConvolutionMatchesCpuAtAlexNetShapes) {
@@ -124,6 +134,31 @@ TEST_F(Gpu, ConvolutionMatchesCpuWithDilationAndDepthwiseGroups) {
   check_conv_parity("num_output: 5 kernel_h: 1 kernel_w: 3 pad_h: 0 pad_w: 1 stride_h: 2 "
                     "stride_w: 1",
                     {2, 3, 7, 6});
+}
+
+// Deconvolution on cuDNN: FCN's bilinear upsampling (one group per channel) and a decoder step.
+TEST_F(Gpu, DeconvolutionMatchesCpuAtFcnShapes) {
+  check_conv_parity("num_output: 21 kernel_size: 4 stride: 2 group: 21 bias_term: false",
+                    {2, 21, 16, 16}, "Deconvolution");
+  check_conv_parity("num_output: 64 kernel_size: 4 stride: 2 pad: 1", {2, 128, 14, 14},
+                    "Deconvolution");
+  check_conv_parity("num_output: 6 kernel_h: 3 kernel_w: 2 dilation: 2 stride: 3 pad: 1 "
+                    "group: 2",
+                    {3, 4, 5, 7}, "Deconvolution");
+}
+
+// engine: CAFFE on the GPU: batches larger than one chunk of columns (AlexNet's conv1 lowers 15
+// images at a time, so 20 make a full chunk and a short one), groups, and Deconvolution.
+TEST_F(Gpu, CaffeEngineMatchesCpuAtAlexNetShapes) {
+  check_conv_parity("num_output: 96 kernel_size: 11 stride: 4 engine: CAFFE", {20, 3, 227, 227});
+  check_conv_parity("num_output: 256 kernel_size: 5 pad: 2 group: 2 engine: CAFFE",
+                    {2, 96, 27, 27});
+  check_conv_parity("num_output: 32 kernel_size: 3 pad: 1 group: 32 engine: CAFFE",
+                    {2, 32, 20, 20});
+  check_conv_parity("num_output: 64 kernel_size: 4 stride: 2 pad: 1 engine: CAFFE",
+                    {4, 128, 14, 14}, "Deconvolution");
+  check_conv_parity("num_output: 21 kernel_size: 4 stride: 2 group: 21 engine: CAFFE",
+                    {2, 21, 16, 16}, "Deconvolution");
 }
 
 // A fresh thread has its own (empty) workspace, so the limits below bite from the start.
@@ -156,20 +191,27 @@ TEST_F(Gpu, ConvolutionFallsBackWhenTheWorkspaceCannotBeAllocated) {
 
 TEST_F(Gpu, DeterministicModeRepeatsBitForBit) {
   Context::set_deterministic(true);
-  Context::set_seed(4);
-  Blob bottom({4, 16, 15, 15}), top;
-  testing::fill_gaussian(bottom);
-  LayerPtr layer = create_layer(testing::layer_param(
-      "name: 'conv' type: 'Convolution' convolution_param { num_output: 32 kernel_size: 3 "
-      "pad: 1 weight_filler { type: 'gaussian' std: 0.1 } }"));
-  layer->setup({&bottom}, {&top});
-  std::vector<float> top_diff(top.count());
-  rng_gaussian(top.count(), 0, 1, top_diff.data());
-  const Pass first = run_pass(*layer, bottom, top, top_diff, Mode::GPU);
-  const Pass second = run_pass(*layer, bottom, top, top_diff, Mode::GPU);
-  EXPECT_EQ(first.top, second.top);
-  EXPECT_EQ(first.bottom_diff, second.bottom_diff);
-  EXPECT_EQ(first.weight_diff, second.weight_diff);
+  for (const std::string type : {"Convolution", "Deconvolution"}) {
+    for (const std::string engine : {"CUDNN", "CAFFE"}) {
+      SCOPED_TRACE(type + " " + engine);
+      Context::set_seed(4);
+      Blob bottom({4, 16, 15, 15}), top;
+      testing::fill_gaussian(bottom);
+      LayerPtr layer = create_layer(testing::layer_param(
+          "name: 'conv' type: '" + type + "' convolution_param { num_output: 32 kernel_size: 3 "
+          "pad: 1 stride: 2 engine: " + engine + " weight_filler { type: 'gaussian' std: 0.1 } "
+          "bias_filler { type: 'gaussian' std: 0.1 } }"));
+      layer->setup({&bottom}, {&top});
+      std::vector<float> top_diff(top.count());
+      rng_gaussian(top.count(), 0, 1, top_diff.data());
+      const Pass first = run_pass(*layer, bottom, top, top_diff, Mode::GPU);
+      const Pass second = run_pass(*layer, bottom, top, top_diff, Mode::GPU);
+      EXPECT_EQ(first.top, second.top);
+      EXPECT_EQ(first.bottom_diff, second.bottom_diff);
+      EXPECT_EQ(first.weight_diff, second.weight_diff);
+      EXPECT_EQ(first.bias_diff, second.bias_diff);
+    }
+  }
 }
 
 TEST_F(Gpu, DropoutMaskRepeatsWithTheSeedAndKeepsTheRatio) {
@@ -381,10 +423,13 @@ TEST_F(Gpu, NetMakesNoHostRoundTripsAfterWarmUp) {
     layer { name: 'norm1' type: 'LRN' bottom: 'pool1' top: 'norm1'
             lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 } }
     layer { name: 'conv2' type: 'Convolution' bottom: 'norm1' top: 'conv2'
-            convolution_param { num_output: 8 kernel_size: 3 pad: 1 group: 2
+            convolution_param { num_output: 8 kernel_size: 3 pad: 1 group: 2 engine: CAFFE
                                 weight_filler { type: 'gaussian' std: 0.1 } } }
     layer { name: 'sig' type: 'Sigmoid' bottom: 'conv2' top: 'conv2' }
-    layer { name: 'pool2' type: 'Pooling' bottom: 'conv2' top: 'pool2'
+    layer { name: 'up' type: 'Deconvolution' bottom: 'conv2' top: 'up'
+            convolution_param { num_output: 4 kernel_size: 2 stride: 2
+                                weight_filler { type: 'gaussian' std: 0.1 } } }
+    layer { name: 'pool2' type: 'Pooling' bottom: 'up' top: 'pool2'
             pooling_param { pool: AVE kernel_size: 3 stride: 2 } }
     layer { name: 'fc1' type: 'InnerProduct' bottom: 'pool2' top: 'fc1'
             inner_product_param { num_output: 16 weight_filler { type: 'gaussian' std: 0.1 } } }

@@ -126,6 +126,33 @@ const std::vector<ParityCase>& cases() {
        "bias_filler { type: 'gaussian' std: 0.3 } }", {{2, 4, 4, 3}}},
       {"name: 'c' type: 'Convolution' convolution_param { num_output: 8 kernel_size: 3 pad: 1 "
        "group: 4 weight_filler { type: 'gaussian' std: 0.3 } }", {{2, 4, 6, 5}}},  // depthwise
+      // Convolution and Deconvolution: the lowered reference path on our im2col / col2im kernels
+      // and cuBLAS (engine: CAFFE), and Deconvolution on cuDNN (the default) with dilation,
+      // stride and padding; batches of several images exercise the gathered products.
+      {"name: 'd' type: 'Deconvolution' convolution_param { num_output: 4 kernel_size: 3 "
+       "stride: 2 pad: 1 group: 2 engine: CAFFE weight_filler { type: 'gaussian' std: 0.3 } "
+       "bias_filler { type: 'gaussian' std: 0.3 } }", {{3, 4, 4, 3}}},
+      {"name: 'd' type: 'Deconvolution' convolution_param { num_output: 3 kernel_h: 3 "
+       "kernel_w: 2 dilation: 2 stride_h: 2 stride_w: 1 pad_h: 2 pad_w: 1 engine: CAFFE "
+       "weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.3 } }",
+       {{2, 2, 4, 5}}},
+      {"name: 'd' type: 'Deconvolution' convolution_param { num_output: 3 kernel_size: 3 "
+       "dilation: 2 stride: 2 pad: 1 bias_term: false "
+       "weight_filler { type: 'gaussian' std: 0.3 } }", {{2, 4, 3, 4}}},
+      {"name: 'd' type: 'Deconvolution' convolution_param { num_output: 2 kernel_size: 1 "
+       "engine: CAFFE weight_filler { type: 'gaussian' std: 0.3 } }", {{1, 3, 4, 3}}},
+      {"name: 'c' type: 'Convolution' convolution_param { num_output: 6 kernel_size: 3 pad: 1 "
+       "stride: 2 group: 3 engine: CAFFE weight_filler { type: 'gaussian' std: 0.3 } "
+       "bias_filler { type: 'gaussian' std: 0.3 } }", {{3, 6, 7, 6}}},
+      {"name: 'c' type: 'Convolution' convolution_param { num_output: 4 kernel_h: 2 kernel_w: 3 "
+       "pad_h: 0 pad_w: 2 stride_h: 3 stride_w: 2 engine: CAFFE "
+       "weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.3 } }",
+       {{2, 3, 8, 7}}},
+      {"name: 'c' type: 'Convolution' convolution_param { num_output: 8 kernel_size: 3 pad: 1 "
+       "group: 4 engine: CAFFE weight_filler { type: 'gaussian' std: 0.3 } }", {{2, 4, 6, 5}}},
+      {"name: 'c' type: 'Convolution' convolution_param { num_output: 5 kernel_size: 1 "
+       "engine: CAFFE weight_filler { type: 'gaussian' std: 0.3 } "
+       "bias_filler { type: 'gaussian' std: 0.3 } }", {{1, 4, 3, 5}}},
       {"name: 'a' type: 'ArgMax' argmax_param { top_k: 2 out_max_val: true }", {{3, 5}}, {}, false},
       {"name: 'r' type: 'Reduction' reduction_param { operation: SUMSQ axis: 1 coeff: 0.5 }",
        {{2, 3, 4}}},
