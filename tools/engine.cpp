@@ -37,6 +37,7 @@
 #include "io/npy.hpp"
 #include "io/prototxt.hpp"
 #include "io/upgrade.hpp"
+#include "math/cudnn.hpp"
 #include "solvers/solver.hpp"
 
 DEFINE_string(solver, "", "The solver definition (prototxt).");
@@ -55,6 +56,12 @@ DEFINE_string(phase, "TRAIN", "The net's phase: TRAIN or TEST.");
 DEFINE_int32(level, 0, "The net's level (for include/exclude rules).");
 DEFINE_string(stage, "", "Comma-separated stages of the net (for include/exclude rules).");
 DEFINE_string(gpu, "", "Run on this GPU (a device id); empty for the CPU.");
+DEFINE_bool(deterministic, false,
+            "GPU: only cuDNN algorithms whose results repeat bit for bit from run to run.");
+DEFINE_int32(cudnn_workspace_mb, 1024,
+             "GPU: the most scratch memory one cuDNN convolution pass may use, in MiB; "
+             "algorithms needing more are skipped, and a smaller one is taken when the device "
+             "cannot allocate even that.");
 DEFINE_string(engine, "",
               "Override every layer's computation engine: CAFFE (reference code), ONEDNN, "
               "CUDNN or DEFAULT (the fastest available).");
@@ -109,6 +116,12 @@ int parse_engine(const std::string& name) {
 void use_gpu(int device) {
   Context::set_device(device);
   Context::set_mode(Mode::GPU);
+  Context::set_deterministic(FLAGS_deterministic);
+  ENGINE_REQUIRE(FLAGS_cudnn_workspace_mb >= 0,
+                 "--cudnn_workspace_mb must be >= 0, got " << FLAGS_cudnn_workspace_mb);
+#ifdef ENGINE_USE_CUDA
+  cudnn::set_workspace_limit(size_t(FLAGS_cudnn_workspace_mb) << 20);
+#endif
 }
 
 void select_device() {
@@ -504,20 +517,22 @@ const std::map<std::string, Command>& commands() {
         "             --snapshot=S.solverstate] [--iterations=N] [--gpu=ID] [--level=0]\n"
         "             [--stage=a,b] [--sigint_effect=stop] [--sighup_effect=snapshot]\n"
         "Trains a net as the solver file says; snapshots as it goes and at the end.",
-        {"solver", "weights", "snapshot", "iterations", "gpu", "level", "stage", "sigint_effect",
-         "sighup_effect"}}},
+        {"solver", "weights", "snapshot", "iterations", "gpu", "deterministic",
+         "cudnn_workspace_mb", "level", "stage", "sigint_effect", "sighup_effect"}}},
       {"test",
        {test_command,
         "engine test --model=NET.prototxt --weights=W.caffemodel [--iterations=50] [--gpu=ID]\n"
         "            [--level=0] [--stage=a,b]\n"
         "Scores trained weights: runs the TEST net and prints each output's mean.",
-        {"model", "weights", "iterations", "gpu", "level", "stage"}}},
+        {"model", "weights", "iterations", "gpu", "deterministic", "cudnn_workspace_mb", "level",
+         "stage"}}},
       {"time",
        {time_command,
         "engine time --model=NET.prototxt [--iterations=50] [--phase=TRAIN|TEST] [--level=0]\n"
         "            [--stage=a,b] [--engine=CAFFE|ONEDNN|DEFAULT] [--batch=N] [--gpu=ID]\n"
         "Runs forward and backward and prints each layer's average times and the totals.",
-        {"model", "iterations", "phase", "level", "stage", "engine", "batch", "gpu"}}},
+        {"model", "iterations", "phase", "level", "stage", "engine", "batch", "gpu",
+         "deterministic", "cudnn_workspace_mb"}}},
       {"forward",
        {forward_command,
         "engine forward --model=NET.prototxt [--weights=W.caffemodel[,W2...]]\n"
@@ -528,7 +543,8 @@ const std::map<std::string, Command>& commands() {
         "every blob as DIR/NAME.npy ('/' in a name becomes '_') and DIR/index.txt, one line\n"
         "per blob: NAME FILE DIM0 DIM1 ... The phase defaults to TEST.\n"
         "Runs one forward pass and prints the outputs' shapes.",
-        {"model", "weights", "input", "dump", "phase", "level", "stage", "engine", "gpu"}}},
+        {"model", "weights", "input", "dump", "phase", "level", "stage", "engine", "gpu",
+         "deterministic", "cudnn_workspace_mb"}}},
       {"device_query",
        {device_query_command, "engine device_query [--gpu=ID]\nPrints the CUDA devices.",
         {"gpu"}}},
