@@ -10,6 +10,7 @@
 
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
+#include "layers/contrastive_terms.hpp"
 #include "layers/elementwise.hpp"
 #include "layers/loss.hpp"
 #include "math/blas.hpp"
@@ -415,8 +416,7 @@ class ContrastiveLossLayer : public LossLayer {
     top[0]->mutable_cpu_data()[0] = loss / static_cast<float>(num) / 2;
   }
 
-  // Similar pairs: (a - b) / N; dissimilar within the margin: -(margin - d^2)' terms, with Caffe's
-  // 1e-4 added to d in the non-legacy form so that d = 0 does not divide by zero.
+  // Each pair's gradient is (a - b) times contrastive_pair_factor (contrastive_terms.hpp).
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     const int64_t num = bottom[0]->shape(0);
@@ -431,22 +431,8 @@ class ContrastiveLossLayer : public LossLayer {
       const float alpha = (k == 0 ? 1.0f : -1.0f) * loss_weight(top) / static_cast<float>(num);
       float* out = bottom[k]->mutable_cpu_diff();
       for (int64_t i = 0; i < num; ++i) {
-        float beta = alpha;
-        if (static_cast<int>(similar[i]) == 0) {
-          float gap;
-          if (legacy) {
-            gap = margin - distance_sq[i];
-            beta = -alpha;
-          } else {
-            const float distance = static_cast<float>(std::sqrt(double(distance_sq[i])));
-            gap = margin - distance;
-            beta = -alpha * gap / (distance + 1e-4f);
-          }
-          if (!(gap > 0)) {
-            cpu::set(channels, 0.0f, out + i * channels);
-            continue;
-          }
-        }
+        const float beta = contrastive_pair_factor(
+            alpha, distance_sq[i], static_cast<int>(similar[i]) != 0, margin, legacy);
         cpu::scale(channels, beta, diff + i * channels, out + i * channels);
       }
     }

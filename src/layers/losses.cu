@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/errors.hpp"
+#include "layers/contrastive_terms.hpp"
 #include "layers/elementwise_ops.hpp"
 #include "layers/loss_gpu.cuh"
 #include "math/cuda_kernel.cuh"
@@ -163,23 +164,9 @@ __global__ void contrastive_backward_kernel(int64_t n, int channels, const float
   const float alpha = sign * *loss_weight / num;
   ENGINE_CUDA_KERNEL_LOOP(k, n) {
     const int64_t i = k / channels;
-    float beta = alpha;
-    if (static_cast<int>(similar[i]) == 0) {
-      float gap;
-      if (legacy) {
-        gap = margin - distance_sq[i];
-        beta = -alpha;
-      } else {
-        const float distance = static_cast<float>(sqrt(double(distance_sq[i])));
-        gap = margin - distance;
-        beta = -alpha * gap / (distance + 1e-4f);
-      }
-      if (!(gap > 0)) {
-        dx[k] = 0;
-        continue;
-      }
-    }
-    dx[k] = beta * difference[k];
+    dx[k] = contrastive_pair_factor(alpha, distance_sq[i], static_cast<int>(similar[i]) != 0,
+                                    margin, legacy) *
+            difference[k];
   }
 }
 

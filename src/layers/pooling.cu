@@ -89,18 +89,23 @@ __global__ void max_backward_kernel(int64_t n, PoolShape s, const float* dy, con
   }
 }
 
+// The sum over a window of one plane, in row order (the CPU's).
+__device__ float window_sum(const float* plane, int width, const Window& win) {
+  float sum = 0;
+  for (int h = win.h0; h < win.h1; ++h) {
+    for (int w = win.w0; w < win.w1; ++w) sum += plane[h * width + w];
+  }
+  return sum;
+}
+
 __global__ void ave_forward_kernel(int64_t n, PoolShape s, const float* x, float* y) {
   ENGINE_CUDA_KERNEL_LOOP(index, n) {
     const int pw = static_cast<int>(index % s.pooled_w);
     const int ph = static_cast<int>((index / s.pooled_w) % s.pooled_h);
     const int64_t plane = index / (int64_t(s.pooled_w) * s.pooled_h);
     const Window win = window_of(s, ph, pw);
-    const float* src = x + plane * s.height * s.width;
-    float sum = 0;
-    for (int h = win.h0; h < win.h1; ++h) {
-      for (int w = win.w0; w < win.w1; ++w) sum += src[h * s.width + w];
-    }
-    y[index] = sum / static_cast<float>(win.divisor);
+    y[index] = window_sum(x + plane * s.height * s.width, s.width, win) /
+               static_cast<float>(win.divisor);
   }
 }
 
@@ -135,11 +140,8 @@ __global__ void stochastic_train_forward_kernel(int64_t n, PoolShape s, const fl
     const int64_t plane = index / (int64_t(s.pooled_w) * s.pooled_h);
     const Window win = window_of(s, ph, pw);
     const float* src = x + plane * s.height * s.width;
-    float total = 0;
-    for (int h = win.h0; h < win.h1; ++h) {
-      for (int w = win.w0; w < win.w1; ++w) total += src[h * s.width + w];
-    }
-    const float threshold = hash_uniform_open(seed, static_cast<uint64_t>(index)) * total;
+    const float threshold =
+        hash_uniform_open(seed, static_cast<uint64_t>(index)) * window_sum(src, s.width, win);
     // Rounding may leave the running sum a hair short of the threshold: the last element then.
     int pick = (win.h1 - 1) * s.width + win.w1 - 1;
     float running = 0;
