@@ -2,7 +2,7 @@
 # The demo, from a fresh machine: installs the dependencies, builds, makes Fashion-MNIST LMDBs
 # from Debian's dataset-fashion-mnist package, trains a model and prints its test accuracy.
 #   scripts/demo.sh            the LeNet-style net (models/fashion_lenet), about a minute here
-#   scripts/demo.sh alexnet    the small AlexNet (models/fashion_alexnet), several minutes
+#   scripts/demo.sh alexnet    the small AlexNet (models/fashion_alexnet), about 35 minutes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-lenet}
