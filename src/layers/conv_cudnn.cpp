@@ -11,7 +11,8 @@
 // bottom. Its weights [C, num_output / group, kh, kw] are exactly cuDNN's KCRS filter for that
 // convolution: K = C output feature maps (the bottom's channels), num_output / group input
 // channels per group, and cuDNN, like Caffe, gives group g the filters [g K / G, (g + 1) K / G).
-// The bias is per channel of the layer's top in both.
+// The bias is per channel of the layer's top in both, added and reduced by our kernels
+// (scale_bias.cu) in a fixed order.
 //
 // Algorithms are chosen per bottom shape from cuDNN's heuristics (cudnnGet*Algorithm_v7, which
 // neither runs nor allocates anything), fastest first, skipping those that need more workspace
@@ -26,9 +27,11 @@
 
 #include <algorithm>
 #include <sstream>
+#include <vector>
 
 #include "core/context.hpp"
 #include "layers/conv.hpp"
+#include "layers/gpu_kernels.hpp"
 #include "math/cudnn.hpp"
 
 namespace engine {
@@ -51,31 +54,14 @@ class CudnnConvolution {
                                   static_cast<int>(std::min<size_t>(cudnn::workspace_limit() >> 10,
                                                                     INT32_MAX))};
     if (key == key_ && Context::device() == device_) return;
-    key_ = key;
-    device_ = Context::device();
+    // Cleared until every step below succeeds, so that a failed choice is made again next time
+    // rather than leaving half-set descriptors marked as ready.
+    key_.clear();
     // cuDNN rejects empty tensors: an empty batch computes nothing.
     empty_ = num == 0;
-    if (empty_) return;
-    const int out_h = g.out_h(), out_w = g.out_w();
-    cudnn::set_tensor(image_, num, g.channels, g.height, g.width);
-    cudnn::set_tensor(output_, num, output_channels, out_h, out_w);
-    cudnn::set_tensor(bias_, 1, spec.num_output, 1, 1);
-    cudnn::set_filter(filter_, output_channels, g.channels / spec.group, spec.kernel_h,
-                      spec.kernel_w);
-    ENGINE_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
-        convolution_, spec.pad_h, spec.pad_w, spec.stride_h, spec.stride_w, spec.dilation_h,
-        spec.dilation_w, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    ENGINE_CUDNN_CHECK(cudnnSetConvolutionGroupCount(convolution_, spec.group));
-    ENGINE_CUDNN_CHECK(cudnnSetConvolutionMathType(convolution_, CUDNN_FMA_MATH));
-    int n = 0, c = 0, h = 0, w = 0;
-    ENGINE_CUDNN_CHECK(
-        cudnnGetConvolution2dForwardOutputDim(convolution_, image_, filter_, &n, &c, &h, &w));
-    CHECK(n == num && c == output_channels && h == out_h && w == out_w)
-        << who << ": cuDNN's output shape " << n << "x" << c << "x" << h << "x" << w
-        << " differs from Caffe's";
-    forward_ = choose_forward(who);
-    backward_data_ = choose_backward_data(who);
-    backward_filter_ = choose_backward_filter(who);
+    if (!empty_) describe_and_choose(spec, num, g, output_channels, who);
+    key_ = key;
+    device_ = Context::device();
   }
 
   // The layer's forward pass: top = conv(bottom) or conv^T(bottom), overwritten, + bias.
@@ -86,10 +72,9 @@ class CudnnConvolution {
     } else {
       output_from_image(bottom, weights, top);
     }
-    if (bias) {
-      ENGINE_CUDNN_CHECK(cudnnAddTensor(Context::cudnn(), &cudnn::kOne, bias_, bias,
-                                        &cudnn::kOne, top_tensor(), top));
-    }
+    // The bias through our kernels, as on the engine: CAFFE path: cuDNN's bias calls are
+    // legacy API, and its bias gradient promises no fixed summation order.
+    if (bias) broadcast_add_gpu(num_, bias_channels_, top_plane_, top, bias, top);
   }
 
   // The layer's backward pass; a null gradient pointer skips that gradient.
@@ -97,9 +82,7 @@ class CudnnConvolution {
                 float* weight_diff, float* bias_diff, float* bottom_diff) {
     if (empty_) return;
     if (bias_diff) {
-      ENGINE_CUDNN_CHECK(cudnnConvolutionBackwardBias(Context::cudnn(), &cudnn::kOne,
-                                                      top_tensor(), top_diff, &cudnn::kOne,
-                                                      bias_, bias_diff));
+      reduce_to_operand_gpu(num_, bias_channels_, top_plane_, top_diff, nullptr, true, bias_diff);
     }
     if (weight_diff) {
       if (transposed_) {
@@ -124,6 +107,33 @@ class CudnnConvolution {
   }
 
  private:
+  // The descriptors of the convolution image -> output, and its three algorithms.
+  void describe_and_choose(const ConvSpec& spec, int num, const ConvGeometry2d& g,
+                           int output_channels, const std::string& who) {
+    const int out_h = g.out_h(), out_w = g.out_w();
+    num_ = num;
+    bias_channels_ = spec.num_output;
+    top_plane_ = transposed_ ? int64_t(g.height) * g.width : int64_t(out_h) * out_w;
+    cudnn::set_tensor(image_, num, g.channels, g.height, g.width);
+    cudnn::set_tensor(output_, num, output_channels, out_h, out_w);
+    cudnn::set_filter(filter_, output_channels, g.channels / spec.group, spec.kernel_h,
+                      spec.kernel_w);
+    ENGINE_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
+        convolution_, spec.pad_h, spec.pad_w, spec.stride_h, spec.stride_w, spec.dilation_h,
+        spec.dilation_w, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    ENGINE_CUDNN_CHECK(cudnnSetConvolutionGroupCount(convolution_, spec.group));
+    ENGINE_CUDNN_CHECK(cudnnSetConvolutionMathType(convolution_, CUDNN_FMA_MATH));
+    int n = 0, c = 0, h = 0, w = 0;
+    ENGINE_CUDNN_CHECK(
+        cudnnGetConvolution2dForwardOutputDim(convolution_, image_, filter_, &n, &c, &h, &w));
+    CHECK(n == num && c == output_channels && h == out_h && w == out_w)
+        << who << ": cuDNN's output shape " << n << "x" << c << "x" << h << "x" << w
+        << " differs from Caffe's";
+    forward_ = choose_forward(who);
+    backward_data_ = choose_backward_data(who);
+    backward_filter_ = choose_backward_filter(who);
+  }
+
   // The three passes of cuDNN's convolution x = image -> y = output.
   // output = conv(image), overwritten.
   void output_from_image(const float* image, const float* weights, float* output) {
@@ -149,9 +159,6 @@ class CudnnConvolution {
         cudnn::workspace(backward_filter_.workspace), backward_filter_.workspace, &cudnn::kOne,
         filter_, weight_diff));
   }
-  // The tensor of the layer's top, which the bias spans.
-  cudnnTensorDescriptor_t top_tensor() const { return transposed_ ? image_ : output_; }
-
   // Takes the first usable candidate (they come fastest first) whose workspace can be reserved.
   template <class Perf, class WorkspaceOf>
   ConvAlgorithm pick(const Perf* results, int count, const char* pass, const std::string& who,
@@ -186,12 +193,16 @@ class CudnnConvolution {
   }
 
   ConvAlgorithm choose_forward(const std::string& who) {
-    cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    // Every candidate cuDNN has (tensor-op and plain variants both count): a list cut at the
+    // number of algorithms could drop the plain ones pick() needs.
+    int most = 0;
+    ENGINE_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(Context::cudnn(), &most));
+    std::vector<cudnnConvolutionFwdAlgoPerf_t> results(std::max(most, 1));
     int count = 0;
     ENGINE_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
-        Context::cudnn(), image_, filter_, convolution_, output_, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-        &count, results));
-    return pick(results, count, "forward", who, [&](int algorithm, size_t* bytes) {
+        Context::cudnn(), image_, filter_, convolution_, output_,
+        static_cast<int>(results.size()), &count, results.data()));
+    return pick(results.data(), count, "forward", who, [&](int algorithm, size_t* bytes) {
       return cudnnGetConvolutionForwardWorkspaceSize(
                  Context::cudnn(), image_, filter_, convolution_, output_,
                  static_cast<cudnnConvolutionFwdAlgo_t>(algorithm), bytes) == CUDNN_STATUS_SUCCESS;
@@ -199,12 +210,16 @@ class CudnnConvolution {
   }
 
   ConvAlgorithm choose_backward_data(const std::string& who) {
-    cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    // Every candidate cuDNN has (tensor-op and plain variants both count): a list cut at the
+    // number of algorithms could drop the plain ones pick() needs.
+    int most = 0;
+    ENGINE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(Context::cudnn(), &most));
+    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> results(std::max(most, 1));
     int count = 0;
     ENGINE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
         Context::cudnn(), filter_, output_, convolution_, image_,
-        CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, results));
-    return pick(results, count, "backward-data", who, [&](int algorithm, size_t* bytes) {
+        static_cast<int>(results.size()), &count, results.data()));
+    return pick(results.data(), count, "backward-data", who, [&](int algorithm, size_t* bytes) {
       return cudnnGetConvolutionBackwardDataWorkspaceSize(
                  Context::cudnn(), filter_, output_, convolution_, image_,
                  static_cast<cudnnConvolutionBwdDataAlgo_t>(algorithm),
@@ -213,12 +228,16 @@ class CudnnConvolution {
   }
 
   ConvAlgorithm choose_backward_filter(const std::string& who) {
-    cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    // Every candidate cuDNN has (tensor-op and plain variants both count): a list cut at the
+    // number of algorithms could drop the plain ones pick() needs.
+    int most = 0;
+    ENGINE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(Context::cudnn(), &most));
+    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> results(std::max(most, 1));
     int count = 0;
     ENGINE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
         Context::cudnn(), image_, output_, convolution_, filter_,
-        CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, results));
-    return pick(results, count, "backward-filter", who, [&](int algorithm, size_t* bytes) {
+        static_cast<int>(results.size()), &count, results.data()));
+    return pick(results.data(), count, "backward-filter", who, [&](int algorithm, size_t* bytes) {
       return cudnnGetConvolutionBackwardFilterWorkspaceSize(
                  Context::cudnn(), image_, output_, convolution_, filter_,
                  static_cast<cudnnConvolutionBwdFilterAlgo_t>(algorithm),
@@ -230,7 +249,10 @@ class CudnnConvolution {
   std::vector<int> key_;
   int device_ = -1;
   bool empty_ = false;
-  cudnn::TensorDescriptor image_, output_, bias_;
+  cudnn::TensorDescriptor image_, output_;
+  int num_ = 0;                // images
+  int bias_channels_ = 0;      // the top's channels, which the bias spans
+  int64_t top_plane_ = 0;      // the top's height x width
   cudnn::FilterDescriptor filter_;
   cudnn::ConvolutionDescriptor convolution_;
   ConvAlgorithm forward_, backward_data_, backward_filter_;
