@@ -35,6 +35,14 @@ __device__ Window window_of(const PoolShape& s, int ph, int pw) {
   return win;
 }
 
+// The window of output `index` of the whole top, and the plane (image x channel) it is in.
+__device__ Window output_window(const PoolShape& s, int64_t index, int64_t* plane) {
+  const int pw = static_cast<int>(index % s.pooled_w);
+  const int ph = static_cast<int>((index / s.pooled_w) % s.pooled_h);
+  *plane = index / (int64_t(s.pooled_w) * s.pooled_h);
+  return window_of(s, ph, pw);
+}
+
 // The outputs whose windows cover input row h: [first, last).
 __device__ void covering(int h, int kernel, int stride, int pad, int pooled, int* first,
                          int* last) {
@@ -45,10 +53,8 @@ __device__ void covering(int h, int kernel, int stride, int pad, int pooled, int
 __global__ void max_forward_kernel(int64_t n, PoolShape s, const float* x, float* y, int* argmax,
                                    float* mask_top) {
   ENGINE_CUDA_KERNEL_LOOP(index, n) {
-    const int pw = static_cast<int>(index % s.pooled_w);
-    const int ph = static_cast<int>((index / s.pooled_w) % s.pooled_h);
-    const int64_t plane = index / (int64_t(s.pooled_w) * s.pooled_h);
-    const Window win = window_of(s, ph, pw);
+    int64_t plane;
+    const Window win = output_window(s, index, &plane);
     const float* src = x + plane * s.height * s.width;
     float best = -FLT_MAX;
     int best_index = -1;
@@ -100,10 +106,8 @@ __device__ float window_sum(const float* plane, int width, const Window& win) {
 
 __global__ void ave_forward_kernel(int64_t n, PoolShape s, const float* x, float* y) {
   ENGINE_CUDA_KERNEL_LOOP(index, n) {
-    const int pw = static_cast<int>(index % s.pooled_w);
-    const int ph = static_cast<int>((index / s.pooled_w) % s.pooled_h);
-    const int64_t plane = index / (int64_t(s.pooled_w) * s.pooled_h);
-    const Window win = window_of(s, ph, pw);
+    int64_t plane;
+    const Window win = output_window(s, index, &plane);
     y[index] = window_sum(x + plane * s.height * s.width, s.width, win) /
                static_cast<float>(win.divisor);
   }
@@ -135,10 +139,8 @@ __global__ void ave_backward_kernel(int64_t n, PoolShape s, const float* dy, flo
 __global__ void stochastic_train_forward_kernel(int64_t n, PoolShape s, const float* x, float* y,
                                                 int* chosen, uint64_t seed) {
   ENGINE_CUDA_KERNEL_LOOP(index, n) {
-    const int pw = static_cast<int>(index % s.pooled_w);
-    const int ph = static_cast<int>((index / s.pooled_w) % s.pooled_h);
-    const int64_t plane = index / (int64_t(s.pooled_w) * s.pooled_h);
-    const Window win = window_of(s, ph, pw);
+    int64_t plane;
+    const Window win = output_window(s, index, &plane);
     const float* src = x + plane * s.height * s.width;
     const float threshold =
         hash_uniform_open(seed, static_cast<uint64_t>(index)) * window_sum(src, s.width, win);
@@ -172,10 +174,8 @@ __device__ float window_total(const PoolShape& s, const Window& win, const float
 
 __global__ void stochastic_test_forward_kernel(int64_t n, PoolShape s, const float* x, float* y) {
   ENGINE_CUDA_KERNEL_LOOP(index, n) {
-    const int pw = static_cast<int>(index % s.pooled_w);
-    const int ph = static_cast<int>((index / s.pooled_w) % s.pooled_h);
-    const int64_t plane = index / (int64_t(s.pooled_w) * s.pooled_h);
-    const Window win = window_of(s, ph, pw);
+    int64_t plane;
+    const Window win = output_window(s, index, &plane);
     const float* src = x + plane * s.height * s.width;
     float total = FLT_MIN, weighted = 0;
     for (int h = win.h0; h < win.h1; ++h) {
