@@ -200,6 +200,10 @@ struct PrefetchingDataLayer::DeviceStaging {
       buffers.emplace_back(shape);
       buffers.back().mutable_gpu_data();  // allocate now, not on the copy path
     }
+    // The allocation zero-fills on the default stream, which the non-blocking copy stream does
+    // not wait for: the first copy waits for this event as every later one waits for the
+    // previous batch's consumption.
+    ENGINE_CUDA_CHECK(cudaEventRecord(consumed, 0));
     // Pinned pages let the copies run asynchronously; without them they still work, slower.
     for (const auto& [pointer, bytes] : host_memory) {
       if (cudaHostRegister(pointer, bytes, cudaHostRegisterDefault) == cudaSuccess) {
@@ -221,8 +225,7 @@ struct PrefetchingDataLayer::DeviceStaging {
 
   cudaStream_t stream = nullptr;
   cudaEvent_t copied = nullptr;    // the pending batch has reached `buffers`
-  cudaEvent_t consumed = nullptr;  // `buffers` have been copied into the tops
-  bool consumed_recorded = false;
+  cudaEvent_t consumed = nullptr;  // `buffers` are free: copied into the tops (or just made)
   std::vector<Blob> buffers;       // device copies of the pending batch, one per top
   std::vector<void*> pinned;
 };
@@ -323,9 +326,7 @@ void PrefetchingDataLayer::forward_gpu(const Blobs& bottom, const Blobs& top) {
   DeviceStaging& staging = *staging_;
   // Starts copying a batch that is in its slot (the workers' window holds it until release).
   auto start_copy = [&](const Batch& batch) {
-    if (staging.consumed_recorded) {
-      ENGINE_CUDA_CHECK(cudaStreamWaitEvent(staging.stream, staging.consumed, 0));
-    }
+    ENGINE_CUDA_CHECK(cudaStreamWaitEvent(staging.stream, staging.consumed, 0));
     for (size_t i = 0; i < top.size(); ++i) {
       const Blob& ready = batch.blobs[i];
       ENGINE_CUDA_CHECK(cudaMemcpyAsync(staging.buffers[i].mutable_gpu_data(), ready.cpu_data(),
@@ -344,7 +345,6 @@ void PrefetchingDataLayer::forward_gpu(const Blobs& bottom, const Blobs& top) {
     gpu::copy(top[i]->count(), staging.buffers[i].gpu_data(), top[i]->mutable_gpu_data());
   }
   ENGINE_CUDA_CHECK(cudaEventRecord(staging.consumed, 0));
-  staging.consumed_recorded = true;
   // The next batch, if the workers have it, travels while the net computes on this one.
   if (const Batch* next = prefetcher_->try_acquire()) start_copy(*next);
 }

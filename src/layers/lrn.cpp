@@ -123,6 +123,9 @@ class LRNLayer : public Layer {
   int exact_tops() const override { return 1; }
 
   void layer_setup(const Blobs& bottom, const Blobs& top) override {
+    LAYER_REQUIRE(top[0] != bottom[0],
+                  "cannot run in place (top = bottom): its backward pass needs both its input "
+                  "and its output");
     const LRNParameter& p = param_.lrn_param();
     size_ = static_cast<int>(p.local_size());
     LAYER_REQUIRE(size_ % 2 == 1, "local_size must be odd, got " << p.local_size());

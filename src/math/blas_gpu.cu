@@ -13,6 +13,9 @@ namespace gpu {
 // cuBLAS is column-major: a row-major C = op(A) op(B) is the column-major C^T = op(B)^T op(A)^T.
 void gemm(bool transpose_a, bool transpose_b, int M, int N, int K, float alpha, const float* A,
           const float* B, float beta, float* C) {
+  if (M == 0 || N == 0) return;
+  // cuBLAS rejects the zero leading dimensions of an empty product (OpenBLAS accepts them).
+  if (K == 0) return beta == 0 ? set(int64_t(M) * N, 0.0f, C) : scale(int64_t(M) * N, beta, C);
   const int lda = transpose_a ? M : K;
   const int ldb = transpose_b ? K : N;
   ENGINE_CUBLAS_CHECK(cublasSgemm(Context::cublas(), transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N,
@@ -22,6 +25,9 @@ void gemm(bool transpose_a, bool transpose_b, int M, int N, int K, float alpha, 
 
 void gemv(bool transpose_a, int M, int N, float alpha, const float* A, const float* x, float beta,
           float* y) {
+  const int outputs = transpose_a ? N : M;
+  if (outputs == 0) return;
+  if (M == 0 || N == 0) return beta == 0 ? set(outputs, 0.0f, y) : scale(outputs, beta, y);
   ENGINE_CUBLAS_CHECK(cublasSgemv(Context::cublas(), transpose_a ? CUBLAS_OP_N : CUBLAS_OP_T, N, M,
                                   &alpha, A, N, x, 1, &beta, y, 1));
 }

@@ -173,6 +173,8 @@ TEST(LRNLayer, BadParametersNameTheLayerAndTheProblem) {
   Blob flat({4, 3, 3});
   LayerPtr layer = lrn("local_size: 3", "CAFFE");
   EXPECT_TRUE(contains(setup_error(*layer, {&flat}, {&top}), "needs a 4-axis bottom"));
+  LayerPtr in_place = lrn("local_size: 3", "CAFFE");
+  EXPECT_TRUE(contains(setup_error(*in_place, {&bottom}, {&bottom}), "cannot run in place"));
 }
 
 }  // namespace
