@@ -20,18 +20,9 @@ __global__ void dropout_kernel(int64_t n, const float* x, float* y, uint64_t see
 
 }  // namespace
 
-#define ENGINE_LAUNCH(kernel, n, ...)                                   \
-  do {                                                                  \
-    if ((n) <= 0) return;                                               \
-    kernel<<<cuda_blocks(n), kCudaThreads>>>((n), __VA_ARGS__);         \
-    ENGINE_CUDA_CHECK(cudaPeekAtLastError());                           \
-  } while (0)
-
 void dropout(int64_t n, const float* x, float* y, uint64_t seed, uint32_t threshold, float scale) {
-  ENGINE_LAUNCH(dropout_kernel, n, x, y, seed, threshold, scale);
+  ENGINE_CUDA_LAUNCH(dropout_kernel, n, x, y, seed, threshold, scale);
 }
-
-#undef ENGINE_LAUNCH
 
 }  // namespace gpu
 }  // namespace engine

@@ -238,6 +238,46 @@ class LoweredConvolution : public ConvolutionLayerBase {
   using ConvolutionLayerBase::ConvolutionLayerBase;
 
  protected:
+  // Both layer types' passes, in the convolution's terms: a Convolution's bottom is its image
+  // side and its top the output side; a Deconvolution (transposed()) has them the other way.
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    const float* weights = blobs_[0]->data();
+    const long top_plane = transposed() ? image_plane() : out_plane();
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      float* out = top[i]->mutable_data();
+      if (transposed()) {
+        convolve_transposed(bottom[i]->data(), weights, out);
+      } else {
+        convolve(bottom[i]->data(), weights, out);
+      }
+      if (spec_.bias_term) add_bias(out, top_plane);
+    }
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    const float* weights = blobs_[0]->data();
+    const long top_plane = transposed() ? image_plane() : out_plane();
+    for (size_t i = 0; i < top.size(); ++i) {
+      const float* top_diff = top[i]->diff();
+      if (spec_.bias_term && param_propagate_down(1)) bias_gradient(top_diff, top_plane);
+      if (param_propagate_down(0)) {
+        float* weight_diff = blobs_[0]->mutable_diff();
+        if (transposed()) {
+          correlate(top_diff, bottom[i]->data(), weight_diff);
+        } else {
+          correlate(bottom[i]->data(), top_diff, weight_diff);
+        }
+      }
+      if (!propagate_down[i]) continue;
+      if (transposed()) {
+        convolve(top_diff, weights, bottom[i]->mutable_diff());
+      } else {
+        convolve_transposed(top_diff, weights, bottom[i]->mutable_diff());
+      }
+    }
+  }
+
   // outputs = W * im2col(images), overwritten.
   void convolve(const float* images, const float* weights, float* outputs) {
     const int m = output_channels() / spec_.group;
@@ -415,26 +455,13 @@ class ConvolutionLayer : public LoweredConvolution {
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     if (direct_depthwise()) return depthwise_forward(bottom, top);
-    const float* weights = blobs_[0]->data();
-    for (size_t i = 0; i < bottom.size(); ++i) {
-      float* out = top[i]->mutable_data();
-      convolve(bottom[i]->data(), weights, out);
-      if (spec_.bias_term) add_bias(out, out_plane());
-    }
+    LoweredConvolution::forward_cpu(bottom, top);
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     if (direct_depthwise()) return depthwise_backward(top, propagate_down, bottom);
-    const float* weights = blobs_[0]->data();
-    for (size_t i = 0; i < top.size(); ++i) {
-      const float* top_diff = top[i]->diff();
-      if (spec_.bias_term && param_propagate_down(1)) bias_gradient(top_diff, out_plane());
-      if (param_propagate_down(0)) {
-        correlate(bottom[i]->data(), top_diff, blobs_[0]->mutable_diff());
-      }
-      if (propagate_down[i]) convolve_transposed(top_diff, weights, bottom[i]->mutable_diff());
-    }
+    LoweredConvolution::backward_cpu(top, propagate_down, bottom);
   }
 
  private:
@@ -449,28 +476,6 @@ class DeconvolutionLayer : public LoweredConvolution {
 
  protected:
   bool transposed() const override { return true; }
-
-  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    const float* weights = blobs_[0]->data();
-    for (size_t i = 0; i < bottom.size(); ++i) {
-      float* out = top[i]->mutable_data();
-      convolve_transposed(bottom[i]->data(), weights, out);
-      if (spec_.bias_term) add_bias(out, image_plane());
-    }
-  }
-
-  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
-                    const Blobs& bottom) override {
-    const float* weights = blobs_[0]->data();
-    for (size_t i = 0; i < top.size(); ++i) {
-      const float* top_diff = top[i]->diff();
-      if (spec_.bias_term && param_propagate_down(1)) bias_gradient(top_diff, image_plane());
-      if (param_propagate_down(0)) {
-        correlate(top_diff, bottom[i]->data(), blobs_[0]->mutable_diff());
-      }
-      if (propagate_down[i]) convolve(top_diff, weights, bottom[i]->mutable_diff());
-    }
-  }
 };
 
 std::string description(const LayerParameter& param) {

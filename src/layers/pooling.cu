@@ -50,6 +50,22 @@ __device__ void covering(int h, int kernel, int stride, int pad, int pooled, int
   *last = min((h + pad) / stride + 1, pooled);
 }
 
+// Input element `index` of the whole bottom: its plane and place, and the outputs
+// [ph0, ph1) x [pw0, pw1) whose windows cover it.
+struct Covered {
+  int64_t plane;
+  int h, w, ph0, ph1, pw0, pw1;
+};
+__device__ Covered covered_by(const PoolShape& s, int64_t index) {
+  Covered c;
+  c.w = static_cast<int>(index % s.width);
+  c.h = static_cast<int>((index / s.width) % s.height);
+  c.plane = index / (int64_t(s.width) * s.height);
+  covering(c.h, s.kernel_h, s.stride_h, s.pad_h, s.pooled_h, &c.ph0, &c.ph1);
+  covering(c.w, s.kernel_w, s.stride_w, s.pad_w, s.pooled_w, &c.pw0, &c.pw1);
+  return c;
+}
+
 __global__ void max_forward_kernel(int64_t n, PoolShape s, const float* x, float* y, int* argmax,
                                    float* mask_top) {
   ENGINE_CUDA_KERNEL_LOOP(index, n) {
@@ -76,17 +92,12 @@ __global__ void max_forward_kernel(int64_t n, PoolShape s, const float* x, float
 __global__ void max_backward_kernel(int64_t n, PoolShape s, const float* dy, const int* argmax,
                                     float* dx) {
   ENGINE_CUDA_KERNEL_LOOP(index, n) {
-    const int w = static_cast<int>(index % s.width);
-    const int h = static_cast<int>((index / s.width) % s.height);
-    const int64_t plane = index / (int64_t(s.width) * s.height);
-    int ph0, ph1, pw0, pw1;
-    covering(h, s.kernel_h, s.stride_h, s.pad_h, s.pooled_h, &ph0, &ph1);
-    covering(w, s.kernel_w, s.stride_w, s.pad_w, s.pooled_w, &pw0, &pw1);
-    const int64_t offset = plane * s.pooled_h * s.pooled_w;
-    const int self = h * s.width + w;
+    const Covered c = covered_by(s, index);
+    const int64_t offset = c.plane * s.pooled_h * s.pooled_w;
+    const int self = c.h * s.width + c.w;
     float sum = 0;
-    for (int ph = ph0; ph < ph1; ++ph) {
-      for (int pw = pw0; pw < pw1; ++pw) {
+    for (int ph = c.ph0; ph < c.ph1; ++ph) {
+      for (int pw = c.pw0; pw < c.pw1; ++pw) {
         const int64_t out = offset + ph * s.pooled_w + pw;
         if (argmax[out] == self) sum += dy[out];
       }
@@ -95,9 +106,10 @@ __global__ void max_backward_kernel(int64_t n, PoolShape s, const float* dy, con
   }
 }
 
-// The sum over a window of one plane, in row order (the CPU's).
-__device__ float window_sum(const float* plane, int width, const Window& win) {
-  float sum = 0;
+// `start` plus the sum over a window of one plane, in row order (the CPU's). STOCHASTIC starts
+// from FLT_MIN, as Caffe does, so that an all-zero window gives 0, not 0 / 0.
+__device__ float window_sum(const float* plane, int width, const Window& win, float start = 0) {
+  float sum = start;
   for (int h = win.h0; h < win.h1; ++h) {
     for (int w = win.w0; w < win.w1; ++w) sum += plane[h * width + w];
   }
@@ -115,16 +127,11 @@ __global__ void ave_forward_kernel(int64_t n, PoolShape s, const float* x, float
 
 __global__ void ave_backward_kernel(int64_t n, PoolShape s, const float* dy, float* dx) {
   ENGINE_CUDA_KERNEL_LOOP(index, n) {
-    const int w = static_cast<int>(index % s.width);
-    const int h = static_cast<int>((index / s.width) % s.height);
-    const int64_t plane = index / (int64_t(s.width) * s.height);
-    int ph0, ph1, pw0, pw1;
-    covering(h, s.kernel_h, s.stride_h, s.pad_h, s.pooled_h, &ph0, &ph1);
-    covering(w, s.kernel_w, s.stride_w, s.pad_w, s.pooled_w, &pw0, &pw1);
-    const float* grad = dy + plane * s.pooled_h * s.pooled_w;
+    const Covered c = covered_by(s, index);
+    const float* grad = dy + c.plane * s.pooled_h * s.pooled_w;
     float sum = 0;
-    for (int ph = ph0; ph < ph1; ++ph) {
-      for (int pw = pw0; pw < pw1; ++pw) {
+    for (int ph = c.ph0; ph < c.ph1; ++ph) {
+      for (int pw = c.pw0; pw < c.pw1; ++pw) {
         sum += grad[ph * s.pooled_w + pw] / static_cast<float>(window_of(s, ph, pw).divisor);
       }
     }
@@ -163,15 +170,6 @@ __global__ void stochastic_train_forward_kernel(int64_t n, PoolShape s, const fl
   }
 }
 
-// FLT_MIN keeps an all-zero window at 0, as in Caffe.
-__device__ float window_total(const PoolShape& s, const Window& win, const float* src) {
-  float total = FLT_MIN;
-  for (int h = win.h0; h < win.h1; ++h) {
-    for (int w = win.w0; w < win.w1; ++w) total += src[h * s.width + w];
-  }
-  return total;
-}
-
 __global__ void stochastic_test_forward_kernel(int64_t n, PoolShape s, const float* x, float* y) {
   ENGINE_CUDA_KERNEL_LOOP(index, n) {
     int64_t plane;
@@ -193,20 +191,15 @@ __global__ void stochastic_test_forward_kernel(int64_t n, PoolShape s, const flo
 __global__ void stochastic_test_backward_kernel(int64_t n, PoolShape s, const float* dy,
                                                 const float* x, const float* y, float* dx) {
   ENGINE_CUDA_KERNEL_LOOP(index, n) {
-    const int w = static_cast<int>(index % s.width);
-    const int h = static_cast<int>((index / s.width) % s.height);
-    const int64_t plane = index / (int64_t(s.width) * s.height);
-    int ph0, ph1, pw0, pw1;
-    covering(h, s.kernel_h, s.stride_h, s.pad_h, s.pooled_h, &ph0, &ph1);
-    covering(w, s.kernel_w, s.stride_w, s.pad_w, s.pooled_w, &pw0, &pw1);
-    const float* src = x + plane * s.height * s.width;
-    const int64_t offset = plane * s.pooled_h * s.pooled_w;
-    const float v = src[h * s.width + w];
+    const Covered c = covered_by(s, index);
+    const float* src = x + c.plane * s.height * s.width;
+    const int64_t offset = c.plane * s.pooled_h * s.pooled_w;
+    const float v = src[c.h * s.width + c.w];
     float sum = 0;
-    for (int ph = ph0; ph < ph1; ++ph) {
-      for (int pw = pw0; pw < pw1; ++pw) {
+    for (int ph = c.ph0; ph < c.ph1; ++ph) {
+      for (int pw = c.pw0; pw < c.pw1; ++pw) {
         const int64_t out = offset + ph * s.pooled_w + pw;
-        const float total = window_total(s, window_of(s, ph, pw), src);
+        const float total = window_sum(src, s.width, window_of(s, ph, pw), FLT_MIN);
         sum += dy[out] * (2 * v - y[out]) / total;
       }
     }
@@ -221,39 +214,29 @@ int64_t inputs(const PoolShape& s) { return int64_t(s.num) * s.channels * s.heig
 
 }  // namespace
 
-#define ENGINE_LAUNCH(kernel, n, ...)                           \
-  do {                                                          \
-    const int64_t count_ = (n);                                 \
-    if (count_ <= 0) return;                                    \
-    kernel<<<cuda_blocks(count_), kCudaThreads>>>(count_, __VA_ARGS__); \
-    ENGINE_CUDA_CHECK(cudaPeekAtLastError());                   \
-  } while (0)
-
 void max_pool_forward(const PoolShape& s, const float* x, float* y, int* argmax, float* mask_top) {
-  ENGINE_LAUNCH(max_forward_kernel, outputs(s), s, x, y, argmax, mask_top);
+  ENGINE_CUDA_LAUNCH(max_forward_kernel, outputs(s), s, x, y, argmax, mask_top);
 }
 void max_pool_backward(const PoolShape& s, const float* dy, const int* argmax, float* dx) {
-  ENGINE_LAUNCH(max_backward_kernel, inputs(s), s, dy, argmax, dx);
+  ENGINE_CUDA_LAUNCH(max_backward_kernel, inputs(s), s, dy, argmax, dx);
 }
 void ave_pool_forward(const PoolShape& s, const float* x, float* y) {
-  ENGINE_LAUNCH(ave_forward_kernel, outputs(s), s, x, y);
+  ENGINE_CUDA_LAUNCH(ave_forward_kernel, outputs(s), s, x, y);
 }
 void ave_pool_backward(const PoolShape& s, const float* dy, float* dx) {
-  ENGINE_LAUNCH(ave_backward_kernel, inputs(s), s, dy, dx);
+  ENGINE_CUDA_LAUNCH(ave_backward_kernel, inputs(s), s, dy, dx);
 }
 void stochastic_pool_train_forward(const PoolShape& s, const float* x, float* y, int* chosen,
                                    uint64_t seed) {
-  ENGINE_LAUNCH(stochastic_train_forward_kernel, outputs(s), s, x, y, chosen, seed);
+  ENGINE_CUDA_LAUNCH(stochastic_train_forward_kernel, outputs(s), s, x, y, chosen, seed);
 }
 void stochastic_pool_test_forward(const PoolShape& s, const float* x, float* y) {
-  ENGINE_LAUNCH(stochastic_test_forward_kernel, outputs(s), s, x, y);
+  ENGINE_CUDA_LAUNCH(stochastic_test_forward_kernel, outputs(s), s, x, y);
 }
 void stochastic_pool_test_backward(const PoolShape& s, const float* dy, const float* x,
                                    const float* y, float* dx) {
-  ENGINE_LAUNCH(stochastic_test_backward_kernel, inputs(s), s, dy, x, y, dx);
+  ENGINE_CUDA_LAUNCH(stochastic_test_backward_kernel, inputs(s), s, dy, x, y, dx);
 }
-
-#undef ENGINE_LAUNCH
 
 }  // namespace gpu
 }  // namespace engine

@@ -88,36 +88,26 @@ __global__ void softmax_loss_backward_kernel(int64_t n, int channels, int64_t in
 
 }  // namespace
 
-#define ENGINE_LAUNCH(kernel, n, ...)                                    \
-  do {                                                                   \
-    const int64_t count_ = (n);                                          \
-    if (count_ <= 0) return;                                             \
-    kernel<<<cuda_blocks(count_), kCudaThreads>>>(count_, __VA_ARGS__);  \
-    ENGINE_CUDA_CHECK(cudaPeekAtLastError());                            \
-  } while (0)
-
 void softmax_forward(int64_t outer, int channels, int64_t inner, const float* x, float* y) {
   if (channels <= 0) return;
-  ENGINE_LAUNCH(softmax_forward_kernel, outer * inner, channels, inner, x, y);
+  ENGINE_CUDA_LAUNCH(softmax_forward_kernel, outer * inner, channels, inner, x, y);
 }
 void softmax_backward(int64_t outer, int channels, int64_t inner, const float* y,
                       const float* dy, float* dx) {
-  ENGINE_LAUNCH(softmax_backward_kernel, outer * inner, channels, inner, y, dy, dx);
+  ENGINE_CUDA_LAUNCH(softmax_backward_kernel, outer * inner, channels, inner, y, dy, dx);
 }
 void softmax_loss_forward(int64_t outer, int channels, int64_t inner, const float* prob,
                           const float* labels, bool has_ignore_label, int ignore_label,
                           float* loss, float* valid) {
-  ENGINE_LAUNCH(softmax_loss_forward_kernel, outer * inner, channels, inner, prob, labels,
+  ENGINE_CUDA_LAUNCH(softmax_loss_forward_kernel, outer * inner, channels, inner, prob, labels,
                 has_ignore_label, ignore_label, loss, valid);
 }
 void softmax_loss_backward(int64_t outer, int channels, int64_t inner, const float* prob,
                            const float* labels, bool has_ignore_label, int ignore_label,
                            const float* loss_weight, float scale, float* dx) {
-  ENGINE_LAUNCH(softmax_loss_backward_kernel, outer * inner, channels, inner, prob, labels,
+  ENGINE_CUDA_LAUNCH(softmax_loss_backward_kernel, outer * inner, channels, inner, prob, labels,
                 has_ignore_label, ignore_label, loss_weight, scale, dx);
 }
-
-#undef ENGINE_LAUNCH
 
 }  // namespace gpu
 
