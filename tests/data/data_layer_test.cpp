@@ -73,6 +73,25 @@ class DataLayerTest : public ::testing::Test {
     return path;
   }
 
+  // `count` gray side x side records whose pixel p of record i is record_step * i + pixel_step * p
+  // (distinct pixels: any difference in records, crops or mirrors shows), labelled i % classes.
+  std::string make_pixel_db(int count, int side, int record_step, int pixel_step, int classes) {
+    const std::string path = (dir_ / "db").string();
+    DbWriter writer(path);
+    for (int i = 0; i < count; ++i) {
+      cv::Mat image(side, side, CV_8UC1);
+      for (int p = 0; p < side * side; ++p) {
+        image.at<uint8_t>(p / side, p % side) =
+            static_cast<uint8_t>(record_step * i + pixel_step * p);
+      }
+      Datum datum;
+      image_to_datum(image, i % classes, &datum);
+      writer.put(key_of(i), datum.SerializeAsString());
+    }
+    writer.commit();
+    return path;
+  }
+
   LayerPtr data_layer(const std::string& source, const std::string& extra,
                       bool with_label = true) {
     return create_layer(layer_param(
@@ -121,19 +140,7 @@ TEST_F(DataLayerTest, LabelTopIsOptional) {
 
 TEST_F(DataLayerTest, BatchesDoNotDependOnTheThreadCount) {
   // Random crops and mirrors of distinct pixels, so any difference in records or draws shows.
-  const std::string path = (dir_ / "db").string();
-  {
-    DbWriter writer(path);
-    for (int i = 0; i < 7; ++i) {
-      cv::Mat image(4, 4, CV_8UC1);
-      for (int p = 0; p < 16; ++p) {
-        image.at<uint8_t>(p / 4, p % 4) = static_cast<uint8_t>(16 * i + p);
-      }
-      Datum datum;
-      image_to_datum(image, i, &datum);
-      writer.put(key_of(i), datum.SerializeAsString());
-    }
-  }
+  const std::string path = make_pixel_db(7, 4, 16, 1, 7);
   std::vector<std::vector<Output>> runs;
   for (int threads : {1, 3}) {
     Context::set_seed(42);
@@ -288,19 +295,7 @@ TEST_F(DataLayerTest, DestroyingTheLayerWithBatchesPendingDoesNotHang) {
 }
 
 TEST_F(DataLayerTest, SavedStateResumesTheSameBatches) {
-  const std::string path = (dir_ / "db").string();
-  {
-    DbWriter writer(path);
-    for (int i = 0; i < 5; ++i) {
-      cv::Mat image(3, 3, CV_8UC1);
-      for (int p = 0; p < 9; ++p) {
-        image.at<uint8_t>(p / 3, p % 3) = static_cast<uint8_t>(10 * i + p);
-      }
-      Datum datum;
-      image_to_datum(image, i, &datum);
-      writer.put(key_of(i), datum.SerializeAsString());
-    }
-  }
+  const std::string path = make_pixel_db(5, 3, 10, 1, 5);
   const std::string text =
       "name: 'data' type: 'Data' top: 'data' top: 'label' phase: TRAIN "
       "transform_param { crop_size: 2 mirror: true } "
@@ -473,19 +468,7 @@ TEST_F(ImageDataLayerTest, ErrorsNameTheListLine) {
 // ---- the solver's resume ---------------------------------------------------------------------
 
 TEST_F(DataLayerTest, SolverResumeContinuesTheDataExactly) {
-  const std::string path = (dir_ / "db").string();
-  {
-    DbWriter writer(path);
-    for (int i = 0; i < 7; ++i) {
-      cv::Mat image(3, 3, CV_8UC1);
-      for (int p = 0; p < 9; ++p) {
-        image.at<uint8_t>(p / 3, p % 3) = static_cast<uint8_t>(20 * i + 3 * p);
-      }
-      Datum datum;
-      image_to_datum(image, i % 3, &datum);
-      writer.put(key_of(i), datum.SerializeAsString());
-    }
-  }
+  const std::string path = make_pixel_db(7, 3, 20, 3, 3);
   SolverParameter param;
   parse_text(
       "base_lr: 0.05 lr_policy: 'fixed' momentum: 0.9 max_iter: 6 snapshot: 3 random_seed: 3 "
