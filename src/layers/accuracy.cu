@@ -2,6 +2,7 @@
 // reductions (reduce_planes) count the hits overall and per class, and the ratios go to the tops
 // on the device.
 #include <cuda_runtime.h>
+#include <math_constants.h>
 
 #include <cstdint>
 
@@ -27,7 +28,7 @@ __global__ void rank_kernel(int64_t locations, int classes, int64_t inner, const
     }
     counted[location] = 1;
     if (label < 0 || label >= classes) {
-      hit[location] = __int_as_float(0x7fc00000);
+      hit[location] = CUDART_NAN_F;
       continue;
     }
     const int64_t j = location % inner;

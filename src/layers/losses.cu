@@ -3,6 +3,7 @@
 // the loss weight is read from the top's diff there. A label the CPU would reject (it throws)
 // gives NaN here instead, in the loss and in that sample's gradient, without a host round trip.
 #include <cuda_runtime.h>
+#include <math_constants.h>
 
 #include <cmath>
 
@@ -15,8 +16,6 @@
 
 namespace engine {
 namespace {
-
-__device__ float not_a_number() { return __int_as_float(0x7fc00000); }
 
 struct Ignore {
   bool active;
@@ -61,7 +60,8 @@ __global__ void scale_by_loss_weight_kernel(int64_t n, const float* x, const flo
   ENGINE_CUDA_KERNEL_LOOP(k, n) { y[k] = alpha * x[k]; }
 }
 
-__global__ void normalized_loss_kernel(const float* sums, bool by_valid, float fixed, float* loss) {
+__global__ void normalized_loss_kernel(const float* sums, bool by_valid, float fixed,
+                                       float* loss) {
   *loss = sums[0] / normalizer_of(by_valid, sums + 1, fixed);
 }
 
@@ -76,7 +76,7 @@ __global__ void hinge_margins_kernel(int64_t n, int64_t dim, const float* x, con
     const int64_t i = k / dim;
     const int label = static_cast<int>(labels[i]);
     if (!label_in_range(label, dim)) {
-      margin[k] = not_a_number();
+      margin[k] = CUDART_NAN_F;
       continue;
     }
     const float t_x = k - i * dim == label ? -x[k] : x[k];
@@ -92,7 +92,7 @@ __global__ void hinge_backward_kernel(int64_t n, int64_t dim, const float* label
     const int64_t i = k / dim;
     const int label = static_cast<int>(labels[i]);
     if (!label_in_range(label, dim)) {
-      dx[k] = not_a_number();
+      dx[k] = CUDART_NAN_F;
       continue;
     }
     const float m = margin[k];
@@ -110,7 +110,7 @@ struct LogLossTerm {  // -log(max(p[label], floor)) of sample i
   float floor;
   __device__ double operator()(int64_t i) const {
     const int label = static_cast<int>(labels[i]);
-    if (!label_in_range(label, dim)) return not_a_number();
+    if (!label_in_range(label, dim)) return CUDART_NAN_F;
     return -log(double(max_of(prob[i * dim + label], floor)));
   }
 };
@@ -123,7 +123,7 @@ __global__ void log_loss_backward_kernel(int64_t n, int64_t dim, const float* pr
     const int64_t i = k / dim;
     const int label = static_cast<int>(labels[i]);
     if (!label_in_range(label, dim)) {
-      dx[k] = not_a_number();
+      dx[k] = CUDART_NAN_F;
     } else {
       dx[k] = k - i * dim == label ? scale / max_of(prob[k], floor) : 0.0f;
     }
@@ -172,6 +172,11 @@ __global__ void contrastive_backward_kernel(int64_t n, int channels, const float
 
 }  // namespace
 
+void normalized_loss_gpu(const float* sums, bool by_valid, float fixed_normalizer, float* loss) {
+  normalized_loss_kernel<<<1, 1>>>(sums, by_valid, fixed_normalizer, loss);
+  ENGINE_CUDA_CHECK(cudaPeekAtLastError());
+}
+
 void scale_by_loss_weight_gpu(int64_t n, const float* x, const float* loss_weight, float divisor,
                               float* y) {
   if (n == 0) return;
@@ -185,8 +190,7 @@ void sigmoid_cross_entropy_forward_gpu(int64_t n, const float* x, const float* t
   const Ignore ignored{has_ignore_label, ignore_label};
   reduce_planes(1, 1, n, CrossEntropyTerm{x, target, ignored}, 1.0f, 0.0f, sums);
   reduce_planes(1, 1, n, ValidTerm{target, ignored}, 1.0f, 0.0f, sums + 1);
-  normalized_loss_kernel<<<1, 1>>>(sums, by_valid, fixed_normalizer, loss);
-  ENGINE_CUDA_CHECK(cudaPeekAtLastError());
+  normalized_loss_gpu(sums, by_valid, fixed_normalizer, loss);
 }
 
 void sigmoid_cross_entropy_backward_gpu(int64_t n, const float* x, const float* target,

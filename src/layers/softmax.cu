@@ -6,6 +6,7 @@
 #include <cfloat>
 
 #include <cuda_runtime.h>
+#include <math_constants.h>
 
 #include "core/errors.hpp"
 #include "layers/elementwise_ops.hpp"
@@ -57,7 +58,7 @@ __global__ void softmax_loss_forward_kernel(int64_t n, int channels, int64_t inn
       loss[location] = 0;
       valid[location] = 0;
     } else if (label < 0 || label >= channels) {
-      loss[location] = __int_as_float(0x7fc00000);  // NaN: the host reports the bad label
+      loss[location] = CUDART_NAN_F;  // NaN: the host reports the bad label
       valid[location] = 1;
     } else {
       const int64_t base = (location / inner) * channels * inner + location % inner;
@@ -143,7 +144,7 @@ struct InfogainTerm {
   __device__ double operator()(int64_t location) const {
     const int label = static_cast<int>(labels[location]);
     if (!labelled(label)) return 0;
-    if (label < 0 || label >= classes) return __int_as_float(0x7fc00000);
+    if (label < 0 || label >= classes) return CUDART_NAN_F;
     const float* p = prob + (location / inner) * classes * inner + location % inner;
     const float* h_row = h + int64_t(label) * classes;
     double loss = 0;
@@ -153,10 +154,6 @@ struct InfogainTerm {
     return loss;
   }
 };
-
-__global__ void infogain_total_kernel(const float* sums, bool by_valid, float fixed, float* loss) {
-  *loss = sums[0] / normalizer_of(by_valid, sums + 1, fixed);
-}
 
 // Row sums of H, in the CPU's order.
 __global__ void row_sums_kernel(int classes, const float* h, float* sums) {
@@ -181,7 +178,7 @@ __global__ void infogain_backward_kernel(int64_t n, int classes, int64_t inner, 
     if (!labelled(label)) {
       dx[e] = 0;
     } else if (label < 0 || label >= classes) {
-      dx[e] = __int_as_float(0x7fc00000);
+      dx[e] = CUDART_NAN_F;
     } else {
       // __fmul_rn: the product rounded before the subtraction, as on the CPU (no FMA).
       dx[e] = (__fmul_rn(prob[e], row_sums[label]) - h[int64_t(label) * classes + k]) * scale;
@@ -201,8 +198,7 @@ void infogain_loss_forward_gpu(int64_t outer, int classes, int64_t inner, const 
                 InfogainTerm{classes, inner, prob, labels, h, labelled, floor}, 1.0f, 0.0f,
                 sums);
   if (by_valid) reduce_planes(1, 1, locations, ValidTerm{labels, labelled}, 1.0f, 0.0f, sums + 1);
-  infogain_total_kernel<<<1, 1>>>(sums, by_valid, fixed_normalizer, loss);
-  ENGINE_CUDA_CHECK(cudaPeekAtLastError());
+  normalized_loss_gpu(sums, by_valid, fixed_normalizer, loss);
 }
 
 void infogain_loss_backward_gpu(int64_t outer, int classes, int64_t inner, const float* prob,
