@@ -10,6 +10,7 @@ packages=(
   libopenblas-dev libdnnl-dev
   libgtest-dev
   liblmdb-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev zlib1g-dev
+  openmpi-bin libopenmpi-dev
 )
 
 missing=()

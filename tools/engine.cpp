@@ -38,6 +38,7 @@
 #include "io/prototxt.hpp"
 #include "io/upgrade.hpp"
 #include "math/cudnn.hpp"
+#include "parallel/training.hpp"
 #include "solvers/solver.hpp"
 
 DEFINE_string(solver, "", "The solver definition (prototxt).");
@@ -55,7 +56,15 @@ DEFINE_string(sighup_effect, "snapshot",
 DEFINE_string(phase, "TRAIN", "The net's phase: TRAIN or TEST.");
 DEFINE_int32(level, 0, "The net's level (for include/exclude rules).");
 DEFINE_string(stage, "", "Comma-separated stages of the net (for include/exclude rules).");
-DEFINE_string(gpu, "", "Run on this GPU (a device id); empty for the CPU.");
+DEFINE_string(gpu, "",
+              "Run on this GPU (a device id); empty for the CPU. train also takes several "
+              "(0,1) or all: data parallel, one worker per GPU.");
+DEFINE_double(collective_timeout, 300,
+              "train with workers: seconds a collective (a gradient exchange, say) may wait for "
+              "the other workers before the run is ended naming those that never arrived.");
+DEFINE_int32(bucket_mb, 4,
+             "train with workers: the most gradient MiB exchanged in one collective; smaller "
+             "buckets start sooner during backward.");
 DEFINE_bool(deterministic, false,
             "GPU: only cuDNN algorithms whose results repeat bit for bit from run to run.");
 DEFINE_int32(cudnn_workspace_mb, 1024,
@@ -124,19 +133,45 @@ void use_gpu(int device) {
 #endif
 }
 
+// --gpu's devices: ids, comma-separated, or all; each must exist.
+std::vector<int> gpu_list() {
+  std::vector<int> devices;
+  if (FLAGS_gpu.empty()) return devices;
+  const int count = Context::device_count();
+  if (FLAGS_gpu == "all") {
+    ENGINE_REQUIRE(count > 0, "--gpu=all: no CUDA device is available");
+    for (int i = 0; i < count; ++i) devices.push_back(i);
+    return devices;
+  }
+  for (const std::string& id : split(FLAGS_gpu, ',')) {
+    size_t used = 0;
+    int device = -1;
+    try {
+      device = std::stoi(id, &used);
+    } catch (const std::exception&) {
+    }
+    ENGINE_REQUIRE(used == id.size() && device >= 0,
+                   "--gpu must be device ids (0 or 0,1) or all, got '" << FLAGS_gpu << "'");
+    ENGINE_REQUIRE(count > 0, "--gpu=" << FLAGS_gpu << ": no CUDA device is available");
+    ENGINE_REQUIRE(device < count, "--gpu=" << FLAGS_gpu << ": GPU " << device
+                                            << " does not exist; this machine has " << count);
+    ENGINE_REQUIRE(std::find(devices.begin(), devices.end(), device) == devices.end(),
+                   "--gpu=" << FLAGS_gpu << " names GPU " << device << " twice");
+    devices.push_back(device);
+  }
+  return devices;
+}
+
+// test, time and forward: the CPU or one GPU.
 void select_device() {
-  if (FLAGS_gpu.empty()) {
+  const std::vector<int> devices = gpu_list();
+  if (devices.empty()) {
     Context::set_mode(Mode::CPU);
     return;
   }
-  ENGINE_REQUIRE(FLAGS_gpu != "all", "--gpu=all (several GPUs) is not supported yet; give one id");
-  int device = 0;
-  try {
-    device = std::stoi(FLAGS_gpu);
-  } catch (const std::exception&) {
-    ENGINE_FAIL("--gpu must be a device id, got '" << FLAGS_gpu << "'");
-  }
-  use_gpu(device);
+  ENGINE_REQUIRE(devices.size() == 1,
+                 "--gpu=" << FLAGS_gpu << ": this command runs on one GPU; give one id");
+  use_gpu(devices[0]);
 }
 
 bool flag_given(const char* name) {
@@ -199,26 +234,33 @@ int train_command() {
   for (const std::string& stage : stages()) param.mutable_train_state()->add_stage(stage);
   if (flag_given("iterations")) param.set_max_iter(FLAGS_iterations);
 
-  if (!FLAGS_gpu.empty()) {
-    select_device();
-  } else if (param.solver_mode() == SolverParameter::GPU && param.has_solver_mode()) {
+  ENGINE_REQUIRE(FLAGS_bucket_mb > 0, "--bucket_mb must be positive, got " << FLAGS_bucket_mb);
+
+  TrainingOptions options;
+  options.gpus = gpu_list();
+  Context::set_mode(Mode::CPU);
+  if (options.gpus.empty() && param.solver_mode() == SolverParameter::GPU &&
+      param.has_solver_mode()) {
     if (Context::device_count() > 0) {
-      use_gpu(param.device_id());
+      options.gpus = {param.device_id()};
     } else {
       LOG(WARNING) << FLAGS_solver << ": solver_mode is GPU but no CUDA device is available; "
                                       "training on the CPU";
-      Context::set_mode(Mode::CPU);
     }
-  } else {
-    Context::set_mode(Mode::CPU);
   }
-
-  std::unique_ptr<Solver> solver = make_solver(param, FLAGS_solver);
-  solver->set_action_source(signal_actions());
-  if (!FLAGS_weights.empty()) copy_weights(FLAGS_weights, solver->net());
-  for (const std::string& file : param.weights()) copy_weights(file, solver->net());
-  LOG(INFO) << "Starting Optimization";
-  solver->solve(FLAGS_snapshot);
+  options.param = param;
+  options.solver_file = FLAGS_solver;
+  options.resume = FLAGS_snapshot;
+  options.use_device = use_gpu;
+  options.prepare = [&param](Solver& solver) {
+    if (!FLAGS_weights.empty()) copy_weights(FLAGS_weights, solver.net());
+    for (const std::string& file : param.weights()) copy_weights(file, solver.net());
+  };
+  options.root_actions = signal_actions();
+  options.collective_timeout_seconds = FLAGS_collective_timeout;
+  options.bucket_bytes = size_t(FLAGS_bucket_mb) << 20;
+  options.identity = FLAGS_weights + "|" + FLAGS_gpu;
+  train(options);
   return 0;
 }
 
@@ -514,11 +556,15 @@ const std::map<std::string, Command>& commands() {
       {"train",
        {train_command,
         "engine train --solver=SOLVER.prototxt [--weights=W.caffemodel[,W2...] |\n"
-        "             --snapshot=S.solverstate] [--iterations=N] [--gpu=ID] [--level=0]\n"
-        "             [--stage=a,b] [--sigint_effect=stop] [--sighup_effect=snapshot]\n"
+        "             --snapshot=S.solverstate] [--iterations=N] [--gpu=ID|ID,ID...|all]\n"
+        "             [--level=0] [--stage=a,b] [--sigint_effect=stop] [--sighup_effect=snapshot]\n"
+        "             [--collective_timeout=300] [--bucket_mb=4]\n"
+        "Data parallel: mpirun -np N engine train ... (each rank trains on its shard of the\n"
+        "data; with --gpu, one GPU per rank), or --gpu=0,1 / all in one process.\n"
         "Trains a net as the solver file says; snapshots as it goes and at the end.",
         {"solver", "weights", "snapshot", "iterations", "gpu", "deterministic",
-         "cudnn_workspace_mb", "level", "stage", "sigint_effect", "sighup_effect"}}},
+         "cudnn_workspace_mb", "level", "stage", "sigint_effect", "sighup_effect",
+         "collective_timeout", "bucket_mb"}}},
       {"test",
        {test_command,
         "engine test --model=NET.prototxt --weights=W.caffemodel [--iterations=50] [--gpu=ID]\n"

@@ -28,6 +28,12 @@ Context::~Context() {
 
 void Context::set_seed(uint64_t seed) { get().rng_.seed(seed); }
 
+void Context::set_data_shard(int index, int count) {
+  CHECK(count >= 1 && index >= 0 && index < count) << index << " of " << count;
+  get().data_shard_ = index;
+  get().data_shards_ = count;
+}
+
 int Context::device_count() {
 #ifdef ENGINE_USE_CUDA
   int count = 0;

@@ -40,6 +40,14 @@ class Context {
   static bool deterministic() { return get().deterministic_; }
   static void set_deterministic(bool value) { get().deterministic_ = value; }
 
+  // The part of the training data this thread's nets read in a data-parallel run: shard
+  // `index` of `count` (Caffe's solver_rank and solver_count). A TRAIN-phase data layer made
+  // here reads records index, index + count, index + 2 count, ... of its epoch order, so no two
+  // workers see the same record in an epoch, and draws its own augmentation stream.
+  static void set_data_shard(int index, int count);
+  static int data_shard() { return get().data_shard_; }
+  static int data_shards() { return get().data_shards_; }
+
 #ifdef ENGINE_USE_CUDA
   static cublasHandle_t cublas();
   static cudnnHandle_t cudnn();
@@ -55,6 +63,7 @@ class Context {
   Mode mode_ = Mode::CPU;
   int device_ = 0;
   bool deterministic_ = false;
+  int data_shard_ = 0, data_shards_ = 1;
   std::mt19937 rng_;
 #ifdef ENGINE_USE_CUDA
   cublasHandle_t cublas_ = nullptr;

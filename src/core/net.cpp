@@ -421,6 +421,7 @@ void Net::backward_from_to(int start, int end) {
     if (layer_need_backward_[i]) {
       layers_[i]->backward(top_vecs_[i], bottom_need_backward_[i], bottom_vecs_[i]);
     }
+    if (after_backward_step_) after_backward_step_(i);
   }
 }
 

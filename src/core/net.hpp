@@ -10,6 +10,7 @@
 // Blobs, layers and learnable parameters are reachable by name. Not thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -41,6 +42,13 @@ class Net {
   // Layer-by-layer entry points (timing, debugging): layers [start, end] inclusive.
   float forward_from_to(int start, int end);
   void backward_from_to(int start, int end);
+  // Called by backward passes after each layer's step, with the layer's index (also for layers
+  // that need no backward), in backward order: the point where that layer's parameter gradients
+  // are complete, unless a layer before it shares them. Data-parallel training starts
+  // exchanging gradients here while backward goes on.
+  void set_after_backward_step(std::function<void(int layer)> callback) {
+    after_backward_step_ = std::move(callback);
+  }
   // Re-runs every layer's reshape (after an input blob changed shape).
   void reshape();
   void clear_param_diffs();
@@ -93,6 +101,12 @@ class Net {
   const std::vector<std::string>& param_display_names() const { return param_display_names_; }
   // For params()[i]: -1 if it owns its memory, else the index of its owner in params().
   const std::vector<int>& param_owners() const { return param_owners_; }
+  // For params()[i]: the index of the layer holding it, and its index among that layer's blobs.
+  const std::vector<std::pair<int, int>>& param_layer_indices() const {
+    return param_layer_indices_;
+  }
+  // For learnable_params()[i]: its index in params().
+  const std::vector<int>& learnable_param_ids() const { return learnable_param_ids_; }
   // The parameters a solver updates (owners only), with their lr and decay multipliers.
   const std::vector<Blob*>& learnable_params() const { return learnable_params_; }
   const std::vector<float>& params_lr() const { return params_lr_; }
@@ -135,6 +149,7 @@ class Net {
   std::vector<int> learnable_param_ids_;
   std::vector<float> params_lr_;
   std::vector<float> params_weight_decay_;
+  std::function<void(int)> after_backward_step_;
 };
 
 // Net construction steps, exposed for testing and tools.

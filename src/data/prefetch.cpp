@@ -254,6 +254,11 @@ void PrefetchingDataLayer::start_prefetching(const Layout& layout, const Blobs& 
   if (top.size() > 1) shapes.push_back(label_shape_);
   base_batch_ = 0;
   base_record_ = layout.first_record;
+  if (param_.phase() == TRAIN && Context::data_shards() > 1) {
+    shard_ = static_cast<uint64_t>(Context::data_shard());
+    shards_ = static_cast<uint64_t>(Context::data_shards());
+    seed_ = batch_seed(seed_, ~shard_);  // the worker's own augmentation stream
+  }
   for (int t = 0; t < layout.threads; ++t) readers_.push_back(layout.make_reader(shuffle_seed_));
   prefetcher_ = std::make_unique<Prefetcher>(
       layout.threads, std::max(layout.depth, layout.threads), shapes,
@@ -280,7 +285,7 @@ void PrefetchingDataLayer::produce(int worker, uint64_t index, Batch* batch,
   float* labels = batch->blobs.size() > 1 ? batch->blobs[1].mutable_cpu_data() : nullptr;
   for (int i = 0; i < layout_.batch_size; ++i) {
     if (cancelled) return;
-    const int label = reader.read(first + i, data + i * image_size);
+    const int label = reader.read((first + i) * shards_ + shard_, data + i * image_size);
     if (labels) labels[i] = static_cast<float>(label);
   }
 }

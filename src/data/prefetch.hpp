@@ -14,6 +14,7 @@
 // the next ready batch into the tops on forward, and saves/restores its position (batches and
 // records consumed, seeds) for exact resumes. So the batches -- their records, order and random
 // augmentation -- are the same whatever the thread count, and a resume continues them exactly.
+// A TRAIN-phase layer of a data-parallel worker reads only its shard (Context::data_shard).
 //
 // In GPU mode the layer pins the slots' host memory (cudaHostRegister) and copies each batch to
 // device buffers on a stream of its own as soon as the batch is ready (try_acquire), while the
@@ -160,8 +161,10 @@ class PrefetchingDataLayer : public Layer {
   Layout layout_;
   std::vector<int> data_shape_, label_shape_;
   uint64_t seed_ = 0, shuffle_seed_ = 0;
-  // Batch b starts at record base_record_ + (b - base_batch_) * batch_size.
+  // Batch b starts at record base_record_ + (b - base_batch_) * batch_size, counted in this
+  // worker's shard: its record r is record r * shards_ + shard_ of the whole epoch order.
   uint64_t base_batch_ = 0, base_record_ = 0;
+  uint64_t shard_ = 0, shards_ = 1;
   std::vector<std::unique_ptr<RecordReader>> readers_;
   // Host memory of the slots (pinned on first GPU use) and the GPU path's stream, events and
   // device buffers (prefetch.cpp).

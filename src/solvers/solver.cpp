@@ -36,14 +36,15 @@ bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
 
 // Positions of layers that keep one (data layers): net 0 is the train net, net i the test net
 // i - 1. A resume restores them, so the data continues where the snapshot left it.
+template <typename Entries>
 void save_layer_states(const Net& train, const std::vector<std::unique_ptr<Net>>& tests,
-                       SolverState* state) {
+                       Entries* entries) {
   for (size_t n = 0; n <= tests.size(); ++n) {
     const Net& net = n == 0 ? train : *tests[n - 1];
     for (size_t i = 0; i < net.layers().size(); ++i) {
       std::string bytes;
       if (!net.layers()[i]->save_state(&bytes)) continue;
-      LayerState* entry = state->add_layer_state();
+      LayerState* entry = entries->Add();
       entry->set_net(static_cast<int>(n));
       entry->set_layer(net.layer_names()[i]);
       entry->set_state(bytes);
@@ -51,10 +52,11 @@ void save_layer_states(const Net& train, const std::vector<std::unique_ptr<Net>>
   }
 }
 
-void restore_layer_states(const SolverState& state, Net& train,
+template <typename Entries>
+void restore_layer_states(const Entries& entries, Net& train,
                           const std::vector<std::unique_ptr<Net>>& tests,
                           const std::string& file) {
-  for (const LayerState& entry : state.layer_state()) {
+  for (const LayerState& entry : entries) {
     ENGINE_REQUIRE(entry.net() >= 0 && entry.net() <= static_cast<int>(tests.size()),
                    file << ": holds a position for layer '" << entry.layer() << "' of net "
                         << entry.net() << ", but the solver has " << tests.size()
@@ -65,6 +67,46 @@ void restore_layer_states(const SolverState& state, Net& train,
                         << "', which net " << entry.net() << " does not have");
     net.layer_by_name(entry.layer()).restore_state(entry.state());
   }
+}
+
+// The learning-rate policy's position, in the solverstate's fields.
+void save_lr_state(const LrState& lr, SolverState* state) {
+  state->set_current_step(lr.multistep_index);
+  state->set_plateau_reductions(lr.plateau_reductions);
+  state->set_plateau_best(lr.plateau_best);
+  state->set_plateau_has_best(lr.plateau_has_best);
+  state->set_plateau_stale_rounds(lr.plateau_stale_rounds);
+}
+
+void restore_lr_state(const SolverState& state, LrState* lr) {
+  lr->multistep_index = state.current_step();
+  lr->plateau_reductions = state.plateau_reductions();
+  lr->plateau_best = state.plateau_best();
+  lr->plateau_has_best = state.plateau_has_best();
+  lr->plateau_stale_rounds = state.plateau_stale_rounds();
+}
+
+std::string rng_state() {
+  std::ostringstream rng;
+  rng << Context::rng();
+  return rng.str();
+}
+
+void restore_rng_state(const std::string& bytes, const std::string& file) {
+  std::istringstream rng(bytes);
+  rng >> Context::rng();
+  ENGINE_REQUIRE(!rng.fail(), file << ": corrupt random generator state");
+}
+
+uint64_t weights_hash(const Net& net) {
+  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a
+  for (Blob* param : net.learnable_params()) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(param->cpu_data());
+    for (size_t i = 0; i < sizeof(float) * param->count(); ++i) {
+      hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+    }
+  }
+  return hash;
 }
 
 }  // namespace
@@ -150,7 +192,11 @@ void Solver::solve(const std::string& resume_file) {
   LOG(INFO) << "Solving " << net_->name();
   LOG(INFO) << "Learning Rate Policy: " << param_.lr_policy();
   stopped_early_ = false;
-  if (!resume_file.empty()) restore(resume_file);
+  if (!resume_file.empty()) {
+    restore(resume_file);
+  } else if (peers_) {
+    peers_->broadcast_weights();
+  }
   step(param_.max_iter() - iter_);
   const bool just_snapshotted = param_.snapshot() > 0 && iter_ % param_.snapshot() == 0;
   if ((param_.snapshot_after_train() || stopped_early_) && !just_snapshotted) snapshot();
@@ -158,6 +204,7 @@ void Solver::solve(const std::string& resume_file) {
     LOG(INFO) << "Optimization stopped early.";
     return;
   }
+  if (!is_root()) return;
   if (param_.display() && iter_ % param_.display() == 0) {
     const float loss = net_->forward();
     LOG(INFO) << "Iteration " << iter_ << ", loss = " << loss;
@@ -177,15 +224,20 @@ void Solver::step(int iterations) {
     net_->clear_param_diffs();
     if (param_.test_interval() && iter_ % param_.test_interval() == 0 &&
         (iter_ > 0 || param_.test_initialization())) {
-      test_all();
+      if (is_root()) test_all();
+      share_lr_state();
       // Testing takes time that is not training: restart the rate clock.
       timer = std::chrono::steady_clock::now();
       timed_iterations = 0;
     }
     float loss = 0;
-    for (int i = 0; i < param_.iter_size(); ++i) loss += net_->forward_backward();
+    for (int i = 0; i < param_.iter_size(); ++i) {
+      if (peers_ && i == param_.iter_size() - 1) peers_->backward_starting();
+      loss += net_->forward_backward();
+    }
     loss /= param_.iter_size();
     check_finite(loss);
+    if (peers_) peers_->average_gradients();
     update_smoothed_loss(loss, start_iter);
     ++timed_iterations;
     if (param_.display() && iter_ % param_.display() == 0) {
@@ -199,7 +251,8 @@ void Solver::step(int iterations) {
     apply_update();
     ++iter_;
 
-    const SolverAction action = action_source_ ? action_source_() : SolverAction::NONE;
+    const SolverAction action =
+        agree_on(action_source_ && is_root() ? action_source_() : SolverAction::NONE);
     if ((param_.snapshot() > 0 && iter_ % param_.snapshot() == 0) ||
         action == SolverAction::SNAPSHOT) {
       snapshot();
@@ -209,6 +262,23 @@ void Solver::step(int iterations) {
       break;
     }
   }
+}
+
+void Solver::share_lr_state() {
+  if (!peers_) return;
+  SolverState lr;
+  save_lr_state(lr_state_, &lr);
+  std::string bytes = lr.SerializeAsString();
+  peers_->broadcast(&bytes, "the learning-rate state after testing");
+  CHECK(lr.ParseFromString(bytes));
+  restore_lr_state(lr, &lr_state_);
+}
+
+SolverAction Solver::agree_on(SolverAction action) {
+  if (!peers_) return action;
+  std::string bytes(1, static_cast<char>(action));
+  peers_->broadcast(&bytes, "the root's signal action");
+  return static_cast<SolverAction>(bytes.at(0));
 }
 
 void Solver::update_smoothed_loss(float loss, int start_iter) {
@@ -226,12 +296,14 @@ void Solver::update_smoothed_loss(float loss, int start_iter) {
 
 void Solver::display(double seconds, int iterations) {
   const double per_second = iterations / (seconds > 0 ? seconds : 1);
+  const int workers = peers_ ? peers_->size() : 1;
   const auto& first_layer_tops = net_->top_vecs().empty() ? Blobs() : net_->top_vecs()[0];
   const int batch = first_layer_tops.empty() || first_layer_tops[0]->num_axes() == 0
                         ? 1
                         : first_layer_tops[0]->shape(0);
   LOG(INFO) << "Iteration " << iter_ << " (" << per_second << " iter/s, "
-            << per_second * batch * param_.iter_size() << " images/s), loss = " << smoothed_loss_;
+            << per_second * batch * param_.iter_size() * workers
+            << " images/s), loss = " << smoothed_loss_;
   int index = 0;
   for (Blob* output : net_->output_blobs()) {
     const std::string& name = net_->blob_name(output);
@@ -407,27 +479,43 @@ std::string Solver::snapshot_filename(int iteration, const std::string& extensio
   return prefix + "_iter_" + std::to_string(iteration) + extension;
 }
 
+WorkerState Solver::worker_state() const {
+  WorkerState state;
+  state.set_rng_state(rng_state());
+  save_layer_states(*net_, test_nets_, state.mutable_layer_state());
+  if (peers_) state.set_weights_hash(weights_hash(*net_));
+  return state;
+}
+
 void Solver::snapshot() {
   ENGINE_REQUIRE(param_.snapshot_format() == SolverParameter::BINARYPROTO,
                  source_ << ": only snapshot_format BINARYPROTO is supported (HDF5 is not)");
+  SolverState state;
+  if (peers_) {
+    const std::vector<std::string> workers =
+        peers_->allgather(worker_state().SerializeAsString(), "the workers' snapshot states");
+    if (!is_root()) return;
+    state.set_world_size(peers_->size());
+    for (size_t rank = 0; rank < workers.size(); ++rank) {
+      WorkerState* worker = state.add_worker_state();
+      CHECK(worker->ParseFromString(workers[rank]));
+      ENGINE_REQUIRE(worker->weights_hash() == state.worker_state(0).weights_hash(),
+                     "iteration " << iter_ << ": worker " << rank
+                                  << "'s weights differ from worker 0's; the gradient exchange "
+                                     "went wrong, so no snapshot is written");
+    }
+  }
   const std::string model = snapshot_filename(iter_, ".caffemodel");
   LOG(INFO) << "Snapshotting to binary proto file " << model;
   write_caffemodel(*net_, model, param_.snapshot_diff());
 
-  SolverState state;
   state.set_iter(iter_);
   state.set_learned_net(model);
-  state.set_current_step(lr_state_.multistep_index);
+  save_lr_state(lr_state_, &state);
   ensure_history();
   for (const auto& blob : history_) blob->to_proto(state.add_history());
-  std::ostringstream rng;
-  rng << Context::rng();
-  state.set_rng_state(rng.str());
-  state.set_plateau_reductions(lr_state_.plateau_reductions);
-  state.set_plateau_best(lr_state_.plateau_best);
-  state.set_plateau_has_best(lr_state_.plateau_has_best);
-  state.set_plateau_stale_rounds(lr_state_.plateau_stale_rounds);
-  save_layer_states(*net_, test_nets_, &state);
+  state.set_rng_state(rng_state());
+  save_layer_states(*net_, test_nets_, state.mutable_layer_state());
   const std::string state_file = snapshot_filename(iter_, ".solverstate");
   LOG(INFO) << "Snapshotting solver state to binary proto file " << state_file;
   write_binary_file(state, state_file);
@@ -436,8 +524,13 @@ void Solver::snapshot() {
 void Solver::restore(const std::string& solverstate_file) {
   LOG(INFO) << "Restoring previous solver status from " << solverstate_file;
   SolverState state;
-  read_binary_file(solverstate_file, &state);
-  if (state.has_learned_net()) {
+  if (is_root()) read_binary_file(solverstate_file, &state);
+  if (peers_) {
+    std::string bytes = state.SerializeAsString();
+    peers_->broadcast(&bytes, "the solver state of " + solverstate_file);
+    CHECK(state.ParseFromString(bytes));
+  }
+  if (state.has_learned_net() && is_root()) {
     // The path as written, or beside the solverstate if the snapshots were moved.
     std::string model = state.learned_net();
     if (!file_exists(model)) {
@@ -447,6 +540,7 @@ void Solver::restore(const std::string& solverstate_file) {
     }
     copy_weights_from_file(model, net_.get());
   }
+  if (peers_) peers_->broadcast_weights();
   ensure_history();
   ENGINE_REQUIRE(state.history_size() == static_cast<int>(history_.size()),
                  solverstate_file << ": holds " << state.history_size()
@@ -456,17 +550,30 @@ void Solver::restore(const std::string& solverstate_file) {
     history_[i]->from_proto(state.history(static_cast<int>(i)), false);
   }
   iter_ = state.iter();
-  lr_state_.multistep_index = state.current_step();
-  lr_state_.plateau_reductions = state.plateau_reductions();
-  lr_state_.plateau_best = state.plateau_best();
-  lr_state_.plateau_has_best = state.plateau_has_best();
-  lr_state_.plateau_stale_rounds = state.plateau_stale_rounds();
-  if (state.has_rng_state()) {
-    std::istringstream rng(state.rng_state());
-    rng >> Context::rng();
-    ENGINE_REQUIRE(!rng.fail(), solverstate_file << ": corrupt random generator state");
+  restore_lr_state(state, &lr_state_);
+  // Each worker continues its own random stream and data position, when the run has as many
+  // workers as the one that wrote the snapshot.
+  const int saved_workers = state.has_world_size() ? state.world_size() : 1;
+  const int workers = peers_ ? peers_->size() : 1;
+  if (saved_workers != workers) {
+    LOG(WARNING) << solverstate_file << " was written by " << saved_workers
+                 << " worker(s) and this run has " << workers
+                 << ": the weights and solver history continue, the data positions and random "
+                    "streams start afresh";
+    return;
   }
-  restore_layer_states(state, *net_, test_nets_, solverstate_file);
+  if (workers > 1) {
+    const int rank = peers_->rank();
+    ENGINE_REQUIRE(state.worker_state_size() == workers,
+                   solverstate_file << ": says " << workers << " workers but holds the state of "
+                                    << state.worker_state_size());
+    const WorkerState& mine = state.worker_state(rank);
+    if (mine.has_rng_state()) restore_rng_state(mine.rng_state(), solverstate_file);
+    restore_layer_states(mine.layer_state(), *net_, test_nets_, solverstate_file);
+    return;
+  }
+  if (state.has_rng_state()) restore_rng_state(state.rng_state(), solverstate_file);
+  restore_layer_states(state.layer_state(), *net_, test_nets_, solverstate_file);
 }
 
 }  // namespace engine

@@ -23,6 +23,29 @@ namespace engine {
 // What a signal (or any other outside request) asks the running solver to do.
 enum class SolverAction { NONE, STOP, SNAPSHOT };
 
+// The other workers of a data-parallel run, as a solver sees them (parallel/data_parallel.hpp
+// implements it over MPI ranks or NCCL devices). Every worker's solver calls these at the same
+// points of the same iterations. Worker 0 is the root: it alone tests, logs, answers signals and
+// writes snapshots, which carry every worker's random state and data position.
+class SolverPeers {
+ public:
+  virtual ~SolverPeers() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Before the last forward/backward pass of an iteration: gradients may start travelling as
+  // backward completes them.
+  virtual void backward_starting() = 0;
+  // After it: returns when every learnable parameter's diff holds the mean over the workers.
+  virtual void average_gradients() = 0;
+  // Makes every worker's weights the root's.
+  virtual void broadcast_weights() = 0;
+  // Makes every worker's bytes the root's.
+  virtual void broadcast(std::string* bytes, const std::string& what) = 0;
+  // Every worker's bytes, in rank order.
+  virtual std::vector<std::string> allgather(const std::string& bytes,
+                                             const std::string& what) = 0;
+};
+
 class Solver {
  public:
   // `source` names the solver file for default snapshot prefixes and messages ("" if none).
@@ -60,6 +83,10 @@ class Solver {
     gradients_ready_callbacks_.push_back(callback);
   }
 
+  // Makes this solver one worker of a data-parallel run (not owned; null for a lone solver).
+  void set_peers(SolverPeers* peers) { peers_ = peers; }
+  bool is_root() const { return !peers_ || peers_->rank() == 0; }
+
   // Snapshot file names for iteration `iteration`.
   std::string snapshot_filename(int iteration, const std::string& extension) const;
 
@@ -88,6 +115,12 @@ class Solver {
   void check_finite(float loss);
   bool gradients_finite();
   void test(int test_net_id, std::vector<float>* means);
+  // Workers: the root's test results decide the plateau policy, and its signals every action.
+  void share_lr_state();
+  SolverAction agree_on(SolverAction action);
+  // This worker's random state and data positions (and a hash of its weights, to check that
+  // every worker holds the same).
+  WorkerState worker_state() const;
 
   std::string source_;
   std::unique_ptr<Net> net_;
@@ -101,6 +134,7 @@ class Solver {
   bool stopped_early_ = false;
   std::function<SolverAction()> action_source_;
   std::vector<std::function<void()>> gradients_ready_callbacks_;
+  SolverPeers* peers_ = nullptr;
 };
 
 // Makes the solver SolverParameter.type names (a legacy solver_type is upgraded first).
