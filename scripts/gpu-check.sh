@@ -48,6 +48,9 @@ tail -5 "$out/gpu-tests.txt"
 (cd build-gpu && ctest -E "parity|gpu_" -j8) >"$out/cpu-tests.txt" 2>&1
 tail -3 "$out/cpu-tests.txt"
 
+step "several GPUs (NCCL): --gpu=all against one GPU on the same constant data"
+scripts/gpu-multi-check.sh build-gpu/bin "$out" || echo "MULTI-GPU CHECK FAILED"
+
 step "benchmark"
 OUT="$out" bench/gpu_alexnet.sh build-gpu/bin 128 256
 step "done"
