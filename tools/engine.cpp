@@ -62,6 +62,10 @@ DEFINE_string(gpu, "",
 DEFINE_double(collective_timeout, 300,
               "train with workers: seconds a collective (a gradient exchange, say) may wait for "
               "the other workers before the run is ended naming those that never arrived.");
+DEFINE_int32(model_parallel, 0,
+             "train under mpirun: workers per model-parallel group (the AlexNet paper's split "
+             "of every layer's channels); the groups are data parallel with each other. 0 takes "
+             "the solver's model_parallel (default 1: data parallel only).");
 DEFINE_int32(bucket_mb, 4,
              "train with workers: the most gradient MiB exchanged in one collective; smaller "
              "buckets start sooner during backward.");
@@ -252,14 +256,17 @@ int train_command() {
   options.solver_file = FLAGS_solver;
   options.resume = FLAGS_snapshot;
   options.use_device = use_gpu;
-  options.prepare = [&param](Solver& solver) {
-    if (!FLAGS_weights.empty()) copy_weights(FLAGS_weights, solver.net());
-    for (const std::string& file : param.weights()) copy_weights(file, solver.net());
-  };
+  for (const std::string& files : {FLAGS_weights}) {
+    for (const std::string& file : split(files, ',')) options.weights.push_back(file);
+  }
+  for (const std::string& files : param.weights()) {
+    for (const std::string& file : split(files, ',')) options.weights.push_back(file);
+  }
+  options.model_parallel = FLAGS_model_parallel;
   options.root_actions = signal_actions();
   options.collective_timeout_seconds = FLAGS_collective_timeout;
   options.bucket_bytes = size_t(FLAGS_bucket_mb) << 20;
-  options.identity = FLAGS_weights + "|" + FLAGS_gpu;
+  options.identity = FLAGS_gpu;
   train(options);
   return 0;
 }
@@ -558,13 +565,14 @@ const std::map<std::string, Command>& commands() {
         "engine train --solver=SOLVER.prototxt [--weights=W.caffemodel[,W2...] |\n"
         "             --snapshot=S.solverstate] [--iterations=N] [--gpu=ID|ID,ID...|all]\n"
         "             [--level=0] [--stage=a,b] [--sigint_effect=stop] [--sighup_effect=snapshot]\n"
-        "             [--collective_timeout=300] [--bucket_mb=4]\n"
+        "             [--collective_timeout=300] [--bucket_mb=4] [--model_parallel=W]\n"
         "Data parallel: mpirun -np N engine train ... (each rank trains on its shard of the\n"
-        "data; with --gpu, one GPU per rank), or --gpu=0,1 / all in one process.\n"
+        "data; with --gpu, one GPU per rank), or --gpu=0,1 / all in one process. Model\n"
+        "parallel: mpirun -np N engine train --model_parallel=W (groups of W ranks).\n"
         "Trains a net as the solver file says; snapshots as it goes and at the end.",
         {"solver", "weights", "snapshot", "iterations", "gpu", "deterministic",
          "cudnn_workspace_mb", "level", "stage", "sigint_effect", "sighup_effect",
-         "collective_timeout", "bucket_mb"}}},
+         "collective_timeout", "bucket_mb", "model_parallel"}}},
       {"test",
        {test_command,
         "engine test --model=NET.prototxt --weights=W.caffemodel [--iterations=50] [--gpu=ID]\n"

@@ -15,6 +15,8 @@
 
 namespace engine {
 
+class Communicator;
+
 enum class Mode { CPU, GPU };
 
 class Context {
@@ -48,6 +50,11 @@ class Context {
   static int data_shard() { return get().data_shard_; }
   static int data_shards() { return get().data_shards_; }
 
+  // The model-parallel group this thread's nets belong to (parallel/model_parallel.hpp): the
+  // exchange layers made here use it. Not owned; null outside model-parallel training.
+  static void set_model_group(Communicator* group) { get().model_group_ = group; }
+  static Communicator* model_group() { return get().model_group_; }
+
 #ifdef ENGINE_USE_CUDA
   static cublasHandle_t cublas();
   static cudnnHandle_t cudnn();
@@ -64,6 +71,7 @@ class Context {
   int device_ = 0;
   bool deterministic_ = false;
   int data_shard_ = 0, data_shards_ = 1;
+  Communicator* model_group_ = nullptr;
   std::mt19937 rng_;
 #ifdef ENGINE_USE_CUDA
   cublasHandle_t cublas_ = nullptr;

@@ -57,6 +57,8 @@
   X(Embed, kCpuAndGpu)  \
   X(Parameter, kCpuAndGpu)  \
   X(SPP, kCpuAndGpu)  \
+  X(GatherChannels, kCpuAndGpu)  \
+  X(KeepChannels, kCpuAndGpu)  \
   /* end of the list */
 
 // Layers of src/data, built only where LMDB and OpenCV are found.

@@ -52,6 +52,8 @@ class Communicator {
   // Payload bytes this member has handed to collectives so far (count * 4 for a float
   // allreduce): what the benchmarks report per iteration.
   uint64_t bytes_communicated() const { return bytes_communicated_; }
+  // Seconds this member has spent waiting for collectives to complete (0 where not measured).
+  virtual double seconds_communicating() const { return 0; }
 
  protected:
   uint64_t bytes_communicated_ = 0;

@@ -48,6 +48,7 @@ std::vector<std::string> MpiCommunicator::allgather_bytes(const std::string& min
   return {mine};
 }
 void MpiCommunicator::broadcast_bytes(std::string*, int, const std::string&) {}
+double MpiCommunicator::seconds_communicating() const { return 0; }
 void MpiCommunicator::abort(const std::string& message) {
   std::fprintf(stderr, "%s\n", message.c_str());
   std::exit(1);
@@ -96,6 +97,7 @@ struct MpiCommunicator::State {
   std::vector<int> world_ranks;  // of each member
   double timeout = 0;
   uint64_t sequence = 0;  // collectives issued on this communicator
+  double seconds = 0;     // spent in complete()
 
   State(MPI_Comm from, double timeout_seconds) : timeout(timeout_seconds) {
     MPI_Comm_dup(from, &comm);
@@ -125,12 +127,16 @@ struct MpiCommunicator::State {
   // sleeps in growing steps so that a waiting thread leaves the cores to the computation.
   void complete(MPI_Request* request, const std::string& what) {
     ++sequence;
-    const auto deadline = Clock::now() + std::chrono::duration<double>(timeout);
+    const auto start = Clock::now();
+    const auto deadline = start + std::chrono::duration<double>(timeout);
     auto pause = std::chrono::microseconds(5);
     for (int polls = 0;; ++polls) {
       int done = 0;
       MPI_Test(request, &done, MPI_STATUS_IGNORE);
-      if (done) return;
+      if (done) {
+        seconds += std::chrono::duration<double>(Clock::now() - start).count();
+        return;
+      }
       if (polls < 100) {
         std::this_thread::yield();
         continue;
@@ -305,6 +311,8 @@ void MpiCommunicator::broadcast_bytes(std::string* bytes, int root, const std::s
     state_->complete(&request, what);
   }
 }
+
+double MpiCommunicator::seconds_communicating() const { return state_->seconds; }
 
 void MpiCommunicator::abort(const std::string& message) {
   std::fprintf(stderr, "%s\n", message.c_str());

@@ -46,6 +46,7 @@ class MpiCommunicator : public Communicator {
                                            const std::string& what) override;
   void broadcast_bytes(std::string* bytes, int root, const std::string& what) override;
   [[noreturn]] void abort(const std::string& message) override;
+  double seconds_communicating() const override;
 
  private:
   struct State;

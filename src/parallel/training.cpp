@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <set>
 #include <thread>
 
 #include <glog/logging.h>
@@ -13,7 +14,10 @@
 #include "core/context.hpp"
 #include "core/errors.hpp"
 #include "io/prototxt.hpp"
+#include "io/caffemodel.hpp"
+#include "io/upgrade.hpp"
 #include "parallel/data_parallel.hpp"
+#include "parallel/model_parallel.hpp"
 #include "parallel/mpi_communicator.hpp"
 #include "parallel/nccl_communicator.hpp"
 
@@ -31,7 +35,9 @@ uint64_t fnv1a(const std::string& bytes) {
 // flags the tool passes.
 std::string training_identity(const TrainingOptions& options) {
   const SolverParameter& param = options.param;
-  std::string identity = param.SerializeAsString() + options.identity + options.resume;
+  std::string identity = param.SerializeAsString() + options.identity + options.resume + "|" +
+                         std::to_string(options.model_parallel);
+  for (const std::string& file : options.weights) identity += "|" + file;
   std::vector<std::string> files = {param.net(), param.train_net()};
   files.insert(files.end(), param.test_net().begin(), param.test_net().end());
   for (const std::string& file : files) {
@@ -64,37 +70,114 @@ int first_batch_size(const Net& net) {
   return 1;
 }
 
-// One worker: shard `shard` of the data, `comm` (null or of size 1: alone).
-void run_worker(const TrainingOptions& options, Communicator* comm) {
-  const bool together = comm && comm->size() > 1;
-  Context::set_data_shard(together ? comm->rank() : 0, together ? comm->size() : 1);
-  std::unique_ptr<Solver> solver = make_solver(options.param, options.solver_file);
-  std::unique_ptr<DataParallel> peers;
-  if (together) {
-    // The same seed made the same initial weights everywhere; from here each worker draws its
-    // own dropout masks.
-    if (options.param.random_seed() >= 0 && comm->rank() > 0) {
-      Context::set_seed(static_cast<uint64_t>(options.param.random_seed()) * 1000003u +
-                        static_cast<uint64_t>(comm->rank()));
+// Where one worker stands among the others.
+struct Worker {
+  Communicator* world = nullptr;     // every worker; null when training alone
+  Communicator* group = nullptr;     // its model-parallel group; null without
+  Communicator* replicas = nullptr;  // its counterparts in the other groups
+  int shard = 0, shards = 1;         // its part of the training data
+  std::set<std::string> split_layers;
+};
+
+// The solver's nets, read into the parameter and rewritten for a model-parallel worker.
+SolverParameter split_solver(const SolverParameter& param, int workers, int worker,
+                             std::set<std::string>* split_layers) {
+  SolverParameter result = param;
+  auto split = [&](const NetParameter& net, const std::string& source) {
+    SplitNet part = split_net(net, workers, worker, source);
+    split_layers->insert(part.split_layers.begin(), part.split_layers.end());
+    if (worker == 0) {
+      for (const std::string& line : part.exchanges) LOG(INFO) << "  exchange before " << line;
     }
-    peers = std::make_unique<DataParallel>(*comm, solver->net(), options.bucket_bytes,
-                                           options.param.layer_wise_reduce());
+    return part.net;
+  };
+  if (param.has_net()) {
+    *result.mutable_net_param() = split(read_net_text_file(param.net()), param.net());
+    result.clear_net();
+  } else if (param.has_net_param()) {
+    *result.mutable_net_param() = split(param.net_param(), "the solver's net_param");
+  }
+  if (param.has_train_net()) {
+    *result.mutable_train_net_param() =
+        split(read_net_text_file(param.train_net()), param.train_net());
+    result.clear_train_net();
+  } else if (param.has_train_net_param()) {
+    *result.mutable_train_net_param() =
+        split(param.train_net_param(), "the solver's train_net_param");
+  }
+  // Test nets: test_net_param entries, then test_net files, as the solver orders them.
+  result.clear_test_net_param();
+  result.clear_test_net();
+  for (const NetParameter& net : param.test_net_param()) {
+    *result.add_test_net_param() = split(net, "the solver's test_net_param");
+  }
+  for (const std::string& file : param.test_net()) {
+    *result.add_test_net_param() = split(read_net_text_file(file), file);
+  }
+  return result;
+}
+
+void run_worker(const TrainingOptions& options, const SolverParameter& param,
+                const Worker& worker) {
+  const bool together = worker.world && worker.world->size() > 1;
+  Context::set_data_shard(worker.shard, worker.shards);
+  Context::set_model_group(worker.group);
+  std::unique_ptr<Solver> solver = make_solver(param, options.solver_file);
+  std::unique_ptr<SolverPeers> peers;
+  DataParallel* data_parallel = nullptr;
+  if (together) {
+    // The same seed made the same initial weights everywhere; from here each copy of the model
+    // draws its own dropout masks.
+    if (param.random_seed() >= 0 && worker.shard > 0) {
+      Context::set_seed(static_cast<uint64_t>(param.random_seed()) * 1000003u +
+                        static_cast<uint64_t>(worker.shard));
+    }
+    if (worker.group) {
+      auto model_parallel = std::make_unique<ModelParallel>(
+          *worker.world, *worker.group, worker.replicas, solver->net(), worker.split_layers,
+          options.bucket_bytes, param.layer_wise_reduce());
+      data_parallel = model_parallel->data_parallel();
+      peers = std::move(model_parallel);
+    } else {
+      auto alone = std::make_unique<DataParallel>(*worker.world, solver->net(),
+                                                  options.bucket_bytes, param.layer_wise_reduce());
+      data_parallel = alone.get();
+      peers = std::move(alone);
+    }
     solver->set_peers(peers.get());
     const int batch = first_batch_size(solver->net());
-    LOG(INFO) << "Data parallel: world size " << comm->size() << ", effective batch "
-              << comm->size() << " x " << batch << " x " << options.param.iter_size()
-              << " (workers x batch_size x iter_size) = "
-              << comm->size() * batch * options.param.iter_size();
-    LOG(INFO) << "Gradient buckets (" << (options.param.layer_wise_reduce() ? "" : "not ")
-              << "overlapped with backward): " << peers->describe_buckets();
+    LOG(INFO) << "Data parallel: world size " << worker.world->size() << ", effective batch "
+              << worker.shards << " x " << batch << " x " << param.iter_size()
+              << " (copies of the model x batch_size x iter_size) = "
+              << worker.shards * batch * param.iter_size();
+    if (data_parallel) {
+      LOG(INFO) << "Gradient buckets (" << (param.layer_wise_reduce() ? "" : "not ")
+                << "overlapped with backward): " << data_parallel->describe_buckets();
+    }
   }
   if (solver->is_root() && options.root_actions) solver->set_action_source(options.root_actions);
-  if (options.prepare) options.prepare(*solver);
+  for (const std::string& file : options.weights) {
+    if (peers && peers->holds_slices()) {
+      peers->load_model(read_caffemodel(file), &solver->net());
+    } else {
+      copy_weights_from_file(file, &solver->net());
+    }
+    LOG(INFO) << "Copied weights from " << file;
+  }
   LOG(INFO) << "Starting Optimization";
   const int start_iter = solver->iter();
   solver->solve(options.resume);
-  if (peers) {
-    const DataParallel::Costs costs = peers->costs();
+  if (worker.group) {
+    // The activations' exchanges, inside forward and backward.
+    const double iterations = std::max(solver->iter() - start_iter, 1);
+    LOG(INFO) << "Model-parallel exchange over " << solver->iter() - start_iter
+              << " iterations: " << worker.group->bytes_communicated() / iterations / 1e6
+              << " MB per iteration handed to collectives, "
+              << 1e3 * worker.group->seconds_communicating() / iterations
+              << " ms per iteration in them (tests and snapshots included)";
+  }
+  if (data_parallel) {
+    const DataParallel::Costs costs = data_parallel->costs();
     const double iterations = std::max(costs.iterations, 1);
     LOG(INFO) << "Gradient exchange over " << costs.iterations << " iterations (from "
               << start_iter << "): " << costs.bytes / iterations / 1e6
@@ -103,6 +186,14 @@ void run_worker(const TrainingOptions& options, Communicator* comm) {
               << 1e3 * costs.wait_seconds / iterations
               << " ms per iteration waited for by the solver";
   }
+  Context::set_model_group(nullptr);
+}
+
+int model_parallel_of(const TrainingOptions& options) {
+  const int workers = options.model_parallel > 0 ? options.model_parallel
+                                                 : options.param.model_parallel();
+  ENGINE_REQUIRE(workers >= 1, "--model_parallel must be at least 1, got " << workers);
+  return workers;
 }
 
 void train_under_mpi(const TrainingOptions& options) {
@@ -112,7 +203,34 @@ void train_under_mpi(const TrainingOptions& options) {
   if (world->rank() > 0) FLAGS_minloglevel = std::max(FLAGS_minloglevel, 1);
   try {
     check_same_training(*world, options);
-    if (options.gpus.empty()) return run_worker(options, world.get());
+    Worker worker;
+    worker.world = world.get();
+    worker.shard = world->rank();
+    worker.shards = world->size();
+    const int workers = model_parallel_of(options);
+    if (workers > 1) {
+      ENGINE_REQUIRE(world->size() % workers == 0,
+                     "--model_parallel=" << workers << " does not divide the " << world->size()
+                                         << " ranks of this job: every group needs " << workers
+                                         << " ranks (mpirun -np " << workers << ", "
+                                         << 2 * workers << ", ...)");
+      ENGINE_REQUIRE(options.gpus.empty(),
+                     "--model_parallel runs on the CPU only for now (drop --gpu)");
+      const int group = world->rank() / workers, member = world->rank() % workers;
+      std::unique_ptr<MpiCommunicator> group_comm = world->split(group, member);
+      std::unique_ptr<MpiCommunicator> replicas = world->split(member, group);
+      worker.group = group_comm.get();
+      worker.replicas = replicas.get();
+      worker.shard = group;
+      worker.shards = world->size() / workers;
+      LOG(INFO) << "Model parallel: " << worker.shards << " group(s) of " << workers
+                << " workers; each worker holds 1/" << workers
+                << " of every Convolution and InnerProduct";
+      const SolverParameter param =
+          split_solver(options.param, workers, member, &worker.split_layers);
+      return run_worker(options, param, worker);
+    }
+    if (options.gpus.empty()) return run_worker(options, options.param, worker);
     // One GPU per rank: the ranks on one machine take the listed devices in turn.
     const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
     const int local_rank = local ? std::atoi(local) : world->rank();
@@ -120,7 +238,8 @@ void train_under_mpi(const TrainingOptions& options) {
     options.use_device(device);
     std::unique_ptr<NcclCommunicator> nccl =
         NcclCommunicator::across(*world, device, options.collective_timeout_seconds);
-    run_worker(options, nccl.get());
+    worker.world = nccl.get();
+    run_worker(options, options.param, worker);
   } catch (const std::exception& error) {
     if (world->size() == 1) throw;
     world->abort("engine train: error: rank " + std::to_string(world->rank()) + ": " +
@@ -136,7 +255,11 @@ void train_on_devices(const TrainingOptions& options) {
     threads.emplace_back([&, i] {
       try {
         options.use_device(options.gpus[i]);
-        run_worker(options, members[i].get());
+        Worker worker;
+        worker.world = members[i].get();
+        worker.shard = static_cast<int>(i);
+        worker.shards = static_cast<int>(options.gpus.size());
+        run_worker(options, options.param, worker);
       } catch (const std::exception& error) {
         // The other threads may wait in a collective forever: end the process.
         members[i]->abort("engine train: error: GPU " + std::to_string(options.gpus[i]) + ": " +
@@ -151,9 +274,13 @@ void train_on_devices(const TrainingOptions& options) {
 
 void train(const TrainingOptions& options) {
   if (launched_by_mpi()) return train_under_mpi(options);
+  const int workers = model_parallel_of(options);
+  ENGINE_REQUIRE(workers == 1, "--model_parallel=" << workers << " needs " << workers
+                                                   << " MPI ranks: run it under mpirun -np "
+                                                   << workers);
   if (options.gpus.size() > 1) return train_on_devices(options);
   if (options.gpus.size() == 1) options.use_device(options.gpus[0]);
-  run_worker(options, nullptr);
+  run_worker(options, options.param, Worker());
 }
 
 }  // namespace engine

@@ -6,6 +6,10 @@
 // them. Before training the ranks compare a hash of their solver and net files and refuse to
 // start when they differ. Only the root (rank 0) logs, tests and snapshots; an error on any
 // worker ends every worker with one message naming the rank (or GPU) and the cause.
+//
+// With model_parallel = W > 1 (under mpirun, on the CPU) the ranks form groups of W: each group
+// trains one copy of the model split W ways (parallel/model_parallel.hpp), and the groups are
+// data parallel with each other. Snapshots hold the whole model.
 #pragma once
 
 #include <cstddef>
@@ -25,8 +29,10 @@ struct TrainingOptions {
   std::vector<int> gpus;  // the devices to train on; empty: the CPU (or the device already set)
   // Makes the calling thread compute on a GPU (mode, device, cuDNN settings).
   std::function<void(int device)> use_device;
-  // Per worker, once its solver exists: copies pretrained weights, say.
-  std::function<void(Solver&)> prepare;
+  // Pretrained weights (.caffemodel files) to start from, applied in order.
+  std::vector<std::string> weights;
+  // Workers per model-parallel group; 0 takes the solver's model_parallel.
+  int model_parallel = 0;
   // Polled by the root once per iteration (signals); its answer goes to every worker.
   std::function<SolverAction()> root_actions;
   double collective_timeout_seconds = 300;

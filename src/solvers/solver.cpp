@@ -204,7 +204,7 @@ void Solver::solve(const std::string& resume_file) {
     LOG(INFO) << "Optimization stopped early.";
     return;
   }
-  if (!is_root()) return;
+  if (peers_ && !peers_->runs_tests()) return;
   if (param_.display() && iter_ % param_.display() == 0) {
     const float loss = net_->forward();
     LOG(INFO) << "Iteration " << iter_ << ", loss = " << loss;
@@ -224,7 +224,7 @@ void Solver::step(int iterations) {
     net_->clear_param_diffs();
     if (param_.test_interval() && iter_ % param_.test_interval() == 0 &&
         (iter_ > 0 || param_.test_initialization())) {
-      if (is_root()) test_all();
+      if (!peers_ || peers_->runs_tests()) test_all();
       share_lr_state();
       // Testing takes time that is not training: restart the rate clock.
       timer = std::chrono::steady_clock::now();
@@ -296,7 +296,7 @@ void Solver::update_smoothed_loss(float loss, int start_iter) {
 
 void Solver::display(double seconds, int iterations) {
   const double per_second = iterations / (seconds > 0 ? seconds : 1);
-  const int workers = peers_ ? peers_->size() : 1;
+  const int workers = peers_ ? peers_->replicas() : 1;
   const auto& first_layer_tops = net_->top_vecs().empty() ? Blobs() : net_->top_vecs()[0];
   const int batch = first_layer_tops.empty() || first_layer_tops[0]->num_axes() == 0
                         ? 1
@@ -479,8 +479,12 @@ std::string Solver::snapshot_filename(int iteration, const std::string& extensio
   return prefix + "_iter_" + std::to_string(iteration) + extension;
 }
 
-WorkerState Solver::worker_state() const {
+WorkerState Solver::worker_state() {
   WorkerState state;
+  if (peers_ && peers_->holds_slices()) {
+    ensure_history();
+    for (const auto& blob : history_) blob->to_proto(state.add_history());
+  }
   state.set_rng_state(rng_state());
   save_layer_states(*net_, test_nets_, state.mutable_layer_state());
   if (peers_) state.set_weights_hash(weights_hash(*net_));
@@ -491,29 +495,44 @@ void Solver::snapshot() {
   ENGINE_REQUIRE(param_.snapshot_format() == SolverParameter::BINARYPROTO,
                  source_ << ": only snapshot_format BINARYPROTO is supported (HDF5 is not)");
   SolverState state;
+  NetParameter whole;
   if (peers_) {
     const std::vector<std::string> workers =
         peers_->allgather(worker_state().SerializeAsString(), "the workers' snapshot states");
+    if (peers_->holds_slices() && peers_->runs_tests()) {
+      net_->to_proto(&whole, param_.snapshot_diff());
+      peers_->whole_model(&whole);
+    }
     if (!is_root()) return;
     state.set_world_size(peers_->size());
     for (size_t rank = 0; rank < workers.size(); ++rank) {
       WorkerState* worker = state.add_worker_state();
       CHECK(worker->ParseFromString(workers[rank]));
-      ENGINE_REQUIRE(worker->weights_hash() == state.worker_state(0).weights_hash(),
-                     "iteration " << iter_ << ": worker " << rank
-                                  << "'s weights differ from worker 0's; the gradient exchange "
-                                     "went wrong, so no snapshot is written");
+    }
+    for (size_t rank = 0; rank < workers.size(); ++rank) {
+      const int twin = peers_->weights_twin(static_cast<int>(rank));
+      ENGINE_REQUIRE(state.worker_state(rank).weights_hash() ==
+                         state.worker_state(twin).weights_hash(),
+                     "iteration " << iter_ << ": worker " << rank << "'s weights differ from worker "
+                                  << twin << "'s; the gradient exchange went wrong, so no "
+                                     "snapshot is written");
     }
   }
   const std::string model = snapshot_filename(iter_, ".caffemodel");
   LOG(INFO) << "Snapshotting to binary proto file " << model;
-  write_caffemodel(*net_, model, param_.snapshot_diff());
+  if (peers_ && peers_->holds_slices()) {
+    write_caffemodel(std::move(whole), model);
+  } else {
+    write_caffemodel(*net_, model, param_.snapshot_diff());
+  }
 
   state.set_iter(iter_);
   state.set_learned_net(model);
   save_lr_state(lr_state_, &state);
   ensure_history();
-  for (const auto& blob : history_) blob->to_proto(state.add_history());
+  if (!peers_ || !peers_->holds_slices()) {
+    for (const auto& blob : history_) blob->to_proto(state.add_history());
+  }
   state.set_rng_state(rng_state());
   save_layer_states(*net_, test_nets_, state.mutable_layer_state());
   const std::string state_file = snapshot_filename(iter_, ".solverstate");
@@ -530,7 +549,8 @@ void Solver::restore(const std::string& solverstate_file) {
     peers_->broadcast(&bytes, "the solver state of " + solverstate_file);
     CHECK(state.ParseFromString(bytes));
   }
-  if (state.has_learned_net() && is_root()) {
+  const bool slices = peers_ && peers_->holds_slices();
+  if (state.has_learned_net() && (is_root() || slices)) {
     // The path as written, or beside the solverstate if the snapshots were moved.
     std::string model = state.learned_net();
     if (!file_exists(model)) {
@@ -538,23 +558,32 @@ void Solver::restore(const std::string& solverstate_file) {
           directory_of(solverstate_file) + model.substr(model.find_last_of('/') + 1);
       if (file_exists(beside)) model = beside;
     }
-    copy_weights_from_file(model, net_.get());
+    if (slices) {
+      peers_->load_model(read_caffemodel(model), net_.get());
+    } else {
+      copy_weights_from_file(model, net_.get());
+    }
   }
-  if (peers_) peers_->broadcast_weights();
+  if (peers_ && !slices) peers_->broadcast_weights();
   ensure_history();
-  ENGINE_REQUIRE(state.history_size() == static_cast<int>(history_.size()),
-                 solverstate_file << ": holds " << state.history_size()
-                                  << " history blobs, solver type " << param_.type() << " needs "
-                                  << history_.size());
+  const int workers = peers_ ? peers_->size() : 1;
+  const int saved_workers = state.has_world_size() ? state.world_size() : 1;
+  // With model parallelism each worker's history is its slice, kept in its own state.
+  const bool own_history = slices && saved_workers == workers &&
+                           state.worker_state_size() == workers;
+  const auto& history = own_history ? state.worker_state(peers_->rank()).history()
+                                    : state.history();
+  ENGINE_REQUIRE(history.size() == static_cast<int>(history_.size()),
+                 solverstate_file << ": holds " << history.size() << " history blobs"
+                                  << (slices ? " for this worker" : "") << ", solver type "
+                                  << param_.type() << " needs " << history_.size());
   for (size_t i = 0; i < history_.size(); ++i) {
-    history_[i]->from_proto(state.history(static_cast<int>(i)), false);
+    history_[i]->from_proto(history.Get(static_cast<int>(i)), false);
   }
   iter_ = state.iter();
   restore_lr_state(state, &lr_state_);
   // Each worker continues its own random stream and data position, when the run has as many
   // workers as the one that wrote the snapshot.
-  const int saved_workers = state.has_world_size() ? state.world_size() : 1;
-  const int workers = peers_ ? peers_->size() : 1;
   if (saved_workers != workers) {
     LOG(WARNING) << solverstate_file << " was written by " << saved_workers
                  << " worker(s) and this run has " << workers

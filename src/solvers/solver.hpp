@@ -24,14 +24,31 @@ namespace engine {
 enum class SolverAction { NONE, STOP, SNAPSHOT };
 
 // The other workers of a data-parallel run, as a solver sees them (parallel/data_parallel.hpp
-// implements it over MPI ranks or NCCL devices). Every worker's solver calls these at the same
-// points of the same iterations. Worker 0 is the root: it alone tests, logs, answers signals and
-// writes snapshots, which carry every worker's random state and data position.
+// implements it over MPI ranks or NCCL devices; parallel/model_parallel.hpp for workers that
+// each hold a slice of the model). Every worker's solver calls these at the same points of the
+// same iterations. Worker 0 is the root: it alone logs, answers signals and writes snapshots,
+// which carry every worker's random state and data position.
 class SolverPeers {
  public:
   virtual ~SolverPeers() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // Whether this worker runs the test nets: the root, or with model parallelism every worker
+  // of the root's group, which compute them together.
+  virtual bool runs_tests() const { return rank() == 0; }
+  // How many copies of the model train side by side (images/s count all of them).
+  virtual int replicas() const { return size(); }
+  // The rank whose weights worker `rank`'s must equal (its counterpart in the root's group).
+  virtual int weights_twin(int rank) const { return 0; }
+  // Whether each worker holds only a slice of the model: its solver history then stays with
+  // the worker's state in snapshots.
+  virtual bool holds_slices() const { return false; }
+  // Turns this worker's model into the whole one (collective among those that run tests).
+  virtual void whole_model(NetParameter* model) {}
+  // Loads a whole model's weights into this worker's net.
+  virtual void load_model(const NetParameter& model, Net* net) {
+    net->copy_trained_layers_from(model);
+  }
   // Before the last forward/backward pass of an iteration: gradients may start travelling as
   // backward completes them.
   virtual void backward_starting() = 0;
@@ -120,7 +137,7 @@ class Solver {
   SolverAction agree_on(SolverAction action);
   // This worker's random state and data positions (and a hash of its weights, to check that
   // every worker holds the same).
-  WorkerState worker_state() const;
+  WorkerState worker_state();
 
   std::string source_;
   std::unique_ptr<Net> net_;

@@ -238,6 +238,10 @@ const std::vector<ParityCase>& cases() {
       {"name: 's' type: 'SPP' spp_param { pyramid_height: 1 pool: MAX }", {{2, 3, 6, 5}}},
       {"name: 's' type: 'SPP' spp_param { pyramid_height: 1 pool: AVE }", {{2, 3, 6, 5}}},
       {"name: 's' type: 'SPP' spp_param { pyramid_height: 3 pool: AVE }", {{2, 3, 9, 7}}},
+      // One worker: the gather is a copy (several need a model-parallel group under mpirun).
+      {"name: 'g' type: 'GatherChannels'", {{2, 3, 4, 5}}},
+      {"name: 'k' type: 'KeepChannels' channel_exchange_param { workers: 2 worker: 1 }",
+       {{2, 4, 3, 3}}},
   };
   return table;
 }

@@ -1,167 +1,18 @@
 // Data-parallel training: the data shards, then end-to-end runs of `engine train` under mpirun
 // against one process -- the same weights as one process with the whole batch, exact resumes,
 // and the faults (differing files, a corrupt record, a NaN, a stopped rank, a killed rank).
-#include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cmath>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <limits>
-#include <random>
-#include <sstream>
 
 #include "core/context.hpp"
 #include "core/net.hpp"
-#include "data/db.hpp"
-#include "io/caffemodel.hpp"
-#include "io/prototxt.hpp"
+#include "parallel_fixture.hpp"
 
 namespace engine {
 namespace {
 
-namespace fs = std::filesystem;
+using namespace parallel_test;
 
-const std::string kEngine = std::string(ENGINE_BINARY_DIR) + "/bin/engine";
-
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE((text).find(part), std::string::npos) << "expected '" << (part) << "' in:\n" << (text)
-
-bool have_mpirun() { return std::system("command -v mpirun >/dev/null 2>&1") == 0; }
-
-// A 1 x 6 x 6 record whose pixels come from `seed`, labelled seed % 4.
-Datum record(int seed) {
-  std::mt19937 rng(seed);
-  Datum datum;
-  datum.set_channels(1);
-  datum.set_height(6);
-  datum.set_width(6);
-  std::string pixels(36, '\0');
-  for (char& pixel : pixels) pixel = static_cast<char>(rng() % 256);
-  datum.set_data(pixels);
-  datum.set_label(seed % 4);
-  return datum;
-}
-
-std::string key_of(int i) {
-  char key[16];
-  std::snprintf(key, sizeof(key), "%08d", i);
-  return key;
-}
-
-// A small convolutional classifier; `extra` goes inside the data layer's transform_param, and
-// `dropout` adds a Dropout layer.
-std::string net_text(const std::string& source, int batch, const std::string& transform,
-                     bool dropout) {
-  std::ostringstream net;
-  net << "name: 'small'\n"
-      << "layer { name: 'data' type: 'Data' top: 'data' top: 'label'\n"
-      << "  transform_param { scale: 0.00390625 " << transform << " }\n"
-      << "  data_param { source: '" << source << "' batch_size: " << batch
-      << " backend: LMDB threads: 1 } }\n"
-      << "layer { name: 'conv' type: 'Convolution' bottom: 'data' top: 'conv'\n"
-      << "  convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: 'xavier' }\n"
-      << "    bias_filler { type: 'constant' value: 0.1 } } }\n"
-      << "layer { name: 'relu' type: 'ReLU' bottom: 'conv' top: 'conv' }\n"
-      << "layer { name: 'pool' type: 'Pooling' bottom: 'conv' top: 'pool'\n"
-      << "  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n"
-      << "layer { name: 'ip1' type: 'InnerProduct' bottom: 'pool' top: 'ip1'\n"
-      << "  inner_product_param { num_output: 12 weight_filler { type: 'xavier' } } }\n"
-      << "layer { name: 'relu1' type: 'ReLU' bottom: 'ip1' top: 'ip1' }\n";
-  if (dropout) {
-    net << "layer { name: 'drop' type: 'Dropout' bottom: 'ip1' top: 'ip1'"
-        << " dropout_param { dropout_ratio: 0.3 } }\n";
-  }
-  net << "layer { name: 'ip2' type: 'InnerProduct' bottom: 'ip1' top: 'ip2'\n"
-      << "  inner_product_param { num_output: 4 weight_filler { type: 'xavier' } } }\n"
-      << "layer { name: 'loss' type: 'SoftmaxWithLoss' bottom: 'ip2' bottom: 'label'"
-      << " top: 'loss' }\n";
-  return net.str();
-}
-
-class DataParallelRun : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("engine_dp_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ / "snaps");
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  void write(const std::string& name, const std::string& text) {
-    std::ofstream(dir_ / name) << text;
-  }
-
-  // `count` records; `replace` swaps some records' values for others (corrupt ones).
-  std::string make_db(int count, const std::map<int, std::string>& replace = {}) {
-    const std::string db = path("db");
-    DbWriter writer(db);
-    for (int i = 0; i < count; ++i) {
-      const auto found = replace.find(i);
-      writer.put(key_of(i),
-                 found != replace.end() ? found->second : record(i).SerializeAsString());
-    }
-    writer.commit();
-    return db;
-  }
-
-  // Writes NAME.prototxt (the net, at batch `batch`) and NAME_solver.prototxt.
-  std::string make_solver(const std::string& name, int batch, int max_iter,
-                          const std::string& extra = "", const std::string& transform = "",
-                          bool dropout = false) {
-    write(name + ".prototxt", net_text(path("db"), batch, transform, dropout));
-    write(name + "_solver.prototxt",
-          "net: '" + path(name + ".prototxt") + "'\nbase_lr: 0.05\nmomentum: 0.9\n"
-          "weight_decay: 0.0005\nlr_policy: 'fixed'\ndisplay: 5\nmax_iter: " +
-              std::to_string(max_iter) + "\nsnapshot_prefix: '" + path("snaps/" + name) +
-              "'\nrandom_seed: 7\n" + extra);
-    return path(name + "_solver.prototxt");
-  }
-
-  // Runs a shell command line; returns its exit code and fills `output` (stdout and stderr).
-  int shell(const std::string& command, std::string* output) {
-    const std::string log = path("log.txt");
-    write("run.sh", command + "\n");
-    const int status =
-        std::system(("timeout 170 bash " + path("run.sh") + " >" + log + " 2>&1").c_str());
-    *output = read_file(log);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
-  std::string mpirun(int ranks, const std::string& extra = "") {
-    return "mpirun --allow-run-as-root --oversubscribe -np " + std::to_string(ranks) + " " +
-           extra + " " + kEngine + " train ";
-  }
-
-  fs::path dir_;
-};
-
-// Largest |a - b| over a blob, relative to the largest |b|, across every blob of two weight files.
-double relative_difference(const std::string& a_file, const std::string& b_file) {
-  const NetParameter a = read_caffemodel(a_file), b = read_caffemodel(b_file);
-  EXPECT_EQ(a.layer_size(), b.layer_size());
-  double worst = 0;
-  for (int l = 0; l < std::min(a.layer_size(), b.layer_size()); ++l) {
-    EXPECT_EQ(a.layer(l).blobs_size(), b.layer(l).blobs_size()) << a.layer(l).name();
-    for (int j = 0; j < std::min(a.layer(l).blobs_size(), b.layer(l).blobs_size()); ++j) {
-      const BlobProto& x = a.layer(l).blobs(j);
-      const BlobProto& y = b.layer(l).blobs(j);
-      EXPECT_EQ(x.data_size(), y.data_size());
-      double difference = 0, scale = 0;
-      for (int k = 0; k < std::min(x.data_size(), y.data_size()); ++k) {
-        difference = std::max(difference, std::abs(double(x.data(k)) - y.data(k)));
-        scale = std::max(scale, std::abs(double(y.data(k))));
-      }
-      worst = std::max(worst, difference / std::max(scale, 1e-12));
-    }
-  }
-  return worst;
-}
+class DataParallelRun : public TrainingRun {};
 
 TEST_F(DataParallelRun, TrainDataLayersReadTheirShardOnly) {
   const std::string db = make_db(10);

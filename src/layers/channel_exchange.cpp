@@ -1,0 +1,146 @@
+// The layers model parallelism inserts where a layer reads channels that other workers hold
+// (parallel/model_parallel.hpp). A blob's channels (axis 1) are divided among the W workers of a
+// group in equal contiguous slices, worker w holding channels [w C/W, (w + 1) C/W).
+//   GatherChannels: every worker's slice -> the whole blob (all-gather). Backward sums the
+//     workers' partial gradients and keeps this worker's slice (reduce-scatter), or, when every
+//     worker holds the complete gradient (a loss computed on each), just keeps the slice.
+//   KeepChannels: a whole blob -> this worker's slice, no exchange; backward puts the slice's
+//     gradient in place and zeros elsewhere (the other workers supply the rest).
+// The collectives run through Context::model_group(). Written once for both devices, but the
+// group's communicator is MPI's, so with W > 1 they run on the CPU only for now.
+#include "core/context.hpp"
+#include "core/layer.hpp"
+#include "core/layer_registry.hpp"
+#include "math/blas.hpp"
+#include "parallel/communicator.hpp"
+
+namespace engine {
+namespace {
+
+class ChannelExchangeLayer : public Layer {
+ public:
+  using Layer::Layer;
+  int exact_bottoms() const override { return 1; }
+  int exact_tops() const override { return 1; }
+
+ protected:
+  void layer_setup(const Blobs& bottom, const Blobs& top) override {
+    const ChannelExchangeParameter& p = param_.channel_exchange_param();
+    workers_ = p.workers();
+    worker_ = p.worker();
+    LAYER_REQUIRE(workers_ >= 1 && worker_ >= 0 && worker_ < workers_,
+                  "worker " << worker_ << " of " << workers_ << " does not exist");
+    LAYER_REQUIRE(bottom[0] != top[0], "does not allow in-place computation");
+  }
+
+  // The bottom's and top's geometry: `outer` blocks (axis 0) of a slice's or the whole blob's
+  // channels times the inner size.
+  void measure(const Blob& sliced, int64_t whole_channels) {
+    LAYER_REQUIRE(sliced.num_axes() >= 2, "needs a channel axis (axis 1), got shape "
+                                              << sliced.shape_string());
+    outer_ = sliced.shape(0);
+    inner_ = sliced.count() / std::max<int64_t>(1, outer_ * sliced.shape(1));
+    slice_ = sliced.shape(1) * inner_;
+    whole_ = whole_channels * inner_;
+  }
+
+  Communicator& group() {
+    Communicator* group = Context::model_group();
+    LAYER_REQUIRE(group, "needs the communicator of a model-parallel group (engine train "
+                         "--model_parallel=W under mpirun)");
+    LAYER_REQUIRE(group->size() == workers_ && group->rank() == worker_,
+                  "is worker " << worker_ << " of " << workers_ << ", but this process is rank "
+                               << group->rank() << " of a group of " << group->size());
+    LAYER_REQUIRE(Context::mode() == Mode::CPU,
+                  "model parallelism runs on the CPU only for now");
+    return *group;
+  }
+
+  int workers_ = 1, worker_ = 0;
+  int64_t outer_ = 0, inner_ = 0, slice_ = 0, whole_ = 0;
+};
+
+class GatherChannelsLayer : public ChannelExchangeLayer {
+ public:
+  using ChannelExchangeLayer::ChannelExchangeLayer;
+
+  void reshape(const Blobs& bottom, const Blobs& top) override {
+    measure(*bottom[0], int64_t(bottom[0]->shape(1)) * workers_);
+    std::vector<int> shape = bottom[0]->shape();
+    shape[1] *= workers_;
+    top[0]->reshape(shape);
+    if (workers_ > 1) staging_.reshape({static_cast<int>(workers_ * bottom[0]->count())});
+  }
+
+ protected:
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    if (workers_ == 1) {
+      math::copy(bottom[0]->count(), bottom[0]->data(), top[0]->mutable_data());
+      return;
+    }
+    const int64_t count = bottom[0]->count();
+    float* staging = staging_.mutable_data();
+    group().allgather(bottom[0]->data(), staging, count, describe() + " forward");
+    for (int q = 0; q < workers_; ++q) {
+      math::copy_rows(outer_, slice_, staging + q * count, slice_,
+                      top[0]->mutable_data() + q * slice_, whole_);
+    }
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    const float* top_diff = top[0]->diff();
+    float* bottom_diff = bottom[0]->mutable_diff();
+    if (workers_ > 1 && param_.channel_exchange_param().partial_gradients()) {
+      const int64_t count = bottom[0]->count();
+      float* staging = staging_.mutable_data();
+      for (int q = 0; q < workers_; ++q) {
+        math::copy_rows(outer_, slice_, top_diff + q * slice_, whole_, staging + q * count,
+                        slice_);
+      }
+      group().reduce_scatter_sum(staging, bottom_diff, count, describe() + " backward");
+      return;
+    }
+    math::copy_rows(outer_, slice_, top_diff + worker_ * slice_, whole_, bottom_diff, slice_);
+  }
+
+ private:
+  Blob staging_;  // [worker][outer][slice]: the collectives' layout
+};
+
+class KeepChannelsLayer : public ChannelExchangeLayer {
+ public:
+  using ChannelExchangeLayer::ChannelExchangeLayer;
+
+  void reshape(const Blobs& bottom, const Blobs& top) override {
+    LAYER_REQUIRE(bottom[0]->num_axes() >= 2 && bottom[0]->shape(1) % workers_ == 0,
+                  "cannot divide the channels of " << bottom[0]->shape_string() << " among "
+                                                   << workers_ << " workers");
+    std::vector<int> shape = bottom[0]->shape();
+    shape[1] /= workers_;
+    top[0]->reshape(shape);
+    measure(*top[0], bottom[0]->shape(1));
+  }
+
+ protected:
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    math::copy_rows(outer_, slice_, bottom[0]->data() + worker_ * slice_, whole_,
+                    top[0]->mutable_data(), slice_);
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    float* bottom_diff = bottom[0]->mutable_diff();
+    math::set(bottom[0]->count(), 0.0f, bottom_diff);
+    math::copy_rows(outer_, slice_, top[0]->diff(), slice_, bottom_diff + worker_ * slice_,
+                    whole_);
+  }
+};
+
+}  // namespace
+}  // namespace engine
+
+ENGINE_LAYER_FACTORY(GatherChannels, GatherChannelsLayer)
+ENGINE_LAYER_FACTORY(KeepChannels, KeepChannelsLayer)

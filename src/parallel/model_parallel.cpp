@@ -1,0 +1,378 @@
+#include "parallel/model_parallel.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <tuple>
+#include <map>
+#include <sstream>
+
+#include "core/errors.hpp"
+#include "io/upgrade.hpp"
+
+namespace engine {
+
+namespace {
+
+enum class Placement { WHOLE, SLICED };  // a blob on every worker, or its channels divided
+
+// Layers whose every output channel depends on the same input channel only, without
+// parameters: they run on a slice as they run on the whole.
+const std::set<std::string> kChannelwise = {
+    "ReLU",  "Sigmoid", "TanH",      "AbsVal", "Power", "Exp",   "Log",     "BNLL",
+    "ELU",   "Threshold", "Clip",    "Swish",  "Dropout", "Pooling", "Split"};
+// Layers with parameters that are not divided yet.
+const std::set<std::string> kUnsplittable = {"BatchNorm", "Scale", "Bias", "PReLU", "Embed",
+                                             "Deconvolution", "RNN", "LSTM", "Parameter"};
+
+bool is_loss(const LayerParameter& layer) {
+  const std::string& type = layer.type();
+  return type.size() > 4 && type.compare(type.size() - 4, 4, "Loss") == 0;
+}
+
+class Splitter {
+ public:
+  Splitter(int workers, int worker, std::string source)
+      : workers_(workers), worker_(worker), source_(std::move(source)) {}
+
+  SplitNet run(const NetParameter& net) {
+    result_.net = net;
+    result_.net.clear_layer();
+    for (const LayerParameter& layer : net.layer()) {
+      used_names_.insert(layer.name());
+      used_names_.insert(layer.top().begin(), layer.top().end());
+    }
+    for (const LayerParameter& layer : net.layer()) place(layer);
+    decide_gradients();
+    return std::move(result_);
+  }
+
+ private:
+  [[noreturn]] void refuse(const LayerParameter& layer, const std::string& why) {
+    ENGINE_FAIL(source_ << ": layer " << layer.name() << " (" << layer.type()
+                        << ") cannot be split over " << workers_ << " workers: " << why);
+  }
+
+  Placement placement(const std::string& blob) const {
+    const auto found = placement_.find(blob);
+    return found == placement_.end() ? Placement::WHOLE : found->second;
+  }
+
+  // An exchange layer before `consumer`, with its include/exclude rules (its input may exist
+  // in that phase only); reused by later consumers with the same rules.
+  std::string exchange(const std::string& type, const std::string& blob,
+                       const LayerParameter& consumer, const std::string& why) {
+    LayerParameter layer;
+    *layer.mutable_include() = consumer.include();
+    *layer.mutable_exclude() = consumer.exclude();
+    std::string rules;
+    for (const auto& rule : layer.include()) rules += "+" + rule.ShortDebugString();
+    for (const auto& rule : layer.exclude()) rules += "-" + rule.ShortDebugString();
+    auto& made = exchanged_[{type, blob, rules}];
+    if (!made.empty()) return made;
+    made = blob + (type == "GatherChannels" ? "_whole" : "_slice");
+    for (int n = 2; used_names_.count(made); ++n) {
+      made = blob + (type == "GatherChannels" ? "_whole" : "_slice") + std::to_string(n);
+    }
+    used_names_.insert(made);
+    layer.set_name(made);
+    layer.set_type(type);
+    layer.add_bottom(blob);
+    layer.add_top(made);
+    layer.mutable_channel_exchange_param()->set_workers(workers_);
+    layer.mutable_channel_exchange_param()->set_worker(worker_);
+    *result_.net.add_layer() = layer;
+    if (type == "GatherChannels") result_.exchanges.push_back(consumer.name() + ": " + why);
+    return made;
+  }
+
+  std::string gathered(const std::string& blob, const LayerParameter& consumer,
+                       const std::string& why) {
+    if (placement(blob) == Placement::WHOLE) return blob;
+    return exchange("GatherChannels", blob, consumer, why);
+  }
+
+  void set_tops(const LayerParameter& layer, Placement where) {
+    for (const std::string& top : layer.top()) {
+      placement_[top] = where;
+      used_names_.insert(top);
+      // A new value under the name: earlier exchanges of it are stale.
+      for (auto it = exchanged_.begin(); it != exchanged_.end();) {
+        if (std::get<1>(it->first) == top) {
+          it = exchanged_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+
+  void place(LayerParameter layer) {
+    const std::string& type = layer.type();
+    if (type == "Convolution" || type == "InnerProduct") return place_split(layer);
+    if (kUnsplittable.count(type)) refuse(layer, "its parameters cannot be divided yet");
+    bool sliced_input = layer.bottom_size() > 0;
+    for (const std::string& bottom : layer.bottom()) {
+      sliced_input = sliced_input && placement(bottom) == Placement::SLICED;
+    }
+    const bool within_channel =
+        type == "LRN" && layer.lrn_param().norm_region() == LRNParameter::WITHIN_CHANNEL;
+    if (sliced_input && (kChannelwise.count(type) || within_channel ||
+                         (type == "Eltwise" && layer.bottom_size() > 1))) {
+      *result_.net.add_layer() = layer;
+      return set_tops(layer, Placement::SLICED);
+    }
+    if (sliced_input && type == "LRN") {
+      // Normalizing across channels reads the neighbours': the whole blob, then this
+      // worker's slice of the result.
+      const std::string bottom = layer.bottom(0), top = layer.top(0);
+      layer.set_bottom(0, gathered(bottom, layer, "all-gather of " + bottom +
+                                                      " (LRN across channels)"));
+      layer.set_top(0, top + "_normalized");
+      *result_.net.add_layer() = layer;
+      set_tops(layer, Placement::WHOLE);
+      LayerParameter keep;
+      keep.set_name(layer.name() + "_slice");
+      keep.set_type("KeepChannels");
+      *keep.mutable_include() = layer.include();
+      *keep.mutable_exclude() = layer.exclude();
+      keep.add_bottom(layer.top(0));
+      keep.add_top(top);
+      keep.mutable_channel_exchange_param()->set_workers(workers_);
+      keep.mutable_channel_exchange_param()->set_worker(worker_);
+      *result_.net.add_layer() = keep;
+      return set_tops(keep, Placement::SLICED);
+    }
+    // Anything else (losses, accuracy, softmax, concat, ...) runs whole on every worker.
+    for (int i = 0; i < layer.bottom_size(); ++i) {
+      layer.set_bottom(i, gathered(layer.bottom(i), layer, "all-gather of " + layer.bottom(i)));
+    }
+    *result_.net.add_layer() = layer;
+    set_tops(layer, Placement::WHOLE);
+  }
+
+  void place_split(LayerParameter layer) {
+    const bool convolution = layer.type() == "Convolution";
+    if (layer.bottom_size() != 1 || layer.top_size() != 1) {
+      refuse(layer, "it has several bottoms or tops");
+    }
+    const int outputs = convolution ? static_cast<int>(layer.convolution_param().num_output())
+                                    : static_cast<int>(layer.inner_product_param().num_output());
+    if (outputs % workers_ != 0) {
+      refuse(layer, "its num_output " + std::to_string(outputs) + " is not a multiple of " +
+                        std::to_string(workers_));
+    }
+    const std::string bottom = layer.bottom(0);
+    const Placement input = placement(bottom);
+    if (convolution) {
+      ConvolutionParameter& conv = *layer.mutable_convolution_param();
+      const int group = static_cast<int>(conv.group());
+      if (group % workers_ == 0) {
+        // Whole groups per worker: it reads only its groups' input channels.
+        if (input == Placement::WHOLE) layer.set_bottom(0, exchange("KeepChannels", bottom, layer, ""));
+        conv.set_group(group / workers_);
+      } else if (group > 1) {
+        refuse(layer, "its group " + std::to_string(group) + " is not a multiple of " +
+                          std::to_string(workers_));
+      } else {
+        layer.set_bottom(0, gathered(bottom, layer, "all-gather of " + bottom));
+      }
+      conv.set_num_output(outputs / workers_);
+    } else {
+      InnerProductParameter& product = *layer.mutable_inner_product_param();
+      if (product.axis() != 1 || product.transpose()) {
+        refuse(layer, "only axis 1 without transpose is divided");
+      }
+      layer.set_bottom(0, gathered(bottom, layer, "all-gather of " + bottom));
+      product.set_num_output(outputs / workers_);
+    }
+    result_.split_layers.insert(layer.name());
+    *result_.net.add_layer() = layer;
+    set_tops(layer, Placement::SLICED);
+  }
+
+  // Whether each GatherChannels' backward sums partial gradients: the consumers of its whole
+  // blob either compute a slice of their output from it (a split layer, KeepChannels: each
+  // worker's gradient is one part of the sum) or compute the same whole result on every worker
+  // (a loss: each worker's gradient is already complete); what a whole-running layer passes
+  // back is partial or complete as its own output's gradient is.
+  enum class Gradient { NONE, PARTIAL, COMPLETE };
+
+  void decide_gradients() {
+    NetParameter& net = result_.net;
+    // Versions of blobs: every top makes a new one, even in place.
+    std::map<std::string, int> current;
+    std::vector<std::vector<std::pair<int, int>>> consumers;  // (layer, bottom index)
+    std::vector<std::vector<int>> tops_of(net.layer_size());
+    for (int i = 0; i < net.layer_size(); ++i) {
+      const LayerParameter& layer = net.layer(i);
+      for (int j = 0; j < layer.bottom_size(); ++j) {
+        const auto found = current.find(layer.bottom(j));
+        if (found != current.end()) consumers[found->second].push_back({i, j});
+      }
+      for (const std::string& top : layer.top()) {
+        current[top] = static_cast<int>(consumers.size());
+        tops_of[i].push_back(static_cast<int>(consumers.size()));
+        consumers.emplace_back();
+      }
+    }
+    std::map<int, Gradient> memo;
+    std::function<Gradient(int)> gradient_of = [&](int version) {
+      const auto known = memo.find(version);
+      if (known != memo.end()) return known->second;
+      Gradient result = Gradient::NONE;
+      for (const auto& [i, j] : consumers[version]) {
+        const LayerParameter& layer = net.layer(i);
+        Gradient part = Gradient::NONE;
+        if (layer.type() == "Accuracy" || layer.type() == "Silence" ||
+            (j < layer.propagate_down_size() && !layer.propagate_down(j))) {
+          part = Gradient::NONE;
+        } else if (result_.split_layers.count(layer.name()) || layer.type() == "KeepChannels") {
+          part = Gradient::PARTIAL;
+        } else {
+          for (int t = 0; t < static_cast<int>(tops_of[i].size()); ++t) {
+            Gradient top = gradient_of(tops_of[i][t]);
+            // A weighted top starts backward with the same complete gradient on every worker.
+            const float weight = t < layer.loss_weight_size() ? layer.loss_weight(t)
+                                                              : (is_loss(layer) && t == 0 ? 1 : 0);
+            if (weight != 0) top = combine(top, Gradient::COMPLETE, layer);
+            part = combine(part, top, layer);
+          }
+        }
+        result = combine(result, part, layer);
+      }
+      return memo[version] = result;
+    };
+    for (int i = 0; i < net.layer_size(); ++i) {
+      LayerParameter& layer = *net.mutable_layer(i);
+      if (layer.type() != "GatherChannels") continue;
+      layer.mutable_channel_exchange_param()->set_partial_gradients(
+          gradient_of(tops_of[i][0]) != Gradient::COMPLETE);
+    }
+  }
+
+  Gradient combine(Gradient a, Gradient b, const LayerParameter& layer) {
+    if (a == Gradient::NONE) return b;
+    if (b == Gradient::NONE || a == b) return a;
+    refuse(layer, "the gradient of its input would mix the workers' partial sums with complete "
+                  "copies");
+  }
+
+  const int workers_, worker_;
+  const std::string source_;
+  SplitNet result_;
+  std::map<std::string, Placement> placement_;
+  std::map<std::tuple<std::string, std::string, std::string>, std::string> exchanged_;
+  std::set<std::string> used_names_;
+};
+
+}  // namespace
+
+SplitNet split_net(const NetParameter& net, int workers, int worker, const std::string& source) {
+  ENGINE_REQUIRE(workers >= 1 && worker >= 0 && worker < workers,
+                 source << ": worker " << worker << " of " << workers << " does not exist");
+  NetParameter upgraded = net;
+  if (net_needs_upgrade(upgraded)) upgrade_net(&upgraded, source);
+  upgrade_net_input(&upgraded, source);
+  if (workers == 1) return {upgraded, {}, {}};
+  return Splitter(workers, worker, source).run(upgraded);
+}
+
+void copy_weight_slices(const NetParameter& whole, const std::set<std::string>& split_layers,
+                        int workers, int worker, Net* net) {
+  NetParameter sliced = whole;
+  if (net_needs_upgrade(sliced)) upgrade_net(&sliced, "weights " + whole.name());
+  for (LayerParameter& layer : *sliced.mutable_layer()) {
+    if (!split_layers.count(layer.name())) continue;
+    for (BlobProto& blob : *layer.mutable_blobs()) {
+      const std::vector<int> shape = proto_shape(blob);
+      ENGINE_REQUIRE(!shape.empty() && shape[0] % workers == 0,
+                     "layer " << layer.name() << ": a parameter blob of shape "
+                              << shape_string(shape) << " cannot be divided among " << workers
+                              << " workers");
+      const int64_t rows = shape[0] / workers;
+      const int64_t row = blob.data_size() / std::max(shape[0], 1);
+      BlobProto part;
+      for (size_t a = 0; a < shape.size(); ++a) {
+        part.mutable_shape()->add_dim(a == 0 ? rows : shape[a]);
+      }
+      part.mutable_data()->Reserve(static_cast<int>(rows * row));
+      for (int64_t k = worker * rows * row; k < (worker + 1) * rows * row; ++k) {
+        part.add_data(blob.data(static_cast<int>(k)));
+      }
+      blob = part;
+    }
+  }
+  net->copy_trained_layers_from(sliced);
+}
+
+void gather_whole_model(Communicator& group, const std::set<std::string>& split_layers,
+                        NetParameter* model) {
+  // The exchanges are the workers' business: the whole model has the original's layers.
+  auto& layers = *model->mutable_layer();
+  layers.erase(std::remove_if(layers.begin(), layers.end(),
+                              [](const LayerParameter& layer) {
+                                return layer.type() == "GatherChannels" ||
+                                       layer.type() == "KeepChannels";
+                              }),
+               layers.end());
+  for (LayerParameter& layer : *model->mutable_layer()) {
+    if (!split_layers.count(layer.name())) continue;
+    for (int j = 0; j < layer.blobs_size(); ++j) {
+      BlobProto& blob = *layer.mutable_blobs(j);
+      std::vector<float> whole(size_t(blob.data_size()) * group.size());
+      group.allgather(blob.data().data(), whole.data(), static_cast<size_t>(blob.data_size()),
+                      "the gathering of " + layer.name() + "'s parameter blob " +
+                          std::to_string(j) + " for a snapshot");
+      blob.mutable_shape()->set_dim(0, blob.shape().dim(0) * group.size());
+      blob.mutable_data()->Assign(whole.begin(), whole.end());
+      if (blob.diff_size() > 0) {
+        group.allgather(blob.diff().data(), whole.data(), static_cast<size_t>(blob.diff_size()),
+                        "the gathering of " + layer.name() + "'s gradient " + std::to_string(j));
+        blob.mutable_diff()->Assign(whole.begin(), whole.end());
+      }
+    }
+  }
+}
+
+// ---- ModelParallel ---------------------------------------------------------------------------
+
+ModelParallel::ModelParallel(Communicator& world, Communicator& group, Communicator* replicas,
+                             Net& net, std::set<std::string> split_layers, size_t bucket_bytes,
+                             bool overlap)
+    : world_(world), group_(group), split_layers_(std::move(split_layers)) {
+  if (replicas && replicas->size() > 1) {
+    data_parallel_ = std::make_unique<DataParallel>(*replicas, net, bucket_bytes, overlap);
+  }
+}
+
+void ModelParallel::backward_starting() {
+  if (data_parallel_) data_parallel_->backward_starting();
+}
+
+void ModelParallel::average_gradients() {
+  if (data_parallel_) data_parallel_->average_gradients();
+}
+
+void ModelParallel::broadcast_weights() {
+  // Each worker's slices come from its counterpart in the root's group.
+  if (data_parallel_) data_parallel_->broadcast_weights();
+}
+
+void ModelParallel::broadcast(std::string* bytes, const std::string& what) {
+  world_.broadcast_bytes(bytes, 0, what);
+}
+
+std::vector<std::string> ModelParallel::allgather(const std::string& bytes,
+                                                  const std::string& what) {
+  return world_.allgather_bytes(bytes, what);
+}
+
+void ModelParallel::whole_model(NetParameter* model) {
+  gather_whole_model(group_, split_layers_, model);
+}
+
+void ModelParallel::load_model(const NetParameter& model, Net* net) {
+  copy_weight_slices(model, split_layers_, group_.size(), group_.rank(), net);
+}
+
+}  // namespace engine
