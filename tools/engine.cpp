@@ -66,6 +66,10 @@ DEFINE_int32(model_parallel, 0,
              "train under mpirun: workers per model-parallel group (the AlexNet paper's split "
              "of every layer's channels); the groups are data parallel with each other. 0 takes "
              "the solver's model_parallel (default 1: data parallel only).");
+DEFINE_string(model_parallel_scope, "",
+              "train with --model_parallel: ALL (every Convolution and InnerProduct split) or "
+              "FULLY_CONNECTED (Krizhevsky's hybrid: convolutions data parallel, InnerProducts "
+              "split over the group's images); empty takes the solver's.");
 DEFINE_int32(bucket_mb, 4,
              "train with workers: the most gradient MiB exchanged in one collective; smaller "
              "buckets start sooner during backward.");
@@ -263,6 +267,13 @@ int train_command() {
     for (const std::string& file : split(files, ',')) options.weights.push_back(file);
   }
   options.model_parallel = FLAGS_model_parallel;
+  if (!FLAGS_model_parallel_scope.empty()) {
+    SolverParameter::ModelParallelScope scope;
+    ENGINE_REQUIRE(SolverParameter::ModelParallelScope_Parse(FLAGS_model_parallel_scope, &scope),
+                   "--model_parallel_scope must be ALL or FULLY_CONNECTED, got '"
+                       << FLAGS_model_parallel_scope << "'");
+    options.param.set_model_parallel_scope(scope);
+  }
   options.root_actions = signal_actions();
   options.collective_timeout_seconds = FLAGS_collective_timeout;
   options.bucket_bytes = size_t(FLAGS_bucket_mb) << 20;
@@ -566,13 +577,14 @@ const std::map<std::string, Command>& commands() {
         "             --snapshot=S.solverstate] [--iterations=N] [--gpu=ID|ID,ID...|all]\n"
         "             [--level=0] [--stage=a,b] [--sigint_effect=stop] [--sighup_effect=snapshot]\n"
         "             [--collective_timeout=300] [--bucket_mb=4] [--model_parallel=W]\n"
+        "             [--model_parallel_scope=ALL|FULLY_CONNECTED]\n"
         "Data parallel: mpirun -np N engine train ... (each rank trains on its shard of the\n"
         "data; with --gpu, one GPU per rank), or --gpu=0,1 / all in one process. Model\n"
         "parallel: mpirun -np N engine train --model_parallel=W (groups of W ranks).\n"
         "Trains a net as the solver file says; snapshots as it goes and at the end.",
         {"solver", "weights", "snapshot", "iterations", "gpu", "deterministic",
          "cudnn_workspace_mb", "level", "stage", "sigint_effect", "sighup_effect",
-         "collective_timeout", "bucket_mb", "model_parallel"}}},
+         "collective_timeout", "bucket_mb", "model_parallel", "model_parallel_scope"}}},
       {"test",
        {test_command,
         "engine test --model=NET.prototxt --weights=W.caffemodel [--iterations=50] [--gpu=ID]\n"

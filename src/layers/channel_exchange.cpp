@@ -1,6 +1,7 @@
 // The layers model parallelism inserts where a layer reads channels that other workers hold
 // (parallel/model_parallel.hpp). A blob's channels (axis 1) are divided among the W workers of a
-// group in equal contiguous slices, worker w holding channels [w C/W, (w + 1) C/W).
+// group in equal contiguous slices, worker w holding channels [w C/W, (w + 1) C/W); in the
+// hybrid, GatherChannels with axis 0 joins the workers' images the same way.
 //   GatherChannels: every worker's slice -> the whole blob (all-gather). Backward sums the
 //     workers' partial gradients and keeps this worker's slice (reduce-scatter), or, when every
 //     worker holds the complete gradient (a loss computed on each), just keeps the slice.
@@ -33,16 +34,19 @@ class ChannelExchangeLayer : public Layer {
     LAYER_REQUIRE(bottom[0] != top[0], "does not allow in-place computation");
   }
 
-  // The bottom's and top's geometry: `outer` blocks (axis 0) of a slice's or the whole blob's
-  // channels times the inner size.
-  void measure(const Blob& sliced, int64_t whole_channels) {
-    LAYER_REQUIRE(sliced.num_axes() >= 2, "needs a channel axis (axis 1), got shape "
-                                              << sliced.shape_string());
-    outer_ = sliced.shape(0);
-    inner_ = sliced.count() / std::max<int64_t>(1, outer_ * sliced.shape(1));
-    slice_ = sliced.shape(1) * inner_;
-    whole_ = whole_channels * inner_;
+  // The geometry along the divided axis: `outer_` blocks (the axes before it) of a slice's or
+  // the whole blob's extent times the inner size (the axes after it).
+  void measure(const Blob& sliced, int64_t whole_extent) {
+    const int axis = param_.channel_exchange_param().axis();
+    LAYER_REQUIRE(axis >= 0 && axis < sliced.num_axes(),
+                  "axis " << axis << " does not exist in a blob of shape "
+                          << sliced.shape_string());
+    outer_ = sliced.count(0, axis);
+    inner_ = sliced.count(axis + 1);
+    slice_ = sliced.shape(axis) * inner_;
+    whole_ = whole_extent * inner_;
   }
+  int axis() const { return param_.channel_exchange_param().axis(); }
 
   Communicator& group() {
     Communicator* group = Context::model_group();
@@ -65,9 +69,11 @@ class GatherChannelsLayer : public ChannelExchangeLayer {
   using ChannelExchangeLayer::ChannelExchangeLayer;
 
   void reshape(const Blobs& bottom, const Blobs& top) override {
-    measure(*bottom[0], int64_t(bottom[0]->shape(1)) * workers_);
+    LAYER_REQUIRE(axis() < bottom[0]->num_axes(), "axis " << axis() << " does not exist in "
+                                                          << bottom[0]->shape_string());
+    measure(*bottom[0], int64_t(bottom[0]->shape(axis())) * workers_);
     std::vector<int> shape = bottom[0]->shape();
-    shape[1] *= workers_;
+    shape[axis()] *= workers_;
     top[0]->reshape(shape);
     if (workers_ > 1) staging_.reshape({static_cast<int>(workers_ * bottom[0]->count())});
   }
@@ -114,13 +120,13 @@ class KeepChannelsLayer : public ChannelExchangeLayer {
   using ChannelExchangeLayer::ChannelExchangeLayer;
 
   void reshape(const Blobs& bottom, const Blobs& top) override {
-    LAYER_REQUIRE(bottom[0]->num_axes() >= 2 && bottom[0]->shape(1) % workers_ == 0,
-                  "cannot divide the channels of " << bottom[0]->shape_string() << " among "
-                                                   << workers_ << " workers");
+    LAYER_REQUIRE(bottom[0]->num_axes() > axis() && bottom[0]->shape(axis()) % workers_ == 0,
+                  "cannot divide axis " << axis() << " of " << bottom[0]->shape_string()
+                                        << " among " << workers_ << " workers");
     std::vector<int> shape = bottom[0]->shape();
-    shape[1] /= workers_;
+    shape[axis()] /= workers_;
     top[0]->reshape(shape);
-    measure(*top[0], bottom[0]->shape(1));
+    measure(*top[0], bottom[0]->shape(axis()));
   }
 
  protected:

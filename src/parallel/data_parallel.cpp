@@ -4,6 +4,7 @@
 #include <chrono>
 #include <limits>
 #include <numeric>
+#include <set>
 #include <sstream>
 
 #include "core/context.hpp"
@@ -20,9 +21,13 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-DataParallel::DataParallel(Communicator& comm, Net& net, size_t bucket_bytes, bool overlap)
+DataParallel::DataParallel(Communicator& comm, Net& net, size_t bucket_bytes, bool overlap,
+                           Router router)
     : comm_(comm), net_(net), overlap_(overlap && Context::mode() == Mode::CPU) {
-  plan_buckets(bucket_bytes);
+  if (!router) {
+    router = [&comm](int) { return Route{&comm, 1.0f / static_cast<float>(comm.size())}; };
+  }
+  plan_buckets(bucket_bytes, router);
   net_.set_after_backward_step([this](int layer) { on_backward_step(layer); });
   if (overlap_) exchanger_ = std::thread([this] { exchange_loop(); });
 }
@@ -38,9 +43,10 @@ DataParallel::~DataParallel() {
   exchanger_.join();
 }
 
-void DataParallel::plan_buckets(size_t bucket_bytes) {
+void DataParallel::plan_buckets(size_t bucket_bytes, const Router& router) {
   const auto& learnable = net_.learnable_params();
   const int count = static_cast<int>(learnable.size());
+  for (int id = 0; id < count; ++id) routes_.push_back(router(id));
   // The layer whose backward step completes each learnable parameter: the first of the layers
   // that use it (a shared parameter collects gradient from each).
   std::vector<int> learnable_of_param(net_.params().size(), -1);
@@ -67,12 +73,15 @@ void DataParallel::plan_buckets(size_t bucket_bytes) {
   completed_by_layer_.assign(net_.layers().size(), {});
   bucket_of_.assign(count, -1);
   for (int id : order) {
-    if (net_.params_lr()[id] == 0) continue;  // frozen, or BatchNorm's statistics
+    // Frozen parameters and BatchNorm's statistics do not move; some are a worker's own.
+    if (net_.params_lr()[id] == 0 || !routes_[id].comm) continue;
     const int64_t elements = learnable[id]->count();
-    if (buckets_.empty() ||
+    if (buckets_.empty() || buckets_.back().route.comm != routes_[id].comm ||
+        buckets_.back().route.scale != routes_[id].scale ||
         (buckets_.back().count > 0 &&
          sizeof(float) * size_t(buckets_.back().count + elements) > bucket_bytes)) {
       buckets_.emplace_back();
+      buckets_.back().route = routes_[id];
     }
     Bucket& bucket = buckets_.back();
     bucket.params.push_back(id);
@@ -170,12 +179,11 @@ double DataParallel::reduce(int b) {
     math::copy(param.count(), param.diff(), buffer + offset);
     offset += param.count();
   }
-  comm_.allreduce_sum(buffer, static_cast<size_t>(bucket.count), bucket.name);
-  const float mean = 1.0f / static_cast<float>(comm_.size());
+  bucket.route.comm->allreduce_sum(buffer, static_cast<size_t>(bucket.count), bucket.name);
   offset = 0;
   for (int id : bucket.params) {
     Blob& param = *net_.learnable_params()[id];
-    math::scale(param.count(), mean, buffer + offset, param.mutable_diff());
+    math::scale(param.count(), bucket.route.scale, buffer + offset, param.mutable_diff());
     offset += param.count();
   }
   return seconds_since(start);
@@ -200,7 +208,7 @@ void DataParallel::average_gradients() {
     comm_.broadcast(statistic->mutable_data(), static_cast<size_t>(statistic->count()), 0,
                     "the broadcast of BatchNorm statistics");
   }
-  comm_.synchronize("the gradient exchange");
+  for (const Bucket& bucket : buckets_) bucket.route.comm->synchronize("the gradient exchange");
   std::lock_guard<std::mutex> lock(mutex_);
   costs_.wait_seconds += seconds_since(start);
   ++costs_.iterations;
@@ -209,10 +217,12 @@ void DataParallel::average_gradients() {
 void DataParallel::broadcast_weights() {
   const auto& learnable = net_.learnable_params();
   for (size_t id = 0; id < learnable.size(); ++id) {
-    comm_.broadcast(learnable[id]->mutable_data(), static_cast<size_t>(learnable[id]->count()),
+    Communicator* comm = routes_[id].comm;
+    if (!comm) continue;
+    comm->broadcast(learnable[id]->mutable_data(), static_cast<size_t>(learnable[id]->count()),
                     0, "the broadcast of the root's weights (parameter " + std::to_string(id) + ")");
+    comm->synchronize("the broadcast of the root's weights");
   }
-  comm_.synchronize("the broadcast of the root's weights");
 }
 
 void DataParallel::broadcast(std::string* bytes, const std::string& what) {
@@ -227,7 +237,9 @@ std::vector<std::string> DataParallel::allgather(const std::string& bytes,
 DataParallel::Costs DataParallel::costs() const {
   std::lock_guard<std::mutex> lock(mutex_);
   Costs costs = costs_;
-  costs.bytes = comm_.bytes_communicated();
+  std::set<const Communicator*> comms = {&comm_};
+  for (const Bucket& bucket : buckets_) comms.insert(bucket.route.comm);
+  for (const Communicator* comm : comms) costs.bytes += comm->bytes_communicated();
   return costs;
 }
 

@@ -12,12 +12,15 @@
 //
 // Parameters with lr_mult 0 are not exchanged (they do not move); BatchNorm's statistics, which
 // forward changes, are copied from the root after every backward, as DDP broadcasts buffers.
+// A route can send each parameter's gradient through its own communicator with its own scale
+// (model parallelism: a worker's slices go to its counterparts in the other groups).
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -40,8 +43,18 @@ class DataParallel : public SolverPeers {
     uint64_t bytes = 0;           // payload handed to the collectives, weights broadcast included
   };
 
-  // Hooks into `net` (its after-backward step). `comm` and `net` must outlive this.
-  DataParallel(Communicator& comm, Net& net, size_t bucket_bytes, bool overlap);
+  // Where a learnable parameter's gradient goes: summed over `comm` and multiplied by `scale`
+  // (null: nowhere, and its weights are this worker's own).
+  struct Route {
+    Communicator* comm = nullptr;
+    float scale = 1;
+  };
+  using Router = std::function<Route(int learnable_id)>;
+
+  // Hooks into `net` (its after-backward step). `comm` and `net` must outlive this. Without a
+  // router every parameter is averaged over `comm`.
+  DataParallel(Communicator& comm, Net& net, size_t bucket_bytes, bool overlap,
+               Router router = nullptr);
   ~DataParallel() override;
 
   int rank() const override { return comm_.rank(); }
@@ -61,11 +74,12 @@ class DataParallel : public SolverPeers {
     std::vector<int> params;  // learnable parameter ids, in the order backward completes them
     int64_t count = 0;
     Blob buffer;
+    Route route;
     int pending = 0;  // parameters backward has yet to complete in this pass
     std::string layers;  // "fc8, fc7"
     std::string name;    // for timeout messages
   };
-  void plan_buckets(size_t bucket_bytes);
+  void plan_buckets(size_t bucket_bytes, const Router& router);
   void on_backward_step(int layer);
   void launch(int bucket);
   double reduce(int bucket);
@@ -77,6 +91,7 @@ class DataParallel : public SolverPeers {
   std::vector<Bucket> buckets_;
   std::vector<std::vector<int>> completed_by_layer_;  // learnable ids each layer completes
   std::vector<int> bucket_of_;                        // per learnable id; -1: not exchanged
+  std::vector<Route> routes_;                         // per learnable id
   std::vector<Blob*> statistics_;                      // BatchNorm's, copied from the root
   bool armed_ = false;
   int launched_ = 0;

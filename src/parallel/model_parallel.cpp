@@ -13,7 +13,9 @@ namespace engine {
 
 namespace {
 
-enum class Placement { WHOLE, SLICED };  // a blob on every worker, or its channels divided
+// A blob on every worker, its channels divided among them, or (the hybrid) each worker's own
+// images.
+enum class Placement { WHOLE, SLICED, IMAGES };
 
 // Layers whose every output channel depends on the same input channel only, without
 // parameters: they run on a slice as they run on the whole.
@@ -31,8 +33,9 @@ bool is_loss(const LayerParameter& layer) {
 
 class Splitter {
  public:
-  Splitter(int workers, int worker, std::string source)
-      : workers_(workers), worker_(worker), source_(std::move(source)) {}
+  Splitter(int workers, int worker, std::string source, bool fully_connected_only)
+      : workers_(workers), worker_(worker), source_(std::move(source)),
+        hybrid_(fully_connected_only) {}
 
   SplitNet run(const NetParameter& net) {
     result_.net = net;
@@ -60,7 +63,7 @@ class Splitter {
   // An exchange layer before `consumer`, with its include/exclude rules (its input may exist
   // in that phase only); reused by later consumers with the same rules.
   std::string exchange(const std::string& type, const std::string& blob,
-                       const LayerParameter& consumer, const std::string& why) {
+                       const LayerParameter& consumer, const std::string& why, int axis = 1) {
     LayerParameter layer;
     *layer.mutable_include() = consumer.include();
     *layer.mutable_exclude() = consumer.exclude();
@@ -69,10 +72,10 @@ class Splitter {
     for (const auto& rule : layer.exclude()) rules += "-" + rule.ShortDebugString();
     auto& made = exchanged_[{type, blob, rules}];
     if (!made.empty()) return made;
-    made = blob + (type == "GatherChannels" ? "_whole" : "_slice");
-    for (int n = 2; used_names_.count(made); ++n) {
-      made = blob + (type == "GatherChannels" ? "_whole" : "_slice") + std::to_string(n);
-    }
+    const std::string suffix =
+        type == "KeepChannels" ? "_slice" : (axis == 0 ? "_all_images" : "_whole");
+    made = blob + suffix;
+    for (int n = 2; used_names_.count(made); ++n) made = blob + suffix + std::to_string(n);
     used_names_.insert(made);
     layer.set_name(made);
     layer.set_type(type);
@@ -80,20 +83,30 @@ class Splitter {
     layer.add_top(made);
     layer.mutable_channel_exchange_param()->set_workers(workers_);
     layer.mutable_channel_exchange_param()->set_worker(worker_);
+    layer.mutable_channel_exchange_param()->set_axis(axis);
     *result_.net.add_layer() = layer;
     if (type == "GatherChannels") result_.exchanges.push_back(consumer.name() + ": " + why);
     return made;
   }
 
+  // The whole blob: its channels, or in the hybrid its images, gathered.
   std::string gathered(const std::string& blob, const LayerParameter& consumer,
                        const std::string& why) {
-    if (placement(blob) == Placement::WHOLE) return blob;
-    return exchange("GatherChannels", blob, consumer, why);
+    switch (placement(blob)) {
+      case Placement::WHOLE:
+        return blob;
+      case Placement::SLICED:
+        return exchange("GatherChannels", blob, consumer, why);
+      case Placement::IMAGES:
+        break;
+    }
+    return exchange("GatherChannels", blob, consumer, why + "'s images", 0);
   }
 
   void set_tops(const LayerParameter& layer, Placement where) {
     for (const std::string& top : layer.top()) {
       placement_[top] = where;
+      renamed_.erase(top);
       used_names_.insert(top);
       // A new value under the name: earlier exchanges of it are stale.
       for (auto it = exchanged_.begin(); it != exchanged_.end();) {
@@ -106,18 +119,33 @@ class Splitter {
     }
   }
 
-  void place(LayerParameter layer) {
+  bool all_inputs(const LayerParameter& layer, Placement where) const {
+    bool all = layer.bottom_size() > 0;
+    for (const std::string& bottom : layer.bottom()) all = all && placement(bottom) == where;
+    return all;
+  }
+
+  // Whether each output channel comes from the same input channel only (so a slice of the
+  // channels maps to the same slice).
+  static bool keeps_channels(const LayerParameter& layer) {
     const std::string& type = layer.type();
+    return kChannelwise.count(type) ||
+           (type == "LRN" && layer.lrn_param().norm_region() == LRNParameter::WITHIN_CHANNEL) ||
+           (type == "Eltwise" && layer.bottom_size() > 1);
+  }
+
+  void place(LayerParameter layer) {
+    // A blob an in-place layer went on computing on after gathering it has a new name.
+    for (int i = 0; i < layer.bottom_size(); ++i) {
+      const auto found = renamed_.find(layer.bottom(i));
+      if (found != renamed_.end()) layer.set_bottom(i, found->second);
+    }
+    const std::string& type = layer.type();
+    if (hybrid_) return place_hybrid(layer);
     if (type == "Convolution" || type == "InnerProduct") return place_split(layer);
     if (kUnsplittable.count(type)) refuse(layer, "its parameters cannot be divided yet");
-    bool sliced_input = layer.bottom_size() > 0;
-    for (const std::string& bottom : layer.bottom()) {
-      sliced_input = sliced_input && placement(bottom) == Placement::SLICED;
-    }
-    const bool within_channel =
-        type == "LRN" && layer.lrn_param().norm_region() == LRNParameter::WITHIN_CHANNEL;
-    if (sliced_input && (kChannelwise.count(type) || within_channel ||
-                         (type == "Eltwise" && layer.bottom_size() > 1))) {
+    const bool sliced_input = all_inputs(layer, Placement::SLICED);
+    if (sliced_input && keeps_channels(layer)) {
       *result_.net.add_layer() = layer;
       return set_tops(layer, Placement::SLICED);
     }
@@ -143,11 +171,47 @@ class Splitter {
       return set_tops(keep, Placement::SLICED);
     }
     // Anything else (losses, accuracy, softmax, concat, ...) runs whole on every worker.
+    run_whole(layer);
+  }
+
+  // `layer` on whole inputs, gathered where they are not; an in-place layer then computes in
+  // place on the gathered blob, which later readers of the name get.
+  void run_whole(LayerParameter layer) {
     for (int i = 0; i < layer.bottom_size(); ++i) {
-      layer.set_bottom(i, gathered(layer.bottom(i), layer, "all-gather of " + layer.bottom(i)));
+      const std::string original = layer.bottom(i);
+      layer.set_bottom(i, gathered(original, layer, "all-gather of " + original));
+      for (int t = 0; t < layer.top_size(); ++t) {
+        if (layer.top(t) == original && layer.bottom(i) != original) {
+          layer.set_top(t, layer.bottom(i));
+          renamed_[original] = layer.bottom(i);
+        }
+      }
     }
     *result_.net.add_layer() = layer;
     set_tops(layer, Placement::WHOLE);
+  }
+
+  // The hybrid: sources give each worker its own images; layers that treat images one by one
+  // keep them so; InnerProducts and everything else see the whole group's images.
+  void place_hybrid(LayerParameter layer) {
+    const std::string& type = layer.type();
+    if (type == "InnerProduct") return place_split(layer);
+    if (kUnsplittable.count(type)) refuse(layer, "its parameters cannot be divided yet");
+    if (layer.bottom_size() == 0) {
+      *result_.net.add_layer() = layer;
+      return set_tops(layer, Placement::IMAGES);
+    }
+    const bool image_by_image = kChannelwise.count(type) || type == "LRN" ||
+                                type == "Convolution" || type == "Eltwise";
+    if (all_inputs(layer, Placement::IMAGES) && image_by_image) {
+      *result_.net.add_layer() = layer;
+      return set_tops(layer, Placement::IMAGES);
+    }
+    if (all_inputs(layer, Placement::SLICED) && keeps_channels(layer)) {
+      *result_.net.add_layer() = layer;
+      return set_tops(layer, Placement::SLICED);
+    }
+    run_whole(layer);
   }
 
   void place_split(LayerParameter layer) {
@@ -259,22 +323,25 @@ class Splitter {
 
   const int workers_, worker_;
   const std::string source_;
+  const bool hybrid_;
   SplitNet result_;
   std::map<std::string, Placement> placement_;
   std::map<std::tuple<std::string, std::string, std::string>, std::string> exchanged_;
   std::set<std::string> used_names_;
+  std::map<std::string, std::string> renamed_;
 };
 
 }  // namespace
 
-SplitNet split_net(const NetParameter& net, int workers, int worker, const std::string& source) {
+SplitNet split_net(const NetParameter& net, int workers, int worker, const std::string& source,
+                   bool fully_connected_only) {
   ENGINE_REQUIRE(workers >= 1 && worker >= 0 && worker < workers,
                  source << ": worker " << worker << " of " << workers << " does not exist");
   NetParameter upgraded = net;
   if (net_needs_upgrade(upgraded)) upgrade_net(&upgraded, source);
   upgrade_net_input(&upgraded, source);
   if (workers == 1) return {upgraded, {}, {}};
-  return Splitter(workers, worker, source).run(upgraded);
+  return Splitter(workers, worker, source, fully_connected_only).run(upgraded);
 }
 
 void copy_weight_slices(const NetParameter& whole, const std::set<std::string>& split_layers,
@@ -337,12 +404,35 @@ void gather_whole_model(Communicator& group, const std::set<std::string>& split_
 // ---- ModelParallel ---------------------------------------------------------------------------
 
 ModelParallel::ModelParallel(Communicator& world, Communicator& group, Communicator* replicas,
-                             Net& net, std::set<std::string> split_layers, size_t bucket_bytes,
+                             Net& net, std::set<std::string> split_layers,
+                             bool fully_connected_only, int copies, size_t bucket_bytes,
                              bool overlap)
-    : world_(world), group_(group), split_layers_(std::move(split_layers)) {
-  if (replicas && replicas->size() > 1) {
-    data_parallel_ = std::make_unique<DataParallel>(*replicas, net, bucket_bytes, overlap);
+    : world_(world), group_(group), split_layers_(std::move(split_layers)), copies_(copies) {
+  // A split layer's slices average with their counterparts in the other groups. In the hybrid
+  // every other parameter saw only this worker's images of the group's batch: summed over the
+  // whole world, then averaged over the groups.
+  const float groups = static_cast<float>(world.size() / group.size());
+  std::vector<bool> sliced(net.learnable_params().size(), false);
+  for (size_t j = 0; j < net.params().size(); ++j) {
+    const int owner = net.param_owners()[j] < 0 ? static_cast<int>(j) : net.param_owners()[j];
+    const int layer = net.param_layer_indices()[j].first;
+    for (size_t id = 0; id < sliced.size(); ++id) {
+      if (net.learnable_param_ids()[id] == owner && split_layers_.count(net.layer_names()[layer])) {
+        sliced[id] = true;
+      }
+    }
   }
+  const bool several_groups = replicas && replicas->size() > 1;
+  if (!several_groups && !fully_connected_only) return;
+  data_parallel_ = std::make_unique<DataParallel>(
+      world, net, bucket_bytes, overlap, [&, replicas, groups, several_groups](int id) {
+        if (sliced[id]) {
+          return several_groups ? DataParallel::Route{replicas, 1 / groups}
+                                : DataParallel::Route{};
+        }
+        return fully_connected_only ? DataParallel::Route{&world, 1 / groups}
+                                    : DataParallel::Route{replicas, 1 / groups};
+      });
 }
 
 void ModelParallel::backward_starting() {

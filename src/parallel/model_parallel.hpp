@@ -13,6 +13,13 @@
 // Worker groups: with R ranks and groups of W, ranks gW .. gW + W - 1 form group g; groups are
 // data parallel with each other (each reads its shard of the data; worker w's gradients are
 // averaged with worker w of every other group).
+//
+// The hybrid of Krizhevsky's "One weird trick" (scope FULLY_CONNECTED): only the InnerProducts
+// are split. Every worker runs its own images through the convolutions (data parallel: their
+// gradients are summed over the group and averaged over the groups); before the first
+// InnerProduct the group's images are all-gathered (GatherChannels on axis 0), so each worker
+// computes its slice of the fully connected layers on all of them, and backward reduce-scatters
+// their gradient back to the images' owners.
 #pragma once
 
 #include <memory>
@@ -36,7 +43,8 @@ struct SplitNet {
 
 // Rewrites `net` (any phase's layers; legacy forms are upgraded first) for worker `worker` of
 // `workers`. Errors name the layer that cannot be split and why.
-SplitNet split_net(const NetParameter& net, int workers, int worker, const std::string& source);
+SplitNet split_net(const NetParameter& net, int workers, int worker, const std::string& source,
+                   bool fully_connected_only = false);
 
 // Copies a whole model's weights (a .caffemodel's NetParameter) into a worker's net: the
 // worker's rows of the split layers' blobs, the others whole.
@@ -52,13 +60,16 @@ void gather_whole_model(Communicator& group, const std::set<std::string>& split_
 // one group), between which the gradients are averaged.
 class ModelParallel : public SolverPeers {
  public:
+  // `copies`: how many batches of images one iteration trains on (the groups; every worker
+  // with `fully_connected_only`).
   ModelParallel(Communicator& world, Communicator& group, Communicator* replicas, Net& net,
-                std::set<std::string> split_layers, size_t bucket_bytes, bool overlap);
+                std::set<std::string> split_layers, bool fully_connected_only, int copies,
+                size_t bucket_bytes, bool overlap);
 
   int rank() const override { return world_.rank(); }
   int size() const override { return world_.size(); }
   bool runs_tests() const override { return world_.rank() < group_.size(); }
-  int replicas() const override { return world_.size() / group_.size(); }
+  int replicas() const override { return copies_; }
   int weights_twin(int rank) const override { return rank % group_.size(); }
   bool holds_slices() const override { return true; }
   void backward_starting() override;
@@ -75,6 +86,7 @@ class ModelParallel : public SolverPeers {
   Communicator& world_;
   Communicator& group_;
   std::set<std::string> split_layers_;
+  int copies_;
   std::unique_ptr<DataParallel> data_parallel_;
 };
 

@@ -77,14 +77,15 @@ struct Worker {
   Communicator* replicas = nullptr;  // its counterparts in the other groups
   int shard = 0, shards = 1;         // its part of the training data
   std::set<std::string> split_layers;
+  bool fully_connected_only = false;  // the hybrid
 };
 
 // The solver's nets, read into the parameter and rewritten for a model-parallel worker.
 SolverParameter split_solver(const SolverParameter& param, int workers, int worker,
-                             std::set<std::string>* split_layers) {
+                             bool fully_connected_only, std::set<std::string>* split_layers) {
   SolverParameter result = param;
   auto split = [&](const NetParameter& net, const std::string& source) {
-    SplitNet part = split_net(net, workers, worker, source);
+    SplitNet part = split_net(net, workers, worker, source, fully_connected_only);
     split_layers->insert(part.split_layers.begin(), part.split_layers.end());
     if (worker == 0) {
       for (const std::string& line : part.exchanges) LOG(INFO) << "  exchange before " << line;
@@ -135,7 +136,8 @@ void run_worker(const TrainingOptions& options, const SolverParameter& param,
     if (worker.group) {
       auto model_parallel = std::make_unique<ModelParallel>(
           *worker.world, *worker.group, worker.replicas, solver->net(), worker.split_layers,
-          options.bucket_bytes, param.layer_wise_reduce());
+          worker.fully_connected_only, worker.shards, options.bucket_bytes,
+          param.layer_wise_reduce());
       data_parallel = model_parallel->data_parallel();
       peers = std::move(model_parallel);
     } else {
@@ -221,13 +223,24 @@ void train_under_mpi(const TrainingOptions& options) {
       std::unique_ptr<MpiCommunicator> replicas = world->split(member, group);
       worker.group = group_comm.get();
       worker.replicas = replicas.get();
-      worker.shard = group;
-      worker.shards = world->size() / workers;
-      LOG(INFO) << "Model parallel: " << worker.shards << " group(s) of " << workers
-                << " workers; each worker holds 1/" << workers
-                << " of every Convolution and InnerProduct";
-      const SolverParameter param =
-          split_solver(options.param, workers, member, &worker.split_layers);
+      worker.fully_connected_only =
+          options.param.model_parallel_scope() == SolverParameter::FULLY_CONNECTED;
+      const int groups = world->size() / workers;
+      if (worker.fully_connected_only) {
+        // The hybrid: every worker its own images, through the convolutions.
+        LOG(INFO) << "Model parallel, hybrid: " << groups << " group(s) of " << workers
+                  << " workers; convolutions data parallel, each worker holds 1/" << workers
+                  << " of every InnerProduct and computes it on the group's images";
+      } else {
+        worker.shard = group;
+        worker.shards = groups;
+        LOG(INFO) << "Model parallel: " << groups << " group(s) of " << workers
+                  << " workers; each worker holds 1/" << workers
+                  << " of every Convolution and InnerProduct";
+      }
+      const SolverParameter param = split_solver(options.param, workers, member,
+                                                 worker.fully_connected_only,
+                                                 &worker.split_layers);
       return run_worker(options, param, worker);
     }
     if (options.gpus.empty()) return run_worker(options, options.param, worker);

@@ -82,6 +82,29 @@ TEST(ModelParallelSplit, AlexNetOverTwoWorkersIsThePapersFigure) {
   }
 }
 
+// Krizhevsky's hybrid: convolutions whole on each worker's images, the fully connected layers
+// split over the group's images.
+TEST(ModelParallelSplit, TheHybridSplitsOnlyTheFullyConnectedLayers) {
+  const NetParameter net = read_net_text_file(kAlexNet);
+  const SplitNet part = split_net(net, 2, 0, kAlexNet, true);
+  EXPECT_EQ(part.split_layers, (std::set<std::string>{"fc6", "fc7", "fc8"}));
+  EXPECT_EQ(find_layer(part.net, "conv2")->convolution_param().group(), 2u);
+  EXPECT_EQ(find_layer(part.net, "conv2")->convolution_param().num_output(), 256u);
+  for (const std::string name : {"conv1", "norm1", "conv2", "conv3", "conv4", "conv5"}) {
+    EXPECT_NE(producer_of_input(part.net, name)->type(), "GatherChannels") << name;
+  }
+  const LayerParameter* images = producer_of_input(part.net, "fc6");
+  ASSERT_EQ(images->type(), "GatherChannels");
+  EXPECT_EQ(images->channel_exchange_param().axis(), 0);
+  EXPECT_TRUE(images->channel_exchange_param().partial_gradients());
+  for (const std::string name : {"fc7", "fc8"}) {
+    EXPECT_EQ(producer_of_input(part.net, name)->channel_exchange_param().axis(), 1) << name;
+  }
+  // The loss reads the group's labels too.
+  const LayerParameter* loss = find_layer(part.net, "loss");
+  EXPECT_EQ(loss->bottom(1), "label_all_images");
+}
+
 TEST(ModelParallelSplit, RefusesWhatItCannotDivide) {
   const NetParameter net = read_net_text_file(kAlexNet);
   try {
@@ -160,8 +183,9 @@ double relative(const float* a, const float* b, int64_t n) {
   return difference / std::max(scale, 1e-12);
 }
 
-TEST(ModelParallelUnderMpi, LossAndEveryGradientMatchTheWholeNet) {
-  if (!launched_by_mpi()) GTEST_SKIP() << "runs under mpirun (ctest's model_parallel_mpi)";
+// The whole net on 4 images against its split over the ranks: in the paper's split every worker
+// runs the 4 images; in the hybrid each runs its share of them through the convolutions.
+void expect_split_matches_whole(bool hybrid) {
   std::unique_ptr<MpiCommunicator> world = MpiCommunicator::world(120);
   const int workers = world->size(), worker = world->rank();
   Context::set_mode(Mode::CPU);
@@ -176,23 +200,43 @@ TEST(ModelParallelUnderMpi, LossAndEveryGradientMatchTheWholeNet) {
   NetParameter weights;
   whole.to_proto(&weights);
 
-  const SplitNet part = split_net(param, workers, worker, "small_alexnet");
+  if (hybrid) {
+    for (BlobShape& shape : *param.mutable_layer(0)->mutable_input_param()->mutable_shape()) {
+      shape.set_dim(0, shape.dim(0) / workers);
+    }
+  }
+  const SplitNet part = split_net(param, workers, worker, "small_alexnet", hybrid);
   Context::set_model_group(world.get());
   Net mine(part.net);
   copy_weight_slices(weights, part.split_layers, workers, worker, &mine);
-  fill_inputs(mine);
+  if (hybrid) {
+    // This worker's images: its rows of the whole batch.
+    for (const std::string input : {"data", "label"}) {
+      Blob& blob = *mine.blob_by_name(input);
+      std::copy_n(whole.blob_by_name(input)->cpu_data() + worker * blob.count(), blob.count(),
+                  blob.mutable_cpu_data());
+    }
+  } else {
+    fill_inputs(mine);
+  }
   const float loss = mine.forward_backward();
   EXPECT_NEAR(loss, whole_loss, 1e-5 * std::abs(whole_loss)) << "worker " << worker;
 
-  // Every parameter's gradient: the workers' slices, concatenated, against the whole net's.
+  // Every parameter's gradient against the whole net's: a split layer's slices concatenated;
+  // in the hybrid a convolution's partial sums over the workers' images added up.
   for (size_t l = 0; l < mine.layers().size(); ++l) {
     const std::string& name = mine.layer_names()[l];
     for (size_t j = 0; j < mine.layers()[l]->blobs().size(); ++j) {
       const Blob& slice = *mine.layers()[l]->blobs()[j];
       const Blob& reference = *whole.layer_by_name(name).blobs()[j];
-      std::vector<float> gathered(size_t(slice.count()) * workers);
-      ASSERT_TRUE(part.split_layers.count(name)) << name;
-      world->allgather(slice.cpu_diff(), gathered.data(), slice.count(), "test gradients");
+      std::vector<float> gathered(slice.cpu_diff(), slice.cpu_diff() + slice.count());
+      if (part.split_layers.count(name)) {
+        gathered.resize(size_t(slice.count()) * workers);
+        world->allgather(slice.cpu_diff(), gathered.data(), slice.count(), "test gradients");
+      } else {
+        ASSERT_TRUE(hybrid) << name << " should be split";
+        world->allreduce_sum(gathered.data(), gathered.size(), "test gradients");
+      }
       ASSERT_EQ(int64_t(gathered.size()), reference.count()) << name;
       EXPECT_LE(relative(gathered.data(), reference.cpu_diff(), reference.count()), 1e-5)
           << name << " blob " << j << " on worker " << worker;
@@ -202,6 +246,16 @@ TEST(ModelParallelUnderMpi, LossAndEveryGradientMatchTheWholeNet) {
     }
   }
   Context::set_model_group(nullptr);
+}
+
+TEST(ModelParallelUnderMpi, LossAndEveryGradientMatchTheWholeNet) {
+  if (!launched_by_mpi()) GTEST_SKIP() << "runs under mpirun (ctest's model_parallel_mpi)";
+  expect_split_matches_whole(false);
+}
+
+TEST(ModelParallelUnderMpi, TheHybridMatchesTheWholeNet) {
+  if (!launched_by_mpi()) GTEST_SKIP() << "runs under mpirun (ctest's model_parallel_mpi)";
+  expect_split_matches_whole(true);
 }
 
 // ---- engine train --model_parallel ----------------------------------------------------------
@@ -245,6 +299,31 @@ TEST_F(ModelParallelRun, GroupsMatchOneProcess) {
       << output;
   EXPECT_TRUE(read_file(path("snaps/groups_iter_20.caffemodel")) == uninterrupted)
       << "the resumed groups' weights differ from the uninterrupted run's";
+}
+
+// The hybrid on 2 ranks at batch 4 each, and on 2 groups of 2 at batch 2 each, ends where one
+// process at batch 8 does.
+TEST_F(ModelParallelRun, TheHybridMatchesOneProcess) {
+  if (!have_mpirun()) GTEST_SKIP() << "mpirun is not installed";
+  make_db(64);
+  const std::string end = "snapshot_after_train: true\n";
+  std::string output;
+  const std::string start = make_solver("start", 8, 0, end, "", false, true);
+  ASSERT_EQ(shell(kEngine + " train --solver=" + start, &output), 0) << output;
+  const std::string weights = " --weights=" + path("snaps/start_iter_0.caffemodel");
+  const std::string one = make_solver("one", 8, 20, end, "", false, true);
+  ASSERT_EQ(shell(kEngine + " train --solver=" + one + weights, &output), 0) << output;
+  const std::string hybrid = " --model_parallel=2 --model_parallel_scope=FULLY_CONNECTED";
+  const std::string pair = make_solver("pair", 4, 20, end, "", false, true);
+  ASSERT_EQ(shell(mpirun(2) + "--solver=" + pair + hybrid + weights, &output), 0) << output;
+  EXPECT_CONTAINS(output, "Model parallel, hybrid: 1 group(s) of 2 workers");
+  EXPECT_CONTAINS(output, "exchange before ip1: all-gather of pool's images");
+  EXPECT_CONTAINS(output, "effective batch 2 x 4 x 1");
+  const std::string groups = make_solver("groups", 2, 20, end, "", false, true);
+  ASSERT_EQ(shell(mpirun(4) + "--solver=" + groups + hybrid + weights, &output), 0) << output;
+  const std::string reference = path("snaps/one_iter_20.caffemodel");
+  EXPECT_LE(relative_difference(path("snaps/pair_iter_20.caffemodel"), reference), 1e-5);
+  EXPECT_LE(relative_difference(path("snaps/groups_iter_20.caffemodel"), reference), 1e-5);
 }
 
 TEST_F(ModelParallelRun, BadLayoutsAreRefused) {
