@@ -123,21 +123,22 @@ struct MpiCommunicator::State {
   }
 
   // Waits for `request` by polling, so that a collective some rank never joins ends in a clear
-  // error instead of a hang. Spins briefly (small collectives finish in microseconds), then
-  // sleeps in growing steps so that a waiting thread leaves the cores to the computation.
+  // error instead of a hang. A non-blocking collective advances only inside MPI_Test, round by
+  // round, so for the first milliseconds it polls between yields (a yield hands the core to
+  // the computation when it wants it); after that it sleeps in growing steps.
   void complete(MPI_Request* request, const std::string& what) {
     ++sequence;
     const auto start = Clock::now();
     const auto deadline = start + std::chrono::duration<double>(timeout);
     auto pause = std::chrono::microseconds(5);
-    for (int polls = 0;; ++polls) {
+    for (;;) {
       int done = 0;
       MPI_Test(request, &done, MPI_STATUS_IGNORE);
       if (done) {
         seconds += std::chrono::duration<double>(Clock::now() - start).count();
         return;
       }
-      if (polls < 100) {
+      if (Clock::now() - start < std::chrono::milliseconds(20)) {
         std::this_thread::yield();
         continue;
       }
