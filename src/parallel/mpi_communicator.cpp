@@ -193,14 +193,15 @@ struct MpiCommunicator::State {
     std::sort(waiting.begin(), waiting.end());
     std::ostringstream message;
     message << "rank " << world_ranks[rank] << ": " << what << " (collective #" << mine
-            << " of " << size << " ranks) did not complete within " << timeout
+            << " among " << size << " ranks) did not complete within " << timeout
             << " s (--collective_timeout); ";
     if (absent.empty()) {
       message << "every rank reported in";
     } else {
       message << "rank" << (absent.size() > 1 ? "s " : " ") << join(absent) << " never arrived";
     }
-    message << elsewhere.str() << " (waiting: " << join(waiting) << ")";
+    message << elsewhere.str() << " (waiting there: rank" << (waiting.size() > 1 ? "s " : " ")
+            << join(waiting) << ")";
     // One message: the lowest waiting rank speaks; the others give it time to.
     if (lowest_waiting != rank) std::this_thread::sleep_for(std::chrono::duration<double>(grace));
     std::fprintf(stderr, "%s\n", message.str().c_str());

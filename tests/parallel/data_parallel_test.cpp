@@ -103,6 +103,19 @@ TEST_F(DataParallelRun, RanksWithDifferentFilesAreRefused) {
   EXPECT_CONTAINS(output, "rank 1 would train something else than rank 0");
 }
 
+// --gpu naming devices that are not there: one line saying so, exit status 1.
+TEST_F(DataParallelRun, MissingGpusAreNamed) {
+  make_db(16);
+  const std::string solver = make_solver("gpus", 4, 5);
+  std::string output;
+  EXPECT_EQ(shell(kEngine + " train --solver=" + solver + " --gpu=0,7", &output), 1);
+  EXPECT_TRUE(output.find("--gpu=0,7: no CUDA device is available") != std::string::npos ||
+              output.find("--gpu=0,7: GPU 7 does not exist") != std::string::npos)
+      << output;
+  EXPECT_EQ(shell(kEngine + " train --solver=" + solver + " --gpu=first", &output), 1);
+  EXPECT_CONTAINS(output, "--gpu must be device ids (0 or 0,1) or all, got 'first'");
+}
+
 // A bad record that only rank 1 reads (odd entries are rank 1's) ends every rank with a message
 // naming rank 1, the database and the key; so does a NaN in rank 1's data.
 TEST_F(DataParallelRun, AFailingRankStopsEveryRank) {
