@@ -4,8 +4,9 @@
 # travel with the call (prepare them here with scripts/gpu-deps.sh, then carry .gpu-deps):
 #   device run: carry [".gpu-deps"], command "scripts/gpu-check.sh", timeout ~540 s
 # Steps: unpack the dependencies, build for sm_90 (+PTX) without oneDNN and the data code,
-# device query, the GPU test suite (parity, GPU gradient checks, synced memory) plus the CPU
-# suite, then bench/gpu_alexnet.sh. Results go to $OUT (the device tool brings them back).
+# device query, the GPU test suite (parity, GPU gradient checks, synced memory; with two or more
+# GPUs, multi_gpu_test's NCCL data and model parallelism) plus the CPU suite, then
+# bench/gpu_alexnet.sh. Results go to $OUT (the device tool brings them back).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-check-out}
@@ -47,9 +48,6 @@ step "tests (GPU suite first, then the CPU suite)"
 tail -5 "$out/gpu-tests.txt"
 (cd build-gpu && ctest -E "parity|gpu_" -j8) >"$out/cpu-tests.txt" 2>&1
 tail -3 "$out/cpu-tests.txt"
-
-step "several GPUs (NCCL): --gpu=all against one GPU on the same constant data"
-scripts/gpu-multi-check.sh build-gpu/bin "$out" || echo "MULTI-GPU CHECK FAILED"
 
 step "benchmark"
 OUT="$out" bench/gpu_alexnet.sh build-gpu/bin 128 256

@@ -7,8 +7,8 @@
 //     worker holds the complete gradient (a loss computed on each), just keeps the slice.
 //   KeepChannels: a whole blob -> this worker's slice, no exchange; backward puts the slice's
 //     gradient in place and zeros elsewhere (the other workers supply the rest).
-// The collectives run through Context::model_group(). Written once for both devices, but the
-// group's communicator is MPI's, so with W > 1 they run on the CPU only for now.
+// The collectives run through Context::model_group(): MPI's on the CPU, NCCL's on GPUs. Written
+// once for both devices.
 #include "core/context.hpp"
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
@@ -55,8 +55,10 @@ class ChannelExchangeLayer : public Layer {
     LAYER_REQUIRE(group->size() == workers_ && group->rank() == worker_,
                   "is worker " << worker_ << " of " << workers_ << ", but this process is rank "
                                << group->rank() << " of a group of " << group->size());
-    LAYER_REQUIRE(Context::mode() == Mode::CPU,
-                  "model parallelism runs on the CPU only for now");
+    LAYER_REQUIRE(group->device_memory() == (Context::mode() == Mode::GPU),
+                  "runs on the " << (Context::mode() == Mode::GPU ? "GPU" : "CPU")
+                                 << " but its group exchanges "
+                                 << (group->device_memory() ? "device" : "host") << " memory");
     return *group;
   }
 

@@ -23,6 +23,8 @@ class Communicator {
 
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // Whether the buffers are device memory (NCCL) rather than host memory (MPI).
+  virtual bool device_memory() const { return false; }
   // This member's rank in the whole job (its MPI world rank; its device's index with NCCL
   // inside one process): what messages name.
   virtual int global_rank() const { return rank(); }
@@ -41,7 +43,10 @@ class Communicator {
   // every member. For states, hashes and small messages, not for the hot path.
   virtual std::vector<std::string> allgather_bytes(const std::string& mine,
                                                    const std::string& what) = 0;
-  virtual void broadcast_bytes(std::string* bytes, int root, const std::string& what) = 0;
+  // `unbounded`: the members may wait here while the root works alone (tests, writing or
+  // reading snapshots), for any time: no timeout.
+  virtual void broadcast_bytes(std::string* bytes, int root, const std::string& what,
+                               bool unbounded = false) = 0;
   // Returns when every collective issued so far has completed (NCCL's run asynchronously; MPI's
   // have completed when their call returns).
   virtual void synchronize(const std::string& what) {}

@@ -89,9 +89,11 @@ void DataParallel::plan_buckets(size_t bucket_bytes, const Router& router) {
     bucket_of_[id] = static_cast<int>(buckets_.size()) - 1;
     completed_by_layer_[completing_layer[id]].push_back(id);
   }
+  non_finite_flag_.reshape({1});
   for (size_t b = 0; b < buckets_.size(); ++b) {
     Bucket& bucket = buckets_[b];
     bucket.buffer.reshape({static_cast<int>(bucket.count)});
+    bucket.buffer.mutable_data();  // now, not between collectives (NCCL in several threads)
     std::string last;
     for (int id : bucket.params) {
       if (names[id] == last) continue;
@@ -114,6 +116,10 @@ std::string DataParallel::describe_buckets() const {
 }
 
 void DataParallel::backward_starting() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    own_finite_ = true;
+  }
   if (!overlap_) return;
   for (Bucket& bucket : buckets_) bucket.pending = static_cast<int>(bucket.params.size());
   launched_ = 0;
@@ -179,6 +185,21 @@ double DataParallel::reduce(int b) {
     math::copy(param.count(), param.diff(), buffer + offset);
     offset += param.count();
   }
+  // The worker's own gradients, checked here where nothing else touches them: a NaN names the
+  // worker that made it, not every worker after the sums spread it.
+  bool finite = true;
+#ifdef ENGINE_USE_CUDA
+  if (Context::mode() == Mode::GPU) {
+    non_finite_flag_.set_data(0);
+    gpu::flag_non_finite(bucket.count, buffer, non_finite_flag_.mutable_gpu_data());
+    finite = non_finite_flag_.cpu_data()[0] == 0;
+  }
+#endif
+  if (Context::mode() == Mode::CPU) finite = cpu::all_finite(bucket.count, buffer);
+  if (!finite) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    own_finite_ = false;
+  }
   bucket.route.comm->allreduce_sum(buffer, static_cast<size_t>(bucket.count), bucket.name);
   offset = 0;
   for (int id : bucket.params) {
@@ -225,8 +246,14 @@ void DataParallel::broadcast_weights() {
   }
 }
 
-void DataParallel::broadcast(std::string* bytes, const std::string& what) {
-  comm_.broadcast_bytes(bytes, 0, what);
+void DataParallel::broadcast(std::string* bytes, const std::string& what,
+                             bool after_root_work) {
+  comm_.broadcast_bytes(bytes, 0, what, after_root_work);
+}
+
+bool DataParallel::own_gradients_finite() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return own_finite_;
 }
 
 std::vector<std::string> DataParallel::allgather(const std::string& bytes,

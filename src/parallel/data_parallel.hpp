@@ -62,7 +62,10 @@ class DataParallel : public SolverPeers {
   void backward_starting() override;
   void average_gradients() override;
   void broadcast_weights() override;
-  void broadcast(std::string* bytes, const std::string& what) override;
+  void broadcast(std::string* bytes, const std::string& what,
+                 bool after_root_work = false) override;
+  bool checks_gradients() const override { return true; }
+  bool own_gradients_finite() const override;
   std::vector<std::string> allgather(const std::string& bytes, const std::string& what) override;
 
   Costs costs() const;
@@ -104,6 +107,8 @@ class DataParallel : public SolverPeers {
   int finished_ = 0;
   bool stopping_ = false;
   std::exception_ptr error_;
+  bool own_finite_ = true;  // this worker's gradients before the sums, this iteration
+  Blob non_finite_flag_;    // GPU: set by gpu::flag_non_finite
   Costs costs_;
 };
 

@@ -382,21 +382,25 @@ void gather_whole_model(Communicator& group, const std::set<std::string>& split_
                                        layer.type() == "KeepChannels";
                               }),
                layers.end());
+  // Through blobs, so that the values travel in the memory the group's communicator exchanges
+  // (the mode's side: host for MPI, device for NCCL).
+  auto gather = [&group](google::protobuf::RepeatedField<float>* values, const std::string& what) {
+    const int count = values->size();
+    Blob part({count}), whole({count * group.size()});
+    std::copy(values->begin(), values->end(), part.mutable_cpu_data());
+    group.allgather(part.data(), whole.mutable_data(), static_cast<size_t>(count), what);
+    group.synchronize(what);
+    values->Assign(whole.cpu_data(), whole.cpu_data() + whole.count());
+  };
   for (LayerParameter& layer : *model->mutable_layer()) {
     if (!split_layers.count(layer.name())) continue;
     for (int j = 0; j < layer.blobs_size(); ++j) {
       BlobProto& blob = *layer.mutable_blobs(j);
-      std::vector<float> whole(size_t(blob.data_size()) * group.size());
-      group.allgather(blob.data().data(), whole.data(), static_cast<size_t>(blob.data_size()),
-                      "the gathering of " + layer.name() + "'s parameter blob " +
-                          std::to_string(j) + " for a snapshot");
+      const std::string what = "the gathering of " + layer.name() + "'s parameter blob " +
+                               std::to_string(j) + " for a snapshot";
+      gather(blob.mutable_data(), what);
+      if (blob.diff_size() > 0) gather(blob.mutable_diff(), what + " (its gradient)");
       blob.mutable_shape()->set_dim(0, blob.shape().dim(0) * group.size());
-      blob.mutable_data()->Assign(whole.begin(), whole.end());
-      if (blob.diff_size() > 0) {
-        group.allgather(blob.diff().data(), whole.data(), static_cast<size_t>(blob.diff_size()),
-                        "the gathering of " + layer.name() + "'s gradient " + std::to_string(j));
-        blob.mutable_diff()->Assign(whole.begin(), whole.end());
-      }
     }
   }
 }
@@ -448,8 +452,9 @@ void ModelParallel::broadcast_weights() {
   if (data_parallel_) data_parallel_->broadcast_weights();
 }
 
-void ModelParallel::broadcast(std::string* bytes, const std::string& what) {
-  world_.broadcast_bytes(bytes, 0, what);
+void ModelParallel::broadcast(std::string* bytes, const std::string& what,
+                              bool after_root_work) {
+  world_.broadcast_bytes(bytes, 0, what, after_root_work);
 }
 
 std::vector<std::string> ModelParallel::allgather(const std::string& bytes,

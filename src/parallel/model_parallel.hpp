@@ -75,7 +75,12 @@ class ModelParallel : public SolverPeers {
   void backward_starting() override;
   void average_gradients() override;
   void broadcast_weights() override;
-  void broadcast(std::string* bytes, const std::string& what) override;
+  void broadcast(std::string* bytes, const std::string& what,
+                 bool after_root_work = false) override;
+  bool checks_gradients() const override { return data_parallel_ != nullptr; }
+  bool own_gradients_finite() const override {
+    return !data_parallel_ || data_parallel_->own_gradients_finite();
+  }
   std::vector<std::string> allgather(const std::string& bytes, const std::string& what) override;
   void whole_model(NetParameter* model) override;
   void load_model(const NetParameter& model, Net* net) override;

@@ -31,6 +31,7 @@ bool launched_by_mpi() {
 void mpi_initialize() {
   ENGINE_FAIL("this engine was built without MPI; install libopenmpi-dev and rebuild");
 }
+bool mpi_threads_concurrent() { return false; }
 struct MpiCommunicator::State {};
 MpiCommunicator::MpiCommunicator(std::unique_ptr<State> state) : state_(std::move(state)) {}
 MpiCommunicator::~MpiCommunicator() = default;
@@ -47,7 +48,7 @@ std::vector<std::string> MpiCommunicator::allgather_bytes(const std::string& min
                                                           const std::string&) {
   return {mine};
 }
-void MpiCommunicator::broadcast_bytes(std::string*, int, const std::string&) {}
+void MpiCommunicator::broadcast_bytes(std::string*, int, const std::string&, bool) {}
 double MpiCommunicator::seconds_communicating() const { return 0; }
 void MpiCommunicator::abort(const std::string& message) {
   std::fprintf(stderr, "%s\n", message.c_str());
@@ -78,17 +79,22 @@ std::string join(const std::vector<int>& ranks) {
 
 }  // namespace
 
+static int thread_level = 0;  // what MPI_Init_thread granted
+
 void mpi_initialize() {
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (initialized) return;
-  int provided = 0;
-  MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
-  ENGINE_REQUIRE(provided >= MPI_THREAD_SERIALIZED,
+  MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &thread_level);
+  // SERIALIZED is enough for data parallelism; model parallelism then exchanges gradients
+  // after backward instead of during it (mpi_threads_concurrent()).
+  ENGINE_REQUIRE(thread_level >= MPI_THREAD_SERIALIZED,
                  "this MPI library does not support MPI_THREAD_SERIALIZED (it provides level "
-                     << provided << ")");
+                     << thread_level << ")");
   std::atexit(finalize_at_exit);
 }
+
+bool mpi_threads_concurrent() { return thread_level >= MPI_THREAD_MULTIPLE; }
 
 struct MpiCommunicator::State {
   MPI_Comm comm = MPI_COMM_NULL;
@@ -126,10 +132,11 @@ struct MpiCommunicator::State {
   // error instead of a hang. A non-blocking collective advances only inside MPI_Test, round by
   // round, so for the first milliseconds it polls between yields (a yield hands the core to
   // the computation when it wants it); after that it sleeps in growing steps.
-  void complete(MPI_Request* request, const std::string& what) {
+  void complete(MPI_Request* request, const std::string& what, bool unbounded = false) {
     ++sequence;
     const auto start = Clock::now();
-    const auto deadline = start + std::chrono::duration<double>(timeout);
+    const auto deadline = unbounded ? Clock::time_point::max()
+                                    : start + std::chrono::duration<double>(timeout);
     auto pause = std::chrono::microseconds(5);
     for (;;) {
       int done = 0;
@@ -300,11 +307,12 @@ std::vector<std::string> MpiCommunicator::allgather_bytes(const std::string& min
   return parts;
 }
 
-void MpiCommunicator::broadcast_bytes(std::string* bytes, int root, const std::string& what) {
+void MpiCommunicator::broadcast_bytes(std::string* bytes, int root, const std::string& what,
+                                      bool unbounded) {
   int64_t length = static_cast<int64_t>(bytes->size());
   MPI_Request request;
   MPI_Ibcast(&length, 1, MPI_INT64_T, root, state_->comm, &request);
-  state_->complete(&request, what + " (size)");
+  state_->complete(&request, what + " (size)", unbounded);
   bytes->resize(static_cast<size_t>(length));
   bytes_communicated_ += static_cast<uint64_t>(length);
   for (int64_t start = 0; start < length; start += int64_t(kChunk)) {

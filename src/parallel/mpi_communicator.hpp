@@ -7,8 +7,9 @@
 // naming the collective, the ranks that never arrived and where those that arrived elsewhere
 // wait. MPI itself ends every rank when one dies (mpirun's default).
 //
-// mpi_initialize() asks for MPI_THREAD_SERIALIZED: the data-parallel exchange thread and the
-// solver's thread both use MPI, never at the same time. Built without MPI, world() throws.
+// mpi_initialize() asks for MPI_THREAD_MULTIPLE: with model parallelism the solver's thread
+// exchanges activations while the data-parallel exchange thread reduces gradients, each on its
+// own communicator. Built without MPI, world() throws.
 #pragma once
 
 #include <memory>
@@ -23,6 +24,8 @@ bool launched_by_mpi();
 // Initialises MPI once per process; MPI_Finalize runs at exit. Throws engine::Error when the
 // engine was built without MPI.
 void mpi_initialize();
+// Whether several threads may be inside MPI at once (MPI_THREAD_MULTIPLE was granted).
+bool mpi_threads_concurrent();
 
 class MpiCommunicator : public Communicator {
  public:
@@ -44,7 +47,8 @@ class MpiCommunicator : public Communicator {
   void broadcast(float* data, size_t count, int root, const std::string& what) override;
   std::vector<std::string> allgather_bytes(const std::string& mine,
                                            const std::string& what) override;
-  void broadcast_bytes(std::string* bytes, int root, const std::string& what) override;
+  void broadcast_bytes(std::string* bytes, int root, const std::string& what,
+                       bool unbounded = false) override;
   [[noreturn]] void abort(const std::string& message) override;
   double seconds_communicating() const override;
 

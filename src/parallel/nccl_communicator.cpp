@@ -51,8 +51,10 @@ std::vector<std::string> NcclCommunicator::allgather_bytes(const std::string&,
                                                            const std::string&) {
   unavailable();
 }
-void NcclCommunicator::broadcast_bytes(std::string*, int, const std::string&) { unavailable(); }
-void NcclCommunicator::synchronize(const std::string&) {}
+void NcclCommunicator::broadcast_bytes(std::string*, int, const std::string&, bool) {
+  unavailable();
+}
+void NcclCommunicator::synchronize(const std::string&, bool) {}
 void NcclCommunicator::abort(const std::string& message) {
   std::fprintf(stderr, "%s\n", message.c_str());
   std::exit(1);
@@ -184,13 +186,14 @@ std::vector<std::string> NcclCommunicator::allgather_bytes(const std::string& mi
   return parts;
 }
 
-void NcclCommunicator::broadcast_bytes(std::string* bytes, int root, const std::string& what) {
+void NcclCommunicator::broadcast_bytes(std::string* bytes, int root, const std::string& what,
+                                       bool unbounded) {
   int64_t length = static_cast<int64_t>(bytes->size());
   auto* length_device = reinterpret_cast<int64_t*>(state_->stage(sizeof(int64_t)));
   ENGINE_CUDA_CHECK(cudaMemcpy(length_device, &length, sizeof(length), cudaMemcpyHostToDevice));
   ENGINE_NCCL_REQUIRE(
       ncclBroadcast(length_device, length_device, 1, ncclInt64, root, state_->comm, 0));
-  synchronize(what + " (size)");
+  synchronize(what + " (size)", unbounded);
   ENGINE_CUDA_CHECK(cudaMemcpy(&length, length_device, sizeof(length), cudaMemcpyDeviceToHost));
   bytes->resize(static_cast<size_t>(length));
   if (length == 0) return;
@@ -203,9 +206,10 @@ void NcclCommunicator::broadcast_bytes(std::string* bytes, int root, const std::
   bytes_communicated_ += bytes->size();
 }
 
-void NcclCommunicator::synchronize(const std::string& what) {
+void NcclCommunicator::synchronize(const std::string& what, bool unbounded) {
   const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::duration<double>(state_->timeout);
+      unbounded ? std::chrono::steady_clock::time_point::max()
+                : std::chrono::steady_clock::now() + std::chrono::duration<double>(state_->timeout);
   for (;;) {
     const cudaError_t status = cudaStreamQuery(0);
     if (status == cudaSuccess) return;

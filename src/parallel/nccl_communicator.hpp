@@ -30,6 +30,7 @@ class NcclCommunicator : public Communicator {
 
   int rank() const override;
   int size() const override;
+  bool device_memory() const override { return true; }
   int global_rank() const override;
   void allreduce_sum(float* data, size_t count, const std::string& what) override;
   void allgather(const float* send, float* receive, size_t count,
@@ -39,8 +40,10 @@ class NcclCommunicator : public Communicator {
   void broadcast(float* data, size_t count, int root, const std::string& what) override;
   std::vector<std::string> allgather_bytes(const std::string& mine,
                                            const std::string& what) override;
-  void broadcast_bytes(std::string* bytes, int root, const std::string& what) override;
-  void synchronize(const std::string& what) override;
+  void broadcast_bytes(std::string* bytes, int root, const std::string& what,
+                       bool unbounded = false) override;
+  void synchronize(const std::string& what) override { synchronize(what, false); }
+  void synchronize(const std::string& what, bool unbounded);
   [[noreturn]] void abort(const std::string& message) override;
 
  private:

@@ -36,7 +36,8 @@ uint64_t fnv1a(const std::string& bytes) {
 std::string training_identity(const TrainingOptions& options) {
   const SolverParameter& param = options.param;
   std::string identity = param.SerializeAsString() + options.identity + options.resume + "|" +
-                         std::to_string(options.model_parallel);
+                         std::to_string(options.model_parallel) + "|" +
+                         std::to_string(options.bucket_bytes);
   for (const std::string& file : options.weights) identity += "|" + file;
   std::vector<std::string> files = {param.net(), param.train_net()};
   files.insert(files.end(), param.test_net().begin(), param.test_net().end());
@@ -76,6 +77,7 @@ struct Worker {
   Communicator* group = nullptr;     // its model-parallel group; null without
   Communicator* replicas = nullptr;  // its counterparts in the other groups
   int shard = 0, shards = 1;         // its part of the training data
+  int member = 0, workers = 1;       // its place in its model-parallel group
   std::set<std::string> split_layers;
   bool fully_connected_only = false;  // the hybrid
 };
@@ -118,26 +120,48 @@ SolverParameter split_solver(const SolverParameter& param, int workers, int work
   return result;
 }
 
+// A model-parallel worker starts from its slices of the weights a lone run would start from
+// (the same on every rank), not from fillers run on its slices: those would repeat one
+// worker's filters on the others and see a fan-out divided by the workers.
+NetParameter initial_whole_model(const TrainingOptions& options) {
+  Context::set_data_shard(0, 1);
+  Context::set_model_group(nullptr);
+  NetParameter whole;
+  make_solver(options.param, options.solver_file)->net().to_proto(&whole);
+  return whole;
+}
+
 void run_worker(const TrainingOptions& options, const SolverParameter& param,
                 const Worker& worker) {
   const bool together = worker.world && worker.world->size() > 1;
+  ENGINE_REQUIRE(!worker.group || param.clip_gradients() < 0,
+                 options.solver_file << ": clip_gradients does not work with model parallelism "
+                                        "yet (each worker would clip by its own slices' norm)");
+  const NetParameter whole = worker.group ? initial_whole_model(options) : NetParameter();
   Context::set_data_shard(worker.shard, worker.shards);
   Context::set_model_group(worker.group);
   std::unique_ptr<Solver> solver = make_solver(param, options.solver_file);
+  if (worker.group) {
+    copy_weight_slices(whole, worker.split_layers, worker.workers, worker.member, &solver->net());
+  }
   std::unique_ptr<SolverPeers> peers;
   DataParallel* data_parallel = nullptr;
   if (together) {
     // The same seed made the same initial weights everywhere; from here each copy of the model
-    // draws its own dropout masks.
-    if (param.random_seed() >= 0 && worker.shard > 0) {
-      Context::set_seed(static_cast<uint64_t>(param.random_seed()) * 1000003u +
-                        static_cast<uint64_t>(worker.shard));
+    // draws its own dropout masks (a group's workers, which run the same images, share theirs).
+    if (worker.shard > 0) {
+      const uint64_t seed =
+          param.random_seed() >= 0 ? static_cast<uint64_t>(param.random_seed()) : 1701u;
+      Context::set_seed(seed * 1000003u + static_cast<uint64_t>(worker.shard));
     }
     if (worker.group) {
+      // Gradients during backward need a second thread inside MPI while the solver's exchanges
+      // activations: only where MPI allows concurrent calls.
+      const bool overlap = param.layer_wise_reduce() &&
+                           (mpi_threads_concurrent() || worker.group->device_memory());
       auto model_parallel = std::make_unique<ModelParallel>(
           *worker.world, *worker.group, worker.replicas, solver->net(), worker.split_layers,
-          worker.fully_connected_only, worker.shards, options.bucket_bytes,
-          param.layer_wise_reduce());
+          worker.fully_connected_only, worker.shards, options.bucket_bytes, overlap);
       data_parallel = model_parallel->data_parallel();
       peers = std::move(model_parallel);
     } else {
@@ -198,6 +222,31 @@ int model_parallel_of(const TrainingOptions& options) {
   return workers;
 }
 
+// A model-parallel worker's solver, with its log lines: member `member` of group `group` (of
+// `groups`) of `workers`. Every worker reads its own images in the hybrid (the shard the caller
+// set); otherwise a group's workers share the group's.
+SolverParameter model_parallel_solver(const TrainingOptions& options, int workers, int member,
+                                      int group, int groups, Worker* worker) {
+  worker->fully_connected_only =
+      options.param.model_parallel_scope() == SolverParameter::FULLY_CONNECTED;
+  worker->member = member;
+  worker->workers = workers;
+  if (worker->fully_connected_only) {
+    // The hybrid: every worker its own images, through the convolutions.
+    LOG(INFO) << "Model parallel, hybrid: " << groups << " group(s) of " << workers
+              << " workers; convolutions data parallel, each worker holds 1/" << workers
+              << " of every InnerProduct and computes it on the group's images";
+  } else {
+    worker->shard = group;
+    worker->shards = groups;
+    LOG(INFO) << "Model parallel: " << groups << " group(s) of " << workers
+              << " workers; each worker holds 1/" << workers
+              << " of every Convolution and InnerProduct";
+  }
+  return split_solver(options.param, workers, member, worker->fully_connected_only,
+                      &worker->split_layers);
+}
+
 void train_under_mpi(const TrainingOptions& options) {
   std::unique_ptr<MpiCommunicator> world =
       MpiCommunicator::world(options.collective_timeout_seconds);
@@ -205,54 +254,52 @@ void train_under_mpi(const TrainingOptions& options) {
   if (world->rank() > 0) FLAGS_minloglevel = std::max(FLAGS_minloglevel, 1);
   try {
     check_same_training(*world, options);
+    const int workers = model_parallel_of(options);
+    ENGINE_REQUIRE(world->size() % workers == 0,
+                   "--model_parallel=" << workers << " does not divide the " << world->size()
+                                       << " ranks of this job: every group needs " << workers
+                                       << " ranks (mpirun -np " << workers << ", "
+                                       << 2 * workers << ", ...)");
+    const int groups = world->size() / workers;
+    const int group = world->rank() / workers, member = world->rank() % workers;
+    std::unique_ptr<MpiCommunicator> group_mpi, replicas_mpi;
+    if (workers > 1) {
+      group_mpi = world->split(group, member);
+      replicas_mpi = world->split(member, group);
+    }
     Worker worker;
     worker.world = world.get();
+    worker.group = group_mpi.get();
+    worker.replicas = replicas_mpi.get();
+    // On GPUs, one per rank (the ranks of a machine take the listed devices in turn), and NCCL
+    // over the same members.
+    std::unique_ptr<NcclCommunicator> world_nccl, group_nccl, replicas_nccl;
+    if (!options.gpus.empty()) {
+      const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+      const char* local_size = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+      const int local_rank = local ? std::atoi(local) : world->rank();
+      const int ranks_here = local_size ? std::atoi(local_size) : 1;
+      ENGINE_REQUIRE(ranks_here <= static_cast<int>(options.gpus.size()),
+                     ranks_here << " ranks run on this machine but --gpu names "
+                                << options.gpus.size() << " GPU(s): one GPU per rank");
+      const int device = options.gpus[local_rank];
+      options.use_device(device);
+      const double timeout = options.collective_timeout_seconds;
+      world_nccl = NcclCommunicator::across(*world, device, timeout);
+      worker.world = world_nccl.get();
+      if (workers > 1) {
+        group_nccl = NcclCommunicator::across(*group_mpi, device, timeout);
+        replicas_nccl = NcclCommunicator::across(*replicas_mpi, device, timeout);
+        worker.group = group_nccl.get();
+        worker.replicas = replicas_nccl.get();
+      }
+    }
     worker.shard = world->rank();
     worker.shards = world->size();
-    const int workers = model_parallel_of(options);
-    if (workers > 1) {
-      ENGINE_REQUIRE(world->size() % workers == 0,
-                     "--model_parallel=" << workers << " does not divide the " << world->size()
-                                         << " ranks of this job: every group needs " << workers
-                                         << " ranks (mpirun -np " << workers << ", "
-                                         << 2 * workers << ", ...)");
-      ENGINE_REQUIRE(options.gpus.empty(),
-                     "--model_parallel runs on the CPU only for now (drop --gpu)");
-      const int group = world->rank() / workers, member = world->rank() % workers;
-      std::unique_ptr<MpiCommunicator> group_comm = world->split(group, member);
-      std::unique_ptr<MpiCommunicator> replicas = world->split(member, group);
-      worker.group = group_comm.get();
-      worker.replicas = replicas.get();
-      worker.fully_connected_only =
-          options.param.model_parallel_scope() == SolverParameter::FULLY_CONNECTED;
-      const int groups = world->size() / workers;
-      if (worker.fully_connected_only) {
-        // The hybrid: every worker its own images, through the convolutions.
-        LOG(INFO) << "Model parallel, hybrid: " << groups << " group(s) of " << workers
-                  << " workers; convolutions data parallel, each worker holds 1/" << workers
-                  << " of every InnerProduct and computes it on the group's images";
-      } else {
-        worker.shard = group;
-        worker.shards = groups;
-        LOG(INFO) << "Model parallel: " << groups << " group(s) of " << workers
-                  << " workers; each worker holds 1/" << workers
-                  << " of every Convolution and InnerProduct";
-      }
-      const SolverParameter param = split_solver(options.param, workers, member,
-                                                 worker.fully_connected_only,
-                                                 &worker.split_layers);
-      return run_worker(options, param, worker);
-    }
-    if (options.gpus.empty()) return run_worker(options, options.param, worker);
-    // One GPU per rank: the ranks on one machine take the listed devices in turn.
-    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
-    const int local_rank = local ? std::atoi(local) : world->rank();
-    const int device = options.gpus[local_rank % options.gpus.size()];
-    options.use_device(device);
-    std::unique_ptr<NcclCommunicator> nccl =
-        NcclCommunicator::across(*world, device, options.collective_timeout_seconds);
-    worker.world = nccl.get();
-    run_worker(options, options.param, worker);
+    const SolverParameter param =
+        workers > 1 ? model_parallel_solver(options, workers, member, group, groups, &worker)
+                    : options.param;
+    run_worker(options, param, worker);
   } catch (const std::exception& error) {
     if (world->size() == 1) throw;
     world->abort("engine train: error: rank " + std::to_string(world->rank()) + ": " +
@@ -260,19 +307,32 @@ void train_under_mpi(const TrainingOptions& options) {
   }
 }
 
+// One thread per GPU, NCCL between them; with model parallelism, the GPUs are one group.
 void train_on_devices(const TrainingOptions& options) {
+  const int devices = static_cast<int>(options.gpus.size());
+  const int workers = model_parallel_of(options);
+  ENGINE_REQUIRE(workers == 1 || workers == devices,
+                 "--model_parallel=" << workers << " with " << devices
+                                     << " GPUs in one process: the GPUs form one group, so give "
+                                        "--model_parallel=" << devices
+                                     << " (several groups need mpirun, one GPU per rank)");
   std::vector<std::unique_ptr<NcclCommunicator>> members =
       NcclCommunicator::clique(options.gpus, options.collective_timeout_seconds);
   std::vector<std::thread> threads;
-  for (size_t i = 0; i < options.gpus.size(); ++i) {
+  for (int i = 0; i < devices; ++i) {
     threads.emplace_back([&, i] {
       try {
         options.use_device(options.gpus[i]);
         Worker worker;
         worker.world = members[i].get();
-        worker.shard = static_cast<int>(i);
-        worker.shards = static_cast<int>(options.gpus.size());
-        run_worker(options, options.param, worker);
+        worker.shard = i;
+        worker.shards = devices;
+        SolverParameter param = options.param;
+        if (workers > 1) {
+          worker.group = members[i].get();
+          param = model_parallel_solver(options, workers, i, 0, 1, &worker);
+        }
+        run_worker(options, param, worker);
       } catch (const std::exception& error) {
         // The other threads may wait in a collective forever: end the process.
         members[i]->abort("engine train: error: GPU " + std::to_string(options.gpus[i]) + ": " +

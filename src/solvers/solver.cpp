@@ -236,8 +236,12 @@ void Solver::step(int iterations) {
       loss += net_->forward_backward();
     }
     loss /= param_.iter_size();
-    check_finite(loss);
+    // With an exchange running during backward the diffs are the exchange's until it is done:
+    // it checks this worker's own gradients itself.
+    const bool exchange_checks = peers_ && peers_->checks_gradients();
+    if (!exchange_checks) check_finite(loss, gradients_finite());
     if (peers_) peers_->average_gradients();
+    if (exchange_checks) check_finite(loss, peers_->own_gradients_finite());
     update_smoothed_loss(loss, start_iter);
     ++timed_iterations;
     if (param_.display() && iter_ % param_.display() == 0) {
@@ -269,7 +273,7 @@ void Solver::share_lr_state() {
   SolverState lr;
   save_lr_state(lr_state_, &lr);
   std::string bytes = lr.SerializeAsString();
-  peers_->broadcast(&bytes, "the learning-rate state after testing");
+  peers_->broadcast(&bytes, "the learning-rate state after testing", true);
   CHECK(lr.ParseFromString(bytes));
   restore_lr_state(lr, &lr_state_);
 }
@@ -336,9 +340,8 @@ bool Solver::gradients_finite() {
   return true;
 }
 
-void Solver::check_finite(float loss) {
-  const bool finite = std::isfinite(loss) && gradients_finite();
-  if (finite) return;
+void Solver::check_finite(float loss, bool gradients_ok) {
+  if (std::isfinite(loss) && gradients_ok) return;
   ENGINE_FAIL("iteration " << iter_ << ": the loss is " << loss << "; "
                            << net_->describe_first_non_finite()
                            << ". Training stopped; the last snapshot is kept.");
@@ -481,7 +484,9 @@ std::string Solver::snapshot_filename(int iteration, const std::string& extensio
 
 WorkerState Solver::worker_state() {
   WorkerState state;
-  if (peers_ && peers_->holds_slices()) {
+  // Model parallel: the history of each slice, once (the root group's; other groups hold the
+  // same).
+  if (peers_ && peers_->holds_slices() && peers_->runs_tests()) {
     ensure_history();
     for (const auto& blob : history_) blob->to_proto(state.add_history());
   }
@@ -503,7 +508,7 @@ void Solver::snapshot() {
       net_->to_proto(&whole, param_.snapshot_diff());
       peers_->whole_model(&whole);
     }
-    if (!is_root()) return;
+    if (!is_root()) return snapshot_written();
     state.set_world_size(peers_->size());
     for (size_t rank = 0; rank < workers.size(); ++rank) {
       WorkerState* worker = state.add_worker_state();
@@ -538,6 +543,14 @@ void Solver::snapshot() {
   const std::string state_file = snapshot_filename(iter_, ".solverstate");
   LOG(INFO) << "Snapshotting solver state to binary proto file " << state_file;
   write_binary_file(state, state_file);
+  snapshot_written();
+}
+
+void Solver::snapshot_written() {
+  // The others wait for the root's files here, not in a later collective with a timeout.
+  if (!peers_) return;
+  std::string done;
+  peers_->broadcast(&done, "the end of the root's snapshot", true);
 }
 
 void Solver::restore(const std::string& solverstate_file) {
@@ -546,7 +559,7 @@ void Solver::restore(const std::string& solverstate_file) {
   if (is_root()) read_binary_file(solverstate_file, &state);
   if (peers_) {
     std::string bytes = state.SerializeAsString();
-    peers_->broadcast(&bytes, "the solver state of " + solverstate_file);
+    peers_->broadcast(&bytes, "the solver state of " + solverstate_file, true);
     CHECK(state.ParseFromString(bytes));
   }
   const bool slices = peers_ && peers_->holds_slices();
@@ -568,11 +581,20 @@ void Solver::restore(const std::string& solverstate_file) {
   ensure_history();
   const int workers = peers_ ? peers_->size() : 1;
   const int saved_workers = state.has_world_size() ? state.world_size() : 1;
-  // With model parallelism each worker's history is its slice, kept in its own state.
-  const bool own_history = slices && saved_workers == workers &&
-                           state.worker_state_size() == workers;
-  const auto& history = own_history ? state.worker_state(peers_->rank()).history()
-                                    : state.history();
+  // With model parallelism each worker's history is its slice, kept in the state of its
+  // counterpart in the root's group: it resumes only on the same layout.
+  ENGINE_REQUIRE(!slices || (saved_workers == workers && state.worker_state_size() == workers),
+                 solverstate_file << ": a model-parallel run resumes only on the layout that "
+                                     "wrote it (the same number of ranks and --model_parallel); "
+                                     "its .caffemodel holds the whole model, for --weights");
+  if (saved_workers != workers) {
+    LOG(WARNING) << solverstate_file << " was written by " << saved_workers
+                 << " worker(s) and this run has " << workers
+                 << ": the weights and solver history continue, the data positions and random "
+                    "streams start afresh";
+  }
+  const auto& history = slices ? state.worker_state(peers_->weights_twin(peers_->rank())).history()
+                               : state.history();
   ENGINE_REQUIRE(history.size() == static_cast<int>(history_.size()),
                  solverstate_file << ": holds " << history.size() << " history blobs"
                                   << (slices ? " for this worker" : "") << ", solver type "
@@ -584,13 +606,7 @@ void Solver::restore(const std::string& solverstate_file) {
   restore_lr_state(state, &lr_state_);
   // Each worker continues its own random stream and data position, when the run has as many
   // workers as the one that wrote the snapshot.
-  if (saved_workers != workers) {
-    LOG(WARNING) << solverstate_file << " was written by " << saved_workers
-                 << " worker(s) and this run has " << workers
-                 << ": the weights and solver history continue, the data positions and random "
-                    "streams start afresh";
-    return;
-  }
+  if (saved_workers != workers) return;
   if (workers > 1) {
     const int rank = peers_->rank();
     ENGINE_REQUIRE(state.worker_state_size() == workers,

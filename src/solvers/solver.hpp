@@ -54,10 +54,16 @@ class SolverPeers {
   virtual void backward_starting() = 0;
   // After it: returns when every learnable parameter's diff holds the mean over the workers.
   virtual void average_gradients() = 0;
+  // Whether this worker's own gradients, before averaging, were finite: known when the
+  // exchange checked them (then the solver must not read the diffs while it runs).
+  virtual bool checks_gradients() const { return false; }
+  virtual bool own_gradients_finite() const { return true; }
   // Makes every worker's weights the root's.
   virtual void broadcast_weights() = 0;
-  // Makes every worker's bytes the root's.
-  virtual void broadcast(std::string* bytes, const std::string& what) = 0;
+  // Makes every worker's bytes the root's. `after_root_work`: the others may wait here for the
+  // root's tests or snapshot files, however long they take (no timeout).
+  virtual void broadcast(std::string* bytes, const std::string& what,
+                         bool after_root_work = false) = 0;
   // Every worker's bytes, in rank order.
   virtual std::vector<std::string> allgather(const std::string& bytes,
                                              const std::string& what) = 0;
@@ -129,7 +135,10 @@ class Solver {
   void regularize(int param_id);
   void update_smoothed_loss(float loss, int start_iter);
   void display(double seconds, int iterations);
-  void check_finite(float loss);
+  // Fails naming the first layer with a NaN or infinity unless the loss and gradients are finite.
+  void check_finite(float loss, bool gradients_ok);
+  // Workers: every one waits here until the root's snapshot files are written.
+  void snapshot_written();
   bool gradients_finite();
   void test(int test_net_id, std::vector<float>* means);
   // Workers: the root's test results decide the plateau policy, and its signals every action.

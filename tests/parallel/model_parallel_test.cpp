@@ -291,6 +291,15 @@ TEST_F(ModelParallelRun, GroupsMatchOneProcess) {
   EXPECT_LE(relative_difference(path("snaps/groups_iter_20.caffemodel"), reference), 1e-5);
   EXPECT_GT(relative_difference(path("snaps/start_iter_0.caffemodel"), reference), 1e-3);
 
+  // Without --weights the workers start from their slices of a lone run's initial weights.
+  const std::string fresh = make_solver("fresh", 8, 5, end, "", false, true);
+  ASSERT_EQ(shell(kEngine + " train --solver=" + fresh, &output), 0) << output;
+  const std::string lone = read_file(path("snaps/fresh_iter_5.caffemodel"));
+  ASSERT_EQ(shell(mpirun(2) + "--model_parallel=2 --solver=" + fresh, &output), 0) << output;
+  write("lone.caffemodel", lone);
+  EXPECT_LE(relative_difference(path("snaps/fresh_iter_5.caffemodel"), path("lone.caffemodel")),
+            1e-5);
+
   const std::string uninterrupted = read_file(path("snaps/groups_iter_20.caffemodel"));
   ASSERT_EQ(shell(mpirun(4) + "--model_parallel=2 --solver=" + groups +
                       " --snapshot=" + path("snaps/groups_iter_10.solverstate"),
