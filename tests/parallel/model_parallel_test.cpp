@@ -260,21 +260,31 @@ TEST(ModelParallelUnderMpi, TheHybridMatchesTheWholeNet) {
 
 // ---- engine train --model_parallel ----------------------------------------------------------
 
-class ModelParallelRun : public TrainingRun {};
+class ModelParallelRun : public TrainingRun {
+ protected:
+  // The database, a starting point (returned as a --weights flag) and one process's 20
+  // iterations from it at batch 8 (snaps/one_iter_20.caffemodel).
+  std::string train_reference() {
+    make_db(64);
+    const std::string end = "snapshot_after_train: true\n";
+    std::string output;
+    const std::string start = make_solver("start", 8, 0, end, "", false, true);
+    EXPECT_EQ(shell(kEngine + " train --solver=" + start, &output), 0) << output;
+    const std::string weights = " --weights=" + path("snaps/start_iter_0.caffemodel");
+    const std::string one = make_solver("one", 8, 20, end, "", false, true);
+    EXPECT_EQ(shell(kEngine + " train --solver=" + one + weights, &output), 0) << output;
+    return weights;
+  }
+};
 
 // One group of 2 and two groups of 2 end where one process does (the same starting weights,
 // 20 iterations with momentum and weight decay); a resumed run of the groups ends byte for byte
 // where the uninterrupted one does.
 TEST_F(ModelParallelRun, GroupsMatchOneProcess) {
   if (!have_mpirun()) GTEST_SKIP() << "mpirun is not installed";
-  make_db(64);
+  const std::string weights = train_reference();
   const std::string end = "snapshot_after_train: true\n";
   std::string output;
-  const std::string start = make_solver("start", 8, 0, end, "", false, true);
-  ASSERT_EQ(shell(kEngine + " train --solver=" + start, &output), 0) << output;
-  const std::string weights = " --weights=" + path("snaps/start_iter_0.caffemodel");
-  const std::string one = make_solver("one", 8, 20, end, "", false, true);
-  ASSERT_EQ(shell(kEngine + " train --solver=" + one + weights, &output), 0) << output;
   const std::string pair = make_solver("pair", 8, 20, end, "", false, true);
   ASSERT_EQ(shell(mpirun(2) + "--model_parallel=2 --solver=" + pair + weights, &output), 0)
       << output;
@@ -314,14 +324,9 @@ TEST_F(ModelParallelRun, GroupsMatchOneProcess) {
 // process at batch 8 does.
 TEST_F(ModelParallelRun, TheHybridMatchesOneProcess) {
   if (!have_mpirun()) GTEST_SKIP() << "mpirun is not installed";
-  make_db(64);
+  const std::string weights = train_reference();
   const std::string end = "snapshot_after_train: true\n";
   std::string output;
-  const std::string start = make_solver("start", 8, 0, end, "", false, true);
-  ASSERT_EQ(shell(kEngine + " train --solver=" + start, &output), 0) << output;
-  const std::string weights = " --weights=" + path("snaps/start_iter_0.caffemodel");
-  const std::string one = make_solver("one", 8, 20, end, "", false, true);
-  ASSERT_EQ(shell(kEngine + " train --solver=" + one + weights, &output), 0) << output;
   const std::string hybrid = " --model_parallel=2 --model_parallel_scope=FULLY_CONNECTED";
   const std::string pair = make_solver("pair", 4, 20, end, "", false, true);
   ASSERT_EQ(shell(mpirun(2) + "--solver=" + pair + hybrid + weights, &output), 0) << output;
