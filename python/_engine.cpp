@@ -21,6 +21,7 @@
 #include "core/net.hpp"
 #include "io/caffemodel.hpp"
 #include "io/upgrade.hpp"
+#include "layers/python_layer.hpp"
 #include "solvers/solver.hpp"
 
 namespace py = pybind11;
@@ -63,6 +64,73 @@ std::unique_ptr<Net> make_net(const std::string& file, int phase, int level,
 // The learnable parameters' blobs of a layer, shared with the net.
 std::vector<std::shared_ptr<Blob>> layer_blobs(Layer& layer) { return layer.blobs(); }
 
+// Blobs as Python sees them in a Python layer: shared pointers that do not own (the net does).
+py::list python_blobs(const Blobs& blobs) {
+  py::list list;
+  for (Blob* blob : blobs) list.append(std::shared_ptr<Blob>(blob, [](Blob*) {}));
+  return list;
+}
+
+// type: "Python": setup, reshape, forward and backward are the methods of a Python object, an
+// instance of python_param's module.layer made with the layer's LayerParameter message.
+class PythonLayer : public Layer {
+ public:
+  PythonLayer(const LayerParameter& param, py::object self) : Layer(param), self_(std::move(self)) {}
+  ~PythonLayer() override {
+    py::gil_scoped_acquire gil;
+    self_ = py::object();
+  }
+  void reshape(const Blobs& bottom, const Blobs& top) override { call("reshape", bottom, top); }
+
+ protected:
+  void layer_setup(const Blobs& bottom, const Blobs& top) override { call("setup", bottom, top); }
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    call("forward", bottom, top);
+  }
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    py::gil_scoped_acquire gil;
+    try {
+      self_.attr("backward")(python_blobs(top), propagate_down, python_blobs(bottom));
+    } catch (py::error_already_set& error) {
+      ENGINE_FAIL(describe() << ": backward raised " << error.what());
+    }
+  }
+
+ private:
+  void call(const char* method, const Blobs& bottom, const Blobs& top) {
+    py::gil_scoped_acquire gil;
+    try {
+      self_.attr(method)(python_blobs(bottom), python_blobs(top));
+    } catch (py::error_already_set& error) {
+      ENGINE_FAIL(describe() << ": " << method << " raised " << error.what());
+    }
+  }
+
+  py::object self_;
+};
+
+LayerPtr make_python_layer(const LayerParameter& param) {
+  py::gil_scoped_acquire gil;
+  const PythonParameter& python = param.python_param();
+  const std::string where = "layer " + param.name() + " (Python)";
+  ENGINE_REQUIRE(!python.module().empty() && !python.layer().empty(),
+                 where << ": python_param needs a module and a layer (class) name");
+  py::object made;
+  try {
+    py::object type = py::module_::import(python.module().c_str()).attr(python.layer().c_str());
+    py::object message = py::module_::import("engine.proto.caffe_pb2").attr("LayerParameter")();
+    message.attr("ParseFromString")(py::bytes(param.SerializeAsString()));
+    made = type(message);
+    made.attr("param_str") = python.param_str();
+    made.attr("phase") = static_cast<int>(param.phase());
+  } catch (py::error_already_set& error) {
+    ENGINE_FAIL(where << ": cannot make " << python.module() << "." << python.layer() << ": "
+                      << error.what());
+  }
+  return std::make_unique<PythonLayer>(param, made);
+}
+
 std::vector<std::string> names_of(const Net& net, const Blobs& blobs) {
   std::vector<std::string> names;
   for (const Blob* blob : blobs) names.push_back(net.blob_name(blob));
@@ -83,6 +151,7 @@ PYBIND11_MODULE(_engine, m) {
     logging = true;
   }
   py::register_exception<Error>(m, "Error", PyExc_RuntimeError);
+  set_python_layer_factory(make_python_layer);
 
   m.def("set_mode_cpu", [] { Context::set_mode(Mode::CPU); });
   m.def("set_mode_gpu", [] { Context::set_mode(Mode::GPU); });

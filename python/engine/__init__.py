@@ -3,10 +3,10 @@
 Scripts written for pycaffe run with ``import engine as caffe``: Net, the solvers, the mode and
 device settings, engine.io, NetSpec, draw and coord_map keep pycaffe's names and behaviour.
 """
-from ._engine import (Blob, Error, Layer, device_count, has_nccl, layer_type_list,
-                      set_device, set_log_level, set_mode_cpu, set_mode_gpu, set_random_seed)
+from ._engine import (Blob, Error, device_count, has_nccl, layer_type_list, set_device,
+                      set_log_level, set_mode_cpu, set_mode_gpu, set_random_seed)
 from .proto import caffe_pb2
-from .pycaffe import (AdaDeltaSolver, AdaGradSolver, AdamSolver, Net, NesterovSolver,
+from .pycaffe import (AdaDeltaSolver, AdaGradSolver, AdamSolver, Layer, Net, NesterovSolver,
                       RMSPropSolver, SGDSolver, get_solver)
 from . import io
 from .net_spec import NetSpec, layers, params, to_proto

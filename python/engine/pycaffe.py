@@ -135,6 +135,32 @@ Net.backward = _backward
 Net.forward_all = _forward_all
 Net.forward_backward_all = _forward_backward_all
 
+# ---- layers written in Python --------------------------------------------------------------
+
+
+class Layer:
+    """The base of a layer written in Python (`type: "Python"`, python_param { module: "m"
+    layer: "Class" param_str: "..." }). The engine makes it with the layer's LayerParameter
+    message, sets `param_str` and `phase`, then calls setup(bottom, top) once, and reshape,
+    forward(bottom, top) and backward(top, propagate_down, bottom) as it runs; bottom and top
+    are lists of Blobs whose .data and .diff are numpy views."""
+
+    def __init__(self, param):
+        self.param = param
+
+    def setup(self, bottom, top):
+        pass
+
+    def reshape(self, bottom, top):
+        pass
+
+    def forward(self, bottom, top):
+        raise NotImplementedError("a Python layer must define forward(bottom, top)")
+
+    def backward(self, top, propagate_down, bottom):
+        pass
+
+
 # ---- solvers --------------------------------------------------------------------------------
 
 

@@ -59,6 +59,7 @@
   X(SPP, kCpuAndGpu)  \
   X(GatherChannels, kCpuAndGpu)  \
   X(KeepChannels, kCpuAndGpu)  \
+  X(Python, kCpuOnly)  \
   /* end of the list */
 
 // Layers of src/data, built only where LMDB and OpenCV are found.

@@ -246,8 +246,9 @@ const std::vector<ParityCase>& cases() {
   return table;
 }
 
-// Layer types that read files or databases: their own tests cover them on every device.
-const std::set<std::string> kDataSources = {"Data", "ImageData"};
+// Layer types that read files or databases, and Python layers (they need the Python package):
+// their own tests cover them.
+const std::set<std::string> kDataSources = {"Data", "ImageData", "Python"};
 
 TEST(ParityHarness, EveryRegisteredLayerTypeHasACase) {
   std::set<std::string> covered;
