@@ -9,6 +9,7 @@ from .proto import caffe_pb2
 from .pycaffe import (AdaDeltaSolver, AdaGradSolver, AdamSolver, Layer, Net, NesterovSolver,
                       RMSPropSolver, SGDSolver, get_solver)
 from . import io
+from .classifier import Classifier
 from .net_spec import NetSpec, layers, params, to_proto
 
 TRAIN = caffe_pb2.TRAIN
