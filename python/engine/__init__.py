@@ -10,6 +10,7 @@ from .pycaffe import (AdaDeltaSolver, AdaGradSolver, AdamSolver, Layer, Net, Nes
                       RMSPropSolver, SGDSolver, get_solver)
 from . import io
 from .classifier import Classifier
+from .detector import Detector
 from .net_spec import NetSpec, layers, params, to_proto
 
 TRAIN = caffe_pb2.TRAIN

@@ -164,3 +164,51 @@ def test_solver_classes_choose_the_update_rule(tmp_path):
     adam.step(3)
     assert calls == [0, 1, 2]
     assert not np.array_equal(before, adam.net.params["ip1"][0].data)
+
+
+DEPLOY_NETS = [("models/bvlc_alexnet/deploy.prototxt", [10, 1000]),
+               ("models/bvlc_reference_caffenet/deploy.prototxt", [10, 1000]),
+               ("models/bvlc_googlenet/deploy.prototxt", [10, 1000])]
+
+
+@pytest.mark.parametrize("path,shape", DEPLOY_NETS)
+def test_bvlc_deploy_nets_load_with_their_shapes(path, shape):
+    net = caffe.Net(str(MODELS / path), caffe.TEST)
+    assert net.outputs == ["prob"]
+    assert net.blobs["prob"].shape == shape
+    assert len(net.params) > 5
+
+
+def test_bvlc_alexnet_runs_forward_at_batch_one():
+    net = caffe.Net(str(MODELS / "models/bvlc_alexnet/deploy.prototxt"), caffe.TEST)
+    net.blobs["data"].reshape(1, 3, 227, 227)
+    net.reshape()
+    prob = net.forward(data=np.random.RandomState(0).rand(1, 3, 227, 227))["prob"]
+    assert prob.shape == (1, 1000)
+    np.testing.assert_allclose(prob.sum(), 1, rtol=1e-4)
+
+
+FC_NET = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
+  inner_product_param { num_output: 5 weight_filler { type: "gaussian" std: 0.5 }
+    bias_filler { type: "gaussian" std: 0.5 } } }
+"""
+CONV_NET = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } } }
+layer { name: "fc-conv" type: "Convolution" bottom: "data" top: "fc-conv"
+  convolution_param { num_output: 5 kernel_size: 4 } }
+"""
+
+
+def test_net_surgery_convolutionalizes_a_fully_connected_layer(tmp_path):
+    (tmp_path / "fc.prototxt").write_text(FC_NET)
+    (tmp_path / "conv.prototxt").write_text(CONV_NET)
+    fc = caffe.Net(str(tmp_path / "fc.prototxt"), caffe.TEST)
+    conv = caffe.Net(str(tmp_path / "conv.prototxt"), caffe.TEST)
+    # pycaffe's classic surgery: the fc weights, reshaped, are the convolution's filters.
+    conv.params["fc-conv"][0].data.flat = fc.params["fc"][0].data.flat
+    conv.params["fc-conv"][1].data[...] = fc.params["fc"][1].data
+    x = np.random.RandomState(5).randn(2, 3, 4, 4)
+    np.testing.assert_allclose(conv.forward(data=x)["fc-conv"].reshape(2, 5),
+                               fc.forward(data=x)["fc"], rtol=1e-5, atol=1e-6)
