@@ -32,3 +32,38 @@ def test_classifier_scores_images(tmp_path):
     assert ten.shape == (3, 10)
     np.testing.assert_allclose(ten.sum(axis=1), 1, rtol=1e-5)
     assert not np.allclose(ten, center)
+
+
+COLOR_NET = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 10 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
+  inner_product_param { num_output: 4 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+
+
+def test_classify_tool_scores_a_folder_of_images(tmp_path):
+    import subprocess
+    from PIL import Image
+    (tmp_path / "net.prototxt").write_text(COLOR_NET)
+    weights = str(tmp_path / "w.caffemodel")
+    caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST).save(weights)
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.RandomState(7)
+    for i in range(3):
+        Image.fromarray((rng.rand(12, 12, 3) * 255).astype(np.uint8)).save(images / ("%d.png" % i))
+    tool = SOURCE / "tools" / "classify.py"
+    out = tmp_path / "scores.npy"
+    result = subprocess.run(["/usr/bin/python3", str(tool), str(images), str(out),
+                             "--model_def", str(tmp_path / "net.prototxt"),
+                             "--pretrained_model", weights, "--images_dim", "10,10",
+                             "--ext", "png"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    scores = np.load(out)
+    assert scores.shape == (3, 4)
+    np.testing.assert_allclose(scores.sum(axis=1), 1, rtol=1e-5)
+    bad = subprocess.run(["/usr/bin/python3", str(tool), str(images), str(out),
+                          "--model_def", str(tmp_path / "missing.prototxt"),
+                          "--pretrained_model", weights], capture_output=True, text=True)
+    assert bad.returncode != 0 and "missing.prototxt" in bad.stderr

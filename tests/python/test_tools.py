@@ -199,3 +199,39 @@ def test_plot_nothing_to_plot(tmp_path):
     result = run_tool('plot_training_log.py', tmp_path / 'x.png', log)
     assert result.returncode != 0
     assert not (tmp_path / 'x.png').exists()
+
+
+# --- parse_log.py on a real log of `engine train` ----------------------------------------------
+
+ENGINE = Path(os.environ.get('ENGINE_BINARY_DIR', Path(__file__).parents[2] / 'build')) / 'bin' / 'engine'
+REAL_NET = """
+layer { name: "data" type: "DummyData" top: "data" top: "label"
+  dummy_data_param { shape { dim: 8 dim: 4 } shape { dim: 8 }
+    data_filler { type: "gaussian" std: 1 } data_filler { type: "constant" value: 1 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+  inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+layer { name: "accuracy" type: "Accuracy" bottom: "ip" bottom: "label" top: "accuracy"
+  include { phase: TEST } }
+"""
+
+
+@pytest.mark.skipif(not ENGINE.exists(), reason='the engine is not built')
+def test_parse_log_reads_a_real_engine_log(tmp_path):
+    (tmp_path / 'net.prototxt').write_text(REAL_NET)
+    solver = tmp_path / 'solver.prototxt'
+    solver.write_text('net: "%s"\ntest_iter: 2\ntest_interval: 10\nbase_lr: 0.1\n'
+                      'lr_policy: "fixed"\ndisplay: 5\nmax_iter: 20\n' % (tmp_path / 'net.prototxt'))
+    log = tmp_path / 'train.log'
+    with open(log, 'w') as out:
+        subprocess.run([str(ENGINE), 'train', '--solver=' + str(solver)], stderr=out, check=True)
+    result = run_tool('parse_log.py', log, tmp_path)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / 'train.log.train') as f:
+        train = list(csv.DictReader(f))
+    with open(tmp_path / 'train.log.test') as f:
+        test = list(csv.DictReader(f))
+    assert [row['NumIters'] for row in train] == ['0', '5', '10', '15']
+    assert all(float(row['loss']) > 0 and float(row['LearningRate']) == 0.1 for row in train)
+    assert [row['NumIters'] for row in test] == ['0', '10', '20']  # test_initialization
+    assert {'accuracy', 'loss'} <= set(test[0])
