@@ -6,6 +6,26 @@ from . import io
 from .pycaffe import Net
 
 
+def image_transformer(net, kind, mean=None, input_scale=None, raw_scale=None,
+                      channel_swap=None):
+    """The Transformer that turns H x W x K images into `net`'s single input, with the
+    settings of io.Transformer (shared by Classifier and Detector)."""
+    if len(net.inputs) != 1:
+        raise ValueError("a %s needs a net with exactly one input, not %s" % (kind, net.inputs))
+    name = net.inputs[0]
+    transformer = io.Transformer({name: net.blobs[name].data.shape})
+    transformer.set_transpose(name, (2, 0, 1))
+    if mean is not None:
+        transformer.set_mean(name, mean)
+    if input_scale is not None:
+        transformer.set_input_scale(name, input_scale)
+    if raw_scale is not None:
+        transformer.set_raw_scale(name, raw_scale)
+    if channel_swap is not None:
+        transformer.set_channel_swap(name, channel_swap)
+    return transformer
+
+
 class Classifier(Net):
     """Net(model_file, pretrained_file, TEST) plus preprocessing for its single input.
 
@@ -16,21 +36,9 @@ class Classifier(Net):
                  input_scale=None, raw_scale=None, channel_swap=None):
         from . import TEST
         Net.__init__(self, model_file, pretrained_file, TEST)
-        if len(self.inputs) != 1:
-            raise ValueError("a Classifier needs a net with exactly one input, not %s"
-                             % self.inputs)
-        name = self.inputs[0]
-        self.transformer = io.Transformer({name: self.blobs[name].data.shape})
-        self.transformer.set_transpose(name, (2, 0, 1))
-        if mean is not None:
-            self.transformer.set_mean(name, mean)
-        if input_scale is not None:
-            self.transformer.set_input_scale(name, input_scale)
-        if raw_scale is not None:
-            self.transformer.set_raw_scale(name, raw_scale)
-        if channel_swap is not None:
-            self.transformer.set_channel_swap(name, channel_swap)
-        self.crop_dims = np.array(self.blobs[name].data.shape[2:])
+        self.transformer = image_transformer(self, "Classifier", mean, input_scale, raw_scale,
+                                             channel_swap)
+        self.crop_dims = np.array(self.blobs[self.inputs[0]].data.shape[2:])
         self.image_dims = np.array(image_dims if image_dims is not None else self.crop_dims)
 
     def predict(self, inputs, oversample=True):

@@ -3,6 +3,7 @@ Transformer's preprocessing and optional context padding around each window."""
 import numpy as np
 
 from . import io
+from .classifier import image_transformer
 from .pycaffe import Net
 
 
@@ -15,20 +16,8 @@ class Detector(Net):
                  raw_scale=None, channel_swap=None, context_pad=None):
         from . import TEST
         Net.__init__(self, model_file, pretrained_file, TEST)
-        if len(self.inputs) != 1:
-            raise ValueError("a Detector needs a net with exactly one input, not %s"
-                             % self.inputs)
-        name = self.inputs[0]
-        self.transformer = io.Transformer({name: self.blobs[name].data.shape})
-        self.transformer.set_transpose(name, (2, 0, 1))
-        if mean is not None:
-            self.transformer.set_mean(name, mean)
-        if input_scale is not None:
-            self.transformer.set_input_scale(name, input_scale)
-        if raw_scale is not None:
-            self.transformer.set_raw_scale(name, raw_scale)
-        if channel_swap is not None:
-            self.transformer.set_channel_swap(name, channel_swap)
+        self.transformer = image_transformer(self, "Detector", mean, input_scale, raw_scale,
+                                             channel_swap)
         self.configure_crop(context_pad)
 
     def detect_windows(self, images_windows):
