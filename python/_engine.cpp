@@ -262,7 +262,15 @@ PYBIND11_MODULE(_engine, m) {
       .def("restore", &Solver::restore, py::arg("solverstate_file"))
       .def("test_all", &Solver::test_all)
       .def("apply_update", &Solver::apply_update)
-      .def("add_gradients_ready_callback", &Solver::add_gradients_ready_callback);
+      .def("add_gradients_ready_callback", &Solver::add_gradients_ready_callback)
+      .def("add_callback",
+           [](Solver& s, std::function<void()> on_start, std::function<void()> on_gradients_ready) {
+             s.add_iteration_start_callback(on_start);
+             s.add_gradients_ready_callback(on_gradients_ready);
+           },
+           py::arg("on_start"), py::arg("on_gradients_ready"),
+           "pycaffe's form: on_start() before every iteration's forward, on_gradients_ready() "
+           "before its update");
   // A solver from a file; a non-empty `type` replaces the file's (SGDSolver and the like).
   m.def("_solver",
         [](const std::string& file, const std::string& type) {

@@ -7,7 +7,7 @@ from ._engine import (Blob, Error, device_count, has_nccl, layer_type_list, set_
                       set_log_level, set_mode_cpu, set_mode_gpu, set_random_seed)
 from .proto import caffe_pb2
 from .pycaffe import (AdaDeltaSolver, AdaGradSolver, AdamSolver, Layer, Net, NesterovSolver,
-                      RMSPropSolver, SGDSolver, get_solver)
+                      RMSPropSolver, SGDSolver, Timer, get_solver)
 from . import io
 from .classifier import Classifier
 from .detector import Detector

@@ -4,6 +4,7 @@ As pycaffe does, the user-facing properties are Python: ``net.blobs`` and ``net.
 ordered dicts of blobs whose ``.data`` and ``.diff`` are numpy views of the engine's memory, and
 ``forward``/``backward`` take and return arrays by blob name.
 """
+import time
 from collections import OrderedDict
 
 import numpy as np
@@ -159,6 +160,33 @@ class Layer:
 
     def backward(self, top, propagate_down, bottom):
         pass
+
+
+# ---- timing ---------------------------------------------------------------------------------
+
+
+class Timer:
+    """pycaffe's Timer: start(), stop(), and the time between them in `ms` (a running timer
+    reads the time so far)."""
+
+    def __init__(self):
+        self._started = None
+        self._elapsed = 0.0
+
+    def start(self):
+        self._started = time.perf_counter()
+        self._elapsed = 0.0
+
+    def stop(self):
+        if self._started is not None:
+            self._elapsed = time.perf_counter() - self._started
+            self._started = None
+
+    @property
+    def ms(self):
+        if self._started is not None:
+            return 1e3 * (time.perf_counter() - self._started)
+        return 1e3 * self._elapsed
 
 
 # ---- solvers --------------------------------------------------------------------------------

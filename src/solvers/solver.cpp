@@ -230,6 +230,7 @@ void Solver::step(int iterations) {
       timer = std::chrono::steady_clock::now();
       timed_iterations = 0;
     }
+    for (auto& callback : iteration_start_callbacks_) callback();
     float loss = 0;
     for (int i = 0; i < param_.iter_size(); ++i) {
       if (peers_ && i == param_.iter_size() - 1) peers_->backward_starting();

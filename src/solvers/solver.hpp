@@ -105,6 +105,11 @@ class Solver {
   void add_gradients_ready_callback(std::function<void()> callback) {
     gradients_ready_callbacks_.push_back(callback);
   }
+  // Called at the start of every iteration, after any testing, before forward (pycaffe's
+  // on_start).
+  void add_iteration_start_callback(std::function<void()> callback) {
+    iteration_start_callbacks_.push_back(callback);
+  }
 
   // Makes this solver one worker of a data-parallel run (not owned; null for a lone solver).
   void set_peers(SolverPeers* peers) { peers_ = peers; }
@@ -160,6 +165,7 @@ class Solver {
   bool stopped_early_ = false;
   std::function<SolverAction()> action_source_;
   std::vector<std::function<void()>> gradients_ready_callbacks_;
+  std::vector<std::function<void()>> iteration_start_callbacks_;
   SolverPeers* peers_ = nullptr;
 };
 

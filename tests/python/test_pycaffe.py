@@ -161,8 +161,10 @@ def test_solver_classes_choose_the_update_rule(tmp_path):
     before = adam.net.params["ip1"][0].data.copy()
     calls = []
     adam.add_gradients_ready_callback(lambda: calls.append(adam.iter))
+    starts = []
+    adam.add_callback(lambda: starts.append(adam.iter), lambda: None)
     adam.step(3)
-    assert calls == [0, 1, 2]
+    assert calls == [0, 1, 2] and starts == [0, 1, 2]
     assert not np.array_equal(before, adam.net.params["ip1"][0].data)
 
 
@@ -212,3 +214,12 @@ def test_net_surgery_convolutionalizes_a_fully_connected_layer(tmp_path):
     x = np.random.RandomState(5).randn(2, 3, 4, 4)
     np.testing.assert_allclose(conv.forward(data=x)["fc-conv"].reshape(2, 5),
                                fc.forward(data=x)["fc"], rtol=1e-5, atol=1e-6)
+
+
+def test_timer_measures_milliseconds():
+    import time
+    timer = caffe.Timer()
+    timer.start()
+    time.sleep(0.02)
+    timer.stop()
+    assert 15 <= timer.ms < 1000
