@@ -6,7 +6,11 @@
 //     workers' partial gradients and keeps this worker's slice (reduce-scatter), or, when every
 //     worker holds the complete gradient (a loss computed on each), just keeps the slice.
 //   KeepChannels: a whole blob -> this worker's slice, no exchange; backward puts the slice's
-//     gradient in place and zeros elsewhere (the other workers supply the rest).
+//     gradient in place and zeros elsewhere (the other workers supply the rest). With a halo it
+//     drops the halo instead.
+//   HaloChannels: this worker's slice with `halo` channels of each neighbour's on either side
+//     (an all-gather of every slice's edges); backward adds the halos' gradients to the edges'
+//     owners. An LRN across channels needs only these, not the whole blob.
 // The collectives run through Context::model_group(): MPI's on the CPU, NCCL's on GPUs. Written
 // once for both devices.
 #include "core/context.hpp"
@@ -122,19 +126,28 @@ class KeepChannelsLayer : public ChannelExchangeLayer {
   using ChannelExchangeLayer::ChannelExchangeLayer;
 
   void reshape(const Blobs& bottom, const Blobs& top) override {
-    LAYER_REQUIRE(bottom[0]->num_axes() > axis() && bottom[0]->shape(axis()) % workers_ == 0,
-                  "cannot divide axis " << axis() << " of " << bottom[0]->shape_string()
-                                        << " among " << workers_ << " workers");
+    const int halo = param_.channel_exchange_param().halo();
+    const int extent = bottom[0]->num_axes() > axis() ? bottom[0]->shape(axis()) : 0;
     std::vector<int> shape = bottom[0]->shape();
-    shape[axis()] /= workers_;
+    if (halo > 0) {
+      LAYER_REQUIRE(extent > 2 * halo, "cannot drop a halo of " << halo << " from "
+                                                                << bottom[0]->shape_string());
+      shape[axis()] -= 2 * halo;
+    } else {
+      LAYER_REQUIRE(extent > 0 && extent % workers_ == 0,
+                    "cannot divide axis " << axis() << " of " << bottom[0]->shape_string()
+                                          << " among " << workers_ << " workers");
+      shape[axis()] /= workers_;
+    }
     top[0]->reshape(shape);
-    measure(*top[0], bottom[0]->shape(axis()));
+    measure(*top[0], extent);
+    offset_ = halo > 0 ? halo * inner_ : worker_ * slice_;
   }
 
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    math::copy_rows(outer_, slice_, bottom[0]->data() + worker_ * slice_, whole_,
-                    top[0]->mutable_data(), slice_);
+    math::copy_rows(outer_, slice_, bottom[0]->data() + offset_, whole_, top[0]->mutable_data(),
+                    slice_);
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
@@ -142,13 +155,97 @@ class KeepChannelsLayer : public ChannelExchangeLayer {
     if (!propagate_down[0]) return;
     float* bottom_diff = bottom[0]->mutable_diff();
     math::set(bottom[0]->count(), 0.0f, bottom_diff);
-    math::copy_rows(outer_, slice_, top[0]->diff(), slice_, bottom_diff + worker_ * slice_,
-                    whole_);
+    math::copy_rows(outer_, slice_, top[0]->diff(), slice_, bottom_diff + offset_, whole_);
   }
+
+ private:
+  int64_t offset_ = 0;  // where the kept part starts in a block of the bottom
 };
+
+class HaloChannelsLayer : public ChannelExchangeLayer {
+ public:
+  using ChannelExchangeLayer::ChannelExchangeLayer;
+
+  void reshape(const Blobs& bottom, const Blobs& top) override {
+    halo_ = param_.channel_exchange_param().halo();
+    LAYER_REQUIRE(halo_ >= 0, "halo must not be negative, got " << halo_);
+    LAYER_REQUIRE(bottom[0]->num_axes() > axis() && bottom[0]->shape(axis()) >= halo_,
+                  "a worker's slice " << bottom[0]->shape_string() << " is thinner than the "
+                                      << "halo of " << halo_ << " channels");
+    std::vector<int> shape = bottom[0]->shape();
+    shape[axis()] += 2 * halo_;
+    top[0]->reshape(shape);
+    measure(*bottom[0], shape[axis()]);
+    edge_ = halo_ * inner_;
+    edges_.reshape({static_cast<int>(2 * edge_ * outer_)});
+    all_edges_.reshape({static_cast<int>(2 * edge_ * outer_ * workers_)});
+  }
+
+ protected:
+  // Block b of the bottom is [slice_]; of the top, [edge_ | slice_ | edge_] (whole_ long).
+  void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    const float* in = bottom[0]->data();
+    float* out = top[0]->mutable_data();
+    math::set(top[0]->count(), 0.0f, out);
+    math::copy_rows(outer_, slice_, in, slice_, out + edge_, whole_);
+    if (workers_ == 1 || edge_ == 0) return;
+    // Every worker's first and last `halo` channels, for its neighbours.
+    float* edges = edges_.mutable_data();
+    math::copy_rows(outer_, edge_, in, slice_, edges, 2 * edge_);
+    math::copy_rows(outer_, edge_, in + slice_ - edge_, slice_, edges + edge_, 2 * edge_);
+    const float* all = exchange(edges, " forward");
+    const int64_t per_worker = 2 * edge_ * outer_;
+    if (worker_ > 0) {  // the left neighbour's last channels
+      math::copy_rows(outer_, edge_, all + (worker_ - 1) * per_worker + edge_, 2 * edge_, out,
+                      whole_);
+    }
+    if (worker_ + 1 < workers_) {  // the right neighbour's first channels
+      math::copy_rows(outer_, edge_, all + (worker_ + 1) * per_worker, 2 * edge_,
+                      out + edge_ + slice_, whole_);
+    }
+  }
+
+  void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom) override {
+    if (!propagate_down[0]) return;
+    const float* diff = top[0]->diff();
+    float* bottom_diff = bottom[0]->mutable_diff();
+    math::copy_rows(outer_, slice_, diff + edge_, whole_, bottom_diff, slice_);
+    if (workers_ == 1 || edge_ == 0) return;
+    // The halos' gradients belong to the neighbours' edges: swap them and add.
+    float* edges = edges_.mutable_data();
+    math::copy_rows(outer_, edge_, diff, whole_, edges, 2 * edge_);
+    math::copy_rows(outer_, edge_, diff + edge_ + slice_, whole_, edges + edge_, 2 * edge_);
+    const float* all = exchange(edges, " backward");
+    const int64_t per_worker = 2 * edge_ * outer_;
+    for (int64_t n = 0; n < outer_; ++n) {
+      if (worker_ > 0) {  // the left neighbour's right halo is my first channels
+        math::axpy(edge_, 1.0f, all + (worker_ - 1) * per_worker + n * 2 * edge_ + edge_,
+                   bottom_diff + n * slice_);
+      }
+      if (worker_ + 1 < workers_) {  // the right neighbour's left halo is my last channels
+        math::axpy(edge_, 1.0f, all + (worker_ + 1) * per_worker + n * 2 * edge_,
+                   bottom_diff + n * slice_ + slice_ - edge_);
+      }
+    }
+  }
+
+ private:
+  const float* exchange(const float* edges, const char* pass) {
+    float* all = all_edges_.mutable_data();
+    group().allgather(edges, all, static_cast<size_t>(2 * edge_ * outer_), describe() + pass);
+    return all;
+  }
+
+  int halo_ = 0;
+  int64_t edge_ = 0;        // halo channels times the inner size
+  Blob edges_, all_edges_;  // [outer][first edge | last edge], and every worker's
+};
+
 
 }  // namespace
 }  // namespace engine
 
 ENGINE_LAYER_FACTORY(GatherChannels, GatherChannelsLayer)
 ENGINE_LAYER_FACTORY(KeepChannels, KeepChannelsLayer)
+ENGINE_LAYER_FACTORY(HaloChannels, HaloChannelsLayer)

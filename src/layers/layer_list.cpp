@@ -59,6 +59,7 @@
   X(SPP, kCpuAndGpu)  \
   X(GatherChannels, kCpuAndGpu)  \
   X(KeepChannels, kCpuAndGpu)  \
+  X(HaloChannels, kCpuAndGpu)  \
   X(Python, kCpuOnly)  \
   /* end of the list */
 

@@ -60,16 +60,27 @@ class Splitter {
     return found == placement_.end() ? Placement::WHOLE : found->second;
   }
 
+  // An exchange layer's skeleton: its type, name, this worker's place, and the include/exclude
+  // rules of the layer it serves (its input may exist in that phase only).
+  LayerParameter exchange_layer(const std::string& type, const std::string& name,
+                                const LayerParameter& consumer) const {
+    LayerParameter layer;
+    layer.set_name(name);
+    layer.set_type(type);
+    *layer.mutable_include() = consumer.include();
+    *layer.mutable_exclude() = consumer.exclude();
+    layer.mutable_channel_exchange_param()->set_workers(workers_);
+    layer.mutable_channel_exchange_param()->set_worker(worker_);
+    return layer;
+  }
+
   // An exchange layer before `consumer`, with its include/exclude rules (its input may exist
   // in that phase only); reused by later consumers with the same rules.
   std::string exchange(const std::string& type, const std::string& blob,
                        const LayerParameter& consumer, const std::string& why, int axis = 1) {
-    LayerParameter layer;
-    *layer.mutable_include() = consumer.include();
-    *layer.mutable_exclude() = consumer.exclude();
     std::string rules;
-    for (const auto& rule : layer.include()) rules += "+" + rule.ShortDebugString();
-    for (const auto& rule : layer.exclude()) rules += "-" + rule.ShortDebugString();
+    for (const auto& rule : consumer.include()) rules += "+" + rule.ShortDebugString();
+    for (const auto& rule : consumer.exclude()) rules += "-" + rule.ShortDebugString();
     auto& made = exchanged_[{type, blob, rules}];
     if (!made.empty()) return made;
     const std::string suffix =
@@ -77,12 +88,9 @@ class Splitter {
     made = blob + suffix;
     for (int n = 2; used_names_.count(made); ++n) made = blob + suffix + std::to_string(n);
     used_names_.insert(made);
-    layer.set_name(made);
-    layer.set_type(type);
+    LayerParameter layer = exchange_layer(type, made, consumer);
     layer.add_bottom(blob);
     layer.add_top(made);
-    layer.mutable_channel_exchange_param()->set_workers(workers_);
-    layer.mutable_channel_exchange_param()->set_worker(worker_);
     layer.mutable_channel_exchange_param()->set_axis(axis);
     *result_.net.add_layer() = layer;
     if (type == "GatherChannels") result_.exchanges.push_back(consumer.name() + ": " + why);
@@ -150,23 +158,27 @@ class Splitter {
       return set_tops(layer, Placement::SLICED);
     }
     if (sliced_input && type == "LRN") {
-      // Normalizing across channels reads the neighbours': the whole blob, then this
-      // worker's slice of the result.
+      // Normalizing across channels reads the `size / 2` channels on either side: the slice
+      // with a halo of the neighbours' edge channels, then the slice of the result.
       const std::string bottom = layer.bottom(0), top = layer.top(0);
-      layer.set_bottom(0, gathered(bottom, layer, "all-gather of " + bottom +
-                                                      " (LRN across channels)"));
+      const int halo = static_cast<int>(layer.lrn_param().local_size()) / 2;
+      LayerParameter with_halo = exchange_layer("HaloChannels", layer.name() + "_halo", layer);
+      with_halo.add_bottom(bottom);
+      with_halo.add_top(bottom + "_halo");
+      with_halo.mutable_channel_exchange_param()->set_halo(halo);
+      *result_.net.add_layer() = with_halo;
+      set_tops(with_halo, Placement::WHOLE);
+      result_.exchanges.push_back(layer.name() + ": " + std::to_string(halo) +
+                                  " channels of " + bottom +
+                                  " from each neighbouring worker (LRN across channels)");
+      layer.set_bottom(0, with_halo.top(0));
       layer.set_top(0, top + "_normalized");
       *result_.net.add_layer() = layer;
       set_tops(layer, Placement::WHOLE);
-      LayerParameter keep;
-      keep.set_name(layer.name() + "_slice");
-      keep.set_type("KeepChannels");
-      *keep.mutable_include() = layer.include();
-      *keep.mutable_exclude() = layer.exclude();
+      LayerParameter keep = exchange_layer("KeepChannels", layer.name() + "_slice", layer);
       keep.add_bottom(layer.top(0));
       keep.add_top(top);
-      keep.mutable_channel_exchange_param()->set_workers(workers_);
-      keep.mutable_channel_exchange_param()->set_worker(worker_);
+      keep.mutable_channel_exchange_param()->set_halo(halo);
       *result_.net.add_layer() = keep;
       return set_tops(keep, Placement::SLICED);
     }
@@ -379,7 +391,8 @@ void gather_whole_model(Communicator& group, const std::set<std::string>& split_
   layers.erase(std::remove_if(layers.begin(), layers.end(),
                               [](const LayerParameter& layer) {
                                 return layer.type() == "GatherChannels" ||
-                                       layer.type() == "KeepChannels";
+                                       layer.type() == "KeepChannels" ||
+                                       layer.type() == "HaloChannels";
                               }),
                layers.end());
   // Through blobs, so that the values travel in the memory the group's communicator exchanges

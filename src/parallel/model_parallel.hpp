@@ -5,9 +5,9 @@
 // a ReLU, a pooling. The rewrite inserts an exchange (GatherChannels: all-gather of the channel
 // slices forward, reduce-scatter of the gradient backward) exactly where a layer reads channels
 // that other workers hold: an ungrouped convolution or an inner product after a split layer
-// (conv3, fc6, fc7, fc8), LRN across channels (it computes the whole blob, then keeps the
-// worker's slice), and the layers after the last split one (losses, accuracy), which every
-// worker computes whole. Layers with parameters of other types cannot be split yet (an error
+// (conv3, fc6, fc7, fc8), LRN across channels (HaloChannels brings it the size / 2 channels
+// beyond each edge of the worker's slice), and the layers after the last split one (losses,
+// accuracy), which every worker computes whole. Layers with parameters of other types cannot be split yet (an error
 // names them).
 //
 // Worker groups: with R ranks and groups of W, ranks gW .. gW + W - 1 form group g; groups are

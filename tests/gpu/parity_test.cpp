@@ -242,6 +242,8 @@ const std::vector<ParityCase>& cases() {
       {"name: 'g' type: 'GatherChannels'", {{2, 3, 4, 5}}},
       {"name: 'k' type: 'KeepChannels' channel_exchange_param { workers: 2 worker: 1 }",
        {{2, 4, 3, 3}}},
+      {"name: 'k' type: 'KeepChannels' channel_exchange_param { halo: 1 }", {{2, 5, 3, 3}}},
+      {"name: 'h' type: 'HaloChannels' channel_exchange_param { halo: 2 }", {{2, 3, 4, 5}}},
   };
   return table;
 }

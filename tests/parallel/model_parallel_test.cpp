@@ -67,8 +67,11 @@ TEST(ModelParallelSplit, AlexNetOverTwoWorkersIsThePapersFigure) {
   EXPECT_EQ(part.split_layers,
             (std::set<std::string>{"conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7",
                                    "fc8"}));
-  // LRN across channels needs its neighbours: it gathers, then keeps the worker's slice.
-  EXPECT_EQ(producer_of_input(part.net, "norm1")->type(), "GatherChannels");
+  // LRN across channels needs its neighbours' edge channels only: a halo of size / 2, then
+  // the worker's slice of the result.
+  const LayerParameter* halo = producer_of_input(part.net, "norm1");
+  EXPECT_EQ(halo->type(), "HaloChannels");
+  EXPECT_EQ(halo->channel_exchange_param().halo(), 2);
   EXPECT_EQ(producer_of_input(part.net, "pool1")->type(), "KeepChannels");
   // The loss runs whole on every worker, so its gradient is complete: no reduce-scatter.
   const LayerParameter* gather = producer_of_input(part.net, "loss");
@@ -185,12 +188,12 @@ double relative(const float* a, const float* b, int64_t n) {
 
 // The whole net on 4 images against its split over the ranks: in the paper's split every worker
 // runs the 4 images; in the hybrid each runs its share of them through the convolutions.
-void expect_split_matches_whole(bool hybrid) {
+void expect_split_matches_whole(const char* net_text, bool hybrid) {
   std::unique_ptr<MpiCommunicator> world = MpiCommunicator::world(120);
   const int workers = world->size(), worker = world->rank();
   Context::set_mode(Mode::CPU);
   NetParameter param;
-  parse_text(kSmallAlexNet, "small_alexnet", &param);
+  parse_text(net_text, "small_alexnet", &param);
   param.mutable_state()->set_phase(TRAIN);
 
   Context::set_seed(5);
@@ -250,12 +253,34 @@ void expect_split_matches_whole(bool hybrid) {
 
 TEST(ModelParallelUnderMpi, LossAndEveryGradientMatchTheWholeNet) {
   if (!launched_by_mpi()) GTEST_SKIP() << "runs under mpirun (ctest's model_parallel_mpi)";
-  expect_split_matches_whole(false);
+  expect_split_matches_whole(kSmallAlexNet, false);
 }
 
 TEST(ModelParallelUnderMpi, TheHybridMatchesTheWholeNet) {
   if (!launched_by_mpi()) GTEST_SKIP() << "runs under mpirun (ctest's model_parallel_mpi)";
-  expect_split_matches_whole(true);
+  expect_split_matches_whole(kSmallAlexNet, true);
+}
+
+// Four workers, so that the middle ones take halos from both neighbours: 2 channels each,
+// LRN over 5 (a halo of 2).
+const char* kFourWays = R"(
+name: "four_ways"
+layer { name: "data" type: "Input" top: "data" top: "label"
+  input_param { shape { dim: 4 dim: 3 dim: 7 dim: 7 } shape { dim: 4 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  convolution_param { num_output: 8 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "norm1" type: "LRN" bottom: "conv1" top: "norm1"
+  lrn_param { local_size: 5 alpha: 0.5 beta: 0.75 k: 2 } }
+layer { name: "conv2" type: "Convolution" bottom: "norm1" top: "conv2"
+  convolution_param { num_output: 8 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "fc" type: "InnerProduct" bottom: "conv2" top: "fc"
+  inner_product_param { num_output: 4 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+)";
+
+TEST(ModelParallelUnderMpi, HalosComeFromBothNeighbours) {
+  if (!launched_by_mpi()) GTEST_SKIP() << "runs under mpirun (ctest's model_parallel_mpi4)";
+  expect_split_matches_whole(kFourWays, false);
 }
 
 // ---- engine train --model_parallel ----------------------------------------------------------
@@ -289,7 +314,8 @@ TEST_F(ModelParallelRun, GroupsMatchOneProcess) {
   ASSERT_EQ(shell(mpirun(2) + "--model_parallel=2 --solver=" + pair + weights, &output), 0)
       << output;
   EXPECT_CONTAINS(output, "Model parallel: 1 group(s) of 2 workers");
-  EXPECT_CONTAINS(output, "exchange before norm: all-gather of conv (LRN across channels)");
+  EXPECT_CONTAINS(output, "exchange before norm: 1 channels of conv from each neighbouring "
+                          "worker (LRN across channels)");
   EXPECT_CONTAINS(output, "exchange before ip1: all-gather of pool");
   EXPECT_EQ(output.find("exchange before conv2"), std::string::npos) << "conv2 has two groups";
   const std::string groups = make_solver("groups", 4, 20, "snapshot: 10\n", "", false, true);
