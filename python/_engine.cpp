@@ -191,8 +191,7 @@ PYBIND11_MODULE(_engine, m) {
   py::class_<Layer>(m, "Layer")
       .def_property_readonly("type", &Layer::type)
       .def_property_readonly("name", &Layer::name)
-      .def_property_readonly("blobs", &layer_blobs)
-      .def("reshape", [](Layer&) {});
+      .def_property_readonly("blobs", &layer_blobs);
 
   py::class_<Net>(m, "Net")
       .def(py::init(&make_net), py::arg("network_file"), py::arg("phase"),

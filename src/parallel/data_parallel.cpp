@@ -120,6 +120,7 @@ void DataParallel::backward_starting() {
     std::lock_guard<std::mutex> lock(mutex_);
     own_finite_ = true;
   }
+  non_finite_flag_.set_data(0);
   if (!overlap_) return;
   for (Bucket& bucket : buckets_) bucket.pending = static_cast<int>(bucket.params.size());
   launched_ = 0;
@@ -186,17 +187,14 @@ double DataParallel::reduce(int b) {
     offset += param.count();
   }
   // The worker's own gradients, checked here where nothing else touches them: a NaN names the
-  // worker that made it, not every worker after the sums spread it.
-  bool finite = true;
+  // worker that made it, not every worker after the sums spread it. On the GPU one flag
+  // collects every bucket's check and is read once, after the exchange.
 #ifdef ENGINE_USE_CUDA
   if (Context::mode() == Mode::GPU) {
-    non_finite_flag_.set_data(0);
     gpu::flag_non_finite(bucket.count, buffer, non_finite_flag_.mutable_gpu_data());
-    finite = non_finite_flag_.cpu_data()[0] == 0;
   }
 #endif
-  if (Context::mode() == Mode::CPU) finite = cpu::all_finite(bucket.count, buffer);
-  if (!finite) {
+  if (Context::mode() == Mode::CPU && !cpu::all_finite(bucket.count, buffer)) {
     std::lock_guard<std::mutex> lock(mutex_);
     own_finite_ = false;
   }
@@ -252,6 +250,7 @@ void DataParallel::broadcast(std::string* bytes, const std::string& what,
 }
 
 bool DataParallel::own_gradients_finite() const {
+  if (Context::mode() == Mode::GPU) return non_finite_flag_.cpu_data()[0] == 0;
   std::lock_guard<std::mutex> lock(mutex_);
   return own_finite_;
 }

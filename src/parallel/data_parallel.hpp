@@ -69,6 +69,8 @@ class DataParallel : public SolverPeers {
   std::vector<std::string> allgather(const std::string& bytes, const std::string& what) override;
 
   Costs costs() const;
+  // Whether buckets travel during backward (the solver's layer_wise_reduce, on the CPU).
+  bool overlaps() const { return overlap_; }
   // The buckets, largest-first lines such as "bucket 0: fc8, fc7 (16.8 MB)".
   std::string describe_buckets() const;
 
@@ -107,8 +109,8 @@ class DataParallel : public SolverPeers {
   int finished_ = 0;
   bool stopping_ = false;
   std::exception_ptr error_;
-  bool own_finite_ = true;  // this worker's gradients before the sums, this iteration
-  Blob non_finite_flag_;    // GPU: set by gpu::flag_non_finite
+  bool own_finite_ = true;  // CPU: this worker's gradients before the sums, this iteration
+  Blob non_finite_flag_;    // GPU: the same, set by gpu::flag_non_finite
   Costs costs_;
 };
 

@@ -429,15 +429,11 @@ ModelParallel::ModelParallel(Communicator& world, Communicator& group, Communica
   // every other parameter saw only this worker's images of the group's batch: summed over the
   // whole world, then averaged over the groups.
   const float groups = static_cast<float>(world.size() / group.size());
-  std::vector<bool> sliced(net.learnable_params().size(), false);
-  for (size_t j = 0; j < net.params().size(); ++j) {
-    const int owner = net.param_owners()[j] < 0 ? static_cast<int>(j) : net.param_owners()[j];
-    const int layer = net.param_layer_indices()[j].first;
-    for (size_t id = 0; id < sliced.size(); ++id) {
-      if (net.learnable_param_ids()[id] == owner && split_layers_.count(net.layer_names()[layer])) {
-        sliced[id] = true;
-      }
-    }
+  // A learnable parameter is sliced when its owning layer was split.
+  std::vector<bool> sliced;
+  for (int owner : net.learnable_param_ids()) {
+    const int layer = net.param_layer_indices()[owner].first;
+    sliced.push_back(split_layers_.count(net.layer_names()[layer]) > 0);
   }
   const bool several_groups = replicas && replicas->size() > 1;
   if (!several_groups && !fully_connected_only) return;

@@ -177,7 +177,7 @@ void run_worker(const TrainingOptions& options, const SolverParameter& param,
               << " (copies of the model x batch_size x iter_size) = "
               << worker.shards * batch * param.iter_size();
     if (data_parallel) {
-      LOG(INFO) << "Gradient buckets (" << (param.layer_wise_reduce() ? "" : "not ")
+      LOG(INFO) << "Gradient buckets (" << (data_parallel->overlaps() ? "" : "not ")
                 << "overlapped with backward): " << data_parallel->describe_buckets();
     }
   }
