@@ -41,6 +41,10 @@
 #include "parallel/training.hpp"
 #include "solvers/solver.hpp"
 
+#ifdef ENGINE_EMBED_PYTHON
+#include "embedded_python.hpp"
+#endif
+
 DEFINE_string(solver, "", "The solver definition (prototxt).");
 DEFINE_string(model, "", "The net definition (prototxt).");
 DEFINE_string(weights, "",
@@ -664,6 +668,9 @@ int main(int argc, char** argv) {
   FLAGS_minloglevel = 1;
   gflags::ParseCommandLineNonHelpFlags(&argc, &argv, true);
   google::InitGoogleLogging(argv[0]);
+#ifdef ENGINE_EMBED_PYTHON
+  use_embedded_python();
+#endif
   const std::string name = argc > 1 ? argv[1] : "";
   const auto found = commands().find(name);
   if (found == commands().end()) {

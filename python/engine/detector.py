@@ -1,5 +1,7 @@
 """pycaffe's Detector: a Net that scores windows (boxes) of images, R-CNN style, with the
 Transformer's preprocessing and optional context padding around each window."""
+import os
+
 import numpy as np
 
 from . import io
@@ -22,7 +24,9 @@ class Detector(Net):
 
     def detect_windows(self, images_windows):
         """Scores for every window: `images_windows` is [(image file, [(ymin, xmin, ymax, xmax),
-        ...]), ...]; returns [{'window', 'prediction', 'filename'}, ...] in the same order."""
+        ...]), ...] (any iterable, read once); returns [{'window', 'prediction', 'filename'},
+        ...] in the same order."""
+        images_windows = list(images_windows)
         crops = []
         for filename, windows in images_windows:
             image = io.load_image(filename).astype(np.float32)
@@ -41,9 +45,18 @@ class Detector(Net):
         return detections
 
     def detect_selective_search(self, image_fnames):
-        raise NotImplementedError("selective search needs the selective_search_ijcv_with_python "
-                                  "package, which is not part of the engine; compute windows "
-                                  "elsewhere and call detect_windows")
+        """detect_windows over the windows that selective search proposes (R-CNN's MATLAB
+        code through the selective_search_ijcv_with_python package, as pycaffe calls it)."""
+        try:
+            import selective_search_ijcv_with_python as selective_search
+        except ImportError as error:
+            raise ImportError("detect_selective_search needs the selective_search_ijcv_with_python "
+                              "package (R-CNN's selective search, which runs MATLAB) on the "
+                              "Python path; or compute the windows elsewhere and call "
+                              "detect_windows") from error
+        image_fnames = [os.path.abspath(f) for f in image_fnames]
+        windows_list = selective_search.get_windows(image_fnames, cmd="selective_search_rcnn")
+        return self.detect_windows(zip(image_fnames, windows_list))
 
     def crop(self, image, window):
         """The window (ymin, xmin, ymax, xmax) of `image`, with the context padding, resized to

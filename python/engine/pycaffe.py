@@ -162,6 +162,22 @@ class Layer:
         pass
 
 
+# ---- several processes ----------------------------------------------------------------------
+
+_multiprocess = False
+
+
+def set_multiprocess(value):
+    """pycaffe's switch for one solver per process, joined by NCCL. Solvers from Python always
+    run one per process here, so the flag only records the script's intent (multiprocess())."""
+    global _multiprocess
+    _multiprocess = bool(value)
+
+
+def multiprocess():
+    return _multiprocess
+
+
 # ---- timing ---------------------------------------------------------------------------------
 
 

@@ -18,9 +18,9 @@ void set_python_layer_factory(PythonLayerFactory factory) {
 
 LayerPtr create_Python_layer(const LayerParameter& param) {
   ENGINE_REQUIRE(python_layer_factory(),
-                 "layer " << param.name() << " (Python): Python layers run in nets made from "
-                          << "Python (import engine; engine.Net or engine.get_solver), not in "
-                             "this program");
+                 "layer " << param.name()
+                          << " (Python): this engine was built without Python; Python layers "
+                             "need pybind11-dev and python3-dev when it is configured");
   return python_layer_factory()(param);
 }
 

@@ -1,6 +1,7 @@
 // type: "Python": a layer written in Python (python_param { module layer param_str }). The
-// Python package (python/_engine.cpp) installs the factory when it is imported; a net built
-// without it -- by `engine train`, say -- gets a clear error naming the layer.
+// Python package installs the factory when it is imported (python/bindings.cpp), and the engine
+// binary when it embeds the interpreter (python/embedded_python.cpp); a build without Python
+// gets a clear error naming the layer.
 #pragma once
 
 #include <functional>

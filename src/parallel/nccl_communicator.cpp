@@ -36,6 +36,11 @@ std::vector<std::unique_ptr<NcclCommunicator>> NcclCommunicator::clique(const st
 std::unique_ptr<NcclCommunicator> NcclCommunicator::across(MpiCommunicator&, int, double) {
   unavailable();
 }
+std::string NcclCommunicator::new_unique_id() { unavailable(); }
+std::unique_ptr<NcclCommunicator> NcclCommunicator::with_unique_id(const std::string&, int, int,
+                                                                   int, double) {
+  unavailable();
+}
 int NcclCommunicator::rank() const { return 0; }
 int NcclCommunicator::size() const { return 1; }
 int NcclCommunicator::global_rank() const { return 0; }
@@ -127,6 +132,33 @@ std::unique_ptr<NcclCommunicator> NcclCommunicator::across(MpiCommunicator& mpi,
   state->device = device;
   state->timeout = timeout_seconds;
   state->mpi = &mpi;
+  return std::unique_ptr<NcclCommunicator>(new NcclCommunicator(std::move(state)));
+}
+
+std::string NcclCommunicator::new_unique_id() {
+  ncclUniqueId id;
+  ENGINE_NCCL_REQUIRE(ncclGetUniqueId(&id));
+  return std::string(reinterpret_cast<const char*>(&id), sizeof(id));
+}
+
+std::unique_ptr<NcclCommunicator> NcclCommunicator::with_unique_id(const std::string& id_bytes,
+                                                                   int rank, int size, int device,
+                                                                   double timeout_seconds) {
+  ncclUniqueId id;
+  ENGINE_REQUIRE(id_bytes.size() == sizeof(id),
+                 "an NCCL id is " << sizeof(id) << " bytes (from NCCL.new_uid()), got "
+                                  << id_bytes.size());
+  ENGINE_REQUIRE(size >= 1 && rank >= 0 && rank < size,
+                 "NCCL: rank " << rank << " of " << size << " solvers (set_solver_rank and "
+                               "set_solver_count)");
+  std::memcpy(&id, id_bytes.data(), sizeof(id));
+  ENGINE_CUDA_CHECK(cudaSetDevice(device));
+  auto state = std::make_unique<State>();
+  ENGINE_NCCL_REQUIRE(ncclCommInitRank(&state->comm, size, id, rank));
+  state->rank = state->global_rank = rank;
+  state->size = size;
+  state->device = device;
+  state->timeout = timeout_seconds;
   return std::unique_ptr<NcclCommunicator>(new NcclCommunicator(std::move(state)));
 }
 

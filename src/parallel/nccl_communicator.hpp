@@ -26,6 +26,12 @@ class NcclCommunicator : public Communicator {
   // This rank's member, on `device` (current on the calling thread), across the ranks of `mpi`.
   static std::unique_ptr<NcclCommunicator> across(MpiCommunicator& mpi, int device,
                                                   double timeout_seconds);
+  // pycaffe's way: each process, one per GPU, joins with the same id (new_unique_id() made it in
+  // one of them and the caller passed it on) and its own rank.
+  static std::string new_unique_id();
+  static std::unique_ptr<NcclCommunicator> with_unique_id(const std::string& id, int rank,
+                                                          int size, int device,
+                                                          double timeout_seconds);
   ~NcclCommunicator() override;
 
   int rank() const override;

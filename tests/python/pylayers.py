@@ -60,3 +60,24 @@ class Points(engine.Layer):
 class Broken(engine.Layer):
     def forward(self, bottom, top):
         raise ValueError("broken on purpose")
+
+
+class ChannelScale(engine.Layer):
+    """top[n, c] = w[c] * bottom[n, c], with w a learnable parameter (self.blobs) starting at 1."""
+
+    def setup(self, bottom, top):
+        if len(self.blobs) == 0:  # weights loaded or shared before setup are kept
+            self.blobs.add_blob(bottom[0].shape[1])
+            self.blobs[0].data[...] = 1
+
+    def reshape(self, bottom, top):
+        top[0].reshape(*bottom[0].shape)
+
+    def forward(self, bottom, top):
+        top[0].data[...] = self.blobs[0].data * bottom[0].data
+
+    def backward(self, top, propagate_down, bottom):
+        # Parameter gradients accumulate, as the engine's own layers' do.
+        self.blobs[0].diff[...] += (top[0].diff * bottom[0].data).sum(axis=0)
+        if propagate_down[0]:
+            bottom[0].diff[...] = self.blobs[0].data * top[0].diff

@@ -41,3 +41,35 @@ def test_detector_scores_windows(tmp_path):
                             mean=np.array([100.0, 110.0, 120.0]), context_pad=2)
     assert padded.crop(image, (0, 0, 8, 8)).shape == (8, 8, 3)
     np.testing.assert_allclose(padded.crop_mean, np.array([100, 110, 120]) / 255.0)
+
+
+def test_selective_search_windows_go_through_detect_windows(tmp_path, monkeypatch):
+    import sys
+    import types
+    caffe.set_mode_cpu()
+    (tmp_path / "net.prototxt").write_text(NET)
+    weights = str(tmp_path / "w.caffemodel")
+    caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST).save(weights)
+    image_file = str(tmp_path / "image.png")
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(image_file)
+    calls = []
+
+    def get_windows(fnames, cmd):
+        calls.append((list(fnames), cmd))
+        return [np.array([[0, 0, 8, 8], [2, 4, 16, 16]])]
+
+    detector = caffe.Detector(str(tmp_path / "net.prototxt"), weights, raw_scale=255)
+    monkeypatch.setitem(sys.modules, "selective_search_ijcv_with_python", None)
+    try:
+        detector.detect_selective_search([image_file])
+        assert False, "expected ImportError"
+    except ImportError as error:
+        assert "selective_search_ijcv_with_python" in str(error)
+    monkeypatch.setitem(sys.modules, "selective_search_ijcv_with_python",
+                        types.SimpleNamespace(get_windows=get_windows))
+    detections = detector.detect_selective_search([image_file])
+    assert calls == [([image_file], "selective_search_rcnn")]
+    expected = detector.detect_windows([(image_file, [[0, 0, 8, 8], [2, 4, 16, 16]])])
+    assert len(detections) == 2
+    for got, want in zip(detections, expected):
+        np.testing.assert_allclose(got["prediction"], want["prediction"])

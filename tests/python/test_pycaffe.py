@@ -223,3 +223,46 @@ def test_timer_measures_milliseconds():
     time.sleep(0.02)
     timer.stop()
     assert 15 <= timer.ms < 1000
+
+
+def test_nccl_needs_the_gpu_and_a_consistent_rank(tmp_path):
+    caffe.set_solver_count(2)
+    caffe.set_solver_rank(1)
+    try:
+        assert (caffe.solver_count(), caffe.solver_rank()) == (2, 1)
+        solver = caffe.SGDSolver(write_solver(tmp_path, "nccl"))
+        assert solver.param.base_lr == pytest.approx(0.05)
+        with pytest.raises(caffe.Error, match="NCCL works on GPUs|built without NCCL"):
+            caffe.NCCL(solver, b"\0" * 128)
+        caffe.set_solver_rank(2)
+        with pytest.raises(caffe.Error, match="solver rank 2 is not below the solver count 2"):
+            caffe.NCCL(solver, b"\0" * 128)
+        with pytest.raises(caffe.Error):
+            caffe.set_solver_count(0)
+    finally:
+        caffe.set_solver_count(1)
+        caffe.set_solver_rank(0)
+    caffe.set_multiprocess(True)
+    assert caffe.multiprocess()
+    caffe.set_multiprocess(False)
+
+
+@pytest.mark.skipif(not caffe.has_nccl() or caffe.device_count() < 1,
+                    reason="needs a GPU and an engine built with NCCL")
+def test_nccl_with_one_process_trains_as_without(tmp_path):
+    caffe.set_mode_gpu()
+    caffe.set_device(0)
+    try:
+        plain = caffe.SGDSolver(write_solver(tmp_path, "plain"))
+        plain.step(5)
+        solver = caffe.SGDSolver(write_solver(tmp_path, "nccl"))
+        nccl = caffe.NCCL(solver, caffe.NCCL.new_uid())
+        nccl.bcast()
+        solver.add_callback(nccl)
+        solver.net.after_backward(nccl)
+        solver.step(5)
+        for name in plain.net.params:
+            for got, want in zip(solver.net.params[name], plain.net.params[name]):
+                np.testing.assert_allclose(got.data, want.data, rtol=1e-5, atol=1e-6)
+    finally:
+        caffe.set_mode_cpu()
