@@ -18,3 +18,4 @@ def test_the_readme_python_example_runs():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "(64, 10) (500, 800)" in result.stdout
+    assert "class 1" in result.stdout
