@@ -26,6 +26,9 @@
 #include "layers/python_layer.hpp"
 #include "parallel/data_parallel.hpp"
 #include "parallel/nccl_communicator.hpp"
+#ifdef ENGINE_HAVE_ONNX
+#include "onnx/onnx_export.hpp"
+#endif
 #include "solvers/solver.hpp"
 #include "bindings.hpp"
 
@@ -339,6 +342,30 @@ void define_python_module(py::module_& m) {
         for (const auto& blob : n.blobs()) weights.push_back(n.output_loss_weight(blob.get()));
         return weights;
       });
+
+  m.def(
+      "export_onnx",
+      [](const Net& net, const std::string& path, int opset, bool dynamic_batch) {
+#ifdef ENGINE_HAVE_ONNX
+        OnnxExportOptions options;
+        options.opset = opset;
+        options.dynamic_batch = dynamic_batch;
+        const OnnxExportReport report = export_onnx(net, path, options);
+        py::dict result;
+        result["notes"] = report.notes;
+        result["inputs"] = report.inputs;
+        result["outputs"] = report.outputs;
+        result["output_blobs"] = report.output_blobs;
+        result["nodes"] = report.nodes;
+        return result;
+#else
+        ENGINE_FAIL("this engine was built without ONNX (libonnx-dev)");
+        return py::dict();
+#endif
+      },
+      py::arg("net"), py::arg("path"), py::arg("opset") = 13, py::arg("dynamic_batch") = false,
+      "Writes the net and its weights as an ONNX model; returns the notes (dropped layers, data "
+      "layers made inputs), the inputs, the outputs and the node count.");
 
   py::class_<Solver>(m, "Solver")
       .def_property_readonly("net", &Solver::net, py::return_value_policy::reference_internal)

@@ -10,7 +10,7 @@ packages=(
   libopenblas-dev libdnnl-dev
   libgtest-dev
   liblmdb-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev zlib1g-dev
-  openmpi-bin libopenmpi-dev
+  openmpi-bin libopenmpi-dev libonnx-dev
   pybind11-dev python3-dev python3-numpy python3-protobuf python3-pytest python3-matplotlib
   python3-pydot python3-pil graphviz python3-venv python3-pip python3-setuptools python3-wheel
 )

@@ -9,6 +9,7 @@
 //          upgrade_solver_proto_text IN OUT
 // Every command takes --help. User errors print one line and exit 1.
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -39,6 +40,9 @@
 #include "io/upgrade.hpp"
 #include "math/cudnn.hpp"
 #include "parallel/training.hpp"
+#ifdef ENGINE_HAVE_ONNX
+#include "onnx/onnx_export.hpp"
+#endif
 #include "solvers/solver.hpp"
 
 #ifdef ENGINE_EMBED_PYTHON
@@ -87,7 +91,11 @@ DEFINE_string(engine, "",
               "Override every layer's computation engine: CAFFE (reference code), ONEDNN, "
               "CUDNN or DEFAULT (the fastest available).");
 DECLARE_bool(help);  // gflags defines it; we print per-command help ourselves
-DEFINE_int32(batch, 0, "Override the first axis of every Input blob (0: keep the file's).");
+DEFINE_string(batch, "",
+              "Override the first axis of every Input blob (empty: keep the file's); "
+              "export_onnx also takes 'dynamic' (a symbolic batch in the model).");
+DEFINE_string(output, "", "export_onnx: the .onnx file to write.");
+DEFINE_int32(opset, 13, "export_onnx: the ONNX opset (13 to 21).");
 DEFINE_string(input, "",
               "forward: .npy arrays for the net's Input blobs: FILE.npy for a net with one, or "
               "NAME:FILE.npy,NAME2:FILE2.npy.");
@@ -330,7 +338,15 @@ NetParameter load_net_param(Phase phase) {
   param.mutable_state()->set_level(FLAGS_level);
   for (const std::string& stage : stages()) param.mutable_state()->add_stage(stage);
   if (!FLAGS_engine.empty()) set_layer_engines(parse_engine(FLAGS_engine), &param);
-  if (FLAGS_batch > 0) set_input_batch(FLAGS_batch, &param);
+  if (!FLAGS_batch.empty() && FLAGS_batch != "dynamic") {
+    int batch = 0;
+    const char* end = FLAGS_batch.data() + FLAGS_batch.size();
+    const auto [stop, error] = std::from_chars(FLAGS_batch.data(), end, batch);
+    ENGINE_REQUIRE(error == std::errc() && stop == end && batch > 0,
+                   "--batch must be a positive number (or, for export_onnx, 'dynamic'), got '"
+                       << FLAGS_batch << "'");
+    set_input_batch(batch, &param);
+  }
   return param;
 }
 
@@ -341,6 +357,7 @@ double milliseconds_since(std::chrono::steady_clock::time_point start) {
 
 int time_command() {
   ENGINE_REQUIRE(FLAGS_iterations > 0, "--iterations must be positive");
+  ENGINE_REQUIRE(FLAGS_batch != "dynamic", "--batch=dynamic is for export_onnx; time needs N");
   select_device();
   Net net(load_net_param(parse_phase(FLAGS_phase)));
   const int layers = static_cast<int>(net.layers().size());
@@ -452,6 +469,34 @@ int device_query_command() {
   }
 #endif
   return 0;
+}
+
+// ---- export_onnx ----------------------------------------------------------------------------
+
+int export_onnx_command() {
+#ifdef ENGINE_HAVE_ONNX
+  ENGINE_REQUIRE(!FLAGS_output.empty(), "--output is required (the .onnx file to write)");
+  const Phase phase = flag_given("phase") ? parse_phase(FLAGS_phase) : TEST;
+  Net net(load_net_param(phase));
+  if (FLAGS_weights.empty()) {
+    LOG(WARNING) << "no --weights: the model gets the net's initial (filler) weights";
+  } else {
+    copy_weights(FLAGS_weights, net);
+  }
+  OnnxExportOptions options;
+  options.opset = FLAGS_opset;
+  options.dynamic_batch = FLAGS_batch == "dynamic";
+  const OnnxExportReport report = export_onnx(net, FLAGS_output, options);
+  for (const std::string& note : report.notes) std::printf("%s\n", note.c_str());
+  std::string inputs, outputs;
+  for (const auto& name : report.inputs) inputs += " " + name;
+  for (const auto& name : report.outputs) outputs += " " + name;
+  std::printf("Wrote %s: opset %d, %d nodes; inputs:%s; outputs:%s\n", FLAGS_output.c_str(),
+              options.opset, report.nodes, inputs.c_str(), outputs.c_str());
+  return 0;
+#else
+  ENGINE_FAIL("this engine was built without ONNX (Debian's libonnx-dev provides its schema)");
+#endif
 }
 
 // ---- forward -------------------------------------------------------------------------------
@@ -615,6 +660,14 @@ const std::map<std::string, Command>& commands() {
         "Runs one forward pass and prints the outputs' shapes.",
         {"model", "weights", "input", "dump", "phase", "level", "stage", "engine", "gpu",
          "deterministic", "cudnn_workspace_mb"}}},
+      {"export_onnx",
+       {export_onnx_command,
+        "engine export_onnx --model=DEPLOY.prototxt [--weights=W.caffemodel[,W2...]]\n"
+        "                   --output=M.onnx [--opset=13] [--batch=N|dynamic] [--phase=TEST]\n"
+        "Losses, Accuracy and Silence are dropped and data layers become inputs (it says\n"
+        "which); any other layer ONNX cannot express is an error naming it.\n"
+        "Writes the net and its weights as an ONNX model for inference.",
+        {"model", "weights", "output", "opset", "batch", "phase", "level", "stage"}}},
       {"device_query",
        {device_query_command, "engine device_query [--gpu=ID]\nPrints the CUDA devices.",
         {"gpu"}}},

@@ -3,7 +3,7 @@
 Scripts written for pycaffe run with ``import engine as caffe``: Net, the solvers, the mode and
 device settings, engine.io, NetSpec, draw and coord_map keep pycaffe's names and behaviour.
 """
-from ._engine import (NCCL, Blob, Error, device_count, has_nccl, layer_type_list, set_device,
+from ._engine import (NCCL, Blob, Error, device_count, export_onnx, has_nccl, layer_type_list, set_device,
                       set_log_level, set_mode_cpu, set_mode_gpu, set_random_seed,
                       set_solver_count, set_solver_rank, solver_count, solver_rank)
 from .proto import caffe_pb2
