@@ -42,6 +42,7 @@
 #include "parallel/training.hpp"
 #ifdef ENGINE_HAVE_ONNX
 #include "onnx/onnx_export.hpp"
+#include "onnx/onnx_import.hpp"
 #endif
 #include "solvers/solver.hpp"
 
@@ -96,6 +97,8 @@ DEFINE_string(batch, "",
               "export_onnx also takes 'dynamic' (a symbolic batch in the model).");
 DEFINE_string(output, "", "export_onnx: the .onnx file to write.");
 DEFINE_int32(opset, 13, "export_onnx: the ONNX opset (13 to 21).");
+DEFINE_string(output_prototxt, "", "import_onnx: the net file to write.");
+DEFINE_string(output_weights, "", "import_onnx: the weights (.caffemodel) to write.");
 DEFINE_string(input, "",
               "forward: .npy arrays for the net's Input blobs: FILE.npy for a net with one, or "
               "NAME:FILE.npy,NAME2:FILE2.npy.");
@@ -499,6 +502,30 @@ int export_onnx_command() {
 #endif
 }
 
+int import_onnx_command() {
+#ifdef ENGINE_HAVE_ONNX
+  ENGINE_REQUIRE(!FLAGS_model.empty(), "--model is required (the .onnx file to read)");
+  ENGINE_REQUIRE(!FLAGS_output_prototxt.empty() && !FLAGS_output_weights.empty(),
+                 "--output_prototxt and --output_weights are required");
+  OnnxImportOptions options;
+  if (!FLAGS_batch.empty()) {
+    const char* end = FLAGS_batch.data() + FLAGS_batch.size();
+    const auto [stop, error] = std::from_chars(FLAGS_batch.data(), end, options.batch);
+    ENGINE_REQUIRE(error == std::errc() && stop == end && options.batch > 0,
+                   "--batch must be a positive number, got '" << FLAGS_batch << "'");
+  }
+  const OnnxImport imported = import_onnx(FLAGS_model, options);
+  for (const std::string& note : imported.notes) std::printf("%s\n", note.c_str());
+  write_text_file(imported.net, FLAGS_output_prototxt);
+  write_caffemodel(imported.weights, FLAGS_output_weights);
+  std::printf("Wrote %s (%d layers) and %s\n", FLAGS_output_prototxt.c_str(),
+              imported.net.layer_size(), FLAGS_output_weights.c_str());
+  return 0;
+#else
+  ENGINE_FAIL("this engine was built without ONNX (Debian's libonnx-dev provides its schema)");
+#endif
+}
+
 // ---- forward -------------------------------------------------------------------------------
 
 // Loads --input into the net's Input blobs. An array whose shape differs from its blob's reshapes
@@ -668,6 +695,14 @@ const std::map<std::string, Command>& commands() {
         "which); any other layer ONNX cannot express is an error naming it.\n"
         "Writes the net and its weights as an ONNX model for inference.",
         {"model", "weights", "output", "opset", "batch", "phase", "level", "stage"}}},
+      {"import_onnx",
+       {import_onnx_command,
+        "engine import_onnx --model=M.onnx --output_prototxt=NET.prototxt\n"
+        "                   --output_weights=W.caffemodel [--batch=1]\n"
+        "--batch fixes a symbolic first dimension of the inputs. An operator without a\n"
+        "layer is an error naming its node.\n"
+        "Reads an ONNX model into a net and its weights.",
+        {"model", "output_prototxt", "output_weights", "batch"}}},
       {"device_query",
        {device_query_command, "engine device_query [--gpu=ID]\nPrints the CUDA devices.",
         {"gpu"}}},
