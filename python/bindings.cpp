@@ -156,29 +156,25 @@ class PythonNccl {
 
   PythonNccl(Solver& solver, const std::string& id)
       : solver_(solver),
-        checked_(check_counts()),
-        comm_(NcclCommunicator::with_unique_id(id, solver_counts.rank,
-                                                               solver_counts.count,
-                                                               Context::device(),
-                                                               kTimeoutSeconds)),
+        comm_(join(id)),
         peers_(*comm_, solver.net(), kBucketBytes, solver.param().layer_wise_reduce()) {}
 
   void broadcast_weights() { peers_.broadcast_weights(); }
   void attach() { solver_.set_peers(&peers_); }
 
  private:
-  static bool check_counts() {
+  static std::unique_ptr<NcclCommunicator> join(const std::string& id) {
     ENGINE_REQUIRE(solver_counts.rank < solver_counts.count,
                    "NCCL: solver rank " << solver_counts.rank << " is not below the solver count "
                                         << solver_counts.count
                                         << " (engine.set_solver_count, set_solver_rank)");
     ENGINE_REQUIRE(Context::mode() == Mode::GPU,
                    "NCCL works on GPUs: call engine.set_mode_gpu() and set_device() first");
-    return true;
+    return NcclCommunicator::with_unique_id(id, solver_counts.rank, solver_counts.count,
+                                            Context::device(), kTimeoutSeconds);
   }
 
   Solver& solver_;
-  bool checked_;
   std::unique_ptr<NcclCommunicator> comm_;
   DataParallel peers_;
 };

@@ -162,10 +162,10 @@ class Exporter {
             param().type() == "HDF5Data" || param().type() == "WindowData");
   }
   void graph_input(int j) {
-    graph_.input(top_name(j), dims_of(top_blob(j)), options_.dynamic_batch);
-    (void)graph_.fresh(top_name(j));
-    current_[top_name(j)] = top_name(j);
-    report_.inputs.push_back(top_name(j));
+    const std::string tensor = graph_.fresh(top_name(j));
+    graph_.input(tensor, dims_of(top_blob(j)), options_.dynamic_batch);
+    current_[top_name(j)] = tensor;
+    report_.inputs.push_back(tensor);
   }
   // A static shape for Reshape: the first dimension copied from the input when the batch is
   // dynamic (ONNX's 0).
@@ -207,6 +207,7 @@ class Exporter {
     const ConvolutionParameter& conv = param().convolution_param();
     ENGINE_REQUIRE(layer().canonical_axis(bottom_blob(0), conv.axis(), "axis") == 1,
                    layer().describe() << ": ONNX convolutions take channels on axis 1");
+    ENGINE_REQUIRE(bottoms() == 1, layer().describe() << ": ONNX convolutions take one input");
     const Blob& filters = weights(0);
     const int axes = filters.num_axes() - 2;
     const Dims kernel(filters.shape().begin() + 2, filters.shape().end());
@@ -221,7 +222,6 @@ class Exporter {
     if (conv.bias_term()) {
       inputs.push_back(graph_.weights(name() + "/b", dims_of(weights(1)), weights(1).cpu_data()));
     }
-    for (int j = 1; j < bottoms(); ++j) ENGINE_FAIL(layer().describe() << ": one bottom only");
     onnx::NodeProto* made = node(transposed ? "ConvTranspose" : "Conv", inputs, {out(0)});
     set_attribute(made, "kernel_shape", kernel);
     set_attribute(made, "pads", twice(pad, pad));

@@ -30,6 +30,23 @@ struct Constant {
   }
 };
 
+// A tensor's values, from raw_data (little-endian, as ONNX stores them) or its typed field.
+template <typename T, typename Repeated>
+std::vector<T> tensor_values(const onnx::TensorProto& tensor, const Repeated& typed, int64_t count,
+                             const std::string& where) {
+  const std::string& raw = tensor.raw_data();
+  const size_t given = raw.empty() ? size_t(typed.size()) : raw.size() / sizeof(T);
+  ENGINE_REQUIRE(given == size_t(count) && raw.size() % sizeof(T) == 0,
+                 where << ": tensor " << tensor.name() << " has "
+                       << (raw.empty() ? typed.size() : int64_t(raw.size())) << " "
+                       << (raw.empty() ? "values" : "bytes of data") << " for " << count
+                       << " elements");
+  if (raw.empty()) return std::vector<T>(typed.begin(), typed.end());
+  std::vector<T> values(count);
+  std::memcpy(values.data(), raw.data(), raw.size());
+  return values;
+}
+
 Constant read_tensor(const onnx::TensorProto& tensor, const std::string& where) {
   Constant constant;
   constant.shape.assign(tensor.dims().begin(), tensor.dims().end());
@@ -39,36 +56,13 @@ Constant read_tensor(const onnx::TensorProto& tensor, const std::string& where) 
   ENGINE_REQUIRE(tensor.data_location() != onnx::TensorProto::EXTERNAL,
                  where << ": tensor " << tensor.name()
                        << " keeps its data in an external file, which import does not read");
-  const std::string& raw = tensor.raw_data();
   switch (tensor.data_type()) {
     case onnx::TensorProto::FLOAT:
-      if (!raw.empty()) {
-        ENGINE_REQUIRE(raw.size() == size_t(count) * sizeof(float),
-                       where << ": tensor " << tensor.name() << " has " << raw.size()
-                             << " bytes of data for " << count << " floats");
-        constant.values.resize(count);
-        std::memcpy(constant.values.data(), raw.data(), raw.size());
-      } else {
-        ENGINE_REQUIRE(tensor.float_data_size() == count,
-                       where << ": tensor " << tensor.name() << " has "
-                             << tensor.float_data_size() << " values for " << count);
-        constant.values.assign(tensor.float_data().begin(), tensor.float_data().end());
-      }
+      constant.values = tensor_values<float>(tensor, tensor.float_data(), count, where);
       break;
     case onnx::TensorProto::INT64:
-      if (!raw.empty()) {
-        ENGINE_REQUIRE(raw.size() == size_t(count) * sizeof(int64_t),
-                       where << ": tensor " << tensor.name() << " has " << raw.size()
-                             << " bytes of data for " << count << " int64s");
-        constant.integers.resize(count);
-        std::memcpy(constant.integers.data(), raw.data(), raw.size());
-      } else {
-        ENGINE_REQUIRE(tensor.int64_data_size() == count,
-                       where << ": tensor " << tensor.name() << " has "
-                             << tensor.int64_data_size() << " values for " << count);
-        constant.integers.assign(tensor.int64_data().begin(), tensor.int64_data().end());
-      }
-      for (int64_t v : constant.integers) constant.values.push_back(static_cast<float>(v));
+      constant.integers = tensor_values<int64_t>(tensor, tensor.int64_data(), count, where);
+      constant.values.assign(constant.integers.begin(), constant.integers.end());
       break;
     default:
       ENGINE_FAIL(where << ": tensor " << tensor.name() << " has element type "
@@ -537,9 +531,8 @@ class Importer {
   // The built net's pooled sizes against ONNX's formula for the same input.
   void check_pooling(const Net& net) const {
     for (const auto& [name, check] : pooled_) {
-      const Layer& pooling = net.layer_by_name(name);
-      int index = 0;
-      while (net.layers()[index].get() != &pooling) ++index;
+      const auto& names = net.layer_names();
+      const size_t index = std::find(names.begin(), names.end(), name) - names.begin();
       const Blob& in = *net.bottom_vecs()[index][0];
       const Blob& out = *net.top_vecs()[index][0];
       for (int a = 0; a < 2; ++a) {

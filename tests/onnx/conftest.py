@@ -61,7 +61,7 @@ def export_and_compare(tmp_path, prototxt_text, seed=0, inputs=None, dynamic_bat
     report = caffe.export_onnx(net, str(model_file), dynamic_batch=dynamic_batch)
     model = onnx.load(str(model_file))
     onnx.checker.check_model(model, full_check=True)
-    expected = net.forward(**feeds)
+    net.forward(**feeds)
     results = onnx_outputs(model_file, feeds)
     for name, blob in zip(report["outputs"], report["output_blobs"]):
         assert_close(results[name], net.blobs[blob].data, name, tolerance)

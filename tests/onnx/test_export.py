@@ -142,7 +142,6 @@ def test_dynamic_batch(tmp_path):
     model, report, net, _ = export_and_compare(tmp_path, text, dynamic_batch=True)
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
     x = np.random.RandomState(5).rand(5, 1, 28, 28).astype(np.float32)
-    ours = net.forward(data=x.copy()) if False else None
     net.blobs["data"].reshape(5, 1, 28, 28)
     net.reshape()
     ours = net.forward(data=x)["prob"]

@@ -24,7 +24,7 @@ def import_model(tmp_path, model_file, *flags):
 def round_trip(tmp_path, text, seed=0):
     model, report, net, feeds = export_and_compare(tmp_path, text, seed=seed)
     imported, _ = import_model(tmp_path, tmp_path / "model.onnx")
-    results = imported.forward(**feeds)
+    imported.forward(**feeds)
     for name, blob in zip(report["outputs"], report["output_blobs"]):
         assert_close(imported.blobs[name].data, net.blobs[blob].data, name)
 
