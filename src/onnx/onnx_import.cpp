@@ -140,6 +140,10 @@ class Importer {
     ENGINE_REQUIRE(input < node().input_size() && !node().input(input).empty(),
                    where() << ": has no input " << input);
     const std::string& tensor = node().input(input);
+    ENGINE_REQUIRE(!comparisons_.count(tensor),
+                   where() << ": reads the comparison " << tensor
+                           << " as booleans; the engine takes a comparison only as Cast to "
+                              "float (Caffe's Threshold)");
     ENGINE_REQUIRE(!constants_.count(tensor),
                    where() << ": input " << tensor << " is a constant where the engine needs a "
                                                       "computed tensor");
@@ -252,6 +256,14 @@ class Importer {
       layer("Power", {blob(0)})->mutable_power_param()->set_power(constant(1).values[0]);
     } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
       arithmetic(op);
+    } else if (op == "Greater") {
+      ENGINE_REQUIRE(is_constant(1) && constant(1).count() == 1,
+                     where() << ": compares with a scalar constant only (Caffe's Threshold)");
+      comparisons_[n.output(0)] = {blob(0), constant(1).values[0]};
+    } else if (op == "Cast") {
+      threshold();
+    } else if (op == "Slice") {
+      slice();
     } else if (op == "Sum" || op == "Max") {
       std::vector<std::string> bottoms;
       for (int i = 0; i < n.input_size(); ++i) bottoms.push_back(blob(i));
@@ -457,10 +469,21 @@ class Importer {
   void arithmetic(const std::string& op) {
     const int constant_side = is_constant(1) ? 1 : is_constant(0) ? 0 : -1;
     if (constant_side < 0) {
-      ENGINE_REQUIRE(op != "Div", where() << ": division of two tensors has no Caffe layer");
-      LayerParameter* made = layer("Eltwise", {blob(0), blob(1)});
+      std::string divisor;
+      if (op == "Div") {  // a times b to the power -1
+        LayerParameter* inverse = result_->net.add_layer();
+        inverse->set_name(layer_name());
+        inverse->set_type("Power");
+        inverse->add_bottom(blob(1));
+        divisor = inverse->name() + "/inverse";
+        inverse->add_top(divisor);
+        known_.insert(divisor);
+        inverse->mutable_power_param()->set_power(-1);
+      }
+      LayerParameter* made = layer("Eltwise", {blob(0), op == "Div" ? divisor : blob(1)});
       EltwiseParameter* p = made->mutable_eltwise_param();
-      p->set_operation(op == "Mul" ? EltwiseParameter::PROD : EltwiseParameter::SUM);
+      p->set_operation(op == "Mul" || op == "Div" ? EltwiseParameter::PROD
+                                                  : EltwiseParameter::SUM);
       if (op == "Sub") {
         p->add_coeff(1);
         p->add_coeff(-1);
@@ -521,6 +544,88 @@ class Importer {
     for (size_t i = 0; i + 1 < sizes.size(); ++i) p->add_slice_point(point += sizes[i]);
   }
 
+  void threshold() {
+    const auto found = comparisons_.find(node().input(0));
+    ENGINE_REQUIRE(found != comparisons_.end(),
+                   where() << ": casts only a Greater's result (Caffe's Threshold); elsewhere "
+                              "the engine keeps float tensors throughout");
+    ENGINE_REQUIRE(int_attribute("to", 0) == onnx::TensorProto::FLOAT,
+                   where() << ": casts a comparison to type " << int_attribute("to", 0)
+                           << "; the engine takes float (1)");
+    LayerParameter* made = result_->net.add_layer();
+    made->set_name(layer_name());
+    made->set_type("Threshold");
+    made->add_bottom(found->second.input);
+    made->add_top(node().output(0));
+    known_.insert(node().output(0));
+    made->mutable_threshold_param()->set_threshold(found->second.threshold);
+  }
+
+  // Slice with unit steps: on each axis a Caffe Slice into the part before, the part kept and
+  // the part after, the other two parts silenced. Needs the input's shape, from the net so far.
+  void slice() {
+    ENGINE_REQUIRE(node().input_size() >= 3,
+                   where() << ": needs starts and ends as inputs (opset 10 or newer)");
+    const Dims starts = constant(1).integers, ends = constant(2).integers;
+    const Dims shape = shape_of(blob(0));
+    const int rank = static_cast<int>(shape.size());
+    Dims axes, steps;
+    if (node().input_size() > 3 && !node().input(3).empty()) axes = constant(3).integers;
+    if (node().input_size() > 4 && !node().input(4).empty()) steps = constant(4).integers;
+    for (size_t i = axes.size(); i < starts.size(); ++i) axes.push_back(int64_t(i));
+    ENGINE_REQUIRE(starts.size() == ends.size() && axes.size() == starts.size(),
+                   where() << ": starts, ends and axes differ in length");
+    std::string source = blob(0);
+    for (size_t i = 0; i < axes.size(); ++i) {
+      ENGINE_REQUIRE(steps.empty() || steps[i] == 1,
+                     where() << ": step " << steps[i] << " has no Caffe form (steps of 1 only)");
+      const int64_t axis = axes[i] < 0 ? axes[i] + rank : axes[i];
+      ENGINE_REQUIRE(axis >= 0 && axis < rank,
+                     where() << ": axis " << axes[i] << " is outside the input's " << rank);
+      const int64_t dim = shape[axis];
+      const auto clamp = [dim](int64_t v) {
+        return std::clamp(v < 0 ? v + dim : v, int64_t(0), dim);
+      };
+      const int64_t begin = clamp(starts[i]), end = clamp(ends[i]);
+      ENGINE_REQUIRE(begin < end, where() << ": keeps nothing of axis " << axis);
+      if (begin == 0 && end == dim) continue;
+      LayerParameter* made = result_->net.add_layer();
+      made->set_name(layer_name());
+      made->set_type("Slice");
+      made->add_bottom(source);
+      SliceParameter* p = made->mutable_slice_param();
+      p->set_axis(static_cast<int>(axis));
+      const bool last = i + 1 == axes.size();
+      const std::string kept = last ? node().output(0) : made->name() + "/kept";
+      std::vector<std::string> unused;
+      if (begin > 0) {
+        p->add_slice_point(begin);
+        unused.push_back(made->name() + "/before");
+        made->add_top(unused.back());
+      }
+      made->add_top(kept);
+      if (end < dim) {
+        p->add_slice_point(end);
+        unused.push_back(made->name() + "/after");
+        made->add_top(unused.back());
+      }
+      LayerParameter* silence = result_->net.add_layer();
+      silence->set_name(layer_name());
+      silence->set_type("Silence");
+      for (const auto& name : unused) silence->add_bottom(name);
+      source = kept;
+    }
+    if (source != node().output(0)) alias_[node().output(0)] = source;  // every axis kept whole
+    known_.insert(node().output(0));
+  }
+
+  // A tensor's shape, from a net built of the layers converted so far.
+  Dims shape_of(const std::string& name) const {
+    Net net(result_->net);
+    const auto blob = net.blob_by_name(name);
+    return Dims(blob->shape().begin(), blob->shape().end());
+  }
+
  public:
   struct PoolingCheck {
     Dims kernel, strides, pads;
@@ -568,6 +673,11 @@ class Importer {
   std::set<std::string> known_;
   std::set<std::string> layer_names_;
   std::set<std::string> average_pools_;
+  struct Comparison {
+    std::string input;
+    float threshold;
+  };
+  std::map<std::string, Comparison> comparisons_;
   std::map<std::string, std::vector<BlobProto>> weights_;
   std::map<std::string, PoolingCheck> pooled_;
 };

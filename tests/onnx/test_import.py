@@ -43,15 +43,10 @@ def test_cifar10_with_batch_norm_comes_back(tmp_path):
         MODELS / "examples/cifar10/cifar10_full_sigmoid_train_test_bn.prototxt", [2, 3, 32, 32]))
 
 
-def test_a_net_of_many_layer_types_comes_back(tmp_path):
-    # The export's test net less the layers whose ONNX forms have no single layer to return
-    # to: LRN within a channel and Threshold (decompositions), Crop (a Slice with bounds).
-    blocks = LAYERS.strip().split("\nlayer")
-    dropped = ('"lrn_within"', '"threshold"', '"crop"', '"flatten"', '"ip"', '"reshape"')
-    text = "\nlayer".join(block for block in blocks
-                          if not any("name: " + word in block for word in dropped))
-    text = text.replace('bottom: "lrn_within" top: "bn2"', 'bottom: "avepool" top: "bn2"')
-    round_trip(tmp_path, text, seed=2)
+def test_a_net_of_every_exported_layer_type_comes_back(tmp_path):
+    # LRN within a channel and Threshold come back as their decompositions (Power, Eltwise,
+    # Pooling; Threshold from Greater and Cast), Crop as Caffe Slices with the rest silenced.
+    round_trip(tmp_path, LAYERS, seed=2)
 
 
 def tensor(name, values):
@@ -109,6 +104,33 @@ def test_a_pytorch_style_model_imports_and_matches_onnx_runtime(tmp_path):
     assert_close(net.forward(input=x)["output"], expected, "output")
 
 
+def test_slices_with_open_and_negative_bounds_and_a_tensor_division(tmp_path):
+    # x[:, 1:, :, -4:-1] as PyTorch writes it (INT64_MAX for an open end), one axis kept
+    # whole, then the slice divided by a computed tensor.
+    big = np.iinfo(np.int64).max
+    ints = lambda name, values: numpy_helper.from_array(np.asarray(values, np.int64), name)
+    nodes = [
+        helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["s"], name="/Slice"),
+        helper.make_node("Slice", ["s", "zero", "all", "zero"], ["whole"], name="/Slice_1"),
+        helper.make_node("Abs", ["whole"], ["a"], name="/Abs"),
+        helper.make_node("Add", ["a", "one"], ["d"], name="/Add"),
+        helper.make_node("Div", ["whole", "d"], ["y"], name="/Div"),
+    ]
+    graph = helper.make_graph(
+        nodes, "slices", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6, 5, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5, 5, 3])],
+        [ints("starts", [1, -4]), ints("ends", [big, -1]), ints("axes", [1, 3]),
+         ints("zero", [0]), ints("all", [big]), tensor("one", 1.0)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(tmp_path / "slices.onnx"))
+    net, _ = import_model(tmp_path, tmp_path / "slices.onnx")
+    x = np.random.RandomState(2).randn(2, 6, 5, 7).astype(np.float32)
+    expected = onnx_outputs(tmp_path / "slices.onnx", {"x": x})["y"]
+    assert_close(net.forward(x=x)["y"], expected, "y")
+    assert list(net.outputs) == ["y"]  # the parts cut away are silenced, not outputs
+
+
 def test_bad_files_and_operators_get_clear_errors(tmp_path):
     prototxt, weights = str(tmp_path / "n.prototxt"), str(tmp_path / "w.caffemodel")
 
@@ -135,6 +157,20 @@ def test_bad_files_and_operators_get_clear_errors(tmp_path):
     result = run(tmp_path / "erf.onnx")
     assert result.returncode == 1
     assert "node the_erf (Erf): operator Erf has no mapping" in result.stderr
+
+    def one_node_model(name, node, *initializers):
+        model = helper.make_model(helper.make_graph([node], "g", [x], [y], list(initializers)))
+        onnx.save(model, str(tmp_path / name))
+        return run(tmp_path / name)
+
+    ints = lambda name, values: numpy_helper.from_array(np.asarray(values, np.int64), name)
+    result = one_node_model("strided.onnx", helper.make_node(
+        "Slice", ["x", "s", "e", "a", "step"], ["y"], name="strided"),
+        ints("s", [0]), ints("e", [4]), ints("a", [1]), ints("step", [2]))
+    assert result.returncode == 1 and "node strided (Slice): step 2 has no Caffe form" in result.stderr
+    result = one_node_model("where.onnx", helper.make_node("Greater", ["x", "t"], ["y"], name="gt"),
+                            tensor("t", [1, 2, 3, 4]))
+    assert result.returncode == 1 and "compares with a scalar constant only" in result.stderr
 
     dynamic = helper.make_model(helper.make_graph(
         [helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
