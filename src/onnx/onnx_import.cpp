@@ -284,10 +284,15 @@ class Importer {
                                         << "; the engine's Flatten keeps the first axis (1)");
       layer("Flatten", {blob(0)});
     } else if (op == "Reshape") {
-      ENGINE_REQUIRE(int_attribute("allowzero", 0) == 0,
-                     where() << ": allowzero=1 has no Caffe form");
+      const Dims& dims = constant(1).integers;
+      // allowzero matters for a 0 in the shape only (copy the input's dimension, or make it 0).
+      ENGINE_REQUIRE(int_attribute("allowzero", 0) == 0 ||
+                         std::find(dims.begin(), dims.end(), 0) == dims.end(),
+                     where() << ": allowzero=1 with a 0 in the shape has no Caffe form");
       BlobShape* shape = layer("Reshape", {blob(0)})->mutable_reshape_param()->mutable_shape();
-      for (int64_t d : constant(1).integers) shape->add_dim(d);
+      for (int64_t d : dims) shape->add_dim(d);
+    } else if (op == "ReduceMean") {
+      reduce_mean();
     } else {
       ENGINE_FAIL(where() << ": operator " << op
                           << " has no mapping to the engine's layers (see the README's table)");
@@ -542,6 +547,38 @@ class Importer {
     p->set_axis(static_cast<int>(axis));
     int64_t point = 0;
     for (size_t i = 0; i + 1 < sizes.size(); ++i) p->add_slice_point(point += sizes[i]);
+  }
+
+  // The mean over trailing axes: over the spatial axes of an image kept as 1 x 1, a global
+  // average pooling; dropped, a Reduction.
+  void reduce_mean() {
+    const int rank = static_cast<int>(shape_of(blob(0)).size());
+    Dims axes = ints_attribute("axes");  // opset 18 moved them to an input
+    if (node().input_size() > 1 && !node().input(1).empty()) axes = constant(1).integers;
+    if (axes.empty() && int_attribute("noop_with_empty_axes", 0) == 0) {
+      for (int a = 0; a < rank; ++a) axes.push_back(a);
+    }
+    for (int64_t& a : axes) a = a < 0 ? a + rank : a;
+    std::sort(axes.begin(), axes.end());
+    const int64_t first = axes.empty() ? rank : axes[0];
+    bool trailing = !axes.empty();
+    for (size_t i = 0; i < axes.size(); ++i) trailing = trailing && axes[i] == first + int64_t(i);
+    trailing = trailing && axes.back() == rank - 1;
+    ENGINE_REQUIRE(trailing, where() << ": averages axes other than the last ones, which no "
+                                        "Caffe layer does");
+    const bool keep = int_attribute("keepdims", 1) == 1;
+    if (keep) {
+      ENGINE_REQUIRE(rank == 4 && first == 2,
+                     where() << ": keeps the averaged axes of other than an image's height and "
+                                "width, which no Caffe layer does");
+      LayerParameter* made = layer("Pooling", {blob(0)});
+      made->mutable_pooling_param()->set_global_pooling(true);
+      made->mutable_pooling_param()->set_pool(PoolingParameter::AVE);
+      return;
+    }
+    ReductionParameter* p = layer("Reduction", {blob(0)})->mutable_reduction_param();
+    p->set_operation(ReductionParameter::MEAN);
+    p->set_axis(static_cast<int>(first));
   }
 
   void threshold() {

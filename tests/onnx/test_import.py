@@ -172,6 +172,11 @@ def test_bad_files_and_operators_get_clear_errors(tmp_path):
                             tensor("t", [1, 2, 3, 4]))
     assert result.returncode == 1 and "compares with a scalar constant only" in result.stderr
 
+    result = one_node_model("mean.onnx", helper.make_node("ReduceMean", ["x"], ["y"], name="mean",
+                                                          axes=[0], keepdims=1))
+    assert result.returncode == 1
+    assert "node mean (ReduceMean): averages axes other than the last ones" in result.stderr
+
     dynamic = helper.make_model(helper.make_graph(
         [helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "width"])], [y]))
