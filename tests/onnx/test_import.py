@@ -31,6 +31,7 @@ def round_trip(tmp_path, text, seed=0):
 
 @pytest.mark.parametrize("path, old, new", [
     ("examples/mnist/lenet.prototxt", "dim: 64", "dim: 2"),
+    ("models/bvlc_reference_caffenet/deploy.prototxt", "dim: 10", "dim: 1"),
     ("models/bvlc_alexnet/deploy.prototxt", "dim: 10", "dim: 1"),
     ("models/bvlc_googlenet/deploy.prototxt", "dim: 10", "dim: 1"),
 ])
@@ -38,9 +39,11 @@ def test_exported_bvlc_nets_come_back(tmp_path, path, old, new):
     round_trip(tmp_path, with_batch((MODELS / path).read_text(), old, new))
 
 
-def test_cifar10_with_batch_norm_comes_back(tmp_path):
-    round_trip(tmp_path, deploy_from_train_test(
-        MODELS / "examples/cifar10/cifar10_full_sigmoid_train_test_bn.prototxt", [2, 3, 32, 32]))
+@pytest.mark.parametrize("path", ["examples/cifar10/cifar10_quick_train_test.prototxt",
+                                  "examples/cifar10/cifar10_full_train_test.prototxt",
+                                  "examples/cifar10/cifar10_full_sigmoid_train_test_bn.prototxt"])
+def test_cifar10_nets_come_back(tmp_path, path):
+    round_trip(tmp_path, deploy_from_train_test(MODELS / path, [2, 3, 32, 32]))
 
 
 def test_a_net_of_every_exported_layer_type_comes_back(tmp_path):
