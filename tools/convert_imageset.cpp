@@ -27,6 +27,7 @@
 #include "core/ordered_parallel_map.hpp"
 #include "data/datum.hpp"
 #include "data/db.hpp"
+#include "data/image_list.hpp"
 #include "io/progress.hpp"
 #include "tool_main.hpp"
 
@@ -50,40 +51,7 @@ namespace {
 // Caffe's shuffle draws from an unseeded generator; a fixed one makes conversions repeatable.
 constexpr uint64_t kShuffleSeed = 0x5eed'c0ffee;
 
-struct Entry {
-  std::string name;
-  int label;
-};
-
-std::vector<Entry> read_list(const std::string& path) {
-  std::ifstream file(path);
-  ENGINE_REQUIRE(file, path << ": cannot open the list file");
-  std::vector<Entry> entries;
-  std::string line;
-  for (int number = 1; std::getline(file, line); ++number) {
-    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
-    size_t start = 0;
-    while (start < line.size() && std::isspace(static_cast<unsigned char>(line[start]))) ++start;
-    if (start == line.size()) continue;  // blank lines carry nothing
-    const size_t separator = line.find_last_of(" \t");
-    ENGINE_REQUIRE(separator != std::string::npos && separator > start,
-                   path << ":" << number << ": expected 'FILE LABEL', got '" << line << "'");
-    const std::string label_text = line.substr(separator + 1);
-    int label = 0;
-    const auto [end, error] =
-        std::from_chars(label_text.data(), label_text.data() + label_text.size(), label);
-    ENGINE_REQUIRE(error == std::errc() && end == label_text.data() + label_text.size(),
-                   path << ":" << number << ": the label '" << label_text
-                        << "' is not an integer (expected 'FILE LABEL')");
-    size_t name_end = separator;
-    while (name_end > start && std::isspace(static_cast<unsigned char>(line[name_end - 1]))) {
-      --name_end;
-    }
-    entries.push_back({line.substr(start, name_end - start), label});
-  }
-  ENGINE_REQUIRE(!file.bad(), path << ": read error");
-  return entries;
-}
+using Entry = ImageListEntry;
 
 // Fisher-Yates on mt19937_64, whose output the standard fixes: the same order everywhere
 // (std::shuffle's is left to the library).
@@ -137,7 +105,7 @@ int convert(const std::string& root_argument, const std::string& list_path,
   for (char& c : encode_type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (!encode_type.empty() && encode_type[0] == '.') encode_type.erase(0, 1);
 
-  std::vector<Entry> entries = read_list(list_path);
+  std::vector<Entry> entries = read_image_list(list_path);
   ENGINE_REQUIRE(!entries.empty(), list_path << ": the list names no images");
   if (FLAGS_shuffle) {
     std::fprintf(stderr, "Shuffling data\n");

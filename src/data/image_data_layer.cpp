@@ -6,13 +6,13 @@
 // permutation drawn from the layer's shuffle seed and the epoch number. Wraps around; rand_skip
 // skips a random number of lines (below rand_skip) at the start. Tops: data and label.
 #include <algorithm>
-#include <fstream>
 #include <memory>
 #include <numeric>
 
 #include "core/context.hpp"
 #include "core/layer_registry.hpp"
 #include "data/datum.hpp"
+#include "data/image_list.hpp"
 #include "data/prefetch.hpp"
 #include "data/transformer.hpp"
 
@@ -46,31 +46,14 @@ struct ImageList {
 };
 
 void read_list(ImageList* list) {
-  std::ifstream in(list->file);
-  ENGINE_REQUIRE(in, list->owner << ": cannot open the image list " << list->file);
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    const size_t space = line.find_last_of(' ');
-    size_t parsed = 0;
-    int label = 0;
-    bool ok = space != std::string::npos && space > 0;
-    if (ok) {
-      try {
-        label = std::stoi(line.substr(space + 1), &parsed);
-      } catch (const std::exception&) {
-        ok = false;
-      }
-      ok = ok && parsed == line.size() - space - 1;
+  try {
+    for (ImageListEntry& entry : read_image_list(list->file)) {
+      list->paths.push_back(std::move(entry.name));
+      list->labels.push_back(entry.label);
+      list->line_numbers.push_back(entry.line);
     }
-    ENGINE_REQUIRE(ok, list->owner << ": " << list->file << ":" << number
-                                   << ": expected 'path label' (an integer label after the last "
-                                      "space), found '"
-                                   << line << "'");
-    list->paths.push_back(line.substr(0, space));
-    list->labels.push_back(label);
-    list->line_numbers.push_back(number);
+  } catch (const Error& error) {
+    ENGINE_FAIL(list->owner << ": " << error.what());
   }
   ENGINE_REQUIRE(!list->paths.empty(), list->owner << ": the image list " << list->file
                                                    << " names no images");

@@ -446,7 +446,7 @@ TEST_F(ImageDataLayerTest, ErrorsNameTheListLine) {
   LayerPtr layer = image_layer(bad_line, "batch_size: 1");
   std::string message = testing::setup_error(*layer, {}, {&data_, &label_});
   EXPECT_TRUE(
-      contains(message, "layer images (ImageData): " + bad_line + ":2: expected 'path label'"));
+      contains(message, "layer images (ImageData): " + bad_line + ":2: expected 'FILE LABEL'"));
 
   const std::string missing = make_list(2, "missing.png 5");
   layer = image_layer(missing, "batch_size: 1");

@@ -277,7 +277,7 @@ TEST_F(DataTools, ImagesetBadUsage) {
   EXPECT_CONTAINS(output, "expected ROOTFOLDER/ LISTFILE DB_NAME, got 2 argument(s)");
 
   EXPECT_EQ(run("convert_imageset", root + path("absent.txt") + " " + path("db"), &output), 1);
-  EXPECT_CONTAINS(output, path("absent.txt") + ": cannot open the list file");
+  EXPECT_CONTAINS(output, path("absent.txt") + ": cannot open the image list");
 
   write("list.txt", "a.png 0\na.png 1\njustaname.png\n");
   EXPECT_EQ(run("convert_imageset", root + path("list.txt") + " " + path("db"), &output), 1);
