@@ -19,6 +19,12 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// Memory refused (by the system, or past set_host_memory_limit): the net adds the layer's name.
+class OutOfMemory : public Error {
+ public:
+  explicit OutOfMemory(const std::string& message) : Error(message) {}
+};
+
 }  // namespace engine
 
 #define ENGINE_FAIL(message)                   \

@@ -219,7 +219,11 @@ void Net::init(const NetParameter& given) {
     }
 
     Layer& layer = *layers_[i];
-    layer.setup(bottom_vecs_[i], top_vecs_[i]);
+    try {
+      layer.setup(bottom_vecs_[i], top_vecs_[i]);
+    } catch (const OutOfMemory& error) {
+      throw OutOfMemory(layer.describe() + ": setup: " + error.what());
+    }
     for (size_t j = 0; j < top_vecs_[i].size(); ++j) {
       VLOG(1) << "top shape " << blob_names_[top_ids_[i][j]] << ": "
               << top_vecs_[i][j]->shape_string();
@@ -408,7 +412,12 @@ float Net::forward_from_to(int start, int end) {
   CHECK_GE(start, 0);
   CHECK_LT(end, static_cast<int>(layers_.size()));
   float loss = 0;
-  for (int i = start; i <= end; ++i) loss += layers_[i]->forward(bottom_vecs_[i], top_vecs_[i]);
+  int i = start;
+  try {
+    for (; i <= end; ++i) loss += layers_[i]->forward(bottom_vecs_[i], top_vecs_[i]);
+  } catch (const OutOfMemory& error) {
+    throw OutOfMemory(layers_[i]->describe() + ": forward: " + error.what());
+  }
   return loss;
 }
 
@@ -417,11 +426,16 @@ float Net::forward() { return forward_from_to(0, static_cast<int>(layers_.size()
 void Net::backward_from_to(int start, int end) {
   CHECK_GE(end, 0);
   CHECK_LT(start, static_cast<int>(layers_.size()));
-  for (int i = start; i >= end; --i) {
-    if (layer_need_backward_[i]) {
-      layers_[i]->backward(top_vecs_[i], bottom_need_backward_[i], bottom_vecs_[i]);
+  int i = start;
+  try {
+    for (; i >= end; --i) {
+      if (layer_need_backward_[i]) {
+        layers_[i]->backward(top_vecs_[i], bottom_need_backward_[i], bottom_vecs_[i]);
+      }
+      if (after_backward_step_) after_backward_step_(i);
     }
-    if (after_backward_step_) after_backward_step_(i);
+  } catch (const OutOfMemory& error) {
+    throw OutOfMemory(layers_[i]->describe() + ": backward: " + error.what());
   }
 }
 

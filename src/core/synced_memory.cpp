@@ -1,6 +1,8 @@
 #include "core/synced_memory.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <sstream>
 #include <cstdlib>
 #include <cstring>
 
@@ -16,19 +18,43 @@ namespace {
 // 64-byte alignment suits AVX-512 loads and oneDNN's preferred alignment.
 constexpr size_t kHostAlignment = 64;
 
+std::atomic<size_t> host_limit{0};
+std::atomic<size_t> host_in_use{0};
+
+size_t rounded_size(size_t bytes) {
+  return std::max<size_t>(1, (bytes + kHostAlignment - 1) / kHostAlignment) * kHostAlignment;
+}
+
 void* allocate_host(size_t bytes) {
-  const size_t rounded =
-      std::max<size_t>(1, (bytes + kHostAlignment - 1) / kHostAlignment) * kHostAlignment;
-  void* pointer = std::aligned_alloc(kHostAlignment, rounded);
-  CHECK(pointer) << "out of host memory allocating " << bytes << " bytes";
+  const size_t rounded = rounded_size(bytes);
+  const size_t limit = host_limit.load();
+  const size_t before = host_in_use.fetch_add(rounded);
+  void* pointer = nullptr;
+  if (limit == 0 || before + rounded <= limit) pointer = std::aligned_alloc(kHostAlignment, rounded);
+  if (!pointer) {
+    host_in_use.fetch_sub(rounded);
+    std::ostringstream message;
+    message << "out of host memory: cannot allocate " << bytes << " bytes (" << before
+            << " in use";
+    if (limit) message << ", limit " << limit;
+    throw OutOfMemory(message.str() + ")");
+  }
   return pointer;
 }
+
+void free_host(void* pointer, size_t bytes) {
+  std::free(pointer);
+  host_in_use.fetch_sub(rounded_size(bytes));
+}
 }  // namespace
+
+void set_host_memory_limit(size_t bytes) { host_limit = bytes; }
+size_t host_memory_in_use() { return host_in_use.load(); }
 
 SyncedMemory::~SyncedMemory() { release(); }
 
 void SyncedMemory::release() {
-  if (host_) std::free(host_);
+  if (host_) free_host(host_, capacity_);
 #ifdef ENGINE_USE_CUDA
   if (device_) cudaFree(device_);
 #endif

@@ -9,6 +9,11 @@
 
 namespace engine {
 
+// The most host memory that all buffers together may hold; 0 (the default) leaves the limit to
+// the system. An allocation past it, or one the system refuses, throws engine::OutOfMemory.
+void set_host_memory_limit(size_t bytes);
+size_t host_memory_in_use();
+
 class SyncedMemory {
  public:
   enum class Head { UNINITIALIZED, AT_HOST, AT_DEVICE, SYNCED };

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -52,6 +53,10 @@ void parse_text(const std::string& text, const std::string& source,
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   ENGINE_REQUIRE(in, "cannot open " << path << ": " << std::strerror(errno));
+  // A device or a pipe could be endless (a weights file naming /dev/zero).
+  std::error_code error;
+  ENGINE_REQUIRE(std::filesystem::is_regular_file(path, error),
+                 "cannot read " << path << ": not a regular file");
   std::ostringstream contents;
   contents << in.rdbuf();
   ENGINE_REQUIRE(!in.bad(), "error reading " << path);
