@@ -13,6 +13,7 @@ packages=(
   openmpi-bin libopenmpi-dev libonnx-dev
   pybind11-dev python3-dev python3-numpy python3-protobuf python3-pytest python3-matplotlib
   python3-pydot python3-pil graphviz python3-venv python3-pip python3-setuptools python3-wheel
+  clang libclang-rt-dev
 )
 
 missing=()
