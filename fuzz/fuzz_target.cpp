@@ -14,7 +14,8 @@
 namespace engine::fuzz {
 namespace {
 
-constexpr size_t kHostMemoryLimit = size_t(512) << 20;
+// Small enough that a big real net (AlexNet's fc6) is refused quickly rather than filled slowly.
+constexpr size_t kHostMemoryLimit = size_t(64) << 20;
 
 // Under /dev/shm where there is one: the inputs never touch a disk.
 const std::filesystem::path& own_folder() {

@@ -39,14 +39,14 @@ for target in "${targets[@]}"; do
   seeds=("$corpus/$target")
   [ -d "fuzz/regressions/$target" ] && seeds+=("fuzz/regressions/$target")
   if ! (cd "build-fuzz/findings/$target" &&
-        "../../bin/fuzz_$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=3072 \
+        "../../bin/fuzz_$target" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=3072 \
           -print_final_stats=1 "../../grown/$target" "${seeds[@]/#/../../../}") >"$log" 2>&1; then
     echo "fuzz_$target found a problem; its log: $log; the input: build-fuzz/findings/$target/" >&2
     grep -m5 -E "ERROR|SUMMARY|runtime error|terminate|Check failed" "$log" >&2 || tail -20 "$log" >&2
     exit 1
   fi
   executions=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$')
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | grep -o '[0-9]*$')
+  rate=$((executions / seconds))
   coverage=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$')
   size=$(ls "build-fuzz/grown/$target" | wc -l)
   printf "%-14s %12s %10s %8s %8s\n" "$target" "$executions" "$rate" "$coverage" "$size"

@@ -11,7 +11,12 @@
 namespace engine {
 
 cv::Mat read_image(const std::string& path, bool color, int height, int width) {
-  cv::Mat image = cv::imread(path, color ? cv::IMREAD_COLOR : cv::IMREAD_GRAYSCALE);
+  cv::Mat image;
+  try {
+    image = cv::imread(path, color ? cv::IMREAD_COLOR : cv::IMREAD_GRAYSCALE);
+  } catch (const cv::Exception&) {  // OpenCV asserts on some corrupt images
+    image.release();
+  }
   ENGINE_REQUIRE(!image.empty(), path << ": cannot read the image (missing, or not an image "
                                          "format OpenCV decodes)");
   if (height > 0 && width > 0 && (image.rows != height || image.cols != width)) {
@@ -72,7 +77,12 @@ cv::Mat datum_to_image(const Datum& datum, bool force_color, bool force_gray) {
     const int mode = force_color  ? cv::IMREAD_COLOR
                      : force_gray ? cv::IMREAD_GRAYSCALE
                                   : cv::IMREAD_ANYCOLOR;
-    cv::Mat image = cv::imdecode(buffer, mode);
+    cv::Mat image;
+    try {
+      if (!bytes.empty()) image = cv::imdecode(buffer, mode);
+    } catch (const cv::Exception&) {  // OpenCV asserts on some corrupt images
+      image.release();
+    }
     ENGINE_REQUIRE(!image.empty(), "an encoded record does not decode as an image ("
                                        << bytes.size() << " bytes)");
     return image;
@@ -81,6 +91,9 @@ cv::Mat datum_to_image(const Datum& datum, bool force_color, bool force_gray) {
   ENGINE_REQUIRE(channels > 0 && height > 0 && width > 0,
                  "a record has no pixels (channels " << channels << ", height " << height
                                                      << ", width " << width << ")");
+  ENGINE_REQUIRE(channels <= CV_CN_MAX, "a record has " << channels
+                                                        << " channels; images have at most "
+                                                        << CV_CN_MAX);
   ENGINE_REQUIRE(datum.data().size() == size_t(channels) * height * width,
                  "a record holds " << datum.data().size() << " bytes, but " << channels << " x "
                                    << height << " x " << width << " needs "

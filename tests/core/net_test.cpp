@@ -4,6 +4,7 @@
 
 #include "core/context.hpp"
 #include "core/net.hpp"
+#include "core/synced_memory.hpp"
 #include "gradient_checker.hpp"
 #include "io/prototxt.hpp"
 
@@ -408,6 +409,35 @@ TEST(NetErrors, IncompatibleShapesNameTheLayer) {
     )"));
   });
   EXPECT_CONTAINS(message, "layer sum (Eltwise)");
+}
+
+// ---- memory ------------------------------------------------------------------------------
+
+// Sets the host memory limit for one test and puts it back.
+class HostMemoryLimit {
+ public:
+  explicit HostMemoryLimit(size_t bytes) { set_host_memory_limit(bytes); }
+  ~HostMemoryLimit() { set_host_memory_limit(0); }
+};
+
+TEST(Net, MemoryRefusedNamesTheLayer) {
+  const std::string text = R"(
+    layer { name: 'x' type: 'Input' top: 'x' input_param { shape { dim: 2 dim: 1000 } } }
+    layer { name: 'wide' type: 'InnerProduct' bottom: 'x' top: 'y'
+            inner_product_param { num_output: 1000 weight_filler { type: 'gaussian' } } })";
+  {
+    const HostMemoryLimit limit(host_memory_in_use() + (1 << 20));
+    const std::string message = error_of([&] { Net net(net_param(text)); });
+    EXPECT_CONTAINS(message, "layer wide (InnerProduct): setup: out of host memory: cannot "
+                             "allocate 4000000 bytes");
+    EXPECT_CONTAINS(message, "limit");
+  }
+  Net net(net_param(text));
+  fill_inputs(net);
+  const HostMemoryLimit limit(host_memory_in_use() + 1000);
+  EXPECT_CONTAINS(error_of([&] { net.forward(); }),
+                  "layer wide (InnerProduct): forward: out of host memory: cannot allocate 8000 "
+                  "bytes");
 }
 
 }  // namespace
