@@ -135,7 +135,16 @@ std::vector<int> DataTransformer::slot_shape(const Datum& datum) const {
     const cv::Mat image = datum_to_image(datum, param_.force_color(), param_.force_gray());
     return slot_shape(image.channels(), image.rows, image.cols);
   }
-  return slot_shape(datum.channels(), datum.height(), datum.width());
+  const std::vector<int> slot = slot_shape(datum.channels(), datum.height(), datum.width());
+  // Checked here, before a batch is shaped after the record: a corrupt record's dimensions
+  // could ask for any amount of memory.
+  const size_t needed = size_t(datum.channels()) * datum.height() * datum.width();
+  const size_t held =
+      datum.data().empty() ? size_t(datum.float_data_size()) : datum.data().size();
+  ENGINE_REQUIRE(held == needed, owner_ << ": a record of " << datum.channels() << " x "
+                                        << datum.height() << " x " << datum.width() << " holds "
+                                        << held << " values; it needs " << needed);
+  return slot;
 }
 
 std::vector<float> DataTransformer::draw_lighting_alphas(std::mt19937& rng) const {
