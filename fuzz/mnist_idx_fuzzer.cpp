@@ -1,6 +1,7 @@
 // A pair of MNIST idx files (convert_mnist_data's IMAGES and LABELS, gzipped or not): the input's
 // first four bytes (little-endian) give the length of the image file, which follows; the rest is
 // the label file. Every item is read.
+#include <algorithm>
 #include <cstring>
 
 #include "data/mnist_idx.hpp"

@@ -1,7 +1,6 @@
 // A net prototxt that parses, then built: every layer's parameters, shapes and blob wiring
 // must fail cleanly. Inputs naming devices or kernel files are skipped (an endless source file
 // is not a file-format question).
-#include <cstring>
 
 #include "core/net.hpp"
 #include "engine.pb.h"

@@ -136,15 +136,24 @@ std::vector<int> DataTransformer::slot_shape(const Datum& datum) const {
     return slot_shape(image.channels(), image.rows, image.cols);
   }
   const std::vector<int> slot = slot_shape(datum.channels(), datum.height(), datum.width());
-  // Checked here, before a batch is shaped after the record: a corrupt record's dimensions
-  // could ask for any amount of memory.
-  const size_t needed = size_t(datum.channels()) * datum.height() * datum.width();
-  const size_t held =
-      datum.data().empty() ? size_t(datum.float_data_size()) : datum.data().size();
-  ENGINE_REQUIRE(held == needed, owner_ << ": a record of " << datum.channels() << " x "
-                                        << datum.height() << " x " << datum.width() << " holds "
-                                        << held << " values; it needs " << needed);
+  // Checked here too, before a batch is shaped after the record: a corrupt record's
+  // dimensions could ask for any amount of memory.
+  require_record_size(datum);
   return slot;
+}
+
+void DataTransformer::require_record_size(const Datum& datum) const {
+  const int channels = datum.channels(), height = datum.height(), width = datum.width();
+  const size_t size = size_t(channels) * height * width;
+  if (!datum.data().empty()) {
+    ENGINE_REQUIRE(datum.data().size() == size,
+                   owner_ << ": a record of " << shape_text(channels, height, width) << " holds "
+                          << datum.data().size() << " bytes; it needs " << size);
+  } else {
+    ENGINE_REQUIRE(static_cast<size_t>(datum.float_data_size()) == size,
+                   owner_ << ": a record of " << shape_text(channels, height, width) << " holds "
+                          << datum.float_data_size() << " float values; it needs " << size);
+  }
 }
 
 std::vector<float> DataTransformer::draw_lighting_alphas(std::mt19937& rng) const {
@@ -271,18 +280,12 @@ void DataTransformer::transform(const Datum& datum, const std::vector<int>& slot
   ENGINE_REQUIRE(channels > 0 && height > 0 && width > 0,
                  owner_ << ": a record has no pixels (" << shape_text(channels, height, width)
                         << ")");
-  const size_t size = size_t(channels) * height * width;
+  require_record_size(datum);
   const long plane = long(height) * width;
   if (!datum.data().empty()) {
-    ENGINE_REQUIRE(datum.data().size() == size,
-                   owner_ << ": a record of " << shape_text(channels, height, width) << " holds "
-                          << datum.data().size() << " bytes; it needs " << size);
     transform_planes(reinterpret_cast<const uint8_t*>(datum.data().data()), channels, height,
                      width, plane, width, 1, slot, out);
   } else {
-    ENGINE_REQUIRE(static_cast<size_t>(datum.float_data_size()) == size,
-                   owner_ << ": a record of " << shape_text(channels, height, width) << " holds "
-                          << datum.float_data_size() << " float values; it needs " << size);
     transform_planes(datum.float_data().data(), channels, height, width, plane, width, 1, slot,
                      out);
   }

@@ -58,6 +58,8 @@ class DataTransformer {
                         long channel_stride, long row_stride, long column_stride,
                         const std::vector<int>& slot, float* out) const;
   void validate(int channels, int height, int width) const;
+  // A raw record holds channels x height x width bytes or float values.
+  void require_record_size(const Datum& datum) const;
 
   TransformationParameter param_;
   Phase phase_;

@@ -154,16 +154,25 @@ class Importer {
     return name;
   }
 
-  LayerParameter* layer(const std::string& type, std::vector<std::string> bottoms,
-                        int outputs = 1) {
+  // A layer named after the node, reading `bottoms`; its tops come from add_top.
+  LayerParameter* new_layer(const std::string& type, const std::vector<std::string>& bottoms) {
     LayerParameter* made = result_->net.add_layer();
     made->set_name(layer_name());
     made->set_type(type);
     for (const auto& bottom : bottoms) made->add_bottom(bottom);
+    return made;
+  }
+  void add_top(LayerParameter* layer, const std::string& top) {
+    layer->add_top(top);
+    known_.insert(top);
+  }
+  // A layer whose tops are the node's first `outputs` outputs.
+  LayerParameter* layer(const std::string& type, const std::vector<std::string>& bottoms,
+                        int outputs = 1) {
+    LayerParameter* made = new_layer(type, bottoms);
     for (int j = 0; j < outputs; ++j) {
       ENGINE_REQUIRE(j < node().output_size(), where() << ": has fewer outputs than expected");
-      made->add_top(node().output(j));
-      known_.insert(node().output(j));
+      add_top(made, node().output(j));
     }
     return made;
   }
@@ -433,13 +442,9 @@ class Importer {
                                     [](float v) { return v != 1; }) ||
                         std::any_of(beta.values.begin(), beta.values.end(),
                                     [](float v) { return v != 0; });
-    LayerParameter* made = result_->net.add_layer();
-    made->set_name(layer_name());
-    made->set_type("BatchNorm");
-    made->add_bottom(input);
+    LayerParameter* made = new_layer("BatchNorm", {input});
     const std::string normalized = affine ? made->name() + "/normalized" : node().output(0);
-    made->add_top(normalized);
-    known_.insert(normalized);
+    add_top(made, normalized);
     made->mutable_batch_norm_param()->set_use_global_stats(true);
     made->mutable_batch_norm_param()->set_eps(float_attribute("epsilon", 1e-5f));
     const float one = 1;
@@ -447,12 +452,7 @@ class Importer {
     blob_proto(made, {variance.count()}, variance.values.data());
     blob_proto(made, {1}, &one);
     if (!affine) return;
-    LayerParameter* scale = result_->net.add_layer();
-    scale->set_name(layer_name());
-    scale->set_type("Scale");
-    scale->add_bottom(normalized);
-    scale->add_top(node().output(0));
-    known_.insert(node().output(0));
+    LayerParameter* scale = layer("Scale", {normalized});
     scale->mutable_scale_param()->set_bias_term(true);
     blob_proto(scale, {gamma.count()}, gamma.values.data());
     blob_proto(scale, {beta.count()}, beta.values.data());
@@ -476,13 +476,9 @@ class Importer {
     if (constant_side < 0) {
       std::string divisor;
       if (op == "Div") {  // a times b to the power -1
-        LayerParameter* inverse = result_->net.add_layer();
-        inverse->set_name(layer_name());
-        inverse->set_type("Power");
-        inverse->add_bottom(blob(1));
+        LayerParameter* inverse = new_layer("Power", {blob(1)});
         divisor = inverse->name() + "/inverse";
-        inverse->add_top(divisor);
-        known_.insert(divisor);
+        add_top(inverse, divisor);
         inverse->mutable_power_param()->set_power(-1);
       }
       LayerParameter* made = layer("Eltwise", {blob(0), op == "Div" ? divisor : blob(1)});
@@ -589,13 +585,8 @@ class Importer {
     ENGINE_REQUIRE(int_attribute("to", 0) == onnx::TensorProto::FLOAT,
                    where() << ": casts a comparison to type " << int_attribute("to", 0)
                            << "; the engine takes float (1)");
-    LayerParameter* made = result_->net.add_layer();
-    made->set_name(layer_name());
-    made->set_type("Threshold");
-    made->add_bottom(found->second.input);
-    made->add_top(node().output(0));
-    known_.insert(node().output(0));
-    made->mutable_threshold_param()->set_threshold(found->second.threshold);
+    layer("Threshold", {found->second.input})
+        ->mutable_threshold_param()->set_threshold(found->second.threshold);
   }
 
   // Slice with unit steps: on each axis a Caffe Slice into the part before, the part kept and
@@ -626,10 +617,7 @@ class Importer {
       const int64_t begin = clamp(starts[i]), end = clamp(ends[i]);
       ENGINE_REQUIRE(begin < end, where() << ": keeps nothing of axis " << axis);
       if (begin == 0 && end == dim) continue;
-      LayerParameter* made = result_->net.add_layer();
-      made->set_name(layer_name());
-      made->set_type("Slice");
-      made->add_bottom(source);
+      LayerParameter* made = new_layer("Slice", {source});
       SliceParameter* p = made->mutable_slice_param();
       p->set_axis(static_cast<int>(axis));
       const bool last = i + 1 == axes.size();
@@ -638,18 +626,15 @@ class Importer {
       if (begin > 0) {
         p->add_slice_point(begin);
         unused.push_back(made->name() + "/before");
-        made->add_top(unused.back());
+        add_top(made, unused.back());
       }
-      made->add_top(kept);
+      add_top(made, kept);
       if (end < dim) {
         p->add_slice_point(end);
         unused.push_back(made->name() + "/after");
-        made->add_top(unused.back());
+        add_top(made, unused.back());
       }
-      LayerParameter* silence = result_->net.add_layer();
-      silence->set_name(layer_name());
-      silence->set_type("Silence");
-      for (const auto& name : unused) silence->add_bottom(name);
+      new_layer("Silence", unused);
       source = kept;
     }
     if (source != node().output(0)) alias_[node().output(0)] = source;  // every axis kept whole
