@@ -17,6 +17,18 @@ SOURCE = Path(os.environ.get("ENGINE_SOURCE_DIR", Path(__file__).parents[2]))
 BINARY = Path(os.environ.get("ENGINE_BINARY_DIR", SOURCE / "build"))
 MODELS = SOURCE / ".." / "shared" / "caffe-models"
 
+# BVLC's deploy nets (path, the batch line, a smaller batch) and CIFAR-10's train/test nets:
+# what export and import are checked on.
+DEPLOY_NETS = [
+    ("examples/mnist/lenet.prototxt", "dim: 64", "dim: 2"),
+    ("models/bvlc_reference_caffenet/deploy.prototxt", "dim: 10", "dim: 2"),
+    ("models/bvlc_alexnet/deploy.prototxt", "dim: 10", "dim: 2"),
+    ("models/bvlc_googlenet/deploy.prototxt", "dim: 10", "dim: 1"),
+]
+CIFAR10_NETS = ["examples/cifar10/cifar10_quick_train_test.prototxt",
+                "examples/cifar10/cifar10_full_train_test.prototxt",
+                "examples/cifar10/cifar10_full_sigmoid_train_test_bn.prototxt"]
+
 
 def randomize(net, seed):
     """Random weights everywhere (BatchNorm: positive variances, a scale factor of 2)."""

@@ -6,8 +6,8 @@ import onnx
 import pytest
 
 import engine as caffe
-from conftest import (MODELS, assert_close, deploy_from_train_test, export_and_compare,
-                      onnx_outputs, randomize, run_cli)
+from conftest import (CIFAR10_NETS, DEPLOY_NETS, MODELS, assert_close, deploy_from_train_test,
+                      export_and_compare, onnx_outputs, randomize, run_cli)
 
 
 def with_batch(text, old, new):
@@ -15,12 +15,7 @@ def with_batch(text, old, new):
     return text.replace(old, new, 1)
 
 
-@pytest.mark.parametrize("path, old, new", [
-    ("examples/mnist/lenet.prototxt", "dim: 64", "dim: 2"),
-    ("models/bvlc_reference_caffenet/deploy.prototxt", "dim: 10", "dim: 2"),
-    ("models/bvlc_alexnet/deploy.prototxt", "dim: 10", "dim: 2"),
-    ("models/bvlc_googlenet/deploy.prototxt", "dim: 10", "dim: 1"),
-])
+@pytest.mark.parametrize("path, old, new", DEPLOY_NETS)
 def test_bvlc_deploy_nets(tmp_path, path, old, new):
     text = with_batch((MODELS / path).read_text(), old, new)
     model, report, _, _ = export_and_compare(tmp_path, text)
@@ -28,9 +23,7 @@ def test_bvlc_deploy_nets(tmp_path, path, old, new):
     assert model.opset_import[0].version == 13
 
 
-@pytest.mark.parametrize("path", ["examples/cifar10/cifar10_quick_train_test.prototxt",
-                                  "examples/cifar10/cifar10_full_train_test.prototxt",
-                                  "examples/cifar10/cifar10_full_sigmoid_train_test_bn.prototxt"])
+@pytest.mark.parametrize("path", CIFAR10_NETS)
 def test_cifar10_nets(tmp_path, path):
     export_and_compare(tmp_path, deploy_from_train_test(MODELS / path, [2, 3, 32, 32]))
 

@@ -7,8 +7,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import engine as caffe
-from conftest import (MODELS, assert_close, deploy_from_train_test, export_and_compare,
-                      onnx_outputs, run_cli)
+from conftest import (CIFAR10_NETS, DEPLOY_NETS, MODELS, assert_close, deploy_from_train_test,
+                      export_and_compare, onnx_outputs, run_cli)
 from test_export import LAYERS, with_batch
 
 
@@ -29,19 +29,12 @@ def round_trip(tmp_path, text, seed=0):
         assert_close(imported.blobs[name].data, net.blobs[blob].data, name)
 
 
-@pytest.mark.parametrize("path, old, new", [
-    ("examples/mnist/lenet.prototxt", "dim: 64", "dim: 2"),
-    ("models/bvlc_reference_caffenet/deploy.prototxt", "dim: 10", "dim: 1"),
-    ("models/bvlc_alexnet/deploy.prototxt", "dim: 10", "dim: 1"),
-    ("models/bvlc_googlenet/deploy.prototxt", "dim: 10", "dim: 1"),
-])
+@pytest.mark.parametrize("path, old, new", DEPLOY_NETS)
 def test_exported_bvlc_nets_come_back(tmp_path, path, old, new):
     round_trip(tmp_path, with_batch((MODELS / path).read_text(), old, new))
 
 
-@pytest.mark.parametrize("path", ["examples/cifar10/cifar10_quick_train_test.prototxt",
-                                  "examples/cifar10/cifar10_full_train_test.prototxt",
-                                  "examples/cifar10/cifar10_full_sigmoid_train_test_bn.prototxt"])
+@pytest.mark.parametrize("path", CIFAR10_NETS)
 def test_cifar10_nets_come_back(tmp_path, path):
     round_trip(tmp_path, deploy_from_train_test(MODELS / path, [2, 3, 32, 32]))
 
