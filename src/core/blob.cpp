@@ -36,9 +36,11 @@ void Blob::reshape(const std::vector<int>& shape) {
   for (int dim : shape) {
     ENGINE_REQUIRE(dim >= 0, "negative blob dimension in shape " << engine::shape_string(shape));
     count *= dim;
+    // As Caffe: kernels, BLAS and CUDA index a blob with 32-bit integers.
+    ENGINE_REQUIRE(count <= INT_MAX, "blob shape " << engine::shape_string(shape)
+                                                   << " holds more than 2^31 - 1 values, the "
+                                                      "most a blob can hold");
   }
-  ENGINE_REQUIRE(count <= (int64_t(1) << 40), "blob shape " << engine::shape_string(shape)
-                                                             << " is too large");
   shape_ = shape;
   count_ = count;
   const size_t bytes = sizeof(float) * count;

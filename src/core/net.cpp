@@ -1,6 +1,7 @@
 #include "core/net.hpp"
 
 #include <algorithm>
+#include <new>
 #include <set>
 #include <sstream>
 
@@ -14,6 +15,24 @@ namespace engine {
 // ---- construction steps ------------------------------------------------------------------
 
 namespace {
+
+// Called in a catch block: the error leaves naming the layer and the step once. A library's
+// exception (oneDNN's, OpenCV's, std::bad_alloc) becomes the engine's, not an abort.
+[[noreturn]] void rethrow_naming(const Layer& layer, const char* step) {
+  const std::string where = layer.describe() + ": " + step + ": ";
+  try {
+    throw;
+  } catch (const OutOfMemory& error) {
+    throw OutOfMemory(where + error.what());
+  } catch (const Error& error) {
+    if (std::string(error.what()).find("layer " + layer.name()) != std::string::npos) throw;
+    throw Error(where + error.what());
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemory(where + "out of host memory");
+  } catch (const std::exception& error) {
+    throw Error(where + error.what());
+  }
+}
 
 bool state_meets_rule(const NetState& state, const NetStateRule& rule) {
   if (rule.has_phase() && rule.phase() != state.phase()) return false;
@@ -221,8 +240,8 @@ void Net::init(const NetParameter& given) {
     Layer& layer = *layers_[i];
     try {
       layer.setup(bottom_vecs_[i], top_vecs_[i]);
-    } catch (const OutOfMemory& error) {
-      throw OutOfMemory(layer.describe() + ": setup: " + error.what());
+    } catch (...) {
+      rethrow_naming(layer, "setup");
     }
     for (size_t j = 0; j < top_vecs_[i].size(); ++j) {
       VLOG(1) << "top shape " << blob_names_[top_ids_[i][j]] << ": "
@@ -415,8 +434,8 @@ float Net::forward_from_to(int start, int end) {
   int i = start;
   try {
     for (; i <= end; ++i) loss += layers_[i]->forward(bottom_vecs_[i], top_vecs_[i]);
-  } catch (const OutOfMemory& error) {
-    throw OutOfMemory(layers_[i]->describe() + ": forward: " + error.what());
+  } catch (...) {
+    rethrow_naming(*layers_[i], "forward");
   }
   return loss;
 }
@@ -434,8 +453,8 @@ void Net::backward_from_to(int start, int end) {
       }
       if (after_backward_step_) after_backward_step_(i);
     }
-  } catch (const OutOfMemory& error) {
-    throw OutOfMemory(layers_[i]->describe() + ": backward: " + error.what());
+  } catch (...) {
+    rethrow_naming(*layers_[i], "backward");
   }
 }
 
@@ -479,6 +498,10 @@ void Net::copy_trained_layers_from(const NetParameter& trained) {
                                        << shape_string(proto_shape(source.blobs(j)))
                                        << " in the trained weights");
       blobs[j]->from_proto(source.blobs(j), false);
+      // A diverged run's snapshot would otherwise yield NaN outputs with no word why.
+      ENGINE_REQUIRE(cpu::all_finite(blobs[j]->count(), blobs[j]->cpu_data()),
+                     target.describe() << ": parameter blob " << j
+                                       << " holds NaN or infinite values in the trained weights");
     }
   }
 }

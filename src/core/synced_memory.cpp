@@ -5,6 +5,8 @@
 #include <sstream>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include "core/errors.hpp"
 
@@ -25,18 +27,47 @@ size_t rounded_size(size_t bytes) {
   return std::max<size_t>(1, (bytes + kHostAlignment - 1) / kHostAlignment) * kHostAlignment;
 }
 
+// Allocations this big are first compared with what the machine has free: Linux grants more
+// than it holds, and the memset that follows would wake the OOM killer instead of an error.
+constexpr size_t kCheckedAllocation = size_t(256) << 20;
+
+// MemAvailable plus SwapFree from /proc/meminfo, in bytes; SIZE_MAX where it cannot be read.
+size_t memory_available() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  size_t kilobytes = 0, total = 0;
+  bool found = false;
+  while (meminfo >> key >> kilobytes) {
+    if (key == "MemAvailable:" || key == "SwapFree:") {
+      total += kilobytes * 1024;
+      found = true;
+    }
+    meminfo.ignore(64, '\n');
+  }
+  return found ? total : SIZE_MAX;
+}
+
+std::string size_text(size_t bytes) {
+  if (bytes < (size_t(1) << 20)) return std::to_string(bytes) + " bytes";
+  return std::to_string((bytes + (size_t(1) << 19)) >> 20) + " MB";
+}
+
 void* allocate_host(size_t bytes) {
   const size_t rounded = rounded_size(bytes);
   const size_t limit = host_limit.load();
   const size_t before = host_in_use.fetch_add(rounded);
+  const size_t available = rounded >= kCheckedAllocation ? memory_available() : SIZE_MAX;
   void* pointer = nullptr;
-  if (limit == 0 || before + rounded <= limit) pointer = std::aligned_alloc(kHostAlignment, rounded);
+  if ((limit == 0 || before + rounded <= limit) && rounded <= available) {
+    pointer = std::aligned_alloc(kHostAlignment, rounded);
+  }
   if (!pointer) {
     host_in_use.fetch_sub(rounded);
     std::ostringstream message;
-    message << "out of host memory: cannot allocate " << bytes << " bytes (" << before
-            << " in use";
-    if (limit) message << ", limit " << limit;
+    message << "out of host memory: cannot allocate " << size_text(bytes) << " (the engine holds "
+            << size_text(before);
+    if (limit) message << ", its limit is " << size_text(limit);
+    if (available != SIZE_MAX) message << ", the machine has " << size_text(available) << " free";
     throw OutOfMemory(message.str() + ")");
   }
   return pointer;

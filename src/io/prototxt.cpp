@@ -63,11 +63,27 @@ std::string read_file(const std::string& path) {
   return contents.str();
 }
 
+namespace {
+
+// Protobuf counts a message's bytes in an int, so neither form can exceed 2 GB (as in Caffe):
+// refused before the file is read into memory.
+void require_protobuf_size(const std::string& path, const google::protobuf::Message& message) {
+  std::error_code error;
+  const uintmax_t size = std::filesystem::file_size(path, error);
+  ENGINE_REQUIRE(error || size <= static_cast<uintmax_t>(std::numeric_limits<int>::max()),
+                 path << ": " << size << " bytes; a " << message.GetDescriptor()->name()
+                      << " file (protobuf) cannot exceed 2 GB (2147483647 bytes)");
+}
+
+}  // namespace
+
 void read_text_file(const std::string& path, google::protobuf::Message* message) {
+  require_protobuf_size(path, *message);
   parse_text(read_file(path), path, message);
 }
 
 void read_binary_file(const std::string& path, google::protobuf::Message* message) {
+  require_protobuf_size(path, *message);
   const std::string contents = read_file(path);
   google::protobuf::io::ArrayInputStream array(contents.data(), static_cast<int>(contents.size()));
   google::protobuf::io::CodedInputStream coded(&array);
@@ -89,7 +105,7 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
       const int error = errno;
       ::close(fd);
       ::unlink(temporary.c_str());
-      ENGINE_FAIL("cannot write " << temporary << ": " << std::strerror(error));
+      ENGINE_FAIL("cannot write " << path << ": " << std::strerror(error));
     }
     written += static_cast<size_t>(n);
   }
@@ -100,6 +116,14 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
     ::unlink(temporary.c_str());
     ENGINE_FAIL("cannot write " << path << ": " << std::strerror(error));
   }
+  // The rename itself survives a power cut only once the folder is synced.
+  const size_t slash = path.find_last_of('/');
+  const std::string folder = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const int folder_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY);
+  if (folder_fd >= 0) {
+    ::fsync(folder_fd);
+    ::close(folder_fd);
+  }
 }
 
 void write_text_file(const google::protobuf::Message& message, const std::string& path) {
@@ -109,6 +133,10 @@ void write_text_file(const google::protobuf::Message& message, const std::string
 }
 
 void write_binary_file(const google::protobuf::Message& message, const std::string& path) {
+  const size_t size = message.ByteSizeLong();
+  ENGINE_REQUIRE(size <= static_cast<size_t>(std::numeric_limits<int>::max()),
+                 "cannot write " << path << ": the " << message.GetDescriptor()->name() << " takes "
+                                 << size << " bytes, and a protobuf file cannot exceed 2 GB");
   std::string bytes;
   ENGINE_REQUIRE(message.SerializeToString(&bytes),
                  "cannot serialize " << message.GetDescriptor()->name() << " for " << path);

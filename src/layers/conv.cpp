@@ -95,6 +95,9 @@ void check_bottom(const ConvSpec& s, const Blob& bottom, const std::string& who)
                  who << ": only 2-D convolution of an N x C x H x W bottom (axis 1) is supported; "
                         "got axis "
                      << s.axis << " and bottom shape " << bottom.shape_string());
+  ENGINE_REQUIRE(bottom.shape(1) > 0 && bottom.shape(2) > 0 && bottom.shape(3) > 0,
+                 who << ": the bottom has shape " << bottom.shape_string()
+                     << "; channels, height and width must be positive");
   ENGINE_REQUIRE(bottom.shape(1) % s.group == 0, who << ": group (" << s.group
                                                      << ") must divide the input channels ("
                                                      << bottom.shape(1) << ")");

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -117,6 +118,17 @@ Solver::Solver(const SolverParameter& param, const std::string& source)
                  source_ << ": iter_size must be at least 1, got " << param_.iter_size());
   ENGINE_REQUIRE(param_.average_loss() >= 1,
                  source_ << ": average_loss must be at least 1, got " << param_.average_loss());
+  ENGINE_REQUIRE(param_.max_iter() >= 0,
+                 source_ << ": max_iter must be 0 or more, got " << param_.max_iter());
+  // As PyTorch's optimizers: a negative rate, momentum or decay climbs the loss (NaN never
+  // passes a comparison).
+  ENGINE_REQUIRE(param_.base_lr() >= 0 && std::isfinite(param_.base_lr()),
+                 source_ << ": base_lr must be a finite number >= 0, got " << param_.base_lr());
+  ENGINE_REQUIRE(param_.momentum() >= 0 && std::isfinite(param_.momentum()),
+                 source_ << ": momentum must be a finite number >= 0, got " << param_.momentum());
+  ENGINE_REQUIRE(param_.weight_decay() >= 0 && std::isfinite(param_.weight_decay()),
+                 source_ << ": weight_decay must be a finite number >= 0, got "
+                         << param_.weight_decay());
   if (param_.random_seed() >= 0) Context::set_seed(static_cast<uint64_t>(param_.random_seed()));
   init_nets();
   // Fail now, not after hours of training, if snapshots cannot be written.
@@ -192,8 +204,9 @@ void Solver::solve(const std::string& resume_file) {
   LOG(INFO) << "Solving " << net_->name();
   LOG(INFO) << "Learning Rate Policy: " << param_.lr_policy();
   stopped_early_ = false;
-  if (!resume_file.empty()) {
-    restore(resume_file);
+  const std::string resume = resume_file == "latest" ? latest_snapshot() : resume_file;
+  if (!resume.empty()) {
+    restore(resume);
   } else if (peers_) {
     peers_->broadcast_weights();
   }
@@ -481,6 +494,39 @@ std::string Solver::snapshot_filename(int iteration, const std::string& extensio
     prefix = (prefix.empty() ? directory_of(source_) : prefix) + stem;
   }
   return prefix + "_iter_" + std::to_string(iteration) + extension;
+}
+
+std::string Solver::latest_snapshot() {
+  std::string newest;
+  if (is_root()) {
+    const std::string stem = snapshot_filename(0, "");  // PREFIX_iter_0
+    const std::string folder = directory_of(stem);
+    const std::string name = stem.substr(folder.size(), stem.size() - folder.size() - 1);
+    const std::string extension = ".solverstate";
+    long newest_iteration = -1;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(folder.empty() ? "." : folder,
+                                                                  error)) {
+      const std::string file = entry.path().filename().string();
+      if (file.compare(0, name.size(), name) != 0) continue;
+      const std::string rest = file.substr(name.size());  // N.solverstate, N.caffemodel.tmp.PID
+      const size_t digits = rest.find_first_not_of("0123456789");
+      if (digits == 0 || digits == std::string::npos || digits > 9) continue;
+      if (rest.find(".tmp.", digits) != std::string::npos) {
+        LOG(INFO) << "Removing " << folder + file << ", left half-written by an interrupted run";
+        std::filesystem::remove(entry.path(), error);
+      } else if (rest.substr(digits) == extension && std::stol(rest) > newest_iteration) {
+        newest_iteration = std::stol(rest);
+        newest = folder + file;
+      }
+    }
+    if (newest.empty()) {
+      LOG(INFO) << "No snapshot " << folder + name << "N" << extension
+                << " yet: starting from iteration 0";
+    }
+  }
+  if (peers_) peers_->broadcast(&newest, "the newest snapshot", true);
+  return newest;
 }
 
 WorkerState Solver::worker_state() {

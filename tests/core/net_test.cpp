@@ -429,7 +429,7 @@ TEST(Net, MemoryRefusedNamesTheLayer) {
     const HostMemoryLimit limit(host_memory_in_use() + (1 << 20));
     const std::string message = error_of([&] { Net net(net_param(text)); });
     EXPECT_CONTAINS(message, "layer wide (InnerProduct): setup: out of host memory: cannot "
-                             "allocate 4000000 bytes");
+                             "allocate 4 MB");
     EXPECT_CONTAINS(message, "limit");
   }
   Net net(net_param(text));
