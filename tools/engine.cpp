@@ -1,5 +1,5 @@
 // engine: the command-line front of the engine, in the manner of Caffe's `caffe` tool.
-//   engine train --solver=SOLVER.prototxt [--weights=W | --snapshot=S.solverstate] ...
+//   engine train --solver=SOLVER.prototxt [--weights=W | --snapshot=S.solverstate|latest] ...
 //   engine test --model=NET.prototxt --weights=W.caffemodel [--iterations=50]
 //   engine time --model=NET.prototxt [--iterations=50] [--phase=TRAIN|TEST] ...
 //   engine forward --model=NET.prototxt [--weights=W] [--input=x.npy | --input=a:x.npy,b:y.npy]
@@ -55,7 +55,9 @@ DEFINE_string(model, "", "The net definition (prototxt).");
 DEFINE_string(weights, "",
               "Trained weights (.caffemodel) to start from; several, comma-separated, are "
               "applied in order. Not with --snapshot.");
-DEFINE_string(snapshot, "", "A .solverstate to resume training from.");
+DEFINE_string(snapshot, "",
+              "A .solverstate to resume training from; 'latest': the newest under the solver's "
+              "snapshot_prefix, or a fresh start when there is none.");
 DEFINE_int32(iterations, 50,
              "Iterations to run (test, time); for train, overrides the solver's max_iter.");
 DEFINE_string(sigint_effect, "stop",
@@ -650,7 +652,7 @@ const std::map<std::string, Command>& commands() {
       {"train",
        {train_command,
         "engine train --solver=SOLVER.prototxt [--weights=W.caffemodel[,W2...] |\n"
-        "             --snapshot=S.solverstate] [--iterations=N] [--gpu=ID|ID,ID...|all]\n"
+        "             --snapshot=S.solverstate|latest] [--iterations=N] [--gpu=ID|ID,ID...|all]\n"
         "             [--level=0] [--stage=a,b] [--sigint_effect=stop] [--sighup_effect=snapshot]\n"
         "             [--collective_timeout=300] [--bucket_mb=4] [--model_parallel=W]\n"
         "             [--model_parallel_scope=ALL|FULLY_CONNECTED]\n"
@@ -779,10 +781,17 @@ int main(int argc, char** argv) {
   }
   // train, test and the upgrades report through the log, in Caffe's words.
   if (name == "train" || name == "test" || name.rfind("upgrade_", 0) == 0) FLAGS_minloglevel = 0;
+  // A write past `ulimit -f` fails with EFBIG and is reported like a full disk, rather than
+  // killing the process mid-snapshot.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return found->second.run();
   } catch (const Error& error) {
     std::fprintf(stderr, "engine %s: error: %s\n", name.c_str(), error.what());
-    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "engine %s: error: out of host memory\n", name.c_str());
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "engine %s: error: %s\n", name.c_str(), error.what());
   }
+  return 1;
 }

@@ -33,32 +33,52 @@ DbReader::DbReader(const std::string& path) : path_(path) {
                  path << ": no such LMDB database (expected a folder holding data.mdb)");
   ENGINE_REQUIRE(std::filesystem::exists(std::filesystem::path(path) / "data.mdb"),
                  path << ": not an LMDB database (no data.mdb in the folder)");
-  check(mdb_env_create(&env_), path, "environment creation");
-  check(mdb_env_set_mapsize(env_, kMapSize), path, "map size");
+  try {
+    open();
+  } catch (...) {
+    close();
+    throw;
+  }
+}
+
+void DbReader::open() {
+  check(mdb_env_create(&env_), path_, "environment creation");
+  check(mdb_env_set_mapsize(env_, kMapSize), path_, "map size");
   // NOTLS: transactions are not tied to threads, so prefetch threads can each own a reader.
   // NOLOCK: the database is read-only for us and may sit on a read-only file system.
-  const int status = mdb_env_open(env_, path.c_str(), MDB_RDONLY | MDB_NOTLS | MDB_NOLOCK, 0664);
-  if (status != MDB_SUCCESS) {
-    mdb_env_close(env_);
-    env_ = nullptr;
-    check(status, path, "open");
-  }
-  check(mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn_), path, "read transaction");
+  check(mdb_env_open(env_, path_.c_str(), MDB_RDONLY | MDB_NOTLS | MDB_NOLOCK, 0664), path_,
+        "open");
+  // LMDB maps the file and would take SIGBUS on a page past the end of a truncated copy.
+  MDB_envinfo info;
+  MDB_stat env_stat;
+  check(mdb_env_info(env_, &info), path_, "environment info");
+  check(mdb_env_stat(env_, &env_stat), path_, "environment stat");
+  const uintmax_t needed = (uintmax_t(info.me_last_pgno) + 1) * env_stat.ms_psize;
+  const uintmax_t size = std::filesystem::file_size(std::filesystem::path(path_) / "data.mdb");
+  ENGINE_REQUIRE(size >= needed, path_ << ": data.mdb is truncated: " << size
+                                       << " bytes, but its pages reach " << needed
+                                       << " (an interrupted copy?)");
+  check(mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn_), path_, "read transaction");
   MDB_dbi dbi;
-  check(mdb_dbi_open(txn_, nullptr, 0, &dbi), path, "database open");
+  check(mdb_dbi_open(txn_, nullptr, 0, &dbi), path_, "database open");
   dbi_ = dbi;
   MDB_stat stat;
-  check(mdb_stat(txn_, dbi_, &stat), path, "stat");
+  check(mdb_stat(txn_, dbi_, &stat), path_, "stat");
   entries_ = stat.ms_entries;
-  check(mdb_cursor_open(txn_, dbi_, &cursor_), path, "cursor");
+  check(mdb_cursor_open(txn_, dbi_, &cursor_), path_, "cursor");
   seek_to_first();
 }
 
-DbReader::~DbReader() {
+void DbReader::close() {
   if (cursor_) mdb_cursor_close(cursor_);
   if (txn_) mdb_txn_abort(txn_);
   if (env_) mdb_env_close(env_);
+  cursor_ = nullptr;
+  txn_ = nullptr;
+  env_ = nullptr;
 }
+
+DbReader::~DbReader() { close(); }
 
 void DbReader::read_current(int cursor_op) {
   MDB_val key, value;

@@ -37,6 +37,8 @@ class DbReader {
   std::string_view value() const { return value_; }
 
  private:
+  void open();
+  void close();
   void read_current(int cursor_op);
 
   std::string path_;

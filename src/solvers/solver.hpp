@@ -76,7 +76,8 @@ class Solver {
   virtual ~Solver() = default;
 
   // Trains to max_iter (from a snapshot if resume_file is given), then snapshots and tests as
-  // Caffe does.
+  // Caffe does. resume_file "latest": from the newest snapshot under snapshot_prefix, or from
+  // the start when there is none (a job that may be killed and restarted runs this way).
   void solve(const std::string& resume_file = "");
   // Runs `iterations` training iterations.
   void step(int iterations);
@@ -117,6 +118,9 @@ class Solver {
 
   // Snapshot file names for iteration `iteration`.
   std::string snapshot_filename(int iteration, const std::string& extension) const;
+  // The newest PREFIX_iter_N.solverstate ("" when there is none), as the root sees it. Files
+  // an interrupted snapshot left half-written (PREFIX_iter_N.*.tmp.PID) are removed first.
+  std::string latest_snapshot();
 
  protected:
   // The rule's history blobs: for each learnable parameter, history_per_param() blobs of its
