@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the CPU test suite under the sanitizers (clang; CUDA and the Python package off).
+#   scripts/sanitize.sh [address,undefined | thread] [extra ctest arguments]
+# address,undefined (the default): AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer
+#   over every C++ test program, in build-fuzz/ (the same build as scripts/fuzz.sh's).
+# thread: ThreadSanitizer over the tests of the threaded code (prefetching data layers, the
+#   ordered parallel map of the dataset tools, training through the engine command), in
+#   build-tsan/.
+# Any report fails the test that made it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sanitizers=${1:-address,undefined}
+shift || true
+scripts/install-deps.sh >/dev/null
+
+case $sanitizers in
+  address,undefined)
+    build=build-fuzz
+    options=(-DENGINE_FUZZ=ON)
+    tests=()
+    ;;
+  thread)
+    build=build-tsan
+    options=()
+    tests=(-R '^(ordered_parallel_map_test|data_layer_test|tools_test|engine_cli_test|fault_injection_test)$')
+    ;;
+  *)
+    echo "usage: scripts/sanitize.sh [address,undefined | thread] [ctest arguments]" >&2
+    exit 2
+    ;;
+esac
+
+CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DENGINE_SANITIZE="$sanitizers" "${options[@]}" -DENGINE_CUDA=OFF -DENGINE_TESTS=ON \
+  -DENGINE_PYTHON=OFF >/dev/null
+cmake --build "$build" -j"$(nproc)"
+
+# allocator_may_return_null: memory refused is the engine's error to report, not ASan's.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+cd "$build" && ctest --output-on-failure -j"$(nproc)" "${tests[@]}" "$@"
