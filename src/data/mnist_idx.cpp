@@ -2,6 +2,8 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+
 #include "core/errors.hpp"
 
 namespace engine {
@@ -21,14 +23,24 @@ class MnistIdxReader::File {
   File& operator=(const File&) = delete;
 
   void read(void* buffer, size_t size, const std::string& what) {
-    const int got = gzread(file_, buffer, static_cast<unsigned>(size));
-    if (got < 0) {
-      int code = 0;
-      const char* message = gzerror(file_, &code);
-      ENGINE_FAIL(path_ << ": cannot read " << what << ": " << message);
+    const size_t got = read_some(buffer, size, what);
+    ENGINE_REQUIRE(got == size, path_ << ": truncated: the file ends in " << what << " (" << got
+                                      << " of " << size << " bytes)");
+  }
+
+  // Reads `size` bytes into `out`, growing it as they arrive: a header that claims huge images
+  // costs no memory when the file is short.
+  void read(std::string* out, size_t size, const std::string& what) {
+    constexpr size_t kChunk = size_t(1) << 20;
+    out->clear();
+    while (out->size() < size) {
+      const size_t at = out->size();
+      out->resize(at + std::min(kChunk, size - at));
+      const size_t got = read_some(out->data() + at, out->size() - at, what);
+      ENGINE_REQUIRE(at + got == out->size(), path_ << ": truncated: the file ends in " << what
+                                                    << " (" << at + got << " of " << size
+                                                    << " bytes)");
     }
-    ENGINE_REQUIRE(size_t(got) == size, path_ << ": truncated: the file ends in " << what
-                                              << " (" << got << " of " << size << " bytes)");
   }
 
   // The idx header's big-endian 32-bit integers.
@@ -48,6 +60,16 @@ class MnistIdxReader::File {
   const std::string& path() const { return path_; }
 
  private:
+  size_t read_some(void* buffer, size_t size, const std::string& what) {
+    const int got = gzread(file_, buffer, static_cast<unsigned>(size));
+    if (got < 0) {
+      int code = 0;
+      const char* message = gzerror(file_, &code);
+      ENGINE_FAIL(path_ << ": cannot read " << what << ": " << message);
+    }
+    return static_cast<size_t>(got);
+  }
+
   std::string path_;
   gzFile file_;
 };
@@ -71,8 +93,7 @@ MnistIdxReader::~MnistIdxReader() = default;
 
 void MnistIdxReader::read_next(std::string* pixels, int* label) {
   ENGINE_REQUIRE(next_ < count_, images_->path() << ": read past its " << count_ << " items");
-  pixels->resize(size_t(rows_) * cols_);
-  images_->read(pixels->data(), pixels->size(), "image " + std::to_string(next_));
+  images_->read(pixels, size_t(rows_) * cols_, "image " + std::to_string(next_));
   unsigned char byte;
   labels_->read(&byte, 1, "label " + std::to_string(next_));
   *label = byte;
