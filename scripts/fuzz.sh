@@ -8,10 +8,12 @@
 # (add it to fuzz/regressions/TARGET/ once fixed: ctest's fuzz_replay then replays it on
 # every test run); the script goes on to the next target and fails at the end.
 #   scripts/fuzz.sh [SECONDS | --runs=N] [TARGET...]
+# FUZZ_SEED=N makes the run repeatable (libFuzzer's -seed; by default a fresh one each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 limit=(-max_total_time="${1:-25}")
 [[ ${1:-} == --runs=* ]] && limit=(-runs="${1#--runs=}")
+[ -n "${FUZZ_SEED:-}" ] && limit+=(-seed="$FUZZ_SEED")
 shift || true
 scripts/install-deps.sh >/dev/null
 targets=("$@")

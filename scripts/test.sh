@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds the engine (CUDA code too when nvcc is present) and runs
-# every test. Usage: scripts/test.sh [extra ctest arguments]
+# Installs the dependencies, builds the engine (CUDA code too when nvcc is present), runs
+# every test, then a short fuzzing run of every reader. Usage: scripts/test.sh [extra ctest
+# arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,4 +13,6 @@ cmake --build build -j"$(nproc)"
 if grep -q "ONNX export and import: ON" build-configure.log; then
   scripts/onnx-venv.sh build/onnx-venv >/dev/null
 fi
-cd build && ctest --output-on-failure -j"$(nproc)" "$@"
+(cd build && ctest --output-on-failure -j"$(nproc)" "$@")
+# Every fuzz target for 20 s (clang, libFuzzer, ASan, UBSan; fixed seed): see scripts/fuzz.sh.
+FUZZ_SEED=1 scripts/fuzz.sh 20
