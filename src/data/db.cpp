@@ -3,6 +3,7 @@
 #include <lmdb.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -15,9 +16,10 @@ namespace {
 
 // Records per write transaction: big enough to amortise commits, small enough to bound memory.
 constexpr size_t kBatch = 1000;
-// LMDB maps the whole database; on 64-bit systems reserving a large range costs nothing until
-// it is written.
-constexpr size_t kMapSize = size_t(1) << 40;
+// LMDB maps the whole database. Caffe reserves 1 TB up front and records it in the file, which
+// fails under `ulimit -v` or ThreadSanitizer; the writer starts small and doubles the map when
+// a batch does not fit, and the reader maps only the file.
+constexpr size_t kFirstMapSize = size_t(64) << 20;
 
 void check(int status, const std::string& path, const char* what) {
   ENGINE_REQUIRE(status == MDB_SUCCESS,
@@ -43,7 +45,8 @@ DbReader::DbReader(const std::string& path) : path_(path) {
 
 void DbReader::open() {
   check(mdb_env_create(&env_), path_, "environment creation");
-  check(mdb_env_set_mapsize(env_, kMapSize), path_, "map size");
+  const uintmax_t file_size = std::filesystem::file_size(std::filesystem::path(path_) / "data.mdb");
+  check(mdb_env_set_mapsize(env_, std::max<uintmax_t>(file_size, 1)), path_, "map size");
   // NOTLS: transactions are not tied to threads, so prefetch threads can each own a reader.
   // NOLOCK: the database is read-only for us and may sit on a read-only file system.
   check(mdb_env_open(env_, path_.c_str(), MDB_RDONLY | MDB_NOTLS | MDB_NOLOCK, 0664), path_,
@@ -54,8 +57,7 @@ void DbReader::open() {
   check(mdb_env_info(env_, &info), path_, "environment info");
   check(mdb_env_stat(env_, &env_stat), path_, "environment stat");
   const uintmax_t needed = (uintmax_t(info.me_last_pgno) + 1) * env_stat.ms_psize;
-  const uintmax_t size = std::filesystem::file_size(std::filesystem::path(path_) / "data.mdb");
-  ENGINE_REQUIRE(size >= needed, path_ << ": data.mdb is truncated: " << size
+  ENGINE_REQUIRE(file_size >= needed, path_ << ": data.mdb is truncated: " << file_size
                                        << " bytes, but its pages reach " << needed
                                        << " (an interrupted copy?)");
   check(mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn_), path_, "read transaction");
@@ -116,45 +118,56 @@ DbWriter::DbWriter(const std::string& path, bool overwrite) : path_(path) {
   fs::create_directories(path, error);
   ENGINE_REQUIRE(!error, path << ": cannot create the database folder: " << error.message());
   check(mdb_env_create(&env_), path, "environment creation");
-  check(mdb_env_set_mapsize(env_, kMapSize), path, "map size");
+  map_size_ = kFirstMapSize;
+  check(mdb_env_set_mapsize(env_, map_size_), path, "map size");
   const int status = mdb_env_open(env_, path.c_str(), 0, 0664);
   if (status != MDB_SUCCESS) {
     mdb_env_close(env_);
     env_ = nullptr;
     check(status, path, "open");
   }
-  begin();
-}
-
-void DbWriter::begin() {
-  check(mdb_txn_begin(env_, nullptr, 0, &txn_), path_, "write transaction");
-  MDB_dbi dbi;
-  check(mdb_dbi_open(txn_, nullptr, 0, &dbi), path_, "database open");
-  dbi_ = dbi;
 }
 
 void DbWriter::put(std::string_view key, std::string_view value) {
-  MDB_val k{key.size(), const_cast<char*>(key.data())};
-  MDB_val v{value.size(), const_cast<char*>(value.data())};
-  check(mdb_put(txn_, dbi_, &k, &v, 0), path_, "put");
+  batch_.emplace_back(key, value);
   ++written_;
-  if (++pending_ >= kBatch) commit();
+  if (batch_.size() >= kBatch) commit();
 }
 
 void DbWriter::commit() {
-  const int status = mdb_txn_commit(txn_);
-  txn_ = nullptr;
-  check(status, path_, "commit");
-  pending_ = 0;
-  begin();
+  int status;
+  while ((status = write_batch()) == MDB_MAP_FULL) {
+    map_size_ *= 2;
+    check(mdb_env_set_mapsize(env_, map_size_), path_, "map size");
+  }
+  check(status, path_, "write");
+  batch_.clear();
+}
+
+int DbWriter::write_batch() {
+  MDB_txn* txn = nullptr;
+  int status = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (status != MDB_SUCCESS) return status;
+  MDB_dbi dbi;
+  status = mdb_dbi_open(txn, nullptr, 0, &dbi);
+  for (size_t i = 0; i < batch_.size() && status == MDB_SUCCESS; ++i) {
+    MDB_val key{batch_[i].first.size(), batch_[i].first.data()};
+    MDB_val value{batch_[i].second.size(), batch_[i].second.data()};
+    status = mdb_put(txn, dbi, &key, &value, 0);
+  }
+  if (status != MDB_SUCCESS) {
+    mdb_txn_abort(txn);
+    return status;
+  }
+  return mdb_txn_commit(txn);
 }
 
 DbWriter::~DbWriter() {
-  if (txn_) {
-    if (pending_ > 0) {
-      if (mdb_txn_commit(txn_) != MDB_SUCCESS) LOG(ERROR) << path_ << ": final LMDB commit failed";
-    } else {
-      mdb_txn_abort(txn_);
+  if (!batch_.empty()) {
+    try {
+      commit();
+    } catch (const Error& error) {
+      LOG(ERROR) << error.what();
     }
   }
   if (env_) mdb_env_close(env_);

@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 struct MDB_env;
 struct MDB_txn;
@@ -65,13 +67,13 @@ class DbWriter {
   size_t written() const { return written_; }
 
  private:
-  void begin();
+  // One transaction of the records put since the last commit; an LMDB status.
+  int write_batch();
 
   std::string path_;
   MDB_env* env_ = nullptr;
-  MDB_txn* txn_ = nullptr;
-  unsigned dbi_ = 0;
-  size_t pending_ = 0;
+  size_t map_size_ = 0;
+  std::vector<std::pair<std::string, std::string>> batch_;
   size_t written_ = 0;
 };
 

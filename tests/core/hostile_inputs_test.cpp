@@ -69,7 +69,7 @@ TEST(HostileNet, KernelLargerThanTheInputIsRefused) {
     build(kInput +
           "layer { name: 'conv' type: 'Convolution' bottom: 'data' top: 'conv' "
           "        convolution_param { num_output: 4 kernel_size: 11 } }\n");
-  }, {"layer conv (Convolution)", "kernel (extent 11 x 11", "larger than the padded input (8 x 8)"});
+  }, {"layer conv (Convolution)", "kernel (extent 11 x 11", "than the padded input (8 x 8)"});
   expect_error([] {
     build(kInput +
           "layer { name: 'pool' type: 'Pooling' bottom: 'data' top: 'pool' "

@@ -228,6 +228,26 @@ TEST_F(DataLayerTest, RecordOfAnotherSizeFailsWithItsKeyAndBothSizes) {
   EXPECT_THROW(next(*layer), Error);
 }
 
+// The writer starts with a 64 MB map and doubles it when a batch does not fit (Caffe reserves
+// 1 TB, which `ulimit -v` refuses); 96 records of 1 MB need two doublings.
+TEST_F(DataLayerTest, DatabaseGrowsPastItsFirstMap) {
+  const std::string path = (dir_ / "big").string();
+  constexpr int kRecords = 96;
+  {
+    DbWriter writer(path);
+    for (int i = 0; i < kRecords; ++i) {
+      writer.put(key_of(i), std::string(1 << 20, char('a' + i % 26)));
+    }
+  }
+  DbReader reader(path);
+  EXPECT_EQ(reader.entries(), size_t(kRecords));
+  for (int i = 0; i < kRecords; ++i, reader.next()) {
+    ASSERT_TRUE(reader.valid());
+    EXPECT_EQ(reader.key(), key_of(i));
+    EXPECT_EQ(reader.value(), std::string(1 << 20, char('a' + i % 26)));
+  }
+}
+
 TEST_F(DataLayerTest, CorruptRecordsFailWithTheirKey) {
   const std::string path = (dir_ / "db").string();
   {

@@ -7,8 +7,8 @@
 //
 // ENGINE_FAULT_KILLS sets the number of kills (4 by default; scripts/faults.sh runs 50) and
 // ENGINE_FAULT_SEED the random moments.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -19,10 +19,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/core.hpp>
 #include <random>
 #include <thread>
-
-#include <opencv2/core.hpp>
 
 #include "data/datum.hpp"
 #include "data/db.hpp"
@@ -59,7 +58,8 @@ std::string net_text(const std::string& source) {
 name: "faulty"
 layer { name: "data" type: "Data" top: "data" top: "label"
   transform_param { scale: 0.00390625 mirror: true crop_size: 12 }
-  data_param { source: ")" + source + R"(" backend: LMDB batch_size: 8 } }
+  data_param { source: ")" +
+         source + R"(" backend: LMDB batch_size: 8 } }
 layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
   convolution_param { num_output: 8 kernel_size: 3 weight_filler { type: "xavier" } } }
 layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
@@ -119,8 +119,8 @@ class FaultInjection : public ::testing::Test {
   }
 
   // A solver file over the net on `db`; snapshots under `prefix` every `every` iterations.
-  std::string write_solver(const std::string& name, const std::string& db, const std::string& prefix,
-                           int max_iter, int every) {
+  std::string write_solver(const std::string& name, const std::string& db,
+                           const std::string& prefix, int max_iter, int every) {
     std::ofstream(path(name + ".net")) << net_text(db);
     std::ofstream(path(name)) << "net: \"" << path(name + ".net") << "\"\n"
                               << "base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005\n"
@@ -144,7 +144,8 @@ class FaultInjection : public ::testing::Test {
         ::setrlimit(resource, &value);
       }
       std::vector<char*> argv{const_cast<char*>(kEngine.c_str())};
-      for (const std::string& argument : arguments) argv.push_back(const_cast<char*>(argument.c_str()));
+      for (const std::string& argument : arguments)
+        argv.push_back(const_cast<char*>(argument.c_str()));
       argv.push_back(nullptr);
       ::execv(kEngine.c_str(), argv.data());
       ::_exit(127);
@@ -205,12 +206,14 @@ TEST_F(FaultInjection, KilledAtRandomMomentsResumesToTheSameWeights) {
   constexpr int kMaxIter = 60;
   fs::create_directories(path("straight"));
   fs::create_directories(path("killed"));
-  const std::string straight = write_solver("straight.prototxt", db, path("straight/net"), kMaxIter, 5);
+  const std::string straight =
+      write_solver("straight.prototxt", db, path("straight/net"), kMaxIter, 5);
   const std::string killed = write_solver("killed.prototxt", db, path("killed/net"), kMaxIter, 5);
 
   const auto start = std::chrono::steady_clock::now();
   const Finished whole = run({"train", "--solver=" + straight});
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_EQ(whole.status, 0) << whole.log;
   const std::string expected = read_file(path("straight/net_iter_60.caffemodel"));
 
@@ -246,10 +249,11 @@ TEST_F(FaultInjection, KilledAtRandomMomentsResumesToTheSameWeights) {
       << "a run resumed after kills must end with the uninterrupted run's weights";
   EXPECT_EQ(expect_snapshots_load(path("killed")), kMaxIter / 5);
   EXPECT_TRUE(files_in(path("killed"), ".tmp.").empty()) << "half-written snapshots were left";
-  std::printf("kill -9 figures: %d kills (%d on a running engine, %d while a snapshot file was "
-              "being written), %d runs completed after kills, all with the uninterrupted run's "
-              "weights; a whole run takes %.2f s\n",
-              kills, live, mid_write, lives, seconds);
+  std::printf(
+      "kill -9 figures: %d kills (%d on a running engine, %d while a snapshot file was "
+      "being written), %d runs completed after kills, all with the uninterrupted run's "
+      "weights; a whole run takes %.2f s\n",
+      kills, live, mid_write, lives, seconds);
 }
 
 TEST_F(FaultInjection, SnapshotThatCannotBeWrittenStopsTheRunAndKeepsThePreviousOne) {
@@ -272,9 +276,11 @@ TEST_F(FaultInjection, SnapshotThatCannotBeWrittenStopsTheRunAndKeepsThePrevious
   EXPECT_EQ(expect_snapshots_load(dir_.string()), 2);
 
   // Room again: the run goes on from iteration 10.
-  const Finished resumed = run({"train", "--solver=" + solver, "--snapshot=latest", "--iterations=20"});
+  const Finished resumed =
+      run({"train", "--solver=" + solver, "--snapshot=latest", "--iterations=20"});
   EXPECT_EQ(resumed.status, 0) << resumed.log;
-  EXPECT_CONTAINS(resumed.log, "Restoring previous solver status from " + path("net_iter_10.solverstate"));
+  EXPECT_CONTAINS(resumed.log,
+                  "Restoring previous solver status from " + path("net_iter_10.solverstate"));
   EXPECT_TRUE(fs::exists(path("net_iter_20.caffemodel")));
 
   // A file system that is really full (a small tmpfs; mounting it needs root).
@@ -282,7 +288,8 @@ TEST_F(FaultInjection, SnapshotThatCannotBeWrittenStopsTheRunAndKeepsThePrevious
   fs::create_directories(small);
   const size_t room = model.size() + state.size() + (32 << 10);
   if (::mount("tmpfs", small.c_str(), "tmpfs", 0, ("size=" + std::to_string(room)).c_str()) != 0) {
-    std::printf("no tmpfs (mount needs root): the full-disk case ran with the file-size limit only\n");
+    std::printf(
+        "no tmpfs (mount needs root): the full-disk case ran with the file-size limit only\n");
     return;
   }
   mounted_ = small;
