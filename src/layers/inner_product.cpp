@@ -74,7 +74,7 @@ class InnerProductLayer : public Layer {
     top[0]->reshape(shape);
     if (bias_term_ && static_cast<int64_t>(ones_.size()) < rows_) ones_.assign(rows_, 1.0f);
 #ifdef ENGINE_USE_ONEDNN
-    if (onednn_ && built_rows_ != rows_) build();
+    if (runs_onednn() && built_rows_ != rows_) build();
 #endif
   }
 
@@ -84,7 +84,7 @@ class InnerProductLayer : public Layer {
     float* out = top[0]->mutable_cpu_data();
     const float* weights = blobs_[0]->cpu_data();
 #ifdef ENGINE_USE_ONEDNN
-    if (onednn_) {
+    if (runs_onednn()) {
       std::unordered_map<int, dnnl::memory> args = {
           {DNNL_ARG_SRC, onednn::bind(forward_src_, in)},
           {DNNL_ARG_WEIGHTS, onednn::bind(forward_weights_, weights)},
@@ -106,7 +106,7 @@ class InnerProductLayer : public Layer {
     const float* top_diff = top[0]->cpu_diff();
     const float* in = bottom[0]->cpu_data();
 #ifdef ENGINE_USE_ONEDNN
-    if (onednn_) {
+    if (runs_onednn()) {
       // Everything on oneDNN's threads: an OpenBLAS call here would leave its threads spinning
       // against oneDNN's on the same cores.
       dnnl::stream& stream = onednn::cpu_stream();
@@ -207,6 +207,9 @@ class InnerProductLayer : public Layer {
   int M() const { return static_cast<int>(rows_); }
   int N() const { return outputs_; }
   int K() const { return static_cast<int>(inputs_); }
+  // oneDNN's matmul divides by the rows when it plans (SIGFPE on an empty batch); the reference
+  // gemm takes zero rows.
+  bool runs_onednn() const { return onednn_ && rows_ > 0; }
 
   bool onednn_ = false;
   int outputs_ = 0;

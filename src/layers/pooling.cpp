@@ -171,7 +171,8 @@ class PoolingLayer : public Layer {
       chosen_.resize(out_count);
     }
 #ifdef ENGINE_USE_ONEDNN
-    onednn_ready_ = want_onednn_ && build_onednn(top.size() > 1);
+    // oneDNN refuses an empty batch; the reference loops run zero times.
+    onednn_ready_ = want_onednn_ && bottom[0]->count() > 0 && build_onednn(top.size() > 1);
 #endif
   }
 

@@ -115,6 +115,27 @@ TEST(HostileNet, BlobOf2To31ValuesIsRefused) {
   }, {"layer ip (InnerProduct): setup", "more than 2^31 - 1 values"});
 }
 
+// An empty batch (dim 0) runs forward and backward through the layers that use oneDNN, which
+// refuses empty shapes (its inner product divided by zero: a fuzz finding); they take the
+// reference path for it.
+TEST(HostileNet, EmptyBatchRunsThroughEveryLayerFamily) {
+  Net net(net_param(
+      "force_backward: true\n"
+      "layer { name: 'in' type: 'Input' top: 'data' "
+      "        input_param { shape { dim: 0 dim: 3 dim: 8 dim: 8 } } }\n"
+      "layer { name: 'conv' type: 'Convolution' bottom: 'data' top: 'conv' "
+      "        convolution_param { num_output: 4 kernel_size: 3 } }\n"
+      "layer { name: 'relu' type: 'ReLU' bottom: 'conv' top: 'conv' }\n"
+      "layer { name: 'norm' type: 'LRN' bottom: 'conv' top: 'norm' lrn_param { local_size: 3 } }\n"
+      "layer { name: 'pool' type: 'Pooling' bottom: 'norm' top: 'pool' "
+      "        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n"
+      "layer { name: 'ip' type: 'InnerProduct' bottom: 'pool' top: 'ip' "
+      "        inner_product_param { num_output: 3 } }\n"
+      "layer { name: 'prob' type: 'Softmax' bottom: 'ip' top: 'prob' }\n"));
+  net.forward_backward();
+  EXPECT_EQ(net.blob_by_name("prob")->shape(), (std::vector<int>{0, 3}));
+}
+
 // A chain of 10,000 layers builds, runs forward and backward, and gives the values a hand
 // computation gives: tanh(relu(x)) repeated 5,000 times.
 TEST(HostileNet, TenThousandLayersBuildAndRun) {
