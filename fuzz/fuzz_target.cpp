@@ -9,13 +9,9 @@
 
 #include <glog/logging.h>
 
-#include "core/synced_memory.hpp"
 
 namespace engine::fuzz {
 namespace {
-
-// Small enough that a big real net (AlexNet's fc6) is refused quickly rather than filled slowly.
-constexpr size_t kHostMemoryLimit = size_t(64) << 20;
 
 // Under /dev/shm where there is one: the inputs never touch a disk.
 const std::filesystem::path& own_folder() {
@@ -40,7 +36,6 @@ Outcomes& outcomes() {
 void set_up() {
   static const bool done = [] {
     FLAGS_minloglevel = google::GLOG_FATAL;
-    set_host_memory_limit(kHostMemoryLimit);
     std::atexit([] {
       std::error_code ignored;
       std::filesystem::remove_all(own_folder(), ignored);

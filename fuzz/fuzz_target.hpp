@@ -8,11 +8,17 @@
 #include <string>
 
 #include "core/errors.hpp"
+#include "core/synced_memory.hpp"
 
 namespace engine::fuzz {
 
-// Logging quiet, host memory capped (so that a file asking for a huge blob gets the engine's
-// own error rather than the fuzzer's malloc limit). Called once, by the first input.
+// Host memory caps, so that a file asking for a huge blob gets the engine's own error rather
+// than the fuzzer's malloc limit. Targets that build nets use the small one: filling a real
+// net's weights up to the large one takes seconds per input under the sanitizers.
+constexpr size_t kMemoryLimit = size_t(64) << 20;
+constexpr size_t kNetBuildingMemoryLimit = size_t(1) << 20;  // fuzz/small_net.prototxt fits
+
+// Logging quiet, temporary files removed at exit. Called once, by the first input.
 void set_up();
 
 // The input as a file of this process's own (the readers under test take paths).
@@ -27,10 +33,12 @@ struct Outcomes {
 };
 Outcomes& outcomes();
 
-// Runs `read`; engine::Error is the clean failure that every bad input must get.
+// Runs `read` under `memory_limit`; engine::Error is the clean failure that every bad input
+// must get.
 template <class Read>
-void expect_clean(Read&& read) {
+void expect_clean(Read&& read, size_t memory_limit = kMemoryLimit) {
   set_up();
+  set_host_memory_limit(memory_limit);
   try {
     read();
     ++outcomes().read;

@@ -1,5 +1,6 @@
 // Solver prototxt text, parsed, upgraded and made into a solver (its settings validated) over
-// fuzz/small_net.prototxt, whatever net the input names.
+// fuzz/small_net.prototxt, whatever net the input names (its test settings may still ask for
+// many test nets).
 #include "engine.pb.h"
 #include "fuzz_target.hpp"
 #include "io/prototxt.hpp"
@@ -21,6 +22,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     param.set_snapshot_after_train(false);
     engine::parse_text(net, "small_net", param.mutable_net_param());
     engine::make_solver(param, "input");
-  });
+  }, engine::fuzz::kNetBuildingMemoryLimit);
   return 0;
 }
