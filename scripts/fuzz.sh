@@ -35,6 +35,8 @@ cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/#/fuzz_}" >/dev/nul
 corpus=build-fuzz/corpus
 rm -rf "$corpus"
 PYTHONPATH=build/python /usr/bin/python3 fuzz/make_corpus.py "$corpus"
+# Nets the targets build keep their implementation choices (core/fastest_layer.cpp) to themselves.
+export ENGINE_CHOICES=off
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 failed=0

@@ -33,6 +33,7 @@
 
 #include "core/context.hpp"
 #include "core/errors.hpp"
+#include "core/fastest_layer.hpp"
 #include "core/net.hpp"
 #include "io/caffemodel.hpp"
 #include "io/npy.hpp"
@@ -400,6 +401,16 @@ int time_command() {
   for (int i = 0; i < layers; ++i) {
     std::printf("%20s\tforward: %.3f ms.\n", net.layer_names()[i].c_str(), forward_ms[i] / n);
     std::printf("%20s\tbackward: %.3f ms.\n", net.layer_names()[i].c_str(), backward_ms[i] / n);
+  }
+  // DEFAULT layers chose among their implementations by timing each at the first forward pass.
+  bool chose = false;
+  for (int i = 0; i < layers; ++i) {
+    const std::string choice = implementation_choice(*net.layers()[i]);
+    if (choice.empty()) continue;
+    if (!chose) std::printf("Implementations chosen (forward%s, measured once):\n",
+                            parse_phase(FLAGS_phase) == TRAIN ? " + backward" : "");
+    chose = true;
+    std::printf("%20s\t%s\n", net.layer_names()[i].c_str(), choice.c_str());
   }
   std::printf("Average Forward pass: %.3f ms.\n", forward_total / n);
   std::printf("Average Backward pass: %.3f ms.\n", backward_total / n);

@@ -75,6 +75,14 @@ class Layer {
   }
   void set_param_propagate_down(int i, bool value);
 
+  // What backward will compute, once a net knows (Net sets it at the end of its setup): whether
+  // backward runs at all, and for which bottoms. A standalone layer is assumed to run every
+  // gradient. Layers may use it to prepare the passes they will run.
+  void set_backward_plan(bool runs, const std::vector<bool>& bottoms) {
+    backward_runs_ = runs;
+    backward_bottoms_ = bottoms;
+  }
+
   // Blob-count rules checked by setup; -1 means "no rule".
   virtual int exact_bottoms() const { return -1; }
   virtual int min_bottoms() const { return -1; }
@@ -111,6 +119,8 @@ class Layer {
   std::vector<std::shared_ptr<Blob>> blobs_;
   std::vector<bool> param_propagate_down_;
   std::vector<float> loss_;
+  bool backward_runs_ = true;
+  std::vector<bool> backward_bottoms_;  // empty: every bottom
 
  private:
   void check_blob_counts(const Blobs& bottom, const Blobs& top) const;

@@ -269,6 +269,9 @@ void Net::init(const NetParameter& given) {
   }
   for (const auto& entry : available) output_blobs_.push_back(blobs_[entry.second].get());
   analyse_backward(param);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i]->set_backward_plan(layer_need_backward_[i], bottom_need_backward_[i]);
+  }
 }
 
 void Net::append_top(const LayerParameter& layer, int layer_id, int top_id,

@@ -20,53 +20,36 @@
 #include <unordered_map>
 #include <vector>
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
-
 #include "core/context.hpp"
 #include "core/layer.hpp"
 #include "core/synced_memory.hpp"
 #include "layers/gpu_kernels.hpp"
 #include "math/cudnn.hpp"
+#include "core/fastest_layer.hpp"
 #include "core/layer_registry.hpp"
 #include "math/onednn.hpp"
+#include "math/parallel.hpp"
+#include "math/simd.hpp"
 
 namespace engine {
 namespace {
 
-#ifdef __AVX512F__
-// The masked form: GCC 12's _mm512_sqrt_ps trips -Wmaybe-uninitialized in its own header.
-inline __m512 sqrt16(__m512 v) { return _mm512_mask_sqrt_ps(v, 0xFFFF, v); }
-#endif
-
-// y = x * s^-beta. AlexNet's beta (0.75) and 0.5 avoid pow, which does not vectorize; sqrt
-// vectorizes only by hand, as the compiler keeps errno semantics.
-void multiply_by_power(int64_t n, const float* x, const float* s, float beta, float* y) {
-  int64_t i = 0;
+// y = x * s^-beta. AlexNet's beta (0.75) and 0.5 avoid pow, which does not vectorize; the
+// square roots vectorize (the build passes -fno-math-errno), for AVX-512 too where the
+// processor has it.
+ENGINE_VECTORIZED void multiply_by_power(int64_t n, const float* x, const float* s, float beta,
+                                         float* y) {
   if (beta == 0.75f) {
-#ifdef __AVX512F__
-    for (; i + 16 <= n; i += 16) {
-      const __m512 root = sqrt16(_mm512_loadu_ps(s + i));
-      _mm512_storeu_ps(y + i,
-                       _mm512_div_ps(_mm512_loadu_ps(x + i), _mm512_mul_ps(root, sqrt16(root))));
-    }
-#endif
-    for (; i < n; ++i) {
+    for (int64_t i = 0; i < n; ++i) {
       const float root = std::sqrt(s[i]);
       y[i] = x[i] / (root * std::sqrt(root));
     }
   } else if (beta == 0.5f) {
-#ifdef __AVX512F__
-    for (; i + 16 <= n; i += 16) {
-      _mm512_storeu_ps(y + i, _mm512_div_ps(_mm512_loadu_ps(x + i), sqrt16(_mm512_loadu_ps(s + i))));
-    }
-#endif
-    for (; i < n; ++i) y[i] = x[i] / std::sqrt(s[i]);
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] / std::sqrt(s[i]);
   } else if (beta == 1.0f) {
-    for (; i < n; ++i) y[i] = x[i] / s[i];
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] / s[i];
   } else {
-    for (; i < n; ++i) y[i] = x[i] * std::pow(s[i], -beta);
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * std::pow(s[i], -beta);
   }
 }
 
@@ -117,6 +100,14 @@ void box_sum(const float* in, int height, int width, int pad, float* scratch, fl
 }
 
 class LRNLayer : public Layer {
+  // Each thread's buffers for the sample it computes.
+  struct Workspace {
+    std::vector<float> ring;     // across: the window's last size_ planes of squares or ratios
+    std::vector<float> running;  // one plane of window sums
+    std::vector<float> ratio;    // within: one plane of squares or of dy * y / s
+    std::vector<float> scratch;  // within: one plane, between the box sum's two passes
+  };
+
  public:
   using Layer::Layer;
   int exact_bottoms() const override { return 1; }
@@ -155,13 +146,15 @@ class LRNLayer : public Layer {
     scale_.resize(static_cast<size_t>(in.count()));
     scale_fresh_ = false;
     const size_t plane = static_cast<size_t>(in.height()) * in.width();
-    if (across_) {
-      ring_.resize(size_ * plane);
-      running_.resize(plane);
-    } else {
-      ratio_.resize(plane);
-      running_.resize(plane);
-      scratch_.resize(plane);
+    workspaces_.resize(cpu::threads());
+    for (Workspace& work : workspaces_) {
+      work.running.resize(plane);
+      if (across_) {
+        work.ring.resize(size_ * plane);
+      } else {
+        work.ratio.resize(plane);
+        work.scratch.resize(plane);
+      }
     }
 #ifdef ENGINE_USE_ONEDNN
     onednn_forward_ready_ = onednn_backward_ready_ = false;
@@ -200,14 +193,16 @@ class LRNLayer : public Layer {
     const float* dy = top[0]->cpu_diff();
     float* dx = bottom[0]->mutable_cpu_diff();
     const int64_t per_sample = bottom[0]->count(1);
-    for (int n = 0; n < shape_[0]; ++n) {
+    cpu::parallel_for(shape_[0], per_sample, [&](int64_t n, int thread) {
       const int64_t offset = n * per_sample;
+      Workspace& work = workspaces_[thread];
+      const float* s = scale_.data() + offset;
       if (across_) {
-        across_backward(x + offset, y + offset, dy + offset, scale_.data() + offset, dx + offset);
+        across_backward(x + offset, y + offset, dy + offset, s, dx + offset, work);
       } else {
-        within_backward(x + offset, y + offset, dy + offset, scale_.data() + offset, dx + offset);
+        within_backward(x + offset, y + offset, dy + offset, s, dx + offset, work);
       }
-    }
+    });
   }
 
 #ifdef ENGINE_USE_CUDA
@@ -289,31 +284,31 @@ class LRNLayer : public Layer {
   // Fills scale_ with the brackets s and, when y is given, writes y = x * s^-beta.
   void compute_scale(const float* x, float* y) {
     const int64_t per_sample = int64_t(shape_[1]) * plane();
-    for (int n = 0; n < shape_[0]; ++n) {
+    cpu::parallel_for(shape_[0], per_sample, [&](int64_t n, int thread) {
       const int64_t offset = n * per_sample;
       float* yn = y ? y + offset : nullptr;
       if (across_) {
-        across_forward(x + offset, scale_.data() + offset, yn);
+        across_forward(x + offset, scale_.data() + offset, yn, workspaces_[thread]);
       } else {
-        within_forward(x + offset, scale_.data() + offset, yn);
+        within_forward(x + offset, scale_.data() + offset, yn, workspaces_[thread]);
       }
-    }
+    });
     scale_fresh_ = true;
   }
 
   // One sample, channel by channel: a running sum over pixels of the squares in the window,
   // updated as channel c + pad enters it and c - pad - 1 leaves it. The last `size_` channels'
   // squares wait in a ring of planes, where the entering channel takes the leaving one's slot.
-  void across_forward(const float* x, float* scale, float* y) {
+  void across_forward(const float* x, float* scale, float* y, Workspace& work) const {
     const int channels = shape_[1];
     const int64_t hw = plane();
     const float coefficient = alpha_ / size_;
-    std::fill(ring_.begin(), ring_.end(), 0.0f);
-    std::fill(running_.begin(), running_.end(), 0.0f);
-    float* sum = running_.data();
+    std::fill(work.ring.begin(), work.ring.end(), 0.0f);
+    std::fill(work.running.begin(), work.running.end(), 0.0f);
+    float* sum = work.running.data();
     for (int c = -pre_pad_; c < channels; ++c) {
       const int head = c + pre_pad_;
-      float* slot = ring_.data() + (head % size_) * hw;
+      float* slot = work.ring.data() + (head % size_) * hw;
       if (head < channels) {
         const float* entering = x + head * hw;
         for (int64_t i = 0; i < hw; ++i) {
@@ -337,16 +332,16 @@ class LRNLayer : public Layer {
 
   // The same sliding window over channels, of dy * y / s.
   void across_backward(const float* x, const float* y, const float* dy, const float* scale,
-                       float* dx) {
+                       float* dx, Workspace& work) const {
     const int channels = shape_[1];
     const int64_t hw = plane();
     const float cross = 2.0f * alpha_ * beta_ / size_;
-    std::fill(ring_.begin(), ring_.end(), 0.0f);
-    std::fill(running_.begin(), running_.end(), 0.0f);
-    float* sum = running_.data();
+    std::fill(work.ring.begin(), work.ring.end(), 0.0f);
+    std::fill(work.running.begin(), work.running.end(), 0.0f);
+    float* sum = work.running.data();
     for (int c = -pre_pad_; c < channels; ++c) {
       const int head = c + pre_pad_;
-      float* slot = ring_.data() + (head % size_) * hw;
+      float* slot = work.ring.data() + (head % size_) * hw;
       if (head < channels) {
         const int64_t at = head * hw;
         for (int64_t i = 0; i < hw; ++i) {
@@ -368,29 +363,33 @@ class LRNLayer : public Layer {
   }
 
   // One sample, plane by plane: the n x n box sums of the squares.
-  void within_forward(const float* x, float* scale, float* y) {
+  void within_forward(const float* x, float* scale, float* y, Workspace& work) const {
     const int64_t hw = plane();
     const float coefficient = alpha_ / (size_ * size_);
+    float* ratio = work.ratio.data();
+    float* sum = work.running.data();
     for (int c = 0; c < shape_[1]; ++c) {
       const float* xc = x + c * hw;
       float* s = scale + c * hw;
-      for (int64_t i = 0; i < hw; ++i) ratio_[i] = xc[i] * xc[i];
-      box_sum(ratio_.data(), shape_[2], shape_[3], pre_pad_, scratch_.data(), running_.data());
-      for (int64_t i = 0; i < hw; ++i) s[i] = 1.0f + coefficient * std::max(running_[i], 0.0f);
+      for (int64_t i = 0; i < hw; ++i) ratio[i] = xc[i] * xc[i];
+      box_sum(ratio, shape_[2], shape_[3], pre_pad_, work.scratch.data(), sum);
+      for (int64_t i = 0; i < hw; ++i) s[i] = 1.0f + coefficient * std::max(sum[i], 0.0f);
       if (y) multiply_by_power(hw, xc, s, beta_, y + c * hw);
     }
   }
 
   void within_backward(const float* x, const float* y, const float* dy, const float* scale,
-                       float* dx) {
+                       float* dx, Workspace& work) const {
     const int64_t hw = plane();
     const float cross = 2.0f * alpha_ * beta_ / (size_ * size_);
+    float* ratio = work.ratio.data();
+    float* sum = work.running.data();
     for (int c = 0; c < shape_[1]; ++c) {
       const int64_t at = c * hw;
-      for (int64_t i = 0; i < hw; ++i) ratio_[i] = dy[at + i] * y[at + i] / scale[at + i];
-      box_sum(ratio_.data(), shape_[2], shape_[3], pre_pad_, scratch_.data(), running_.data());
+      for (int64_t i = 0; i < hw; ++i) ratio[i] = dy[at + i] * y[at + i] / scale[at + i];
+      box_sum(ratio, shape_[2], shape_[3], pre_pad_, work.scratch.data(), sum);
       multiply_by_power(hw, dy + at, scale + at, beta_, dx + at);
-      for (int64_t i = 0; i < hw; ++i) dx[at + i] -= cross * x[at + i] * running_[i];
+      for (int64_t i = 0; i < hw; ++i) dx[at + i] -= cross * x[at + i] * sum[i];
     }
   }
 
@@ -475,17 +474,14 @@ class LRNLayer : public Layer {
   std::vector<int> shape_;
   std::vector<float> scale_;    // the bracket s, kept for backward
   bool scale_fresh_ = false;    // whether scale_ belongs to the last forward pass
-  std::vector<float> ring_;     // across: the window's last size_ planes of squares or ratios
-  std::vector<float> running_;  // one plane of window sums
-  std::vector<float> ratio_;    // within: one plane of squares or of dy * y / s
-  std::vector<float> scratch_;  // within: one plane, between the box sum's two passes
+  std::vector<Workspace> workspaces_;
 };
 
 }  // namespace
 
 // For tests: whether a LRN layer computes on oneDNN for its current shapes.
 bool lrn_runs_onednn(const Layer& layer) {
-  const auto* self = dynamic_cast<const LRNLayer*>(&layer);
+  const auto* self = dynamic_cast<const LRNLayer*>(&working_layer(layer));
   return self != nullptr && self->runs_onednn();
 }
 

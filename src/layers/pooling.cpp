@@ -17,9 +17,11 @@
 #include "core/synced_memory.hpp"
 #include "layers/gpu_kernels.hpp"
 #include "math/cudnn.hpp"
+#include "core/fastest_layer.hpp"
 #include "core/layer_registry.hpp"
 #include "math/blas.hpp"
 #include "math/onednn.hpp"
+#include "math/parallel.hpp"
 #include "math/random.hpp"
 
 namespace engine {
@@ -218,7 +220,7 @@ class PoolingLayer : public Layer {
 #endif
     const float* top_diff = top[0]->cpu_diff();
     float* bottom_diff = bottom[0]->mutable_cpu_diff();
-    cpu::set(bottom[0]->count(), 0.0f, bottom_diff);
+    // Each path below writes the whole bottom gradient (the scatters clear it plane by plane).
     switch (method_) {
       case PoolingParameter::MAX:
         scatter_to_chosen(top_diff, argmax_.data(), bottom_diff);
@@ -230,6 +232,7 @@ class PoolingLayer : public Layer {
         if (param_.phase() == TRAIN) {
           scatter_to_chosen(top_diff, chosen_.data(), bottom_diff);
         } else {
+          cpu::set(bottom[0]->count(), 0.0f, bottom_diff);
           stochastic_backward_test(top_diff, bottom[0]->cpu_data(), top[0]->cpu_data(),
                                    bottom_diff);
         }
@@ -377,11 +380,13 @@ class PoolingLayer : public Layer {
   int64_t planes() const { return int64_t(geometry_.num) * geometry_.channels; }
 
   // Caffe keeps the first maximum in row-major order (strictly greater replaces).
-  void max_forward(const float* in, float* out, float* mask_top) {
+  // Plane by plane, the planes spread over the threads.
+  void max_forward(const float* in, float* top_data, float* mask_top) {
     const PoolGeometry& g = geometry_;
-    int* argmax = argmax_.data();
-    for (int64_t plane = 0; plane < planes(); ++plane) {
+    cpu::parallel_for(planes(), in_plane(), [&](int64_t plane, int) {
       const float* src = in + plane * in_plane();
+      float* out = top_data + plane * out_plane();
+      int* argmax = argmax_.data() + plane * out_plane();
       for (int ph = 0; ph < g.pooled_h; ++ph) {
         for (int pw = 0; pw < g.pooled_w; ++pw) {
           float best = -FLT_MAX;
@@ -399,7 +404,7 @@ class PoolingLayer : public Layer {
           *argmax++ = best_index;
         }
       }
-    }
+    });
     if (mask_top) {
       const int64_t n = static_cast<int64_t>(argmax_.size());
       for (int64_t i = 0; i < n; ++i) mask_top[i] = static_cast<float>(argmax_[i]);
@@ -408,20 +413,21 @@ class PoolingLayer : public Layer {
 
   // Routes each output's gradient to the input element it took (MAX, STOCHASTIC in TRAIN).
   void scatter_to_chosen(const float* top_diff, const int* chosen, float* bottom_diff) const {
-    for (int64_t plane = 0; plane < planes(); ++plane) {
+    cpu::parallel_for(planes(), in_plane(), [&](int64_t plane, int) {
       float* dst = bottom_diff + plane * in_plane();
-      for (int64_t i = 0; i < out_plane(); ++i) {
-        if (*chosen >= 0) dst[*chosen] += *top_diff;
-        ++chosen;
-        ++top_diff;
+      std::fill(dst, dst + in_plane(), 0.0f);
+      const int64_t first = plane * out_plane();
+      for (int64_t i = first; i < first + out_plane(); ++i) {
+        if (chosen[i] >= 0) dst[chosen[i]] += top_diff[i];
       }
-    }
+    });
   }
 
-  void average_forward(const float* in, float* out) const {
+  void average_forward(const float* in, float* top_data) const {
     const PoolGeometry& g = geometry_;
-    for (int64_t plane = 0; plane < planes(); ++plane) {
+    cpu::parallel_for(planes(), in_plane(), [&](int64_t plane, int) {
       const float* src = in + plane * in_plane();
+      float* out = top_data + plane * out_plane();
       for (int ph = 0; ph < g.pooled_h; ++ph) {
         for (int pw = 0; pw < g.pooled_w; ++pw) {
           float sum = 0;
@@ -432,13 +438,15 @@ class PoolingLayer : public Layer {
           *out++ = sum / static_cast<float>(rows_.divisor_extent[ph] * cols_.divisor_extent[pw]);
         }
       }
-    }
+    });
   }
 
-  void average_backward(const float* top_diff, float* bottom_diff) const {
+  void average_backward(const float* top_diff_data, float* bottom_diff) const {
     const PoolGeometry& g = geometry_;
-    for (int64_t plane = 0; plane < planes(); ++plane) {
+    cpu::parallel_for(planes(), in_plane(), [&](int64_t plane, int) {
       float* dst = bottom_diff + plane * in_plane();
+      std::fill(dst, dst + in_plane(), 0.0f);
+      const float* top_diff = top_diff_data + plane * out_plane();
       for (int ph = 0; ph < g.pooled_h; ++ph) {
         for (int pw = 0; pw < g.pooled_w; ++pw) {
           const float share =
@@ -449,7 +457,7 @@ class PoolingLayer : public Layer {
           }
         }
       }
-    }
+    });
   }
 
   // TRAIN: one element per window, drawn with probability proportional to its value (the
@@ -638,7 +646,7 @@ class PoolingLayer : public Layer {
 
 // For tests: whether a Pooling layer computes on oneDNN for its current shapes.
 bool pooling_runs_onednn(const Layer& layer) {
-  const auto* self = dynamic_cast<const PoolingLayer*>(&layer);
+  const auto* self = dynamic_cast<const PoolingLayer*>(&working_layer(layer));
   return self != nullptr && self->runs_onednn();
 }
 

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/context.hpp"
+#include "core/fastest_layer.hpp"
 #include "core/layer_registry.hpp"
 #include "core/net.hpp"
 #include "gradient_checker.hpp"
@@ -108,7 +109,7 @@ void check_conv_parity(const std::string& conv_param, const std::vector<int>& bo
   expect_close_scaled(cpu.bottom_diff, gpu.bottom_diff, "bottom gradient");
   expect_close_scaled(cpu.weight_diff, gpu.weight_diff, "weight gradient");
   expect_close_scaled(cpu.bias_diff, gpu.bias_diff, "bias gradient");
-  const auto* conv = dynamic_cast<const ConvolutionLayerBase*>(layer.get());
+  const auto* conv = dynamic_cast<const ConvolutionLayerBase*>(&working_layer(*layer));
   ASSERT_NE(conv, nullptr);
   // engine: CAFFE runs our im2col kernels and cuBLAS, never cuDNN.
   const bool caffe = conv_param.find("engine: CAFFE") != std::string::npos;

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -14,6 +15,7 @@
 
 #include "core/net.hpp"
 #include "io/prototxt.hpp"
+#include "math/onednn.hpp"
 
 namespace engine {
 namespace {
@@ -66,9 +68,10 @@ class EngineCli : public ::testing::Test {
   }
 
   // Runs the engine with arguments; returns its exit code and fills `output` (stdout+stderr).
-  int run(const std::string& arguments, std::string* output) {
+  int run(const std::string& arguments, std::string* output, const std::string& environment = "") {
     const std::string log = path("log.txt");
-    const int status = std::system((kEngine + " " + arguments + " >" + log + " 2>&1").c_str());
+    const int status = std::system(
+        (environment + " " + kEngine + " " + arguments + " >" + log + " 2>&1").c_str());
     *output = read_file(log);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
@@ -244,6 +247,34 @@ TEST_F(EngineCli, SigintStopsWithASnapshotAndSighupSnapshots) {
     snapshots += entry.path().extension() == ".solverstate";
   }
   EXPECT_EQ(snapshots, 1) << second;
+}
+
+// engine: DEFAULT layers time their implementations once per machine: `engine time` prints the
+// choices, and a second run takes them from the ENGINE_CHOICES file instead of measuring.
+TEST_F(EngineCli, TimePrintsImplementationChoicesThatLaterRunsReuse) {
+  if (!onednn_available()) GTEST_SKIP() << "a build without oneDNN has one implementation";
+  write("conv.prototxt", R"(
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 4 dim: 8 dim: 40 dim: 40 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_output: 8 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+)");
+  const std::string choices = path("choices");
+  const std::string command =
+      "time --model=" + path("conv.prototxt") + " --iterations=1";
+  std::string first, second;
+  ASSERT_EQ(run(command, &first, "ENGINE_CHOICES=" + choices), 0) << first;
+  EXPECT_CONTAINS(first, "Implementations chosen (forward + backward, measured once):");
+  EXPECT_CONTAINS(first, "conv\t");
+  EXPECT_CONTAINS(first, "oneDNN ");
+  EXPECT_CONTAINS(first, "Caffe ");
+  const std::string measured = read_file(choices);
+  EXPECT_EQ(std::count(measured.begin(), measured.end(), '\n'), 2) << measured;
+  ASSERT_EQ(run(command, &second, "ENGINE_CHOICES=" + choices), 0) << second;
+  EXPECT_CONTAINS(second, "measured by an earlier run");
+  const std::string stored = read_file(choices);
+  EXPECT_EQ(std::count(stored.begin(), stored.end(), '\n'), 2) << stored;
 }
 
 }  // namespace
