@@ -370,12 +370,16 @@ void Solver::apply_update() {
     LOG(INFO) << "Iteration " << iter_ << ", lr = " << rate;
   }
   clip_gradients();
-  for (size_t id = 0; id < net_->learnable_params().size(); ++id) {
-    normalize(static_cast<int>(id));
-    regularize(static_cast<int>(id));
-    compute_update(static_cast<int>(id), rate);
+  const bool l2 = param_.regularization_type() == "L2";
+  for (size_t i = 0; i < net_->learnable_params().size(); ++i) {
+    const int id = static_cast<int>(i);
+    const float decay = param_.weight_decay() * net_->params_weight_decay()[id];
+    if (l2 && update_in_one_pass(id, rate, 1.0f / param_.iter_size(), decay)) continue;
+    normalize(id);
+    regularize(id);
+    compute_update(id, rate);
+    net_->learnable_params()[id]->update();
   }
-  net_->update();
 }
 
 void Solver::clip_gradients() {

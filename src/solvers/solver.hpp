@@ -128,6 +128,14 @@ class Solver {
   virtual int history_per_param() const { return 1; }
   // Turns the parameter's (clipped, normalised, regularised) gradient into the step to subtract.
   virtual void compute_update(int param_id, float rate) = 0;
+  // The parameter's whole step in one pass (normalisation by `gradient_scale`, L2 decay, the
+  // rule, the subtraction), where the rule has such a pass for the current device; returns
+  // false to have the steps run one by one.
+  virtual bool update_in_one_pass(int param_id, float rate, float gradient_scale, float decay) {
+    return false;
+  }
+  // The learning rate of one parameter: the solver's times its lr_mult.
+  float local_rate(int param_id, float rate) { return rate * net_->params_lr()[param_id]; }
   Blob& history(int param_id, int which = 0) {
     return *history_[which * net_->learnable_params().size() + param_id];
   }

@@ -16,7 +16,10 @@
 #include "core/errors.hpp"
 #include "io/prototxt.hpp"
 #include "io/upgrade.hpp"
+#include "core/context.hpp"
 #include "math/blas.hpp"
+#include "math/parallel.hpp"
+#include "math/simd.hpp"
 #include "solvers/solver.hpp"
 #include "solvers/update_steps.hpp"
 
@@ -72,23 +75,51 @@ void l1_regularize(int64_t n, float decay, const float* data, float* diff) {
 
 namespace {
 
+// SgdSolver's whole CPU step; the expressions are those of the separate steps (normalize,
+// regularize, sgd_update, Blob::update), so the numbers are theirs.
+ENGINE_VECTORIZED void sgd_step(int64_t n, float rate, float momentum, float gradient_scale,
+                                float decay, float* weights, float* diff, float* velocity) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float gradient = gradient_scale * diff[i] + decay * weights[i];
+    const float step = rate * gradient + momentum * velocity[i];
+    velocity[i] = step;
+    diff[i] = step;
+    weights[i] -= step;
+  }
+}
+
 class SgdSolver : public Solver {
  public:
   using Solver::Solver;
 
  protected:
-  float local_rate(int param_id, float rate) { return rate * net().params_lr()[param_id]; }
-
   void compute_update(int param_id, float rate) override {
     Blob& param = *net().learnable_params()[param_id];
     ENGINE_ON_DEVICE(sgd_update(param.count(), local_rate(param_id, rate), param_.momentum(),
                                 history(param_id).mutable_data(), param.mutable_diff()));
   }
+
+  // On the CPU: v = momentum v + rate (scale g + decay w); g = v; w -= v, element by element in
+  // one pass over the three arrays, spread over the cores (instead of four passes).
+  bool update_in_one_pass(int param_id, float rate, float gradient_scale, float decay) override {
+    if (Context::mode() != Mode::CPU) return false;
+    Blob& param = *net().learnable_params()[param_id];
+    const float step = local_rate(param_id, rate);
+    const float momentum = param_.momentum();
+    float* weights = param.mutable_cpu_data();
+    float* diff = param.mutable_cpu_diff();
+    float* velocity = history(param_id).mutable_cpu_data();
+    cpu::parallel_chunks(param.count(), [&](int64_t begin, int64_t end) {
+      sgd_step(end - begin, step, momentum, gradient_scale, decay, weights + begin,
+               diff + begin, velocity + begin);
+    });
+    return true;
+  }
 };
 
-class NesterovSolver : public SgdSolver {
+class NesterovSolver : public Solver {
  public:
-  using SgdSolver::SgdSolver;
+  using Solver::Solver;
 
  protected:
   void compute_update(int param_id, float rate) override {
@@ -100,10 +131,10 @@ class NesterovSolver : public SgdSolver {
 
 // AdaGrad and RMSProp: a running measure of g^2, h = keep h + add g^2, scales each coordinate's
 // step.
-class AdaptiveSolver : public SgdSolver {
+class AdaptiveSolver : public Solver {
  public:
   AdaptiveSolver(const SolverParameter& param, const std::string& source, float keep, float add)
-      : SgdSolver(param, source), keep_(keep), add_(add) {
+      : Solver(param, source), keep_(keep), add_(add) {
     ENGINE_REQUIRE(param.momentum() == 0,
                    source << ": momentum cannot be used with " << param.type());
   }
@@ -132,9 +163,9 @@ class RmsPropSolver : public AdaptiveSolver {
       : AdaptiveSolver(param, source, param.rms_decay(), 1.0f - param.rms_decay()) {}
 };
 
-class AdaDeltaSolver : public SgdSolver {
+class AdaDeltaSolver : public Solver {
  public:
-  using SgdSolver::SgdSolver;
+  using Solver::Solver;
 
  protected:
   int history_per_param() const override { return 2; }
@@ -146,9 +177,9 @@ class AdaDeltaSolver : public SgdSolver {
   }
 };
 
-class AdamSolver : public SgdSolver {
+class AdamSolver : public Solver {
  public:
-  using SgdSolver::SgdSolver;
+  using Solver::Solver;
 
  protected:
   int history_per_param() const override { return 2; }
