@@ -2,7 +2,7 @@
 # AlexNet (models/alexnet, float32) on one GPU: this engine's training iterations per second
 # (`engine train` on the net with synthetic DummyData inputs: forward, backward and the SGD
 # update) and forward-only images per second (`engine time`), against PyTorch running the same
-# architecture on the same GPU in the same call (bench/gpu_alexnet_pytorch.py, cuDNN benchmark
+# architecture on the same GPU in the same call (bench/alexnet_pytorch.py, cuDNN benchmark
 # mode). Prints a table last; details go to $OUT (or bench/results).
 # Usage: bench/gpu_alexnet.sh [ENGINE_BIN_DIR] [BATCHES...]     e.g. bench/gpu_alexnet.sh build/bin 128 256
 set -uo pipefail
@@ -64,7 +64,7 @@ SOLVER
   forward_ips[$batch]=$(awk -v b="$batch" -v ms="${forward_ms:-0}" 'BEGIN {if (ms > 0) printf "%.0f", b * 1000 / ms; else print "n/a"}')
 done
 
-python3 bench/gpu_alexnet_pytorch.py --batches "${batches[@]}" --iterations $iterations \
+python3 bench/alexnet_pytorch.py --batches "${batches[@]}" --iterations $iterations \
   >"$out/pytorch.jsonl" 2>"$out/pytorch.err"
 
 echo
