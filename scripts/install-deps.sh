@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ccache pkg-config
   protobuf-compiler libprotobuf-dev
   libgoogle-glog-dev libgflags-dev
-  libopenblas-dev libdnnl-dev
+  libopenblas-dev libopenblas-openmp-dev libdnnl-dev
   libgtest-dev
   liblmdb-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev zlib1g-dev
   openmpi-bin libopenmpi-dev libonnx-dev

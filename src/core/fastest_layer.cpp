@@ -39,12 +39,14 @@ constexpr int64_t kMostScratchBytes = int64_t{1} << 30;
 // Another implementation replaces the preferred one only when at least this much faster, so
 // that equal ones (both paths of a depthwise convolution run the same kernels) do not flip.
 constexpr double kFasterBy = 0.95;
-// The first round warms caches and buffers and checks agreement; the others are timed.
+// The first round warms caches and buffers and checks agreement; the others are timed. After
+// the first timed round, a candidate this much faster than all the others has won already.
 constexpr int kRounds = 3;
+constexpr double kClearWin = 1.3;
 // Results agree when they differ by at most this fraction of the largest magnitude among the
 // preferred implementation's (fp32 rounding in another summation order is far below it).
 constexpr float kAgreement = 1e-3f;
-constexpr int kChoiceVersion = 1;
+constexpr int kChoiceVersion = 2;
 
 int engine_of(const LayerParameter& param) {
   const std::string& type = param.type();
@@ -422,7 +424,8 @@ class FastestLayer : public Layer {
     std::vector<float> expected;
     std::vector<bool> usable(candidates_.size(), true);
     bool top_diffs_filled = false;
-    for (int round = 0; round < kRounds; ++round) {
+    for (int round = 0; round < kRounds && !clear_winner(decision.milliseconds, usable);
+         ++round) {
       for (size_t i = 0; i < candidates_.size(); ++i) {
         if (!usable[i]) continue;
         Layer& layer = *candidates_[i].layer;
@@ -478,6 +481,22 @@ class FastestLayer : public Layer {
     }
     if (!decision.why.empty()) decision.why.resize(decision.why.size() - 2);
     return decision;
+  }
+
+  static bool clear_winner(const std::vector<double>& milliseconds,
+                           const std::vector<bool>& usable) {
+    double best = -1, second = -1;
+    for (size_t i = 0; i < milliseconds.size(); ++i) {
+      if (!usable[i]) continue;
+      if (milliseconds[i] < 0) return false;  // not timed yet
+      if (best < 0 || milliseconds[i] < best) {
+        second = best;
+        best = milliseconds[i];
+      } else if (second < 0 || milliseconds[i] < second) {
+        second = milliseconds[i];
+      }
+    }
+    return best >= 0 && (second < 0 || second > kClearWin * best);
   }
 
   // Everything a pass computed: tops, the bottoms' gradients asked for, parameter gradients.
