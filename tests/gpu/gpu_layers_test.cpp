@@ -109,7 +109,10 @@ void check_conv_parity(const std::string& conv_param, const std::vector<int>& bo
   expect_close_scaled(cpu.bottom_diff, gpu.bottom_diff, "bottom gradient");
   expect_close_scaled(cpu.weight_diff, gpu.weight_diff, "weight gradient");
   expect_close_scaled(cpu.bias_diff, gpu.bias_diff, "bias gradient");
+  // The implementation that ran on the GPU (engine: DEFAULT may run another on the CPU).
+  Context::set_mode(Mode::GPU);
   const auto* conv = dynamic_cast<const ConvolutionLayerBase*>(&working_layer(*layer));
+  Context::set_mode(Mode::CPU);
   ASSERT_NE(conv, nullptr);
   // engine: CAFFE runs our im2col kernels and cuBLAS, never cuDNN.
   const bool caffe = conv_param.find("engine: CAFFE") != std::string::npos;
