@@ -2,7 +2,8 @@
 # AlexNet's full training step on the CPU (forward, backward, SGD update with momentum and weight
 # decay) at batch 32, and forward alone: the engine (bench/alexnet_step_engine.py, BVLC's deploy
 # net) against PyTorch (bench/alexnet_pytorch.py, the same net: groups, LRN, Caffe's pooling) in
-# fp32 and in torch.autocast bf16, all with the same threads, measured in this one run. PyTorch
+# fp32 and in torch.autocast bf16, all with the same threads, measured in this one run (ROUNDS
+# alternating rounds of ours and PyTorch fp32, default 3, the best of each). PyTorch
 # comes from PyPI into scripts/torch-venv.sh's environment (TORCH_VENV=DIR to use another).
 # Prints one table and writes it to bench/results/alexnet_step.txt.
 # Usage: bench/alexnet_step.sh [iterations] [batch]      (build first: scripts/test.sh)
@@ -16,26 +17,35 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 export OMP_NUM_THREADS=$threads
-PYTHONPATH=build/python /usr/bin/python3 bench/alexnet_step_engine.py --batch "$batch" \
-  --iterations "$iterations" >"$work/engine.json"
-for precision in fp32 bf16; do
-  flag=; [ $precision = bf16 ] && flag=--bf16
-  "$torch_python" bench/alexnet_pytorch.py --device cpu --threads "$threads" $flag \
-    --batches "$batch" --iterations "$iterations" --warmup 2 >"$work/pytorch_$precision.json"
+# ROUNDS alternations of ours and PyTorch fp32, each framework's best round kept: a shared
+# machine's speed drifts over minutes, and alternating spreads the drift over both.
+for round in $(seq "${ROUNDS:-3}"); do
+  PYTHONPATH=build/python /usr/bin/python3 bench/alexnet_step_engine.py --batch "$batch" \
+    --iterations "$iterations" >>"$work/engine.json"
+  "$torch_python" bench/alexnet_pytorch.py --device cpu --threads "$threads" \
+    --batches "$batch" --iterations "$iterations" --warmup 2 >>"$work/pytorch_fp32.json"
 done
+"$torch_python" bench/alexnet_pytorch.py --device cpu --threads "$threads" --bf16 \
+  --batches "$batch" --iterations "$iterations" --warmup 2 >>"$work/pytorch_bf16.json"
 
 mkdir -p bench/results
 /usr/bin/python3 - "$work" "$batch" "$threads" <<'PY' | tee bench/results/alexnet_step.txt
 import json, os, sys
 work, batch, threads = sys.argv[1], sys.argv[2], sys.argv[3]
-load = lambda name: json.loads(open(os.path.join(work, name)).read().splitlines()[-1])
+def load(name):
+    rounds = [json.loads(line) for line in open(os.path.join(work, name)) if line.strip()]
+    best = dict(rounds[0])
+    for key in ("train_ms", "forward_ms"):
+        best[key] = min(r[key] for r in rounds)
+    best["rounds"] = len(rounds)
+    return best
 ours, fp32, bf16 = load("engine.json"), load("pytorch_fp32.json"), load("pytorch_bf16.json")
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 flags = open("/proc/cpuinfo").read()
 kind = "AVX-512" if " avx512f" in flags else "AVX2"
 bf16_hw = "AVX512-BF16" if "avx512_bf16" in flags else ("AMX" if "amx_bf16" in flags else "no bf16 hardware")
 print(f"AlexNet b{batch} on the CPU: {cpu}, {kind}, {bf16_hw}, {threads} threads; "
-      f"{fp32['framework']}")
+      f"{fp32['framework']}; best of {ours['rounds']} alternating rounds (bf16: 1)")
 print(f"{'step':30} {'ours ms':>10} {'peer ms':>10} {'ours/peer':>10}")
 rows = [("train step fp32 vs PyTorch fp32", ours["train_ms"], fp32["train_ms"]),
         ("train step fp32 vs PyTorch bf16", ours["train_ms"], bf16["train_ms"]),
