@@ -21,14 +21,10 @@
 
 #include "core/context.hpp"
 #include "math/onednn.hpp"
+#include "math/random.hpp"
 
 namespace engine {
 namespace {
-
-constexpr int kEngineDefault = 0;
-constexpr int kEngineCaffe = 1;
-constexpr int kEngineCudnn = 2;
-constexpr int kEngineOnednn = 1000;
 
 // Layers whose bottoms and tops hold fewer values than this keep the preferred implementation:
 // their passes take microseconds, where a timing tells more about the machine's other load
@@ -254,13 +250,17 @@ class FastestLayer : public Layer {
     return first().allow_force_backward(bottom_index);
   }
 
+  // Runs before every forward pass: for unchanged bottoms it does nothing, since the candidate
+  // that runs reshapes itself in its own forward.
   void reshape(const Blobs& bottom, const Blobs& top) override {
-    std::vector<std::vector<int>> shapes;
-    for (const Blob* blob : bottom) shapes.push_back(blob->shape());
-    if (shapes != decided_for_) {
-      decided_ = false;
-      decided_for_ = shapes;
+    bool unchanged = bottom.size() == decided_for_.size();
+    for (size_t i = 0; unchanged && i < bottom.size(); ++i) {
+      unchanged = bottom[i]->shape() == decided_for_[i];
     }
+    if (unchanged) return;
+    decided_ = false;
+    decided_for_.clear();
+    for (const Blob* blob : bottom) decided_for_.push_back(blob->shape());
     synced(running()).reshape(bottom, top);
   }
 
@@ -395,12 +395,10 @@ class FastestLayer : public Layer {
     Decision decision;
     decision.milliseconds.assign(candidates_.size(), -1.0);
 
-    // Scratch bottoms, tops and parameters: the measurement leaves the net's own untouched.
-    std::mt19937 values_generator(2026);
-    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-    auto fill_random = [&](int64_t count, float* data) {
-      for (int64_t i = 0; i < count; ++i) data[i] = uniform(values_generator);
-    };
+    // Scratch bottoms, tops and parameters: the measurement leaves the net's own untouched, and
+    // the generator its random values come from as it found it.
+    const std::mt19937 generator = Context::rng();
+    auto fill_random = [](int64_t count, float* data) { rng_uniform(count, -1.0f, 1.0f, data); };
     std::vector<std::unique_ptr<Blob>> owned;
     Blobs scratch_bottom, scratch_top;
     std::vector<bool> down;
@@ -420,7 +418,6 @@ class FastestLayer : public Layer {
       std::copy_n(param->cpu_data(), param->count(), scratch_params.back()->mutable_cpu_data());
     }
 
-    const std::mt19937 generator = Context::rng();
     std::vector<float> expected;
     std::vector<bool> usable(candidates_.size(), true);
     bool top_diffs_filled = false;

@@ -471,10 +471,6 @@ void Net::clear_param_diffs() {
   for (Blob* blob : learnable_params_) blob->set_diff(0);
 }
 
-void Net::update() {
-  for (Blob* blob : learnable_params_) blob->update();
-}
-
 void Net::copy_trained_layers_from(const NetParameter& trained) {
   if (net_needs_upgrade(trained)) {
     NetParameter upgraded = trained;

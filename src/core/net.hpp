@@ -52,8 +52,6 @@ class Net {
   // Re-runs every layer's reshape (after an input blob changed shape).
   void reshape();
   void clear_param_diffs();
-  // Applies each learnable parameter's diff to its data (data -= diff).
-  void update();
 
   // Makes this net's layers use the parameter memory of `other`'s layers of the same name (test
   // nets follow the training net this way).

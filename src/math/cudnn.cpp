@@ -5,16 +5,13 @@
 #include <map>
 
 #include "core/context.hpp"
+#include "math/onednn.hpp"
 
 #ifdef ENGINE_USE_CUDA
 #include <cuda_runtime.h>
 #endif
 
 namespace engine {
-
-namespace {
-constexpr int kEngineCaffe = 1;
-}  // namespace
 
 bool use_cudnn(int engine_field, const std::string& layer_description) {
 #ifdef ENGINE_USE_CUDA

@@ -4,13 +4,6 @@
 
 namespace engine {
 
-namespace {
-constexpr int kEngineDefault = 0;
-constexpr int kEngineCaffe = 1;
-constexpr int kEngineCudnn = 2;
-constexpr int kEngineOnednn = 1000;
-}  // namespace
-
 bool onednn_available() {
 #ifdef ENGINE_USE_ONEDNN
   return true;

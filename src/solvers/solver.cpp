@@ -373,8 +373,7 @@ void Solver::apply_update() {
   const bool l2 = param_.regularization_type() == "L2";
   for (size_t i = 0; i < net_->learnable_params().size(); ++i) {
     const int id = static_cast<int>(i);
-    const float decay = param_.weight_decay() * net_->params_weight_decay()[id];
-    if (l2 && update_in_one_pass(id, rate, 1.0f / param_.iter_size(), decay)) continue;
+    if (l2 && update_in_one_pass(id, rate, 1.0f / param_.iter_size(), local_decay(id))) continue;
     normalize(id);
     regularize(id);
     compute_update(id, rate);
@@ -406,7 +405,7 @@ void Solver::scale_diff(Blob* param, float factor) {
 
 void Solver::regularize(int param_id) {
   Blob& param = *net_->learnable_params()[param_id];
-  const float decay = param_.weight_decay() * net_->params_weight_decay()[param_id];
+  const float decay = local_decay(param_id);
   if (decay == 0) return;
   const std::string& type = param_.regularization_type();
   ENGINE_REQUIRE(type == "L1" || type == "L2",

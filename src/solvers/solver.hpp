@@ -136,6 +136,10 @@ class Solver {
   }
   // The learning rate of one parameter: the solver's times its lr_mult.
   float local_rate(int param_id, float rate) { return rate * net_->params_lr()[param_id]; }
+  // The weight decay of one parameter: the solver's times its decay_mult.
+  float local_decay(int param_id) {
+    return param_.weight_decay() * net_->params_weight_decay()[param_id];
+  }
   Blob& history(int param_id, int which = 0) {
     return *history_[which * net_->learnable_params().size() + param_id];
   }
