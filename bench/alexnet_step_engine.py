@@ -5,7 +5,11 @@ appended, trained through the Python module by SGD (lr 0.01, momentum 0.9, weigh
 on random data: each step is forward, backward and the update, as in PyTorch's loop. Forward
 alone is timed on the TEST-phase net. Prints one JSON line like bench/alexnet_pytorch.py's.
 
+--precision bf16 (or fp16) puts the net's `precision` field in: its convolutions and inner
+products multiply in that precision.
+
 Usage: python3 bench/alexnet_step_engine.py [--batch 32] [--iterations 10] [--warmup 2]
+                                            [--precision fp32|bf16|fp16]
 (Debian's python3, with build/python on the path.)
 """
 import argparse
@@ -36,6 +40,7 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     args = parser.parse_args()
     with open(DEPLOY) as f:
         deploy = f.read()
@@ -46,6 +51,7 @@ def main():
                  'input_param { shape { dim: %d } } }\n' % args.batch)
     net_text += ('layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc8" bottom: "label" '
                  'top: "loss" }\n')
+    net_text = "precision: %s\n" % args.precision.upper() + net_text
     engine.set_mode_cpu()
     with tempfile.TemporaryDirectory() as work:
         net_path = os.path.join(work, "alexnet.prototxt")
@@ -66,7 +72,8 @@ def main():
         test_net.blobs["data"].data[...] = solver.net.blobs["data"].data
         forward_seconds = timed(test_net.forward, args.iterations, args.warmup)
     print(json.dumps({
-        "framework": "engine", "batch": args.batch, "bf16": False,
+        "framework": "engine", "batch": args.batch, "bf16": args.precision == "bf16",
+        "precision": args.precision,
         "train_iterations_per_s": 1 / train_seconds, "train_ms": 1000 * train_seconds,
         "forward_images_per_s": args.batch / forward_seconds, "forward_ms": 1000 * forward_seconds,
     }), flush=True)

@@ -40,6 +40,7 @@
 #include "io/prototxt.hpp"
 #include "io/upgrade.hpp"
 #include "math/cudnn.hpp"
+#include "math/precision.hpp"
 #include "parallel/training.hpp"
 #ifdef ENGINE_HAVE_ONNX
 #include "onnx/onnx_export.hpp"
@@ -94,6 +95,10 @@ DEFINE_int32(cudnn_workspace_mb, 1024,
 DEFINE_string(engine, "",
               "Override every layer's computation engine: CAFFE (reference code), ONEDNN, "
               "CUDNN or DEFAULT (the fastest available).");
+DEFINE_string(precision, "",
+              "The precision of the convolutions and inner products: fp32, bf16 or fp16 "
+              "(operands rounded, fp32 accumulation, fp32 weights and update). Overrides the "
+              "solver's and the net's `precision` fields.");
 DECLARE_bool(help);  // gflags defines it; we print per-command help ourselves
 DEFINE_string(batch, "",
               "Override the first axis of every Input blob (empty: keep the file's); "
@@ -259,6 +264,7 @@ int train_command() {
   param.mutable_train_state()->set_level(FLAGS_level);
   for (const std::string& stage : stages()) param.mutable_train_state()->add_stage(stage);
   if (flag_given("iterations")) param.set_max_iter(FLAGS_iterations);
+  if (!FLAGS_precision.empty()) param.set_precision(parse_precision(FLAGS_precision, "--precision"));
 
   ENGINE_REQUIRE(FLAGS_bucket_mb > 0, "--bucket_mb must be positive, got " << FLAGS_bucket_mb);
 
@@ -300,12 +306,14 @@ int train_command() {
   return 0;
 }
 
+NetParameter load_net_param(Phase phase);
+
 int test_command() {
   ENGINE_REQUIRE(!FLAGS_model.empty(), "--model is required (a net prototxt)");
   ENGINE_REQUIRE(!FLAGS_weights.empty(), "--weights is required: the trained weights to score");
   ENGINE_REQUIRE(FLAGS_iterations > 0, "--iterations must be positive");
   select_device();
-  Net net(FLAGS_model, TEST, FLAGS_level, stages());
+  Net net(load_net_param(TEST));
   copy_weights(FLAGS_weights, net);
   LOG(INFO) << "Running for " << FLAGS_iterations << " iterations.";
   std::vector<double> sums;
@@ -344,6 +352,7 @@ NetParameter load_net_param(Phase phase) {
   param.mutable_state()->set_level(FLAGS_level);
   for (const std::string& stage : stages()) param.mutable_state()->add_stage(stage);
   if (!FLAGS_engine.empty()) set_layer_engines(parse_engine(FLAGS_engine), &param);
+  if (!FLAGS_precision.empty()) param.set_precision(parse_precision(FLAGS_precision, "--precision"));
   if (!FLAGS_batch.empty() && FLAGS_batch != "dynamic") {
     int batch = 0;
     const char* end = FLAGS_batch.data() + FLAGS_batch.size();
@@ -411,6 +420,10 @@ int time_command() {
                             parse_phase(FLAGS_phase) == TRAIN ? " + backward" : "");
     chose = true;
     std::printf("%20s\t%s\n", net.layer_names()[i].c_str(), choice.c_str());
+  }
+  if (!FLAGS_precision.empty() && parse_precision(FLAGS_precision, "--precision") != FP32) {
+    std::printf("Precision: %s for convolutions and inner products; this CPU: %s\n",
+                FLAGS_precision.c_str(), cpu_bf16_support().c_str());
   }
   std::printf("Average Forward pass: %.3f ms.\n", forward_total / n);
   std::printf("Average Backward pass: %.3f ms.\n", backward_total / n);
@@ -666,28 +679,30 @@ const std::map<std::string, Command>& commands() {
         "             --snapshot=S.solverstate|latest] [--iterations=N] [--gpu=ID|ID,ID...|all]\n"
         "             [--level=0] [--stage=a,b] [--sigint_effect=stop] [--sighup_effect=snapshot]\n"
         "             [--collective_timeout=300] [--bucket_mb=4] [--model_parallel=W]\n"
-        "             [--model_parallel_scope=ALL|FULLY_CONNECTED]\n"
+        "             [--model_parallel_scope=ALL|FULLY_CONNECTED] [--precision=fp32|bf16|fp16]\n"
         "Data parallel: mpirun -np N engine train ... (each rank trains on its shard of the\n"
         "data; with --gpu, one GPU per rank), or --gpu=0,1 / all in one process. Model\n"
         "parallel: mpirun -np N engine train --model_parallel=W (groups of W ranks).\n"
         "Trains a net as the solver file says; snapshots as it goes and at the end.",
         {"solver", "weights", "snapshot", "iterations", "gpu", "deterministic",
          "cudnn_workspace_mb", "level", "stage", "sigint_effect", "sighup_effect",
-         "collective_timeout", "bucket_mb", "model_parallel", "model_parallel_scope"}}},
+         "collective_timeout", "bucket_mb", "model_parallel", "model_parallel_scope",
+         "precision"}}},
       {"test",
        {test_command,
         "engine test --model=NET.prototxt --weights=W.caffemodel [--iterations=50] [--gpu=ID]\n"
-        "            [--level=0] [--stage=a,b]\n"
+        "            [--level=0] [--stage=a,b] [--precision=fp32|bf16|fp16]\n"
         "Scores trained weights: runs the TEST net and prints each output's mean.",
         {"model", "weights", "iterations", "gpu", "deterministic", "cudnn_workspace_mb", "level",
-         "stage"}}},
+         "stage", "precision"}}},
       {"time",
        {time_command,
         "engine time --model=NET.prototxt [--iterations=50] [--phase=TRAIN|TEST] [--level=0]\n"
         "            [--stage=a,b] [--engine=CAFFE|ONEDNN|DEFAULT] [--batch=N] [--gpu=ID]\n"
+        "            [--precision=fp32|bf16|fp16]\n"
         "Runs forward and backward and prints each layer's average times and the totals.",
         {"model", "iterations", "phase", "level", "stage", "engine", "batch", "gpu",
-         "deterministic", "cudnn_workspace_mb"}}},
+         "deterministic", "cudnn_workspace_mb", "precision"}}},
       {"forward",
        {forward_command,
         "engine forward --model=NET.prototxt [--weights=W.caffemodel[,W2...]]\n"

@@ -249,6 +249,11 @@ class FastestLayer : public Layer {
   bool allow_force_backward(int bottom_index) const override {
     return first().allow_force_backward(bottom_index);
   }
+  // Each candidate rounds its own operands, or computes the precision natively.
+  void set_precision(Precision precision) override {
+    Layer::set_precision(precision);
+    for (Candidate& candidate : candidates_) candidate.layer->set_precision(precision);
+  }
 
   // Runs before every forward pass: for unchanged bottoms it does nothing, since the candidate
   // that runs reshapes itself in its own forward.
@@ -355,6 +360,7 @@ class FastestLayer : public Layer {
         << runs_backward();
     for (const Blob* blob : bottom) key << '|' << blob->shape_string();
     for (size_t i = 0; i < bottom.size(); ++i) key << (propagates_down(i) ? '1' : '0');
+    if (precision_ != FP32) key << '|' << precision_;
     return stable_hash(key.str());
   }
 

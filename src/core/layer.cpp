@@ -1,9 +1,26 @@
 #include "core/layer.hpp"
 
+#include <optional>
+
 #include "core/context.hpp"
+#include "core/rounded_operands.hpp"
 #include "math/blas.hpp"
+#include "math/precision.hpp"
 
 namespace engine {
+namespace {
+
+// A pass on rounded operands lets cuBLAS use tensor cores on the GPU: their products are exact.
+struct TensorCoresOnGpu {
+#ifdef ENGINE_USE_CUDA
+  TensorCoresOnGpu() {
+    if (Context::mode() == Mode::GPU) gemms.emplace();
+  }
+  std::optional<gpu::TensorCoreGemms> gemms;
+#endif
+};
+
+}  // namespace
 
 Layer::Layer(const LayerParameter& param) : param_(param) {
   // Parameters handed in by the net (loaded weights) become the layer's blobs.
@@ -14,6 +31,8 @@ Layer::Layer(const LayerParameter& param) : param_(param) {
   }
   param_.clear_blobs();  // the blobs hold the values now; keep one copy only
 }
+
+Layer::~Layer() = default;
 
 void Layer::to_proto(LayerParameter* param, bool write_diff) const {
   *param = param_;
@@ -86,10 +105,15 @@ void Layer::set_param_propagate_down(int i, bool value) {
 float Layer::forward(const Blobs& bottom, const Blobs& top) {
   reshape(bottom, top);
   const bool gpu = Context::mode() == Mode::GPU;
-  if (gpu) {
-    forward_gpu(bottom, top);
+  if (rounds_operands()) {
+    if (!rounded_) rounded_ = std::make_unique<RoundedOperands>();
+    const Blobs& rounded_bottom =
+        rounded_->forward_bottoms(precision_, bottom, blobs_.empty() ? nullptr : blobs_[0].get());
+    RoundedOperands::WeightsSwapped weights(*rounded_, blobs_);
+    TensorCoresOnGpu tensor_cores;
+    run_forward(rounded_bottom, top);
   } else {
-    forward_cpu(bottom, top);
+    run_forward(bottom, top);
   }
   // A top with a loss weight contributes weight * sum(top); its diff is set to the weight so
   // that backward starts from d(loss)/d(top).
@@ -114,6 +138,27 @@ float Layer::forward(const Blobs& bottom, const Blobs& top) {
 
 void Layer::backward(const Blobs& top, const std::vector<bool>& propagate_down,
                      const Blobs& bottom) {
+  if (rounds_operands() && rounded_) {
+    const Blobs& rounded_top = rounded_->backward_tops(precision_, top);
+    const Blobs& rounded_bottom = rounded_->backward_bottoms(bottom);
+    RoundedOperands::WeightsSwapped weights(*rounded_, blobs_);
+    TensorCoresOnGpu tensor_cores;
+    run_backward(rounded_top, propagate_down, rounded_bottom);
+  } else {
+    run_backward(top, propagate_down, bottom);
+  }
+}
+
+void Layer::run_forward(const Blobs& bottom, const Blobs& top) {
+  if (Context::mode() == Mode::GPU) {
+    forward_gpu(bottom, top);
+  } else {
+    forward_cpu(bottom, top);
+  }
+}
+
+void Layer::run_backward(const Blobs& top, const std::vector<bool>& propagate_down,
+                         const Blobs& bottom) {
   if (Context::mode() == Mode::GPU) {
     backward_gpu(top, propagate_down, bottom);
   } else {

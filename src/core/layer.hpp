@@ -35,10 +35,12 @@ namespace engine {
 
 using Blobs = std::vector<Blob*>;
 
+class RoundedOperands;  // rounded_operands.hpp
+
 class Layer {
  public:
   explicit Layer(const LayerParameter& param);
-  virtual ~Layer() = default;
+  virtual ~Layer();
   Layer(const Layer&) = delete;
   Layer& operator=(const Layer&) = delete;
 
@@ -83,6 +85,13 @@ class Layer {
     backward_bottoms_ = bottoms;
   }
 
+  // The precision the layer's products take (a Net sets its own before setup). Only layers
+  // whose multiplications dominate use it (multiplies_operands()): convolutions and inner
+  // products. Where the implementation has no reduced-precision path of its own
+  // (computes_precision_itself()), forward and backward round its operands (rounded_operands.hpp).
+  virtual void set_precision(Precision precision) { precision_ = precision; }
+  Precision precision() const { return precision_; }
+
   // Blob-count rules checked by setup; -1 means "no rule".
   virtual int exact_bottoms() const { return -1; }
   virtual int min_bottoms() const { return -1; }
@@ -104,6 +113,9 @@ class Layer {
 
  protected:
   virtual void layer_setup(const Blobs& bottom, const Blobs& top) {}
+  virtual bool multiplies_operands() const { return false; }
+  // Called after reshape: whether this pass computes precision() natively (oneDNN's bf16).
+  virtual bool computes_precision_itself() const { return false; }
   virtual void forward_cpu(const Blobs& bottom, const Blobs& top) = 0;
   virtual void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                             const Blobs& bottom) {}
@@ -121,9 +133,18 @@ class Layer {
   std::vector<float> loss_;
   bool backward_runs_ = true;
   std::vector<bool> backward_bottoms_;  // empty: every bottom
+  Precision precision_ = FP32;
 
  private:
   void check_blob_counts(const Blobs& bottom, const Blobs& top) const;
+  bool rounds_operands() const {
+    return precision_ != FP32 && multiplies_operands() && !computes_precision_itself();
+  }
+  void run_forward(const Blobs& bottom, const Blobs& top);
+  void run_backward(const Blobs& top, const std::vector<bool>& propagate_down,
+                    const Blobs& bottom);
+
+  std::unique_ptr<RoundedOperands> rounded_;
 };
 
 using LayerPtr = std::unique_ptr<Layer>;

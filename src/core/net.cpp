@@ -223,6 +223,7 @@ void Net::init(const NetParameter& given) {
     ENGINE_REQUIRE(!layer_index_.count(layer_param.name()),
                    "two layers are named '" << layer_param.name() << "'");
     layers_.push_back(create_layer(layer_param));
+    layers_.back()->set_precision(param.precision());
     layer_names_.push_back(layer_param.name());
     layer_index_[layer_param.name()] = i;
 
@@ -436,7 +437,10 @@ float Net::forward_from_to(int start, int end) {
   float loss = 0;
   int i = start;
   try {
-    for (; i <= end; ++i) loss += layers_[i]->forward(bottom_vecs_[i], top_vecs_[i]);
+    for (; i <= end; ++i) {
+      loss += layers_[i]->forward(bottom_vecs_[i], top_vecs_[i]);
+      if (loss_scale_ != 1) scale_loss_gradients(i);
+    }
   } catch (...) {
     rethrow_naming(*layers_[i], "forward");
   }
@@ -458,6 +462,14 @@ void Net::backward_from_to(int start, int end) {
     }
   } catch (...) {
     rethrow_naming(*layers_[i], "backward");
+  }
+}
+
+void Net::scale_loss_gradients(int layer) {
+  for (size_t j = 0; j < top_vecs_[layer].size(); ++j) {
+    if (layers_[layer]->loss(static_cast<int>(j)) == 0) continue;
+    Blob& top = *top_vecs_[layer][j];
+    math::scale(top.count(), loss_scale_, top.mutable_diff());
   }
 }
 

@@ -49,6 +49,10 @@ class Net {
   void set_after_backward_step(std::function<void(int layer)> callback) {
     after_backward_step_ = std::move(callback);
   }
+  // fp16 training: backward starts from the loss gradients multiplied by `scale`, so that small
+  // gradients stay above fp16's smallest values (the solver divides the result back). 1: off.
+  void set_loss_scale(float scale) { loss_scale_ = scale; }
+  float loss_scale() const { return loss_scale_; }
   // Re-runs every layer's reshape (after an input blob changed shape).
   void reshape();
   void clear_param_diffs();
@@ -111,6 +115,8 @@ class Net {
   const std::vector<float>& params_weight_decay() const { return params_weight_decay_; }
 
  private:
+  // Multiplies the loss tops' gradients of one layer by loss_scale_.
+  void scale_loss_gradients(int layer);
   void init(const NetParameter& param);
   void append_top(const LayerParameter& layer, int layer_id, int top_id,
                   std::map<std::string, int>* available);
@@ -148,6 +154,7 @@ class Net {
   std::vector<float> params_lr_;
   std::vector<float> params_weight_decay_;
   std::function<void(int)> after_backward_step_;
+  float loss_scale_ = 1;
 };
 
 // Net construction steps, exposed for testing and tools.

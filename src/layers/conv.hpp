@@ -73,6 +73,7 @@ class ConvolutionLayerBase : public Layer {
                     const Blobs& bottom) override;
 #endif
   void layer_setup(const Blobs& bottom, const Blobs& top) override;
+  bool multiplies_operands() const override { return true; }
   // Deconvolution: the bottoms are the convolution's output side, the tops its image side.
   virtual bool transposed() const { return false; }
   // The channels of the convolution's output side: the top's (Convolution) or the bottom's.

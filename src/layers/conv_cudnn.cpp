@@ -16,8 +16,10 @@
 //
 // Algorithms are chosen per bottom shape from cuDNN's heuristics (cudnnGet*Algorithm_v7, which
 // neither runs nor allocates anything), fastest first, skipping those that need more workspace
-// than cudnn::workspace_limit(), that use tensor-core math, or, in deterministic mode, that are
-// not deterministic. The chosen one's workspace is reserved at once; when the device cannot
+// than cudnn::workspace_limit(), that use tensor-core math (in fp32: layers with a reduced
+// precision, whose operands arrive rounded, take tensor cores, where their products are exact:
+// TF32 for bf16, fp16 conversion for fp16), or, in deterministic mode, that are not
+// deterministic. The chosen one's workspace is reserved at once; when the device cannot
 // provide it (Caffe's classic cuDNN out-of-memory), the next candidate that needs less is taken.
 // The choice is kept until the shape, the deterministic mode or the limit changes. All three
 // passes are chosen for both layer types, since each runs all three.
@@ -49,8 +51,9 @@ class CudnnConvolution {
   // Rebuilds the descriptors and chooses the algorithms when anything they depend on changed.
   // `output_channels`: the channels of the output side (y), the weights' first axis.
   void prepare(const ConvSpec& spec, int num, const ConvGeometry2d& g, int output_channels,
-               const std::string& who) {
+               Precision precision, const std::string& who) {
     const std::vector<int> key = {num, g.channels, g.height, g.width, Context::deterministic(),
+                                  precision,
                                   static_cast<int>(std::min<size_t>(cudnn::workspace_limit() >> 10,
                                                                     INT32_MAX))};
     if (key == key_ && Context::device() == device_) return;
@@ -59,6 +62,7 @@ class CudnnConvolution {
     key_.clear();
     // cuDNN rejects empty tensors: an empty batch computes nothing.
     empty_ = num == 0;
+    precision_ = precision;
     if (!empty_) describe_and_choose(spec, num, g, output_channels, who);
     key_ = key;
     device_ = Context::device();
@@ -122,7 +126,7 @@ class CudnnConvolution {
         convolution_, spec.pad_h, spec.pad_w, spec.stride_h, spec.stride_w, spec.dilation_h,
         spec.dilation_w, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     ENGINE_CUDNN_CHECK(cudnnSetConvolutionGroupCount(convolution_, spec.group));
-    ENGINE_CUDNN_CHECK(cudnnSetConvolutionMathType(convolution_, CUDNN_FMA_MATH));
+    ENGINE_CUDNN_CHECK(cudnnSetConvolutionMathType(convolution_, math_type()));
     int n = 0, c = 0, h = 0, w = 0;
     ENGINE_CUDNN_CHECK(
         cudnnGetConvolution2dForwardOutputDim(convolution_, image_, filter_, &n, &c, &h, &w));
@@ -168,10 +172,7 @@ class CudnnConvolution {
     for (int i = 0; i < count; ++i) {
       const Perf& r = results[i];
       if (r.status != CUDNN_STATUS_SUCCESS) continue;
-      if (r.mathType == CUDNN_TENSOR_OP_MATH ||
-          r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) {
-        continue;
-      }
+      if (!math_allowed(r.mathType)) continue;
       if (Context::deterministic() && r.determinism != CUDNN_DETERMINISTIC) continue;
       size_t bytes = 0;
       if (!workspace_of(static_cast<int>(r.algo), &bytes)) continue;
@@ -245,7 +246,26 @@ class CudnnConvolution {
     });
   }
 
+  // fp32 keeps to FMA math (TF32's 10-bit mantissa would break parity with the CPU); operands
+  // rounded to bf16 are exact in TF32, and those rounded to fp16 exact in fp16.
+  cudnnMathType_t math_type() const {
+    switch (precision_) {
+      case BF16:
+        return CUDNN_TENSOR_OP_MATH;
+      case FP16:
+        return CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+      default:
+        return CUDNN_FMA_MATH;
+    }
+  }
+  bool math_allowed(cudnnMathType_t math) const {
+    if (math == CUDNN_TENSOR_OP_MATH) return precision_ != FP32;
+    if (math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return precision_ == FP16;
+    return true;
+  }
+
   const bool transposed_;
+  Precision precision_ = FP32;
   std::vector<int> key_;
   int device_ = -1;
   bool empty_ = false;
@@ -272,7 +292,7 @@ void ConvolutionLayerBase::forward_gpu(const Blobs& bottom, const Blobs& top) {
     return;
   }
   if (!cudnn_) cudnn_ = std::make_unique<CudnnConvolution>(transposed());
-  cudnn_->prepare(spec_, num_, geometry_, output_channels(), describe());
+  cudnn_->prepare(spec_, num_, geometry_, output_channels(), precision_, describe());
   const float* weights = blobs_[0]->gpu_data();
   const float* bias = spec_.bias_term ? blobs_[1]->gpu_data() : nullptr;
   for (size_t i = 0; i < bottom.size(); ++i) {
@@ -288,7 +308,7 @@ void ConvolutionLayerBase::backward_gpu(const Blobs& top,
     return;
   }
   if (!cudnn_) cudnn_ = std::make_unique<CudnnConvolution>(transposed());
-  cudnn_->prepare(spec_, num_, geometry_, output_channels(), describe());
+  cudnn_->prepare(spec_, num_, geometry_, output_channels(), precision_, describe());
   const float* weights = blobs_[0]->gpu_data();
   float* weight_diff = param_propagate_down(0) ? blobs_[0]->mutable_gpu_diff() : nullptr;
   float* bias_diff =

@@ -5,6 +5,9 @@
 // oneDNN's d - 1, and Caffe's floor rounding of the output size becomes a smaller (possibly
 // negative) right padding. Deconvolution is oneDNN's own deconvolution, whose weights in
 // Caffe's [C_in, C_out / group, kh, kw] order are oneDNN's `iohw` (`giohw` with groups).
+// Precision bf16 on a processor with bf16 arithmetic: the primitives read bf16 operands (the
+// reorders from the fp32 blobs round them) and write fp32 results and gradients; elsewhere, or
+// where oneDNN has no such primitive, the layer's operands are rounded for it (Layer::forward).
 #ifdef ENGINE_USE_ONEDNN
 
 #include <unordered_map>
@@ -14,6 +17,7 @@
 #include "layers/conv.hpp"
 #include "math/blas.hpp"
 #include "math/onednn.hpp"
+#include "math/precision.hpp"
 
 namespace engine {
 namespace {
@@ -96,11 +100,20 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     // Unless oneDNN was asked for by name, depthwise geometries take the faster direct kernels.
     direct_ = !Primitives::kTransposed && is_depthwise(spec_, channels_) &&
               param_.convolution_param().engine() != ConvolutionParameter::ONEDNN;
-    if (!direct_ && bottom[0]->shape() != built_for_) build(bottom[0]->shape());
+    if (!direct_ && bottom[0]->shape() != built_for_) {
+      const bool bf16 = precision_ == BF16 && cpu_has_bf16_arithmetic();
+      try {
+        build(bottom[0]->shape(), bf16);
+      } catch (const dnnl::error&) {
+        if (!bf16) throw;
+        build(bottom[0]->shape(), false);
+      }
+    }
   }
 
  protected:
   bool transposed() const override { return Primitives::kTransposed; }
+  bool computes_precision_itself() const override { return !direct_ && native_bf16_; }
 
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     if (direct_) return depthwise_forward(bottom, top);
@@ -167,7 +180,8 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
   }
 
  private:
-  void build(const std::vector<int>& shape) {
+  // `bf16`: the primitives read bf16 operands.
+  void build(const std::vector<int>& shape, bool bf16) {
     // geometry_ is the convolution's: Deconvolution reads its output side and writes its image.
     const ConvGeometry2d& g = geometry_;
     const int n = shape[0];
@@ -194,9 +208,12 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
         (out_h - 1) * g.stride_h + g.dilation_h * (g.kernel_h - 1) + 1 - g.height - g.pad_h,
         (out_w - 1) * g.stride_w + g.dilation_w * (g.kernel_w - 1) + 1 - g.width - g.pad_w};
 
-    const memory::desc src_any(src_dims, kFloat, Tag::any);
-    const memory::desc dst_any(dst_dims, kFloat, Tag::any);
-    const memory::desc weights_any(weight_dims, kFloat, Tag::any);
+    // What the passes read (operands: bf16 or fp32) and what they write (always fp32).
+    const memory::data_type operand = bf16 ? memory::data_type::bf16 : kFloat;
+    const memory::desc src_in(src_dims, operand, Tag::any), src_out(src_dims, kFloat, Tag::any);
+    const memory::desc dst_in(dst_dims, operand, Tag::any), dst_out(dst_dims, kFloat, Tag::any);
+    const memory::desc weights_in(weight_dims, operand, Tag::any);
+    const memory::desc weights_out(weight_dims, kFloat, Tag::any);
     const memory::desc bias_md(bias_dims, kFloat, Tag::x);
     const memory::desc no_bias;
     const auto algorithm = Primitives::kAlgorithm;
@@ -206,17 +223,17 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     using BackwardData = typename Primitives::BackwardData;
     using BackwardWeights = typename Primitives::BackwardWeights;
     const typename Forward::primitive_desc forward_pd(
-        typename Forward::desc(dnnl::prop_kind::forward_training, algorithm, src_any, weights_any,
-                               spec_.bias_term ? bias_md : no_bias, dst_any, strides, dilates,
+        typename Forward::desc(dnnl::prop_kind::forward_training, algorithm, src_in, weights_in,
+                               spec_.bias_term ? bias_md : no_bias, dst_out, strides, dilates,
                                pad_l, pad_r),
         engine);
     const typename BackwardData::primitive_desc data_pd(
-        typename BackwardData::desc(algorithm, src_any, weights_any, dst_any, strides, dilates,
+        typename BackwardData::desc(algorithm, src_out, weights_in, dst_in, strides, dilates,
                                     pad_l, pad_r),
         engine, forward_pd);
     const typename BackwardWeights::primitive_desc weights_pd(
-        typename BackwardWeights::desc(algorithm, src_any, weights_any,
-                                       spec_.bias_term ? bias_md : no_bias, dst_any, strides,
+        typename BackwardWeights::desc(algorithm, src_in, weights_out,
+                                       spec_.bias_term ? bias_md : no_bias, dst_in, strides,
                                        dilates, pad_l, pad_r),
         engine, forward_pd);
     forward_ = Forward(forward_pd);
@@ -241,9 +258,11 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     if (spec_.bias_term) diff_bias_ = memory(weights_pd.diff_bias_desc(), engine);
     reordered_src_of_ = nullptr;
     built_for_ = shape;
+    native_bf16_ = bf16;
   }
 
   bool direct_ = false;
+  bool native_bf16_ = false;
   std::vector<int> built_for_;
   typename Primitives::Forward forward_;
   typename Primitives::BackwardData backward_data_;

@@ -24,6 +24,7 @@ class InnerProductLayer : public Layer {
 
   int exact_bottoms() const override { return 1; }
   int exact_tops() const override { return 1; }
+  bool multiplies_operands() const override { return true; }
 
   void layer_setup(const Blobs& bottom, const Blobs& top) override {
     const InnerProductParameter& p = param_.inner_product_param();

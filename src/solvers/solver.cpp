@@ -28,6 +28,11 @@ void set_state(Phase phase, const NetState* solver_state, NetParameter* net) {
   *net->mutable_state() = state;
 }
 
+// The solver's precision, where it gives one, is every net's.
+void set_precision(const SolverParameter& solver, NetParameter* net) {
+  if (solver.has_precision()) net->set_precision(solver.precision());
+}
+
 std::string directory_of(const std::string& path) {
   const size_t slash = path.find_last_of('/');
   return slash == std::string::npos ? "" : path.substr(0, slash + 1);
@@ -156,7 +161,14 @@ void Solver::init_nets() {
   if (param_.has_train_net()) train = read_net_text_file(param_.train_net());
   if (param_.has_train_net_param()) train = param_.train_net_param();
   set_state(TRAIN, param_.has_train_state() ? &param_.train_state() : nullptr, &train);
+  set_precision(param_, &train);
   net_ = std::make_unique<Net>(train);
+  scales_loss_ = train.precision() == FP16;
+  if (scales_loss_) {
+    ENGINE_REQUIRE(param_.fp16_initial_scale() > 0 && param_.fp16_scale_window() > 0,
+                   source_ << ": fp16_initial_scale and fp16_scale_window must be positive");
+    loss_scale_ = param_.fp16_initial_scale();
+  }
 
   // Test nets: test_net_param entries, then test_net files, then the generic net for every
   // remaining test_iter.
@@ -180,6 +192,7 @@ void Solver::init_nets() {
   for (size_t i = 0; i < tests.size(); ++i) {
     set_state(TEST, param_.test_state_size() ? &param_.test_state(static_cast<int>(i)) : nullptr,
               &tests[i]);
+    set_precision(param_, &tests[i]);
     test_nets_.push_back(std::make_unique<Net>(tests[i]));
     test_nets_.back()->share_trained_layers_with(*net_);
   }
@@ -245,6 +258,7 @@ void Solver::step(int iterations) {
     }
     for (auto& callback : iteration_start_callbacks_) callback();
     float loss = 0;
+    if (scales_loss_) net_->set_loss_scale(loss_scale_);
     for (int i = 0; i < param_.iter_size(); ++i) {
       if (peers_ && i == param_.iter_size() - 1) peers_->backward_starting();
       loss += net_->forward_backward();
@@ -252,10 +266,12 @@ void Solver::step(int iterations) {
     loss /= param_.iter_size();
     // With an exchange running during backward the diffs are the exchange's until it is done:
     // it checks this worker's own gradients itself.
+    // fp16: overflowed gradients skip the step (unscale_gradients), after averaging, where every
+    // worker sees the same ones.
     const bool exchange_checks = peers_ && peers_->checks_gradients();
-    if (!exchange_checks) check_finite(loss, gradients_finite());
+    if (!exchange_checks) check_finite(loss, scales_loss_ || gradients_finite());
     if (peers_) peers_->average_gradients();
-    if (exchange_checks) check_finite(loss, peers_->own_gradients_finite());
+    if (exchange_checks) check_finite(loss, scales_loss_ || peers_->own_gradients_finite());
     update_smoothed_loss(loss, start_iter);
     ++timed_iterations;
     if (param_.display() && iter_ % param_.display() == 0) {
@@ -266,7 +282,7 @@ void Solver::step(int iterations) {
       timed_iterations = 0;
     }
     for (auto& callback : gradients_ready_callbacks_) callback();
-    apply_update();
+    if (!scales_loss_ || unscale_gradients()) apply_update();
     ++iter_;
 
     const SolverAction action =
@@ -350,6 +366,28 @@ bool Solver::gradients_finite() {
 #endif
   for (Blob* param : net_->learnable_params()) {
     if (!cpu::all_finite(param->count(), param->cpu_diff())) return false;
+  }
+  return true;
+}
+
+bool Solver::unscale_gradients() {
+  if (!gradients_finite()) {
+    // Below fp16's smallest normal value the scale no longer lifts anything: the gradients
+    // overflow at any scale, and the net has diverged.
+    const std::string first = net_->describe_first_non_finite();
+    ENGINE_REQUIRE(loss_scale_ > 0x1p-14f,
+                   "iteration " << iter_ << ": fp16 gradients overflow even at loss scale "
+                                << loss_scale_ << "; " << first << ". Training stopped.");
+    LOG(INFO) << "Iteration " << iter_ << ": fp16 gradients overflowed at loss scale "
+              << loss_scale_ << " (" << first << "); step skipped, scale " << loss_scale_ / 2;
+    loss_scale_ /= 2;
+    loss_scale_good_steps_ = 0;
+    return false;
+  }
+  for (Blob* param : net_->learnable_params()) scale_diff(param, 1.0f / loss_scale_);
+  if (++loss_scale_good_steps_ >= param_.fp16_scale_window()) {
+    loss_scale_ *= 2;
+    loss_scale_good_steps_ = 0;
   }
   return true;
 }
@@ -584,6 +622,10 @@ void Solver::snapshot() {
   state.set_iter(iter_);
   state.set_learned_net(model);
   save_lr_state(lr_state_, &state);
+  if (scales_loss_) {
+    state.set_loss_scale(loss_scale_);
+    state.set_loss_scale_good_steps(loss_scale_good_steps_);
+  }
   ensure_history();
   if (!peers_ || !peers_->holds_slices()) {
     for (const auto& blob : history_) blob->to_proto(state.add_history());
@@ -654,6 +696,10 @@ void Solver::restore(const std::string& solverstate_file) {
   }
   iter_ = state.iter();
   restore_lr_state(state, &lr_state_);
+  if (scales_loss_ && state.has_loss_scale()) {
+    loss_scale_ = state.loss_scale();
+    loss_scale_good_steps_ = state.loss_scale_good_steps();
+  }
   // Each worker continues its own random stream and data position, when the run has as many
   // workers as the one that wrote the snapshot.
   if (saved_workers != workers) return;

@@ -98,6 +98,8 @@ class Solver {
   // Stop requested by action (or a signal); solve() reports it.
   bool stopped_early() const { return stopped_early_; }
   float smoothed_loss() const { return smoothed_loss_; }
+  // fp16 training's current loss scale (1 in other precisions).
+  float loss_scale() const { return loss_scale_; }
 
   // Polled once per iteration: signals map to actions here.
   void set_action_source(std::function<SolverAction()> source) { action_source_ = source; }
@@ -161,6 +163,10 @@ class Solver {
   // Workers: every one waits here until the root's snapshot files are written.
   void snapshot_written();
   bool gradients_finite();
+  // fp16: divides the gradients by the loss scale and returns true, or, when they overflowed,
+  // halves the scale and returns false (the step is skipped); doubles the scale after
+  // fp16_scale_window good steps in a row.
+  bool unscale_gradients();
   void test(int test_net_id, std::vector<float>* means);
   // Workers: the root's test results decide the plateau policy, and its signals every action.
   void share_lr_state();
@@ -176,6 +182,10 @@ class Solver {
   Blob non_finite_flag_;  // GPU: set by check_finite's kernels
   int iter_ = 0;
   LrState lr_state_;
+  // fp16's dynamic loss scaling (scales_loss_: the train net computes in fp16).
+  bool scales_loss_ = false;
+  float loss_scale_ = 1;
+  int loss_scale_good_steps_ = 0;
   std::vector<float> losses_;
   float smoothed_loss_ = 0;
   bool stopped_early_ = false;

@@ -20,6 +20,7 @@
 #include "layers/conv.hpp"
 #include "math/blas.hpp"
 #include "math/cudnn.hpp"
+#include "math/precision.hpp"
 #include "math/random.hpp"
 
 namespace engine {
@@ -89,10 +90,13 @@ Pass run_pass(Layer& layer, Blob& bottom, Blob& top, const std::vector<float>& t
   return pass;
 }
 
-// One Convolution (or Deconvolution) layer object, run on the CPU and then on the GPU.
+// One Convolution (or Deconvolution) layer object, run on the CPU and then on the GPU; in a
+// reduced precision, both devices round the same operands, and the GPU multiplies them on
+// tensor cores (exactly), so only the summation order differs.
 void check_conv_parity(const std::string& conv_param, const std::vector<int>& bottom_shape,
-                       const std::string& type = "Convolution") {
-  SCOPED_TRACE(type + ": " + conv_param);
+                       const std::string& type = "Convolution", Precision precision = FP32,
+                       double tolerance = 1e-4) {
+  SCOPED_TRACE(type + ": " + conv_param + " in " + precision_name(precision));
   Context::set_mode(Mode::CPU);
   Context::set_seed(3);
   Blob bottom(bottom_shape), top;
@@ -100,15 +104,16 @@ void check_conv_parity(const std::string& conv_param, const std::vector<int>& bo
   LayerPtr layer = create_layer(testing::layer_param(
       "name: 'conv' type: '" + type + "' convolution_param { " + conv_param +
       " weight_filler { type: 'gaussian' std: 0.1 } bias_filler { type: 'gaussian' std: 0.1 } }"));
+  layer->set_precision(precision);
   layer->setup({&bottom}, {&top});
   std::vector<float> top_diff(top.count());
   rng_gaussian(top.count(), 0, 1, top_diff.data());
   const Pass cpu = run_pass(*layer, bottom, top, top_diff, Mode::CPU);
   const Pass gpu = run_pass(*layer, bottom, top, top_diff, Mode::GPU);
-  expect_close_scaled(cpu.top, gpu.top, "top");
-  expect_close_scaled(cpu.bottom_diff, gpu.bottom_diff, "bottom gradient");
-  expect_close_scaled(cpu.weight_diff, gpu.weight_diff, "weight gradient");
-  expect_close_scaled(cpu.bias_diff, gpu.bias_diff, "bias gradient");
+  expect_close_scaled(cpu.top, gpu.top, "top", tolerance);
+  expect_close_scaled(cpu.bottom_diff, gpu.bottom_diff, "bottom gradient", tolerance);
+  expect_close_scaled(cpu.weight_diff, gpu.weight_diff, "weight gradient", tolerance);
+  expect_close_scaled(cpu.bias_diff, gpu.bias_diff, "bias gradient", tolerance);
   // The implementation that ran on the GPU (engine: DEFAULT may run another on the CPU).
   Context::set_mode(Mode::GPU);
   const auto* conv = dynamic_cast<const ConvolutionLayerBase*>(&working_layer(*layer));
@@ -130,6 +135,34 @@ TEST_F(Gpu, ConvolutionMatchesCpuAtAlexNetShapes) {
   check_conv_parity("num_output: 256 kernel_size: 5 pad: 2 group: 2", {2, 96, 27, 27});
   check_conv_parity("num_output: 384 kernel_size: 3 pad: 1", {2, 256, 13, 13});
   check_conv_parity("num_output: 256 kernel_size: 3 pad: 1 group: 2", {2, 384, 13, 13});
+}
+
+// bf16 and fp16: tensor-core math in cuDNN and cuBLAS on the rounded operands (precision.hpp).
+TEST_F(Gpu, ReducedPrecisionMatchesCpuOnTensorCores) {
+  for (Precision precision : {BF16, FP16}) {
+    check_conv_parity("num_output: 96 kernel_size: 11 stride: 4", {2, 3, 227, 227},
+                      "Convolution", precision, 1e-3);
+    check_conv_parity("num_output: 256 kernel_size: 5 pad: 2 group: 2", {2, 96, 27, 27},
+                      "Convolution", precision, 1e-3);
+    check_conv_parity("num_output: 256 kernel_size: 5 pad: 2 group: 2 engine: CAFFE",
+                      {2, 96, 27, 27}, "Convolution", precision, 1e-3);
+    SCOPED_TRACE(precision_name(precision));
+    Context::set_mode(Mode::CPU);
+    Blob bottom({64, 9216}), top;
+    testing::fill_gaussian(bottom);
+    LayerPtr ip = create_layer(testing::layer_param(
+        "name: 'fc' type: 'InnerProduct' inner_product_param { num_output: 512 "
+        "weight_filler { type: 'gaussian' std: 0.01 } bias_filler { type: 'constant' value: 1 } }"));
+    ip->set_precision(precision);
+    ip->setup({&bottom}, {&top});
+    std::vector<float> top_diff(top.count());
+    rng_gaussian(top.count(), 0, 1, top_diff.data());
+    const Pass cpu = run_pass(*ip, bottom, top, top_diff, Mode::CPU);
+    const Pass gpu = run_pass(*ip, bottom, top, top_diff, Mode::GPU);
+    expect_close_scaled(cpu.top, gpu.top, "inner product top", 1e-3);
+    expect_close_scaled(cpu.bottom_diff, gpu.bottom_diff, "inner product bottom gradient", 1e-3);
+    expect_close_scaled(cpu.weight_diff, gpu.weight_diff, "inner product weight gradient", 1e-3);
+  }
 }
 
 TEST_F(Gpu, ConvolutionMatchesCpuWithDilationAndDepthwiseGroups) {

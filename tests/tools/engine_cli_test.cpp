@@ -277,5 +277,27 @@ layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool"
   EXPECT_EQ(std::count(stored.begin(), stored.end(), '\n'), 2) << stored;
 }
 
+TEST_F(EngineCli, PrecisionFlagReachesTimeAndTrainAndIsChecked) {
+  write("ip.prototxt", R"(
+layer { name: "data" type: "Input" top: "data" top: "label"
+  input_param { shape { dim: 4 dim: 20 } shape { dim: 4 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+  inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+)");
+  std::string out;
+  ASSERT_EQ(run("time --model=" + path("ip.prototxt") + " --iterations=1 --precision=bf16", &out),
+            0)
+      << out;
+  EXPECT_CONTAINS(out, "Precision: bf16 for convolutions and inner products; this CPU: ");
+  EXPECT_NE(run("time --model=" + path("ip.prototxt") + " --precision=int8", &out), 0);
+  EXPECT_CONTAINS(out, "--precision: precision must be fp32, bf16 or fp16, got 'int8'");
+  write("solver.prototxt", "net: \"" + path("ip.prototxt") +
+                               "\"\nbase_lr: 0.1\nlr_policy: \"fixed\"\nmax_iter: 3\n"
+                               "snapshot_after_train: false\nprecision: BF16\n");
+  ASSERT_EQ(run("train --solver=" + path("solver.prototxt") + " --precision=fp16", &out), 0) << out;
+  EXPECT_CONTAINS(out, "Optimization Done");
+}
+
 }  // namespace
 }  // namespace engine
