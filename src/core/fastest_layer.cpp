@@ -249,6 +249,10 @@ class FastestLayer : public Layer {
   bool allow_force_backward(int bottom_index) const override {
     return first().allow_force_backward(bottom_index);
   }
+  bool accepts_epilogue() const override { return first().accepts_epilogue(); }
+  void set_epilogue(const ChannelEpilogue* epilogue) override {
+    for (Candidate& candidate : candidates_) candidate.layer->set_epilogue(epilogue);
+  }
   // Each candidate rounds its own operands, or computes the precision natively.
   void set_precision(Precision precision) override {
     Layer::set_precision(precision);

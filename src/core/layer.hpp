@@ -36,6 +36,7 @@ namespace engine {
 using Blobs = std::vector<Blob*>;
 
 class RoundedOperands;  // rounded_operands.hpp
+class ChannelEpilogue;  // channel_epilogue.hpp
 
 class Layer {
  public:
@@ -91,6 +92,18 @@ class Layer {
   // (computes_precision_itself()), forward and backward round its operands (rounded_operands.hpp).
   virtual void set_precision(Precision precision) { precision_ = precision; }
   Precision precision() const { return precision_; }
+
+  // Fusion (channel_epilogue.hpp). A layer whose forward pass maps each channel c of a bottom
+  // [N, channels, ...] to a[c] * x + b[c] (BatchNorm with stored statistics, Scale with a
+  // learned factor per channel) composes that map after x -> scale[c] * x + shift[c] and
+  // returns true; others return false.
+  virtual bool compose_channel_affine(int channels, float* scale, float* shift) const {
+    return false;
+  }
+  // A layer that can compute the in-place layers after it at the end of its CPU forward pass
+  // (convolutions) says so, and takes the epilogue to compute (null: none) before each pass.
+  virtual bool accepts_epilogue() const { return false; }
+  virtual void set_epilogue(const ChannelEpilogue* epilogue) {}
 
   // Blob-count rules checked by setup; -1 means "no rule".
   virtual int exact_bottoms() const { return -1; }

@@ -1,10 +1,12 @@
 #include "core/net.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <new>
 #include <set>
 #include <sstream>
 
+#include "core/context.hpp"
 #include "core/layer_registry.hpp"
 #include "io/prototxt.hpp"
 #include "io/upgrade.hpp"
@@ -270,6 +272,7 @@ void Net::init(const NetParameter& given) {
   }
   for (const auto& entry : available) output_blobs_.push_back(blobs_[entry.second].get());
   analyse_backward(param);
+  plan_fusion(param.force_backward());
   for (size_t i = 0; i < layers_.size(); ++i) {
     layers_[i]->set_backward_plan(layer_need_backward_[i], bottom_need_backward_[i]);
   }
@@ -438,8 +441,16 @@ float Net::forward_from_to(int start, int end) {
   int i = start;
   try {
     for (; i <= end; ++i) {
+      // A convolution computes the layers fused into it when this pass runs them all, on the
+      // CPU; otherwise every layer runs itself.
+      const int last = fused_until_[i];
+      const bool fused = last > i && last <= end && Context::mode() == Mode::CPU;
+      if (last > i) layers_[i]->set_epilogue(fused ? epilogues_[i].get() : nullptr);
+      forward_fused_[i] = false;
       loss += layers_[i]->forward(bottom_vecs_[i], top_vecs_[i]);
       if (loss_scale_ != 1) scale_loss_gradients(i);
+      for (int j = i + 1; j <= last; ++j) forward_fused_[j] = fused;
+      if (fused) i = last;
     }
   } catch (...) {
     rethrow_naming(*layers_[i], "forward");
@@ -455,6 +466,11 @@ void Net::backward_from_to(int start, int end) {
   int i = start;
   try {
     for (; i >= end; --i) {
+      ENGINE_REQUIRE(!(layer_need_backward_[i] && forward_fused_[i] && fused_without_backward_[i]),
+                     layers_[i]->describe()
+                         << ": backward through a layer that this TEST net computed inside the "
+                            "convolution before it (fusion); set force_backward: true in the net "
+                            "to take gradients through it");
       if (layer_need_backward_[i]) {
         layers_[i]->backward(top_vecs_[i], bottom_need_backward_[i], bottom_vecs_[i]);
       }
@@ -462,6 +478,57 @@ void Net::backward_from_to(int start, int end) {
     }
   } catch (...) {
     rethrow_naming(*layers_[i], "backward");
+  }
+}
+
+void Net::plan_fusion(bool force_backward) {
+  const int count = static_cast<int>(layers_.size());
+  fused_until_.resize(count);
+  forward_fused_.assign(count, false);
+  fused_without_backward_.assign(count, false);
+  // A TEST net runs backward only when asked to (force_backward, for input gradients); backward
+  // through a fused affine layer without it fails, naming the layer.
+  const bool inference = phase_ == TEST && !force_backward;
+  for (int i = 0; i < count; ++i) fused_until_[i] = i;
+  if (std::getenv("ENGINE_FUSION") && std::string(std::getenv("ENGINE_FUSION")) == "off") return;
+  // Whether layer j rewrites blob `id` in place, alone, and adds no loss.
+  auto in_place_on = [&](int j, int id) {
+    return bottom_ids_[j].size() == 1 && top_ids_[j].size() == 1 && bottom_ids_[j][0] == id &&
+           top_ids_[j][0] == id && layers_[j]->loss(0) == 0;
+  };
+  for (int i = 0; i < count; ++i) {
+    Layer& layer = *layers_[i];
+    if (!layer.accepts_epilogue() || top_ids_[i].size() != 1 || blob_loss_weights_[top_ids_[i][0]]) {
+      continue;
+    }
+    const int id = top_ids_[i][0];
+    const Blob& top = *blobs_[id];
+    if (top.num_axes() < 2) continue;
+    const int channels = top.shape(1);
+    std::vector<float> scale(channels), shift(channels);
+    std::vector<const Layer*> affine;
+    bool relu = false;
+    int j = i + 1;
+    // Per-channel affine layers that run no backward (their backward needs what they saw),
+    // then a ReLU (whose backward reads only its output, which the fused pass leaves).
+    for (; j < count && in_place_on(j, id); ++j) {
+      const Layer& next = *layers_[j];
+      if ((inference || !layer_need_backward_[j]) &&
+          next.compose_channel_affine(channels, scale.data(), shift.data())) {
+        affine.push_back(&next);
+        fused_without_backward_[j] = true;
+        continue;
+      }
+      if (next.type() == "ReLU" && next.param().relu_param().negative_slope() == 0) {
+        relu = true;
+        ++j;
+      }
+      break;
+    }
+    if (j == i + 1) continue;
+    fused_until_[i] = j - 1;
+    epilogues_[i] = std::make_unique<ChannelEpilogue>(std::move(affine), relu);
+    VLOG(1) << layer.describe() << " computes the " << j - 1 - i << " in-place layer(s) after it";
   }
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/blob.hpp"
+#include "core/channel_epilogue.hpp"
 #include "core/layer.hpp"
 #include "engine.pb.h"
 
@@ -78,6 +79,9 @@ class Net {
     return bottom_need_backward_;
   }
   bool layer_need_backward(int i) const { return layer_need_backward_[i]; }
+  // The last layer whose forward pass layer i computes (i when it fuses none; fusion is off
+  // with ENGINE_FUSION=off).
+  int fused_until(int i) const { return fused_until_[i]; }
 
   // Tops of the Input layers; blobs no layer consumes.
   const Blobs& input_blobs() const { return input_blobs_; }
@@ -124,6 +128,8 @@ class Net {
                      std::map<std::string, int>* available);
   void append_params(const LayerParameter& layer, int layer_id, int param_id);
   void analyse_backward(const NetParameter& param);
+  // Finds the in-place layers each convolution can compute (channel_epilogue.hpp).
+  void plan_fusion(bool force_backward);
 
   std::string name_;
   Phase phase_ = TRAIN;
@@ -132,6 +138,13 @@ class Net {
   std::vector<std::string> layer_names_;
   std::map<std::string, int> layer_index_;
   std::vector<bool> layer_need_backward_;
+  // Per layer: the last layer its forward pass computes (itself when it fuses none), and what
+  // it computes of the others.
+  std::vector<int> fused_until_;
+  std::map<int, std::unique_ptr<ChannelEpilogue>> epilogues_;
+  // Fused layers whose last forward pass the convolution computed, and which of them have no
+  // state for backward then (the affine ones; a ReLU's backward needs only its output).
+  std::vector<bool> forward_fused_, fused_without_backward_;
 
   std::vector<std::shared_ptr<Blob>> blobs_;
   std::vector<std::string> blob_names_;

@@ -97,6 +97,21 @@ class BatchNormLayer : public Layer {
     statistics_.reshape({5, channels_});
   }
 
+  // With stored statistics: x -> (x - mean) / sqrt(variance + eps).
+  bool compose_channel_affine(int channels, float* scale, float* shift) const override {
+    if (!use_global_stats_ || channels != channels_) return false;
+    const float normaliser = blobs_[2]->cpu_data()[0];
+    const float factor = normaliser == 0 ? 0 : 1 / normaliser;
+    const float* mean_sum = blobs_[0]->cpu_data();
+    const float* variance_sum = blobs_[1]->cpu_data();
+    for (int c = 0; c < channels; ++c) {
+      const float a = 1 / std::sqrt(factor * variance_sum[c] + eps_);
+      scale[c] *= a;
+      shift[c] = a * (shift[c] - factor * mean_sum[c]);
+    }
+    return true;
+  }
+
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     const Blob& in = *bottom[0];

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/channel_epilogue.hpp"
 #include "core/filler.hpp"
 #include "core/layer_registry.hpp"
 #include "core/synced_memory.hpp"
@@ -187,6 +188,14 @@ void ConvolutionLayerBase::layer_setup(const Blobs& bottom, const Blobs& top) {
   }
 }
 
+void ConvolutionLayerBase::finish_forward(const Blobs& top) const {
+  // A net sets an epilogue for CPU passes only (the GPU runs the fused layers themselves).
+  if (!epilogue_ || math::on_gpu()) return;
+  for (Blob* blob : top) {
+    epilogue_->apply(blob->shape(0), blob->shape(1), blob->count(2), blob->mutable_cpu_data());
+  }
+}
+
 void ConvolutionLayerBase::reshape(const Blobs& bottom, const Blobs& top) {
   for (size_t i = 1; i < bottom.size(); ++i) {
     LAYER_REQUIRE(bottom[i]->shape() == bottom[0]->shape(),
@@ -255,6 +264,7 @@ class LoweredConvolution : public ConvolutionLayerBase {
       }
       if (spec_.bias_term) add_bias(out, top_plane);
     }
+    finish_forward(top);
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,

@@ -74,6 +74,10 @@ class ConvolutionLayerBase : public Layer {
 #endif
   void layer_setup(const Blobs& bottom, const Blobs& top) override;
   bool multiplies_operands() const override { return true; }
+  bool accepts_epilogue() const override { return true; }
+  void set_epilogue(const ChannelEpilogue* epilogue) override { epilogue_ = epilogue; }
+  // The end of every CPU forward pass: the fused layers' work on the tops (channel_epilogue.hpp).
+  void finish_forward(const Blobs& top) const;
   // Deconvolution: the bottoms are the convolution's output side, the tops its image side.
   virtual bool transposed() const { return false; }
   // The channels of the convolution's output side: the top's (Convolution) or the bottom's.
@@ -90,6 +94,7 @@ class ConvolutionLayerBase : public Layer {
   ConvGeometry2d geometry_;
   int num_ = 0;              // images per bottom
   int channels_ = 0;         // input channels, fixed at setup by the weights
+  const ChannelEpilogue* epilogue_ = nullptr;  // not owned: the net's
 
 #ifdef ENGINE_USE_CUDA
  private:

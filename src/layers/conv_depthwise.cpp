@@ -169,6 +169,7 @@ void ConvolutionLayerBase::depthwise_forward(const Blobs& bottom, const Blobs& t
     depthwise::forward(geometry_, num_, multiplier, bottom[i]->cpu_data(), weights, bias,
                        top[i]->mutable_cpu_data());
   }
+  finish_forward(top);
 }
 
 void ConvolutionLayerBase::depthwise_backward(const Blobs& top,

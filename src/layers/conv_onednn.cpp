@@ -8,12 +8,17 @@
 // Precision bf16 on a processor with bf16 arithmetic: the primitives read bf16 operands (the
 // reorders from the fp32 blobs round them) and write fp32 results and gradients; elsewhere, or
 // where oneDNN has no such primitive, the layer's operands are rounded for it (Layer::forward).
+// Layers a net fused into the convolution (channel_epilogue.hpp) become post-ops of the forward
+// primitive: per-channel multiply and add for BatchNorm and Scale, ReLU; where oneDNN has no such
+// primitive, the epilogue runs as one pass after it.
 #ifdef ENGINE_USE_ONEDNN
 
+#include <optional>
 #include <unordered_map>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "core/channel_epilogue.hpp"
 #include "layers/conv.hpp"
 #include "math/blas.hpp"
 #include "math/onednn.hpp"
@@ -120,15 +125,26 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     dnnl::stream& stream = onednn::cpu_stream();
     const memory& weights = weights_.in(blobs_[0]->cpu_data());
     if (spec_.bias_term) onednn::bind(bias_, blobs_[1]->cpu_data());
+    const bool fused = epilogue_ && prepare_fused(*epilogue_);
+    if (fused && epilogue_->has_affine()) {
+      epilogue_->coefficients(spec_.num_output, &channel_scale_, &channel_shift_);
+      onednn::bind(channel_scale_memory_, channel_scale_.data());
+      onednn::bind(channel_shift_memory_, channel_shift_.data());
+    }
     for (size_t i = 0; i < bottom.size(); ++i) {
       std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src_.in(bottom[i]->cpu_data())},
                                               {DNNL_ARG_WEIGHTS, weights},
                                               {DNNL_ARG_DST, dst_.out(top[i]->mutable_cpu_data())}};
       if (spec_.bias_term) args[DNNL_ARG_BIAS] = bias_;
-      forward_.execute(stream, args);
+      if (fused && epilogue_->has_affine()) {
+        args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = channel_scale_memory_;
+        args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] = channel_shift_memory_;
+      }
+      (fused ? fused_forward_ : forward_).execute(stream, args);
       dst_.finish();
     }
     stream.wait();
+    if (!fused) finish_forward(top);
     // Backward weights reuses this reordered bottom when it reads the same blob: as in every
     // layer, a bottom's data must not change between a forward pass and its backward pass.
     reordered_src_of_ = bottom.size() == 1 ? bottom[0]->cpu_data() : nullptr;
@@ -180,6 +196,36 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
   }
 
  private:
+  // The forward primitive with `epilogue` as post-ops, made once per kind of epilogue and
+  // shape; false where oneDNN has none (or it would write another layout than the plain one).
+  bool prepare_fused(const ChannelEpilogue& epilogue) {
+    const int kind = (epilogue.has_affine() ? 2 : 0) + (epilogue.relu() ? 1 : 0);
+    if (kind == fused_kind_) return fused_ready_;
+    fused_kind_ = kind;
+    fused_ready_ = false;
+    const memory::desc per_channel({1, spec_.num_output, 1, 1}, kFloat, Tag::nchw);
+    dnnl::post_ops operations;
+    if (epilogue.has_affine()) {
+      operations.append_binary(dnnl::algorithm::binary_mul, per_channel);
+      operations.append_binary(dnnl::algorithm::binary_add, per_channel);
+    }
+    if (epilogue.relu()) operations.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0, 0);
+    dnnl::primitive_attr attributes;
+    attributes.set_post_ops(operations);
+    try {
+      const typename Primitives::Forward::primitive_desc fused(*forward_desc_, attributes,
+                                                               onednn::cpu_engine());
+      if (fused.dst_desc() != dst_desc_) return false;
+      fused_forward_ = typename Primitives::Forward(fused);
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    channel_scale_memory_ = memory(per_channel, onednn::cpu_engine(), nullptr);
+    channel_shift_memory_ = memory(per_channel, onednn::cpu_engine(), nullptr);
+    fused_ready_ = true;
+    return true;
+  }
+
   // `bf16`: the primitives read bf16 operands.
   void build(const std::vector<int>& shape, bool bf16) {
     // geometry_ is the convolution's: Deconvolution reads its output side and writes its image.
@@ -222,11 +268,11 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     using Forward = typename Primitives::Forward;
     using BackwardData = typename Primitives::BackwardData;
     using BackwardWeights = typename Primitives::BackwardWeights;
-    const typename Forward::primitive_desc forward_pd(
-        typename Forward::desc(dnnl::prop_kind::forward_training, algorithm, src_in, weights_in,
-                               spec_.bias_term ? bias_md : no_bias, dst_out, strides, dilates,
-                               pad_l, pad_r),
-        engine);
+    // Kept: prepare_fused() makes the same convolution with post-ops.
+    forward_desc_.emplace(dnnl::prop_kind::forward_training, algorithm, src_in, weights_in,
+                          spec_.bias_term ? bias_md : no_bias, dst_out, strides, dilates, pad_l,
+                          pad_r);
+    const typename Forward::primitive_desc forward_pd(*forward_desc_, engine);
     const typename BackwardData::primitive_desc data_pd(
         typename BackwardData::desc(algorithm, src_out, weights_in, dst_in, strides, dilates,
                                     pad_l, pad_r),
@@ -237,6 +283,8 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
                                        dilates, pad_l, pad_r),
         engine, forward_pd);
     forward_ = Forward(forward_pd);
+    dst_desc_ = forward_pd.dst_desc();
+    fused_kind_ = -1;
     backward_data_ = BackwardData(data_pd);
     backward_weights_ = BackwardWeights(weights_pd);
 
@@ -263,6 +311,13 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
 
   bool direct_ = false;
   bool native_bf16_ = false;
+  std::optional<typename Primitives::Forward::desc> forward_desc_;  // desc has no empty state
+  memory::desc dst_desc_;
+  typename Primitives::Forward fused_forward_;
+  int fused_kind_ = -1;  // the epilogue fused_forward_ computes: 2 affine + 1 ReLU; -1 none yet
+  bool fused_ready_ = false;
+  std::vector<float> channel_scale_, channel_shift_;
+  memory channel_scale_memory_, channel_shift_memory_;
   std::vector<int> built_for_;
   typename Primitives::Forward forward_;
   typename Primitives::BackwardData backward_data_;

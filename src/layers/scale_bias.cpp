@@ -214,6 +214,25 @@ class ScaleLayer : public BroadcastLayer {
     bias_index_ = p.bias_term() ? static_cast<int>(blobs_.size()) - 1 : -1;
   }
 
+  // A learned factor (and bias) per channel of axis 1: x -> gamma[c] * x + beta[c].
+  bool compose_channel_affine(int channels, float* scale, float* shift) const override {
+    const ScaleParameter& p = param_.scale_param();
+    const std::vector<int> per_channel = {channels};
+    if (param_.bottom_size() != 1 || p.axis() != 1 || blobs_.empty() ||
+        blobs_[0]->shape() != per_channel) {
+      return false;
+    }
+    if (bias_index_ != -1 && (bias_index_ != 1 || blobs_[1]->shape() != per_channel)) return false;
+    if (bias_index_ == -1 && blobs_.size() != 1) return false;
+    const float* gamma = blobs_[0]->cpu_data();
+    const float* beta = bias_index_ == 1 ? blobs_[1]->cpu_data() : nullptr;
+    for (int c = 0; c < channels; ++c) {
+      scale[c] *= gamma[c];
+      shift[c] = gamma[c] * shift[c] + (beta ? beta[c] : 0.0f);
+    }
+    return true;
+  }
+
   void reshape(const Blobs& bottom, const Blobs& top) override {
     const ScaleParameter& p = param_.scale_param();
     const Blob& scale = bottom.size() > 1 ? *bottom[1] : *blobs_[0];

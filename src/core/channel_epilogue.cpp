@@ -1,0 +1,45 @@
+#include "core/channel_epilogue.hpp"
+
+#include <algorithm>
+
+#include "core/layer.hpp"
+#include "math/parallel.hpp"
+#include "math/simd.hpp"
+
+namespace engine {
+namespace {
+
+ENGINE_VECTORIZED void affine_plane(int64_t plane, float scale, float shift, bool relu,
+                                    float* data) {
+  if (relu) {
+    for (int64_t i = 0; i < plane; ++i) data[i] = std::max(scale * data[i] + shift, 0.0f);
+  } else {
+    for (int64_t i = 0; i < plane; ++i) data[i] = scale * data[i] + shift;
+  }
+}
+
+}  // namespace
+
+void ChannelEpilogue::coefficients(int channels, std::vector<float>* scale,
+                                   std::vector<float>* shift) const {
+  scale->assign(channels, 1.0f);
+  shift->assign(channels, 0.0f);
+  for (const Layer* layer : affine_) {
+    ENGINE_REQUIRE(layer->compose_channel_affine(channels, scale->data(), shift->data()),
+                   layer->describe() << ": is no longer a per-channel map of " << channels
+                                     << " channels, so it cannot be fused into the convolution "
+                                        "before it");
+  }
+}
+
+void ChannelEpilogue::apply(int num, int channels, int64_t plane, float* data) const {
+  std::vector<float> scale, shift;
+  coefficients(channels, &scale, &shift);
+  const int64_t planes = int64_t(num) * channels;
+  cpu::parallel_for(planes, plane, [&](int64_t p, int) {
+    const int c = static_cast<int>(p % channels);
+    affine_plane(plane, scale[c], shift[c], relu_, data + p * plane);
+  });
+}
+
+}  // namespace engine
