@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# AlexNet (models/alexnet, float32) on one GPU: this engine's training iterations per second
+# AlexNet (models/alexnet; float32, then bf16/fp16) on one GPU: this engine's training iterations/s
 # (`engine train` on the net with synthetic DummyData inputs: forward, backward and the SGD
 # update) and forward-only images per second (`engine time`), against PyTorch running the same
 # architecture on the same GPU in the same call (bench/alexnet_pytorch.py, cuDNN benchmark
@@ -84,4 +84,20 @@ else:
 PY
   )
   printf "%-6s | %-22s | %-22s | %-24s | %-24s\n" "$batch" "${train_its[$batch]}" "$pt_train" "${forward_ips[$batch]}" "$pt_forward"
+done
+
+# Mixed precision on the same nets: `engine time` forward + backward per precision (bf16 and
+# fp16 round the convolutions' and inner products' operands and run them on tensor cores).
+echo
+echo "AlexNet on one GPU by precision: engine time, forward + backward ms per batch"
+printf "%-6s | %-10s | %-10s | %-10s\n" batch fp32 bf16 fp16
+for batch in "${batches[@]}"; do
+  row=()
+  for precision in fp32 bf16 fp16; do
+    "$bin/engine" time --model="$work/net_$batch.prototxt" $device --precision=$precision \
+      --iterations=$iterations >"$out/engine_time_${precision}_$batch.log" 2>&1
+    row+=("$(grep "Average Forward-Backward" "$out/engine_time_${precision}_$batch.log" |
+      grep -o "[0-9.]* ms" | cut -d' ' -f1)")
+  done
+  printf "%-6s | %-10s | %-10s | %-10s\n" "$batch" "${row[0]:-n/a}" "${row[1]:-n/a}" "${row[2]:-n/a}"
 done
