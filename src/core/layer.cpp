@@ -104,13 +104,13 @@ void Layer::set_param_propagate_down(int i, bool value) {
 
 float Layer::forward(const Blobs& bottom, const Blobs& top) {
   reshape(bottom, top);
-  const bool gpu = Context::mode() == Mode::GPU;
+  [[maybe_unused]] const bool gpu = Context::mode() == Mode::GPU;
   if (rounds_operands()) {
     if (!rounded_) rounded_ = std::make_unique<RoundedOperands>();
     const Blobs& rounded_bottom =
         rounded_->forward_bottoms(precision_, bottom, blobs_.empty() ? nullptr : blobs_[0].get());
     RoundedOperands::WeightsSwapped weights(*rounded_, blobs_);
-    TensorCoresOnGpu tensor_cores;
+    [[maybe_unused]] TensorCoresOnGpu tensor_cores;
     run_forward(rounded_bottom, top);
   } else {
     run_forward(bottom, top);
@@ -142,7 +142,7 @@ void Layer::backward(const Blobs& top, const std::vector<bool>& propagate_down,
     const Blobs& rounded_top = rounded_->backward_tops(precision_, top);
     const Blobs& rounded_bottom = rounded_->backward_bottoms(bottom);
     RoundedOperands::WeightsSwapped weights(*rounded_, blobs_);
-    TensorCoresOnGpu tensor_cores;
+    [[maybe_unused]] TensorCoresOnGpu tensor_cores;
     run_backward(rounded_top, propagate_down, rounded_bottom);
   } else {
     run_backward(top, propagate_down, bottom);

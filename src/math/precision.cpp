@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -40,10 +41,24 @@ ENGINE_VECTORIZED void round_to_bf16(int64_t n, const float* x, float* y) {
   }
 }
 
-// The compiler's _Float16 conversions round to nearest even, with fp16's subnormals and
-// overflow to infinity (F16C instructions on x86-64-v3).
+// fp16 keeps 11 significant bits down to 2^-14, multiples of 2^-24 below (subnormals), and
+// rounds magnitudes from 65520 (halfway past its largest value, 65504) to infinity. Written
+// with integer and float operations every compiler vectorizes (not every one has _Float16).
 ENGINE_VECTORIZED void round_to_fp16(int64_t n, const float* x, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<_Float16>(x[i]));
+  constexpr uint32_t kSmallestNormal = 0x38800000u;  // 2^-14
+  constexpr uint32_t kOverflow = 0x477ff000u;        // 65520
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &x[i], sizeof bits);
+    const uint32_t magnitude = bits & 0x7fffffffu;
+    const uint32_t kept = (bits + 0xfffu + ((bits >> 13) & 1u)) & 0xffffe000u;
+    float normal;
+    std::memcpy(&normal, &kept, sizeof normal);
+    const float subnormal = std::nearbyint(x[i] * 0x1p24f) * 0x1p-24f;
+    float rounded = magnitude < kSmallestNormal ? subnormal : normal;
+    rounded = magnitude >= kOverflow ? std::copysign(HUGE_VALF, x[i]) : rounded;
+    y[i] = magnitude > 0x7f800000u ? x[i] : rounded;  // NaN stays NaN
+  }
 }
 
 }  // namespace

@@ -142,7 +142,7 @@ TEST_P(Fusion, TrainingFusesOnlyTheReluAndKeepsEveryGradient) {
   const float fused_loss = nets.fused->forward_backward();
   const float plain_loss = nets.plain->forward_backward();
   EXPECT_NEAR(fused_loss, plain_loss, 1e-5f * std::abs(plain_loss));
-  for (const std::string& layer : {"conv", "conv2", "scale"}) {
+  for (const std::string layer : {"conv", "conv2", "scale"}) {
     expect_agree(diff_of(*nets.plain->layer_by_name(layer).blobs()[0]),
                  diff_of(*nets.fused->layer_by_name(layer).blobs()[0]), layer + " gradient",
                  1e-5f);

@@ -65,6 +65,12 @@ TEST(RoundTo, Fp16KeepsElevenSignificantBitsAndItsRange) {
   EXPECT_EQ(rounded(FP16, 65520.0f), std::numeric_limits<float>::infinity());
   EXPECT_EQ(rounded(FP16, 0x1p-24f), 0x1p-24f);  // the smallest subnormal
   EXPECT_EQ(rounded(FP16, 0x1p-26f), 0.0f);
+  EXPECT_EQ(rounded(FP16, 0x1p-25f), 0.0f);                // halfway: to the even 0
+  EXPECT_EQ(rounded(FP16, -0x3p-25f), -0x1p-23f);          // halfway: to the even 2 * 2^-24
+  EXPECT_EQ(rounded(FP16, 0x1p-14f + 0x1p-25f), 0x1p-14f);  // normal: a quarter step dropped
+  EXPECT_EQ(rounded(FP16, 65519.0f), 65504.0f);
+  EXPECT_EQ(rounded(FP16, -1e6f), -std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(std::isnan(rounded(FP16, std::numeric_limits<float>::quiet_NaN())));
   EXPECT_EQ(rounded(FP32, 0.1f), 0.1f);
 }
 
