@@ -9,6 +9,10 @@
 # backward of the TRAIN net, no update) against our `engine time` on the same prototxt (the deploy
 # net at this batch with a label Input and SoftmaxWithLoss), both with the same BLAS threads. If
 # Caffe cannot be built, the table says why and leaves its rows out.
+# Ours in bf16 (`precision: BF16`: the convolutions and inner products multiply bf16 operands;
+# on a CPU without bf16 hardware it rounds them and multiplies in fp32) and PyTorch's autocast
+# bf16 run once each, after the rounds, for BF16_ITERATIONS (default: iterations; PyTorch's bf16
+# is emulated without bf16 hardware, tens of seconds a step).
 # Prints one table and writes it to bench/results/alexnet_step.txt.
 # Usage: bench/alexnet_step.sh [iterations] [batch]      (build first: scripts/test.sh)
 set -euo pipefail
@@ -64,8 +68,11 @@ for round in $(seq "${ROUNDS:-3}"); do
     time_json "$work/caffe_time.log" >>"$work/caffe_time.json"
   fi
 done
+bf16_iterations=${BF16_ITERATIONS:-$iterations}
+PYTHONPATH=build/python /usr/bin/python3 bench/alexnet_step_engine.py --batch "$batch" \
+  --iterations "$bf16_iterations" --precision bf16 >>"$work/engine_bf16.json"
 "$torch_python" bench/alexnet_pytorch.py --device cpu --threads "$threads" --bf16 \
-  --batches "$batch" --iterations "$iterations" --warmup 2 >>"$work/pytorch_bf16.json"
+  --batches "$batch" --iterations "$bf16_iterations" --warmup 2 >>"$work/pytorch_bf16.json"
 
 mkdir -p bench/results
 /usr/bin/python3 - "$work" "$batch" "$threads" <<'PY' | tee bench/results/alexnet_step.txt
@@ -79,6 +86,7 @@ def load(name):
     best["rounds"] = len(rounds)
     return best
 ours, fp32, bf16 = load("engine.json"), load("pytorch_fp32.json"), load("pytorch_bf16.json")
+ours_bf16 = load("engine_bf16.json")
 def load_time(name):
     rounds = [json.loads(line) for line in open(os.path.join(work, name)) if line.strip()]
     return {key: min(r[key] for r in rounds) for key in ("forward_ms", "fwdbwd_ms")}
@@ -95,7 +103,10 @@ print(f"{'step':30} {'ours ms':>10} {'peer ms':>10} {'ours/peer':>10}")
 rows = [("train step fp32 vs PyTorch fp32", ours["train_ms"], fp32["train_ms"]),
         ("train step fp32 vs PyTorch bf16", ours["train_ms"], bf16["train_ms"]),
         ("forward fp32 vs PyTorch fp32", ours["forward_ms"], fp32["forward_ms"]),
-        ("forward fp32 vs PyTorch bf16", ours["forward_ms"], bf16["forward_ms"])]
+        ("forward fp32 vs PyTorch bf16", ours["forward_ms"], bf16["forward_ms"]),
+        ("train step bf16 vs PyTorch bf16", ours_bf16["train_ms"], bf16["train_ms"]),
+        ("forward bf16 vs PyTorch bf16", ours_bf16["forward_ms"], bf16["forward_ms"]),
+        ("train step bf16 vs ours fp32", ours_bf16["train_ms"], ours["train_ms"])]
 if have_caffe:
     rows += [("fwd+bwd fp32 vs BVLC Caffe", ours_time["fwdbwd_ms"], caffe["fwdbwd_ms"]),
              ("forward fp32 vs BVLC Caffe", ours_time["forward_ms"], caffe["forward_ms"])]
@@ -106,5 +117,7 @@ if have_caffe:
           "OpenBLAS) on the same prototxt: forward and backward of the TRAIN net, no update)")
 else:
     print("BVLC Caffe could not be built here (" + open(os.path.join(work, "caffe_error")).read().strip() + ")")
-print("(ours in bf16: not built yet)")
+if bf16_hw == "no bf16 hardware":
+    print("(bf16 on this CPU: both frameworks without bf16 hardware; ours rounds the operands to "
+          "bf16 and multiplies in fp32, the numbers of bf16 hardware at fp32's speed or less)")
 PY
