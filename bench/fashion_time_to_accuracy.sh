@@ -23,7 +23,7 @@ bf16=$(grep -o -m1 -w -E "avx512_bf16|amx_bf16" /proc/cpuinfo | head -1 || true)
 
 declare -A reached best total
 for precision in "${precisions[@]}"; do
-  log="bench/results/fashion_alexnet_${precision}.log"
+  log="$work/train_${precision}.log"
   start=$(date +%s.%N)
   reached[$precision]="not reached"
   # Each test round's accuracy, stamped with the seconds since the start as it arrives.
