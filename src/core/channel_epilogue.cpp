@@ -33,12 +33,11 @@ void ChannelEpilogue::coefficients(int channels, std::vector<float>* scale,
 }
 
 void ChannelEpilogue::apply(int num, int channels, int64_t plane, float* data) const {
-  std::vector<float> scale, shift;
-  coefficients(channels, &scale, &shift);
+  coefficients(channels, &scale_, &shift_);
   const int64_t planes = int64_t(num) * channels;
   cpu::parallel_for(planes, plane, [&](int64_t p, int) {
     const int c = static_cast<int>(p % channels);
-    affine_plane(plane, scale[c], shift[c], relu_, data + p * plane);
+    affine_plane(plane, scale_[c], shift_[c], relu_, data + p * plane);
   });
 }
 

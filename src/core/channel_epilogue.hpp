@@ -35,6 +35,8 @@ class ChannelEpilogue {
  private:
   std::vector<const Layer*> affine_;
   bool relu_ = false;
+  // apply()'s coefficients, kept so that a pass allocates nothing (a net runs on one thread).
+  mutable std::vector<float> scale_, shift_;
 };
 
 }  // namespace engine

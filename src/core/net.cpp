@@ -490,7 +490,8 @@ void Net::plan_fusion(bool force_backward) {
   // through a fused affine layer without it fails, naming the layer.
   const bool inference = phase_ == TEST && !force_backward;
   for (int i = 0; i < count; ++i) fused_until_[i] = i;
-  if (std::getenv("ENGINE_FUSION") && std::string(std::getenv("ENGINE_FUSION")) == "off") return;
+  const char* fusion = std::getenv("ENGINE_FUSION");
+  if (fusion && std::string(fusion) == "off") return;
   // Whether layer j rewrites blob `id` in place, alone, and adds no loss.
   auto in_place_on = [&](int j, int id) {
     return bottom_ids_[j].size() == 1 && top_ids_[j].size() == 1 && bottom_ids_[j][0] == id &&

@@ -4,16 +4,17 @@
 
 namespace engine {
 
-Blobs RoundedOperands::shadows_of(std::vector<std::unique_ptr<Blob>>& owned, size_t count) {
+void RoundedOperands::shadows_of(std::vector<std::unique_ptr<Blob>>& owned, size_t count,
+                                 Blobs* views) {
+  if (views->size() == count) return;  // the same blobs as the last pass: nothing to allocate
   while (owned.size() < count) owned.push_back(std::make_unique<Blob>());
-  Blobs views;
-  for (size_t i = 0; i < count; ++i) views.push_back(owned[i].get());
-  return views;
+  views->clear();
+  for (size_t i = 0; i < count; ++i) views->push_back(owned[i].get());
 }
 
 const Blobs& RoundedOperands::forward_bottoms(Precision precision, const Blobs& bottom,
                                               const Blob* weights) {
-  bottom_views_ = shadows_of(bottoms_, bottom.size());
+  shadows_of(bottoms_, bottom.size(), &bottom_views_);
   for (size_t i = 0; i < bottom.size(); ++i) {
     Blob& shadow = *bottom_views_[i];
     shadow.reshape_like(*bottom[i]);
@@ -37,7 +38,7 @@ const Blobs& RoundedOperands::backward_bottoms(const Blobs& bottom) {
 }
 
 const Blobs& RoundedOperands::backward_tops(Precision precision, const Blobs& top) {
-  top_views_ = shadows_of(tops_, top.size());
+  shadows_of(tops_, top.size(), &top_views_);
   for (size_t i = 0; i < top.size(); ++i) {
     Blob& shadow = *top_views_[i];
     shadow.reshape_like(*top[i]);

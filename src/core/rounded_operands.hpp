@@ -40,7 +40,7 @@ class RoundedOperands {
 
  private:
   // The shadows, one per blob, kept from pass to pass so their memory is reused.
-  static Blobs shadows_of(std::vector<std::unique_ptr<Blob>>& owned, size_t count);
+  static void shadows_of(std::vector<std::unique_ptr<Blob>>& owned, size_t count, Blobs* views);
 
   std::vector<std::unique_ptr<Blob>> bottoms_, tops_;
   Blobs bottom_views_, top_views_;
