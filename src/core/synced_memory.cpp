@@ -86,6 +86,11 @@ SyncedMemory::~SyncedMemory() { release(); }
 
 void SyncedMemory::release() {
   if (host_) free_host(host_, capacity_);
+  if (arranged_) free_host(arranged_, arranged_capacity_);
+  arranged_ = nullptr;
+  arranged_capacity_ = 0;
+  layout_.reset();
+  plain_stale_ = false;
 #ifdef ENGINE_USE_CUDA
   if (device_) cudaFree(device_);
 #endif
@@ -96,6 +101,11 @@ void SyncedMemory::release() {
 }
 
 void SyncedMemory::resize(size_t bytes) {
+  if (bytes != size_ && layout_) {
+    // The arrangement describes the old size: keep the values plain.
+    if (plain_stale_) to_host();
+    layout_.reset();
+  }
   if (bytes > capacity_) {
     release();
     capacity_ = bytes;
@@ -122,9 +132,15 @@ void SyncedMemory::to_host() {
     case Head::SYNCED:
       break;
   }
+  if (plain_stale_) {
+    if (!host_) host_ = allocate_host(capacity_);
+    layout_->to_plain(arranged_, host_);
+    plain_stale_ = false;
+  }
 }
 
 void SyncedMemory::to_device() {
+  if (plain_stale_) to_host();
 #ifdef ENGINE_USE_CUDA
   switch (head_) {
     case Head::UNINITIALIZED:
@@ -155,6 +171,7 @@ const void* SyncedMemory::host_data() {
 void* SyncedMemory::mutable_host_data() {
   to_host();
   head_ = Head::AT_HOST;
+  layout_.reset();
   return host_;
 }
 
@@ -166,7 +183,41 @@ const void* SyncedMemory::device_data() {
 void* SyncedMemory::mutable_device_data() {
   to_device();
   head_ = Head::AT_DEVICE;
+  layout_.reset();
   return device_;
+}
+
+void SyncedMemory::allocate_arranged(size_t bytes) {
+  if (bytes <= arranged_capacity_) return;
+  if (arranged_) free_host(arranged_, arranged_capacity_);
+  arranged_ = nullptr;
+  arranged_capacity_ = 0;
+  arranged_ = allocate_host(bytes);
+  arranged_capacity_ = bytes;
+}
+
+const void* SyncedMemory::arranged_data(const HostLayout& layout) const {
+  return layout_ && layout_->same_as(layout) ? arranged_ : nullptr;
+}
+
+void* SyncedMemory::mutable_arranged_data(HostLayoutPtr layout) {
+  CHECK_EQ(layout->plain_bytes(), size_) << "an arrangement of another size";
+  layout_.reset();
+  plain_stale_ = false;
+  allocate_arranged(layout->bytes());
+  layout_ = std::move(layout);
+  plain_stale_ = true;
+  head_ = Head::AT_HOST;
+  return arranged_;
+}
+
+void* SyncedMemory::arranged_copy(HostLayoutPtr layout) {
+  CHECK_EQ(layout->plain_bytes(), size_) << "an arrangement of another size";
+  to_host();
+  layout_.reset();
+  allocate_arranged(layout->bytes());
+  layout_ = std::move(layout);
+  return arranged_;
 }
 
 }  // namespace engine

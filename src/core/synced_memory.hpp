@@ -2,10 +2,18 @@
 // to whichever side asks for it. The head says where the newest copy is; a mutable_* access
 // moves the head there, so the other side is copied only when it is next read.
 //
+// The host side may also hold the values in another arrangement (a HostLayout: oneDNN's
+// blocked formats), so that consecutive layers computing in that arrangement pass it on without
+// converting. A layer that writes an arrangement makes it the newest copy; whoever reads the plain
+// host data or the device's gets it converted once, on first access, and the arrangement stays
+// valid for later readers in it until the values change.
+//
 // Capacity only grows: a smaller resize reuses the allocation. Not thread-safe.
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <string>
 
 namespace engine {
 
@@ -13,6 +21,22 @@ namespace engine {
 // the system. An allocation past it, or one the system refuses, throws engine::OutOfMemory.
 void set_host_memory_limit(size_t bytes);
 size_t host_memory_in_use();
+
+// An arrangement of a buffer's values other than the plain row-major one, made by the layers
+// that compute in it (math/onednn.hpp). It knows its size and how to convert either way.
+class HostLayout {
+ public:
+  virtual ~HostLayout() = default;
+  // Bytes the arranged values take (blocked formats may pad), and the plain values' bytes.
+  virtual size_t bytes() const = 0;
+  virtual size_t plain_bytes() const = 0;
+  virtual bool same_as(const HostLayout& other) const = 0;
+  // A short description for reports and cache keys ("nChw8c 32x96x27x27").
+  virtual std::string name() const = 0;
+  virtual void to_plain(const void* arranged, void* plain) const = 0;
+  virtual void from_plain(const void* plain, void* arranged) const = 0;
+};
+using HostLayoutPtr = std::shared_ptr<const HostLayout>;
 
 class SyncedMemory {
  public:
@@ -34,6 +58,19 @@ class SyncedMemory {
   const void* device_data();
   void* mutable_device_data();
 
+  // The values arranged as `layout`, if this memory holds them so; else null.
+  const void* arranged_data(const HostLayout& layout) const;
+  // The arrangement this memory holds the values in, if any (null: plain only).
+  const HostLayoutPtr& arranged_layout() const { return layout_; }
+  // Whether the arranged values are the only current ones (the plain copy is out of date).
+  bool plain_stale() const { return plain_stale_; }
+  // Where to write new values arranged as `layout`: they become the newest, and the plain host
+  // copy (and the device's) is converted from them when next read.
+  void* mutable_arranged_data(HostLayoutPtr layout);
+  // Where to put a copy of the current plain host values arranged as `layout` (the caller
+  // converts them): later readers in that arrangement find it until the values change.
+  void* arranged_copy(HostLayoutPtr layout);
+
   Head head() const { return head_; }
   // Number of host<->device copies made so far: tests use it to prove the hot path has none.
   size_t transfers() const { return transfers_; }
@@ -42,6 +79,12 @@ class SyncedMemory {
   void to_host();
   void to_device();
   void release();
+  void allocate_arranged(size_t bytes);
+
+  void* arranged_ = nullptr;
+  size_t arranged_capacity_ = 0;
+  HostLayoutPtr layout_;       // non-null: arranged_ holds the current values so
+  bool plain_stale_ = false;   // the arranged values are newer than host_ and the device's
 
   void* host_ = nullptr;
   void* device_ = nullptr;

@@ -37,35 +37,63 @@ class ReLULayer : public ElementwiseLayer<ReLUOp> {
   }
 
  protected:
+  // Values that arrive arranged (blocked, from a oneDNN layer: synced_memory.hpp) are computed
+  // on as they are, and the result keeps the arrangement: ReLU maps each element alone, and a
+  // blocked format's padding holds zeros, which stay zeros.
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-#ifdef ENGINE_USE_ONEDNN
-    if (onednn_ && bottom[0]->count() > 0) {
-      prepare(bottom[0]->count());
-      onednn::run(*forward_, {{DNNL_ARG_SRC, onednn::bind(source_, bottom[0]->cpu_data())},
-                              {DNNL_ARG_DST, onednn::bind(output_, top[0]->mutable_cpu_data())}});
-      return;
+    SyncedMemory& in = *bottom[0]->data_memory();
+    if (in.plain_stale()) {
+      const HostLayoutPtr layout = in.arranged_layout();
+      const auto* x = static_cast<const float*>(in.arranged_data(*layout));
+      auto* y = static_cast<float*>(top[0]->data_memory()->mutable_arranged_data(layout));
+      return relu_forward(static_cast<int64_t>(layout->bytes() / sizeof(float)), x, y);
     }
-#endif
-    ElementwiseLayer::forward_cpu(bottom, top);
+    relu_forward(bottom[0]->count(), bottom[0]->cpu_data(), top[0]->mutable_cpu_data());
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
-#ifdef ENGINE_USE_ONEDNN
-    if (onednn_ && propagate_down[0] && bottom[0]->count() > 0) {
-      prepare(bottom[0]->count());
-      // In place the bottom data is the output, whose sign is the input's: the same gradient.
-      onednn::run(*backward_,
-                  {{DNNL_ARG_SRC, onednn::bind(source_, bottom[0]->cpu_data())},
-                   {DNNL_ARG_DIFF_DST, onednn::bind(top_grad_, top[0]->cpu_diff())},
-                   {DNNL_ARG_DIFF_SRC, onednn::bind(bottom_grad_, bottom[0]->mutable_cpu_diff())}});
-      return;
+    if (!propagate_down[0]) return;
+    // In place the bottom data is the output, whose sign is the input's: the same gradient.
+    SyncedMemory& grad = *top[0]->diff_memory();
+    SyncedMemory& in = *bottom[0]->data_memory();
+    if (grad.plain_stale() && in.arranged_data(*grad.arranged_layout())) {
+      const HostLayoutPtr layout = grad.arranged_layout();
+      const auto* x = static_cast<const float*>(in.arranged_data(*layout));
+      const auto* dy = static_cast<const float*>(grad.arranged_data(*layout));
+      auto* dx = static_cast<float*>(bottom[0]->diff_memory()->mutable_arranged_data(layout));
+      return relu_backward(static_cast<int64_t>(layout->bytes() / sizeof(float)), x, dy, dx);
     }
-#endif
-    ElementwiseLayer::backward_cpu(top, propagate_down, bottom);
+    relu_backward(bottom[0]->count(), bottom[0]->cpu_data(), top[0]->cpu_diff(),
+                  bottom[0]->mutable_cpu_diff());
   }
 
  private:
+  void relu_forward(int64_t count, const float* x, float* y) {
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_ && count > 0) {
+      prepare(count);
+      onednn::run(*forward_, {{DNNL_ARG_SRC, onednn::bind(source_, x)},
+                              {DNNL_ARG_DST, onednn::bind(output_, y)}});
+      return;
+    }
+#endif
+    elementwise_forward(count, x, y, op_);
+  }
+
+  void relu_backward(int64_t count, const float* x, const float* dy, float* dx) {
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_ && count > 0) {
+      prepare(count);
+      onednn::run(*backward_, {{DNNL_ARG_SRC, onednn::bind(source_, x)},
+                               {DNNL_ARG_DIFF_DST, onednn::bind(top_grad_, dy)},
+                               {DNNL_ARG_DIFF_SRC, onednn::bind(bottom_grad_, dx)}});
+      return;
+    }
+#endif
+    elementwise_gradient(count, dy, x, x, dx, op_);
+  }
+
   bool onednn_ = false;
 #ifdef ENGINE_USE_ONEDNN
   // Builds the primitives for `count` elements, once per size.

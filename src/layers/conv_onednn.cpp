@@ -31,52 +31,30 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 constexpr auto kFloat = memory::data_type::f32;
 
-// A blob as the user keeps it (`user`, wrapping the blob's pointer, set on every call) and as a
-// primitive wants it (`inner`), with the reorder between them when the formats differ.
-class Staged {
+// The parameter gradient: the primitive writes it in its own format, and a reorder with a sum
+// post-op adds it to the blob's plain diff (parameter gradients accumulate, and stay plain for
+// the solver).
+class AccumulatedGradient {
  public:
-  // `into_primitive`: the reorder goes user -> inner (an input), else inner -> user (an output).
-  // `accumulate`: the user blob receives inner + user (always reordered, with a sum post-op).
-  void init(const memory::desc& user_md, const memory::desc& wanted, bool into_primitive,
-            bool accumulate = false) {
+  void init(const memory::desc& plain, const memory::desc& format) {
     dnnl::engine& engine = onednn::cpu_engine();
-    user_ = memory(user_md, engine, nullptr);
-    reordered_ = accumulate || user_md != wanted;
-    if (!reordered_) {
-      inner_ = user_;
-      return;
-    }
-    inner_ = memory(wanted, engine);
-    dnnl::primitive_attr attr;
-    if (accumulate) {
-      dnnl::post_ops sum;
-      sum.append_sum(1.0f);
-      attr.set_post_ops(sum);
-    }
-    reorder_ = into_primitive ? dnnl::reorder(user_, inner_, attr) : dnnl::reorder(inner_, user_, attr);
-  }
-
-  // An input: the primitive's view of `data`, reordered if need be.
-  const memory& in(const float* data) {
-    onednn::bind(user_, data);
-    if (reordered_) reorder_.execute(onednn::cpu_stream(), user_, inner_);
-    return inner_;
-  }
-  // An output: where the primitive writes; finish() moves it into `data`.
-  const memory& out(float* data) {
-    user_.set_data_handle(data);
-    return inner_;
-  }
-  void finish() {
-    if (reordered_) reorder_.execute(onednn::cpu_stream(), inner_, user_);
+    plain_ = memory(plain, engine, nullptr);
+    inner_ = memory(format, engine);
+    dnnl::post_ops sum;
+    sum.append_sum(1.0f);
+    dnnl::primitive_attr attributes;
+    attributes.set_post_ops(sum);
+    add_ = dnnl::reorder(inner_, plain_, attributes);
   }
   const memory& inner() const { return inner_; }
-  bool reordered() const { return reordered_; }
+  void add_to(float* diff) {
+    plain_.set_data_handle(diff);
+    add_.execute(onednn::cpu_stream(), inner_, plain_);
+  }
 
  private:
-  memory user_, inner_;
-  dnnl::reorder reorder_;
-  bool reordered_ = false;
+  memory plain_, inner_;
+  dnnl::reorder add_;
 };
 
 struct ConvolutionPrimitives {
@@ -123,7 +101,7 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     if (direct_) return depthwise_forward(bottom, top);
     dnnl::stream& stream = onednn::cpu_stream();
-    const memory& weights = weights_.in(blobs_[0]->cpu_data());
+    const memory& weights = weights_.in(*blobs_[0]->data_memory());
     if (spec_.bias_term) onednn::bind(bias_, blobs_[1]->cpu_data());
     const bool fused = epilogue_ && prepare_fused(*epilogue_);
     if (fused && epilogue_->has_affine()) {
@@ -132,9 +110,9 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
       onednn::bind(channel_shift_memory_, channel_shift_.data());
     }
     for (size_t i = 0; i < bottom.size(); ++i) {
-      std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src_.in(bottom[i]->cpu_data())},
+      std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src_.in(*bottom[i]->data_memory())},
                                               {DNNL_ARG_WEIGHTS, weights},
-                                              {DNNL_ARG_DST, dst_.out(top[i]->mutable_cpu_data())}};
+                                              {DNNL_ARG_DST, dst_.out(*top[i]->data_memory())}};
       if (spec_.bias_term) args[DNNL_ARG_BIAS] = bias_;
       if (fused && epilogue_->has_affine()) {
         args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = channel_scale_memory_;
@@ -145,9 +123,6 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     }
     stream.wait();
     if (!fused) finish_forward(top);
-    // Backward weights reuses this reordered bottom when it reads the same blob: as in every
-    // layer, a bottom's data must not change between a forward pass and its backward pass.
-    reordered_src_of_ = bottom.size() == 1 ? bottom[0]->cpu_data() : nullptr;
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
@@ -158,33 +133,25 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     const bool bias_grad = spec_.bias_term && param_propagate_down(1);
     bool data_grad = false;
     for (size_t i = 0; i < bottom.size(); ++i) data_grad = data_grad || propagate_down[i];
-    const memory* weights = data_grad ? &weights_for_data_.in(blobs_[0]->cpu_data()) : nullptr;
+    // Inputs read twice (the top's gradient, by both passes when their formats agree) are
+    // reordered once: the blob's memory keeps the arranged copy.
+    const memory* weights = data_grad ? &weights_for_data_.in(*blobs_[0]->data_memory()) : nullptr;
     for (size_t i = 0; i < top.size(); ++i) {
-      const float* top_diff = top[i]->cpu_diff();
-      const memory* diff_dst_for_data = nullptr;
+      SyncedMemory& top_diff = *top[i]->diff_memory();
       if (propagate_down[i]) {
-        diff_dst_for_data = &diff_dst_for_data_.in(top_diff);
-        backward_data_.execute(stream, {{DNNL_ARG_DIFF_DST, *diff_dst_for_data},
+        backward_data_.execute(stream, {{DNNL_ARG_DIFF_DST, diff_dst_for_data_.in(top_diff)},
                                         {DNNL_ARG_WEIGHTS, *weights},
-                                        {DNNL_ARG_DIFF_SRC, diff_src_.out(bottom[i]->mutable_cpu_diff())}});
+                                        {DNNL_ARG_DIFF_SRC, diff_src_.out(*bottom[i]->diff_memory())}});
         diff_src_.finish();
       }
       if (!weight_grad && !bias_grad) continue;
-      const memory& diff_dst =
-          diff_dst_for_data && diff_dst_shared_ ? *diff_dst_for_data : diff_dst_for_weights_.in(top_diff);
-      const float* in = bottom[i]->cpu_data();
-      const memory& src = src_shared_ && src_.reordered() && reordered_src_of_ == in
-                              ? src_.inner()
-                              : src_for_weights_.in(in);
-      std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
-                                              {DNNL_ARG_DIFF_DST, diff_dst},
-                                              {DNNL_ARG_DIFF_WEIGHTS, diff_weights_.inner()}};
+      std::unordered_map<int, memory> args = {
+          {DNNL_ARG_SRC, src_for_weights_.in(*bottom[i]->data_memory())},
+          {DNNL_ARG_DIFF_DST, diff_dst_for_weights_.in(top_diff)},
+          {DNNL_ARG_DIFF_WEIGHTS, diff_weights_.inner()}};
       if (spec_.bias_term) args[DNNL_ARG_DIFF_BIAS] = diff_bias_;
       backward_weights_.execute(stream, args);
-      if (weight_grad) {
-        diff_weights_.out(blobs_[0]->mutable_cpu_diff());
-        diff_weights_.finish();
-      }
+      if (weight_grad) diff_weights_.add_to(blobs_[0]->mutable_cpu_diff());
       if (bias_grad) {
         stream.wait();
         cpu::axpy(spec_.num_output, 1.0f, static_cast<const float*>(diff_bias_.get_data_handle()),
@@ -192,7 +159,6 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
       }
     }
     stream.wait();
-    reordered_src_of_ = nullptr;
   }
 
  private:
@@ -288,23 +254,19 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     backward_data_ = BackwardData(data_pd);
     backward_weights_ = BackwardWeights(weights_pd);
 
-    const memory::desc src_user(src_dims, kFloat, Tag::nchw);
-    const memory::desc dst_user(dst_dims, kFloat, Tag::nchw);
-    const memory::desc weights_user(weight_dims, kFloat, weight_tag);
-    src_.init(src_user, forward_pd.src_desc(), true);
-    weights_.init(weights_user, forward_pd.weights_desc(), true);
-    dst_.init(dst_user, forward_pd.dst_desc(), false);
-    diff_dst_for_data_.init(dst_user, data_pd.diff_dst_desc(), true);
-    weights_for_data_.init(weights_user, data_pd.weights_desc(), true);
-    diff_src_.init(src_user, data_pd.diff_src_desc(), false);
-    src_for_weights_.init(src_user, weights_pd.src_desc(), true);
-    diff_dst_for_weights_.init(dst_user, weights_pd.diff_dst_desc(), true);
-    diff_weights_.init(weights_user, weights_pd.diff_weights_desc(), false, /*accumulate=*/true);
-    src_shared_ = weights_pd.src_desc() == forward_pd.src_desc();
-    diff_dst_shared_ = weights_pd.diff_dst_desc() == data_pd.diff_dst_desc();
+    // The blobs' weights are [out, in, kh, kw] (Deconvolution: [in, out, ...]), grouped or not.
+    const memory::desc weights_plain(weight_dims, kFloat, weight_tag);
+    src_.init(forward_pd.src_desc());
+    weights_.init(forward_pd.weights_desc(), weights_plain);
+    dst_.init(forward_pd.dst_desc());
+    diff_dst_for_data_.init(data_pd.diff_dst_desc());
+    weights_for_data_.init(data_pd.weights_desc(), weights_plain);
+    diff_src_.init(data_pd.diff_src_desc());
+    src_for_weights_.init(weights_pd.src_desc());
+    diff_dst_for_weights_.init(weights_pd.diff_dst_desc());
+    diff_weights_.init(weights_plain, weights_pd.diff_weights_desc());
     bias_ = memory(bias_md, engine, nullptr);
     if (spec_.bias_term) diff_bias_ = memory(weights_pd.diff_bias_desc(), engine);
-    reordered_src_of_ = nullptr;
     built_for_ = shape;
     native_bf16_ = bf16;
   }
@@ -322,12 +284,11 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
   typename Primitives::Forward forward_;
   typename Primitives::BackwardData backward_data_;
   typename Primitives::BackwardWeights backward_weights_;
-  Staged src_, weights_, dst_;
-  Staged diff_dst_for_data_, weights_for_data_, diff_src_;
-  Staged src_for_weights_, diff_dst_for_weights_, diff_weights_;
+  onednn::Input src_, weights_, diff_dst_for_data_, weights_for_data_;
+  onednn::Input src_for_weights_, diff_dst_for_weights_;
+  onednn::Output dst_, diff_src_;
+  AccumulatedGradient diff_weights_;
   memory bias_, diff_bias_;
-  bool src_shared_ = false, diff_dst_shared_ = false;
-  const float* reordered_src_of_ = nullptr;
 };
 
 }  // namespace

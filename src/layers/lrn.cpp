@@ -157,8 +157,10 @@ class LRNLayer : public Layer {
       }
     }
 #ifdef ENGINE_USE_ONEDNN
-    onednn_forward_ready_ = onednn_backward_ready_ = false;
-    if (want_onednn_) build_onednn();
+    // The primitives are made for the format the bottom arrives in, at the first forward pass.
+    onednn_forward_ready_ = want_onednn_;
+    onednn_backward_ready_ = false;
+    built_for_ = dnnl::memory::desc();
 #endif
   }
 
@@ -168,7 +170,7 @@ class LRNLayer : public Layer {
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
 #ifdef ENGINE_USE_ONEDNN
-    if (onednn_forward_ready_) {
+    if (onednn_forward_ready_ && prepare_onednn(*bottom[0])) {
       onednn_forward(*bottom[0], *top[0]);
       scale_fresh_ = false;
       return;
@@ -394,15 +396,16 @@ class LRNLayer : public Layer {
   }
 
 #ifdef ENGINE_USE_ONEDNN
-  // oneDNN computes the forward pass whenever it can. Its backward pass is used only where it
-  // has an optimized kernel: for plain NCHW data oneDNN 2.6 falls back to a reference loop
-  // several times slower than ours, so our backward runs instead.
-  void build_onednn() {
+  // oneDNN computes the forward pass whenever it can, in the format the bottom holds (blocked,
+  // when the layer before computed in it: the top keeps it). Its backward pass is used only
+  // where it has an optimized kernel: for plain NCHW data oneDNN 2.6 falls back to a reference
+  // loop several times slower than ours, so our backward runs instead.
+  bool prepare_onednn(Blob& bottom) {
     using dnnl::memory;
+    const memory::desc md = onednn::held_desc(*bottom.data_memory(), onednn::dims(shape_));
+    if (md == built_for_) return true;
     try {
       dnnl::engine& engine = onednn::cpu_engine();
-      const memory::desc md(onednn::dims(shape_), memory::data_type::f32,
-                            memory::format_tag::nchw);
       // oneDNN divides alpha by its number of summands (n, or n^2 within a channel), as Caffe
       // does; within a channel Caffe's shift is 1.
       const auto algorithm = across_ ? dnnl::algorithm::lrn_across_channels
@@ -417,51 +420,59 @@ class LRNLayer : public Layer {
           training_pd, /*allow_empty=*/true);
       onednn_backward_ready_ =
           backward_pd && std::string(backward_pd.impl_info_str()).find("ref") == std::string::npos;
+      has_workspace_ = false;
       if (onednn_backward_ready_) {
         onednn_forward_ = dnnl::lrn_forward(training_pd);
         onednn_backward_ = dnnl::lrn_backward(backward_pd);
         has_workspace_ = training_pd.workspace_desc().get_size() > 0;
         if (has_workspace_) workspace_mem_ = memory(training_pd.workspace_desc(), engine);
+        diff_dst_.init(backward_pd.diff_dst_desc());
+        diff_src_.init(backward_pd.diff_src_desc());
+        src_for_backward_.init(backward_pd.src_desc());
       } else {
         // Our backward recomputes what it needs: no workspace to keep.
         onednn_forward_ = dnnl::lrn_forward(dnnl::lrn_forward::primitive_desc(
             dnnl::lrn_forward::desc(dnnl::prop_kind::forward_inference, algorithm, md, size_,
                                     alpha_, beta_, k),
             engine));
-        has_workspace_ = false;
       }
-      src_mem_ = memory(md, engine, nullptr);
-      dst_mem_ = memory(md, engine, nullptr);
-      diff_src_mem_ = memory(md, engine, nullptr);
-      diff_dst_mem_ = memory(md, engine, nullptr);
-      onednn_forward_ready_ = true;
+      src_.init(md);
+      dst_.init(md);
+      built_for_ = md;
+      return true;
     } catch (const dnnl::error& error) {
       LOG(INFO) << describe() << ": oneDNN cannot normalize this shape (" << error.what()
                 << "); using the reference code";
       onednn_forward_ready_ = onednn_backward_ready_ = false;
+      return false;
     }
   }
 
-  void onednn_forward(const Blob& bottom, Blob& top) {
+  void onednn_forward(Blob& bottom, Blob& top) {
     std::unordered_map<int, dnnl::memory> args = {
-        {DNNL_ARG_SRC, onednn::bind(src_mem_, bottom.cpu_data())},
-        {DNNL_ARG_DST, onednn::bind(dst_mem_, top.mutable_cpu_data())}};
+        {DNNL_ARG_SRC, src_.in(*bottom.data_memory())},
+        {DNNL_ARG_DST, dst_.out(*top.data_memory())}};
     if (has_workspace_) args[DNNL_ARG_WORKSPACE] = workspace_mem_;
     onednn::run(onednn_forward_, args);
+    dst_.finish();
   }
 
-  void onednn_backward(const Blob& top, Blob& bottom) {
+  void onednn_backward(Blob& top, Blob& bottom) {
     std::unordered_map<int, dnnl::memory> args = {
-        {DNNL_ARG_SRC, onednn::bind(src_mem_, bottom.cpu_data())},
-        {DNNL_ARG_DIFF_DST, onednn::bind(diff_dst_mem_, top.cpu_diff())},
-        {DNNL_ARG_DIFF_SRC, onednn::bind(diff_src_mem_, bottom.mutable_cpu_diff())}};
+        {DNNL_ARG_SRC, src_for_backward_.in(*bottom.data_memory())},
+        {DNNL_ARG_DIFF_DST, diff_dst_.in(*top.diff_memory())},
+        {DNNL_ARG_DIFF_SRC, diff_src_.out(*bottom.diff_memory())}};
     if (has_workspace_) args[DNNL_ARG_WORKSPACE] = workspace_mem_;
     onednn::run(onednn_backward_, args);
+    diff_src_.finish();
   }
 
   dnnl::lrn_forward onednn_forward_;
   dnnl::lrn_backward onednn_backward_;
-  dnnl::memory src_mem_, dst_mem_, diff_src_mem_, diff_dst_mem_, workspace_mem_;
+  dnnl::memory::desc built_for_;  // the bottom format the primitives were made for
+  onednn::Input src_, src_for_backward_, diff_dst_;
+  onednn::Output dst_, diff_src_;
+  dnnl::memory workspace_mem_;
   bool has_workspace_ = false;
 #endif
 

@@ -173,8 +173,10 @@ class PoolingLayer : public Layer {
       chosen_.resize(out_count);
     }
 #ifdef ENGINE_USE_ONEDNN
-    // oneDNN refuses an empty batch; the reference loops run zero times.
-    onednn_ready_ = want_onednn_ && bottom[0]->count() > 0 && build_onednn(top.size() > 1);
+    // oneDNN refuses an empty batch; the reference loops run zero times. The primitives are
+    // made for the format the bottom arrives in, at the first forward pass.
+    onednn_ready_ = want_onednn_ && bottom[0]->count() > 0 && onednn_algorithm(top.size() > 1);
+    built_for_ = dnnl::memory::desc();
 #endif
   }
 
@@ -184,7 +186,7 @@ class PoolingLayer : public Layer {
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
 #ifdef ENGINE_USE_ONEDNN
-    if (onednn_ready_) {
+    if (onednn_ready_ && prepare_onednn(*bottom[0])) {
       onednn_forward(*bottom[0], *top[0]);
       return;
     }
@@ -213,7 +215,8 @@ class PoolingLayer : public Layer {
                     const Blobs& bottom) override {
     if (!propagate_down[0]) return;
 #ifdef ENGINE_USE_ONEDNN
-    if (onednn_ready_) {
+    // The primitives (and max pooling's workspace) of the forward pass.
+    if (onednn_ready_ && built_for_ != dnnl::memory::desc()) {
       onednn_backward(*top[0], *bottom[0]);
       return;
     }
@@ -564,69 +567,88 @@ class PoolingLayer : public Layer {
     return false;
   }
 
-  bool build_onednn(bool wants_mask_top) {
-    using dnnl::memory;
-    const PoolGeometry& g = geometry_;
-    dnnl::algorithm algorithm;
+  // Whether oneDNN pools as Caffe does here; sets algorithm_.
+  bool onednn_algorithm(bool wants_mask_top) {
     if (method_ == PoolingParameter::MAX) {
       if (wants_mask_top) return false;  // oneDNN's workspace is not Caffe's mask
-      algorithm = dnnl::algorithm::pooling_max;
-    } else if (method_ == PoolingParameter::AVE) {
-      if (!onednn_average_algorithm(&algorithm)) return false;
-    } else {
-      return false;
+      algorithm_ = dnnl::algorithm::pooling_max;
+      return true;
     }
+    return method_ == PoolingParameter::AVE && onednn_average_algorithm(&algorithm_);
+  }
+
+  // The primitives for the format the bottom holds (blocked, when the layer before computed in
+  // it: then the top keeps the matching format, and pooling runs on vectors of channels); false
+  // where oneDNN cannot pool it, and the reference code runs from then on.
+  bool prepare_onednn(Blob& bottom) {
+    using dnnl::memory;
+    const PoolGeometry& g = geometry_;
+    const memory::dims src_dims = {g.num, g.channels, g.height, g.width};
+    const memory::dims dst_dims = {g.num, g.channels, g.pooled_h, g.pooled_w};
+    const memory::desc src_md = onednn::held_desc(*bottom.data_memory(), src_dims);
+    if (src_md == built_for_) return true;
     try {
       dnnl::engine& engine = onednn::cpu_engine();
-      const memory::desc src_md({g.num, g.channels, g.height, g.width}, memory::data_type::f32,
-                                memory::format_tag::nchw);
-      const memory::desc dst_md({g.num, g.channels, g.pooled_h, g.pooled_w},
-                                memory::data_type::f32, memory::format_tag::nchw);
+      const bool plain = src_md == onednn::plain_desc(src_dims);
+      const memory::desc dst_md = plain ? onednn::plain_desc(dst_dims)
+                                        : memory::desc(dst_dims, memory::data_type::f32,
+                                                       memory::format_tag::any);
       const memory::dims strides = {g.stride_h, g.stride_w};
       const memory::dims kernel = {g.kernel_h, g.kernel_w};
       const memory::dims pad_l = {g.pad_h, g.pad_w};
       const memory::dims pad_r = {g.pad_bottom(), g.pad_right()};
       const dnnl::pooling_forward::primitive_desc forward_pd(
-          dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, algorithm, src_md,
+          dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, algorithm_, src_md,
                                       dst_md, strides, kernel, pad_l, pad_r),
           engine);
+      // The gradients take the data's formats.
       const dnnl::pooling_backward::primitive_desc backward_pd(
-          dnnl::pooling_backward::desc(algorithm, src_md, dst_md, strides, kernel, pad_l, pad_r),
+          dnnl::pooling_backward::desc(algorithm_, src_md, forward_pd.dst_desc(), strides,
+                                       kernel, pad_l, pad_r),
           engine, forward_pd);
       onednn_forward_ = dnnl::pooling_forward(forward_pd);
       onednn_backward_ = dnnl::pooling_backward(backward_pd);
-      src_mem_ = memory(src_md, engine, nullptr);
-      dst_mem_ = memory(dst_md, engine, nullptr);
+      src_.init(src_md);
+      dst_.init(forward_pd.dst_desc());
+      diff_dst_.init(backward_pd.diff_dst_desc());
+      diff_src_.init(backward_pd.diff_src_desc());
       has_workspace_ = forward_pd.workspace_desc().get_size() > 0;
       if (has_workspace_) workspace_mem_ = memory(forward_pd.workspace_desc(), engine);
     } catch (const dnnl::error& error) {
       LOG(INFO) << describe() << ": oneDNN cannot pool this geometry (" << error.what()
                 << "); using the reference code";
+      onednn_ready_ = false;
       return false;
     }
+    built_for_ = src_md;
     return true;
   }
 
-  void onednn_forward(const Blob& bottom, Blob& top) {
+  void onednn_forward(Blob& bottom, Blob& top) {
     std::unordered_map<int, dnnl::memory> args = {
-        {DNNL_ARG_SRC, onednn::bind(src_mem_, bottom.cpu_data())},
-        {DNNL_ARG_DST, onednn::bind(dst_mem_, top.mutable_cpu_data())}};
+        {DNNL_ARG_SRC, src_.in(*bottom.data_memory())},
+        {DNNL_ARG_DST, dst_.out(*top.data_memory())}};
     if (has_workspace_) args[DNNL_ARG_WORKSPACE] = workspace_mem_;
     onednn::run(onednn_forward_, args);
+    dst_.finish();
   }
 
-  void onednn_backward(const Blob& top, Blob& bottom) {
-    // The forward pass's memories, at the diffs: their descriptors are the diffs' too.
+  void onednn_backward(Blob& top, Blob& bottom) {
     std::unordered_map<int, dnnl::memory> args = {
-        {DNNL_ARG_DIFF_DST, onednn::bind(dst_mem_, top.cpu_diff())},
-        {DNNL_ARG_DIFF_SRC, onednn::bind(src_mem_, bottom.mutable_cpu_diff())}};
+        {DNNL_ARG_DIFF_DST, diff_dst_.in(*top.diff_memory())},
+        {DNNL_ARG_DIFF_SRC, diff_src_.out(*bottom.diff_memory())}};
     if (has_workspace_) args[DNNL_ARG_WORKSPACE] = workspace_mem_;
     onednn::run(onednn_backward_, args);
+    diff_src_.finish();
   }
 
   dnnl::pooling_forward onednn_forward_;
   dnnl::pooling_backward onednn_backward_;
-  dnnl::memory src_mem_, dst_mem_, workspace_mem_;
+  dnnl::algorithm algorithm_ = dnnl::algorithm::pooling_max;
+  dnnl::memory::desc built_for_;  // the bottom format the primitives were made for
+  onednn::Input src_, diff_dst_;
+  onednn::Output dst_, diff_src_;
+  dnnl::memory workspace_mem_;
   bool has_workspace_ = false;
 #endif
 

@@ -1,5 +1,8 @@
 #include "math/onednn.hpp"
 
+#include <cstdlib>
+#include <sstream>
+
 #include "core/errors.hpp"
 
 namespace engine {
@@ -53,6 +56,125 @@ void run(const dnnl::primitive& primitive, const std::unordered_map<int, dnnl::m
 
 dnnl::memory::dims dims(const std::vector<int>& shape) {
   return dnnl::memory::dims(shape.begin(), shape.end());
+}
+
+bool keeps_layouts() {
+  const char* setting = std::getenv("ENGINE_LAYOUTS");
+  return !(setting && std::string(setting) == "plain");
+}
+
+dnnl::memory::desc plain_desc(const dnnl::memory::dims& dims, dnnl::memory::data_type type) {
+  using Tag = dnnl::memory::format_tag;
+  static const Tag tags[] = {Tag::a, Tag::ab, Tag::abc, Tag::abcd, Tag::abcde, Tag::abcdef};
+  ENGINE_REQUIRE(!dims.empty() && dims.size() <= 6,
+                 "oneDNN formats have 1 to 6 dimensions, not " << dims.size());
+  return dnnl::memory::desc(dims, type, tags[dims.size() - 1]);
+}
+
+Layout::Layout(const dnnl::memory::desc& desc, const dnnl::memory::desc& plain)
+    : desc_(desc), plain_desc_(plain), plain_(desc == plain) {
+  if (plain_) return;
+  arranged_memory_ = dnnl::memory(desc_, cpu_engine(), nullptr);
+  plain_memory_ = dnnl::memory(plain_desc_, cpu_engine(), nullptr);
+  to_plain_ = dnnl::reorder(arranged_memory_, plain_memory_);
+  from_plain_ = dnnl::reorder(plain_memory_, arranged_memory_);
+}
+
+bool Layout::same_as(const HostLayout& other) const {
+  const auto* layout = dynamic_cast<const Layout*>(&other);
+  return layout != nullptr && layout->desc_ == desc_ && layout->plain_desc_ == plain_desc_;
+}
+
+std::string Layout::name() const {
+  // The blocking: strides of the outer dimensions, then the inner blocks, e.g.
+  // "f32 32x96x27x27 strides 69984,1,2592,96 blocks 1:8".
+  const dnnl_memory_desc_t& raw = desc_.data;
+  std::ostringstream out;
+  out << (desc_.data_type() == dnnl::memory::data_type::f32 ? "f32 " : "reduced ");
+  for (int i = 0; i < raw.ndims; ++i) out << (i ? "x" : "") << raw.dims[i];
+  if (raw.format_kind != dnnl_blocked) return out.str() + " (not blocked)";
+  out << " strides";
+  for (int i = 0; i < raw.ndims; ++i) out << (i ? "," : " ") << raw.format_desc.blocking.strides[i];
+  out << " blocks";
+  for (int i = 0; i < raw.format_desc.blocking.inner_nblks; ++i) {
+    out << ' ' << raw.format_desc.blocking.inner_idxs[i] << ':'
+        << raw.format_desc.blocking.inner_blks[i];
+  }
+  return out.str();
+}
+
+void Layout::to_plain(const void* arranged, void* plain) const {
+  arranged_memory_.set_data_handle(const_cast<void*>(arranged));
+  plain_memory_.set_data_handle(plain);
+  to_plain_.execute(cpu_stream(), arranged_memory_, plain_memory_);
+  cpu_stream().wait();
+}
+
+void Layout::from_plain(const void* plain, void* arranged) const {
+  plain_memory_.set_data_handle(const_cast<void*>(plain));
+  arranged_memory_.set_data_handle(arranged);
+  from_plain_.execute(cpu_stream(), plain_memory_, arranged_memory_);
+  cpu_stream().wait();
+}
+
+LayoutPtr make_layout(const dnnl::memory::desc& desc) {
+  return std::make_shared<Layout>(desc, plain_desc(desc.dims()));
+}
+
+dnnl::memory::desc held_desc(const SyncedMemory& values, const dnnl::memory::dims& dims) {
+  const auto* held = dynamic_cast<const Layout*>(values.arranged_layout().get());
+  if (held && held->desc().dims() == dims &&
+      held->desc().data_type() == dnnl::memory::data_type::f32) {
+    return held->desc();
+  }
+  return plain_desc(dims);
+}
+
+void Input::init(const dnnl::memory::desc& wanted) { init(wanted, plain_desc(wanted.dims())); }
+
+void Input::init(const dnnl::memory::desc& wanted, const dnnl::memory::desc& plain) {
+  layout_ = std::make_shared<Layout>(wanted, plain);
+  memory_ = dnnl::memory(wanted, cpu_engine(), nullptr);
+}
+
+const dnnl::memory& Input::in(SyncedMemory& values) {
+  if (layout_->plain()) {
+    memory_.set_data_handle(const_cast<void*>(values.host_data()));
+  } else if (const void* held = values.arranged_data(*layout_)) {
+    memory_.set_data_handle(const_cast<void*>(held));
+  } else {
+    const void* plain = values.host_data();
+    void* arranged = values.arranged_copy(layout_);
+    layout_->from_plain(plain, arranged);
+    memory_.set_data_handle(arranged);
+  }
+  return memory_;
+}
+
+void Output::init(const dnnl::memory::desc& format) {
+  layout_ = make_layout(format);
+  memory_ = dnnl::memory(format, cpu_engine(), nullptr);
+  staging_ = dnnl::memory();
+}
+
+const dnnl::memory& Output::out(SyncedMemory& values) {
+  staged_for_ = nullptr;
+  if (layout_->plain()) {
+    memory_.set_data_handle(values.mutable_host_data());
+  } else if (keeps_layouts()) {
+    memory_.set_data_handle(values.mutable_arranged_data(layout_));
+  } else {
+    if (!staging_) staging_ = dnnl::memory(layout_->desc(), cpu_engine());
+    staged_for_ = &values;
+    return staging_;
+  }
+  return memory_;
+}
+
+void Output::finish() {
+  if (!staged_for_) return;
+  layout_->to_plain(staging_.get_data_handle(), staged_for_->mutable_host_data());
+  staged_for_ = nullptr;
 }
 
 }  // namespace onednn

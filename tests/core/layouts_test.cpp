@@ -1,0 +1,264 @@
+// Layouts kept between layers (core/synced_memory.hpp, math/onednn.hpp): a memory's arranged
+// copy and when it is converted, then nets whose oneDNN layers pass blocked blobs to each other
+// computing what the same nets compute on plain blobs (ENGINE_LAYOUTS=plain), forward and
+// backward, with every blob read plainly by the user.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/context.hpp"
+#include "core/net.hpp"
+#include "gradient_checker.hpp"
+#include "io/prototxt.hpp"
+#include "math/onednn.hpp"
+
+namespace engine {
+namespace {
+
+using testing::data_of;
+using testing::diff_of;
+using testing::expect_agree;
+
+// A toy arrangement: the values reversed, then two padding floats; it counts its conversions.
+class Reversed : public HostLayout {
+ public:
+  explicit Reversed(size_t count) : count_(count) {}
+  size_t bytes() const override { return (count_ + 2) * sizeof(float); }
+  size_t plain_bytes() const override { return count_ * sizeof(float); }
+  bool same_as(const HostLayout& other) const override {
+    const auto* reversed = dynamic_cast<const Reversed*>(&other);
+    return reversed && reversed->count_ == count_;
+  }
+  std::string name() const override { return "reversed"; }
+  void to_plain(const void* arranged, void* plain) const override {
+    const auto* from = static_cast<const float*>(arranged);
+    auto* to = static_cast<float*>(plain);
+    for (size_t i = 0; i < count_; ++i) to[i] = from[count_ - 1 - i];
+    ++to_plain_calls;
+  }
+  void from_plain(const void* plain, void* arranged) const override {
+    const auto* from = static_cast<const float*>(plain);
+    auto* to = static_cast<float*>(arranged);
+    for (size_t i = 0; i < count_; ++i) to[count_ - 1 - i] = from[i];
+    to[count_] = to[count_ + 1] = 0;
+  }
+  mutable int to_plain_calls = 0;
+
+ private:
+  size_t count_;
+};
+
+const float* floats(const void* pointer) { return static_cast<const float*>(pointer); }
+
+TEST(Arrangement, WrittenArrangedIsConvertedOnceForPlainReaders) {
+  SyncedMemory memory(3 * sizeof(float));
+  auto layout = std::make_shared<Reversed>(3);
+  auto* arranged = static_cast<float*>(memory.mutable_arranged_data(layout));
+  arranged[0] = 3;
+  arranged[1] = 2;
+  arranged[2] = 1;
+  EXPECT_TRUE(memory.plain_stale());
+  EXPECT_EQ(memory.arranged_data(*layout), arranged);
+  const float* plain = floats(memory.host_data());
+  EXPECT_EQ(plain[0], 1);
+  EXPECT_EQ(plain[1], 2);
+  EXPECT_EQ(plain[2], 3);
+  EXPECT_FALSE(memory.plain_stale());
+  memory.host_data();
+  EXPECT_EQ(layout->to_plain_calls, 1);
+  // Both copies hold the values now: a reader in the arrangement still finds it.
+  EXPECT_EQ(memory.arranged_data(*layout), arranged);
+  EXPECT_TRUE(memory.arranged_data(Reversed(4)) == nullptr) << "another arrangement";
+}
+
+TEST(Arrangement, PlainWritesDropTheArrangement) {
+  SyncedMemory memory(2 * sizeof(float));
+  auto layout = std::make_shared<Reversed>(2);
+  memory.mutable_arranged_data(layout);
+  static_cast<float*>(memory.mutable_host_data())[0] = 7;
+  EXPECT_TRUE(memory.arranged_data(*layout) == nullptr);
+  EXPECT_TRUE(memory.arranged_layout() == nullptr);
+  EXPECT_FALSE(memory.plain_stale());
+  EXPECT_EQ(floats(memory.host_data())[0], 7);
+}
+
+TEST(Arrangement, ACopyKeepsThePlainValuesCurrent) {
+  SyncedMemory memory(2 * sizeof(float));
+  auto* plain = static_cast<float*>(memory.mutable_host_data());
+  plain[0] = 5;
+  plain[1] = 6;
+  auto layout = std::make_shared<Reversed>(2);
+  void* copy = memory.arranged_copy(layout);
+  layout->from_plain(memory.host_data(), copy);
+  EXPECT_FALSE(memory.plain_stale());
+  EXPECT_EQ(floats(memory.arranged_data(*layout))[0], 6);
+  EXPECT_EQ(floats(memory.host_data())[1], 6);
+  EXPECT_EQ(layout->to_plain_calls, 0) << "nothing to convert";
+}
+
+TEST(Arrangement, ResizingKeepsTheValuesPlain) {
+  SyncedMemory memory(3 * sizeof(float));
+  auto layout = std::make_shared<Reversed>(3);
+  auto* arranged = static_cast<float*>(memory.mutable_arranged_data(layout));
+  arranged[0] = 30;
+  arranged[1] = 20;
+  arranged[2] = 10;
+  memory.resize(2 * sizeof(float));
+  EXPECT_TRUE(memory.arranged_layout() == nullptr);
+  EXPECT_EQ(floats(memory.host_data())[0], 10);
+  EXPECT_EQ(floats(memory.host_data())[1], 20);
+}
+
+TEST(Arrangement, AnArrangementOfAnotherSizeIsRefused) {
+  SyncedMemory memory(3 * sizeof(float));
+  EXPECT_DEATH(memory.mutable_arranged_data(std::make_shared<Reversed>(4)), "another size");
+}
+
+#ifdef ENGINE_USE_ONEDNN
+
+TEST(OnednnLayout, BlockedRoundTripIsExact) {
+  const dnnl::memory::dims dims = {2, 16, 3, 5};
+  const dnnl::memory::desc blocked(dims, dnnl::memory::data_type::f32,
+                                   dnnl::memory::format_tag::nChw8c);
+  const onednn::LayoutPtr layout = onednn::make_layout(blocked);
+  EXPECT_FALSE(layout->plain());
+  EXPECT_TRUE(onednn::make_layout(onednn::plain_desc(dims))->plain());
+  std::vector<float> values(2 * 16 * 3 * 5), arranged(layout->bytes() / sizeof(float)), back(values.size());
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i) * 0.5f - 3;
+  layout->from_plain(values.data(), arranged.data());
+  // nChw8c: channel c of image n at (h, w) is at ((n * 2 + c / 8) * 15 + h * 5 + w) * 8 + c % 8.
+  EXPECT_EQ(arranged[((1 * 2 + 1) * 15 + 2 * 5 + 3) * 8 + 3], values[((1 * 16 + 11) * 3 + 2) * 5 + 3]);
+  layout->to_plain(arranged.data(), back.data());
+  EXPECT_EQ(back, values);
+}
+
+// AlexNet's pattern on a small scale, every layer on oneDNN: conv -> ReLU -> LRN -> pool ->
+// grouped conv -> ReLU -> conv -> ReLU -> pool -> InnerProduct -> loss. 16 and 24 channels fill
+// AVX2's and AVX-512's channel blocks; 20 does not (padding).
+NetParameter chain_net(int middle_channels) {
+  const std::string middle = std::to_string(middle_channels);
+  NetParameter param;
+  parse_text(
+      "layer { name: 'in' type: 'Input' top: 'data' top: 'label' "
+      "  input_param { shape { dim: 2 dim: 3 dim: 19 dim: 19 } shape { dim: 2 } } }\n"
+      "layer { name: 'conv1' type: 'Convolution' bottom: 'data' top: 'conv1' "
+      "  convolution_param { num_output: 16 kernel_size: 5 stride: 2 engine: ONEDNN "
+      "  weight_filler { type: 'gaussian' std: 0.2 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'relu1' type: 'ReLU' bottom: 'conv1' top: 'conv1' }\n"
+      "layer { name: 'norm1' type: 'LRN' bottom: 'conv1' top: 'norm1' "
+      "  lrn_param { local_size: 5 alpha: 0.001 beta: 0.75 engine: ONEDNN } }\n"
+      "layer { name: 'pool1' type: 'Pooling' bottom: 'norm1' top: 'pool1' "
+      "  pooling_param { pool: MAX kernel_size: 3 stride: 2 engine: ONEDNN } }\n"
+      "layer { name: 'conv2' type: 'Convolution' bottom: 'pool1' top: 'conv2' "
+      "  convolution_param { num_output: " + middle + " kernel_size: 3 pad: 1 group: 2 engine: ONEDNN "
+      "  weight_filler { type: 'gaussian' std: 0.2 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'relu2' type: 'ReLU' bottom: 'conv2' top: 'conv2' }\n"
+      "layer { name: 'conv3' type: 'Convolution' bottom: 'conv2' top: 'conv3' "
+      "  convolution_param { num_output: 16 kernel_size: 3 pad: 1 engine: ONEDNN "
+      "  weight_filler { type: 'gaussian' std: 0.2 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'relu3' type: 'ReLU' bottom: 'conv3' top: 'conv3' }\n"
+      "layer { name: 'pool3' type: 'Pooling' bottom: 'conv3' top: 'pool3' "
+      "  pooling_param { pool: AVE kernel_size: 2 stride: 2 engine: ONEDNN } }\n"
+      "layer { name: 'ip' type: 'InnerProduct' bottom: 'pool3' top: 'ip' "
+      "  inner_product_param { num_output: 3 weight_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'loss' type: 'SoftmaxWithLoss' bottom: 'ip' bottom: 'label' top: 'loss' }\n",
+      "<layouts test net>", &param);
+  param.mutable_state()->set_phase(TRAIN);
+  return param;
+}
+
+// Runs a pass with layouts kept or not.
+class LayoutSetting {
+ public:
+  explicit LayoutSetting(bool keep) {
+    if (!keep) setenv("ENGINE_LAYOUTS", "plain", 1);
+  }
+  ~LayoutSetting() { unsetenv("ENGINE_LAYOUTS"); }
+};
+
+void fill_inputs(Net& net) {
+  Context::set_seed(5);
+  testing::fill_gaussian(*net.blob_by_name("data"));
+  float* label = net.blob_by_name("label")->mutable_cpu_data();
+  label[0] = 0;
+  label[1] = 2;
+}
+
+const char* kBlobs[] = {"conv1", "norm1", "pool1", "conv2", "conv3", "pool3", "ip"};
+
+class KeptLayouts : public ::testing::TestWithParam<int> {};
+
+TEST_P(KeptLayouts, ANetComputesWhatItComputesOnPlainBlobs) {
+  const NetParameter param = chain_net(GetParam());
+  Context::set_seed(11);
+  Net kept(param);
+  Context::set_seed(11);
+  Net plain(param);
+  fill_inputs(kept);
+  fill_inputs(plain);
+  for (int step = 0; step < 2; ++step) {
+    for (Net* net : {&kept, &plain}) {
+      LayoutSetting setting(net == &kept);
+      net->clear_param_diffs();
+      net->forward();
+      // Blocked outputs went from layer to layer: no one has read these plainly.
+      for (const char* name : {"norm1", "conv3"}) {
+        EXPECT_EQ(net->blob_by_name(name)->data_memory()->plain_stale(), net == &kept) << name;
+      }
+      net->backward();
+    }
+    for (const char* name : kBlobs) {
+      const Blob& a = *kept.blob_by_name(name);
+      const Blob& b = *plain.blob_by_name(name);
+      expect_agree(data_of(b), data_of(a), std::string(name) + " data", 1e-5f);
+      expect_agree(diff_of(b), diff_of(a), std::string(name) + " diff", 1e-5f);
+    }
+    for (size_t p = 0; p < kept.learnable_params().size(); ++p) {
+      expect_agree(diff_of(*plain.learnable_params()[p]), diff_of(*kept.learnable_params()[p]),
+                   "parameter " + std::to_string(p) + " diff", 1e-5f);
+    }
+    // New weights, written plainly as a solver does: the arranged copies of the old ones (the
+    // weights' memory keeps them between passes) must not be used.
+    for (Net* net : {&kept, &plain}) {
+      for (Blob* weights : net->learnable_params()) {
+        float* values = weights->mutable_cpu_data();
+        for (int64_t i = 0; i < weights->count(); ++i) values[i] *= -0.75f;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Channels, KeptLayouts, ::testing::Values(24, 20));
+
+TEST(KeptLayoutsTest, AUserWriteBetweenPassesIsSeen) {
+  Context::set_seed(11);
+  Net net(chain_net(24));
+  fill_inputs(net);
+  net.forward();
+  const int conv2 = 5;
+  ASSERT_EQ(net.layer_names()[conv2], "conv2");
+  net.forward_from_to(conv2, conv2);  // without its ReLU: W x + b
+  const std::vector<float> before = data_of(*net.blob_by_name("conv2"));
+  // conv2 keeps its blocked copy of pool1 in pool1's memory; the user's write must void it.
+  Blob& pool1 = *net.blob_by_name("pool1");
+  EXPECT_TRUE(pool1.data_memory()->arranged_layout() != nullptr);
+  std::vector<float> halved = data_of(pool1);
+  for (float& v : halved) v *= 0.5f;
+  std::memcpy(pool1.mutable_cpu_data(), halved.data(), halved.size() * sizeof(float));
+  net.forward_from_to(conv2, conv2);
+  // W (x / 2) + b = (W x + b) / 2 + b / 2.
+  const Blob& bias = *net.layer_by_name("conv2").blobs()[1];
+  const int64_t plane = net.blob_by_name("conv2")->count(2);
+  std::vector<float> expected(before.size());
+  for (size_t i = 0; i < before.size(); ++i) {
+    const int64_t channel = static_cast<int64_t>(i) / plane % bias.count();
+    expected[i] = 0.5f * before[i] + 0.5f * bias.cpu_data()[channel];
+  }
+  expect_agree(expected, data_of(*net.blob_by_name("conv2")), "conv2 from the user's values", 1e-5f);
+}
+
+#endif  // ENGINE_USE_ONEDNN
+
+}  // namespace
+}  // namespace engine
