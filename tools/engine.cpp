@@ -388,9 +388,11 @@ int time_command() {
   for (int iteration = 0; iteration < FLAGS_iterations; ++iteration) {
     const auto iteration_start = std::chrono::steady_clock::now();
     auto pass = iteration_start;
-    for (int i = 0; i < layers; ++i) {
+    // A layer and the in-place layers fused into it run, and are timed, as one: as in a whole
+    // forward pass, which this one is, layer by layer.
+    for (int i = 0; i < layers; i = net.fused_until(i) + 1) {
       const auto start = std::chrono::steady_clock::now();
-      net.forward_from_to(i, i);
+      net.forward_from_to(i, net.fused_until(i));
       forward_ms[i] += milliseconds_since(start);
     }
     forward_total += milliseconds_since(pass);
@@ -406,9 +408,19 @@ int time_command() {
   }
   const double total = milliseconds_since(all);
   const double n = FLAGS_iterations;
+  std::vector<int> fused_into(layers);
+  for (int i = 0; i < layers; i = net.fused_until(i) + 1) {
+    for (int j = i; j <= net.fused_until(i); ++j) fused_into[j] = i;
+  }
   std::printf("Average time per layer:\n");
   for (int i = 0; i < layers; ++i) {
-    std::printf("%20s\tforward: %.3f ms.\n", net.layer_names()[i].c_str(), forward_ms[i] / n);
+    const int into = fused_into[i];
+    if (into != i) {
+      std::printf("%20s\tforward: fused into %s\n", net.layer_names()[i].c_str(),
+                  net.layer_names()[into].c_str());
+    } else {
+      std::printf("%20s\tforward: %.3f ms.\n", net.layer_names()[i].c_str(), forward_ms[i] / n);
+    }
     std::printf("%20s\tbackward: %.3f ms.\n", net.layer_names()[i].c_str(), backward_ms[i] / n);
   }
   // DEFAULT layers chose among their implementations by timing each at the first forward pass.

@@ -220,4 +220,23 @@ void* SyncedMemory::arranged_copy(HostLayoutPtr layout) {
   return arranged_;
 }
 
+HostLayoutPtr shared_arrangement(const std::vector<const SyncedMemory*>& memories) {
+  HostLayoutPtr layout;
+  for (const SyncedMemory* memory : memories) {
+    if (memory->plain_stale()) {
+      layout = memory->arranged_layout();
+      break;
+    }
+  }
+  if (!layout) return nullptr;
+  for (const SyncedMemory* memory : memories) {
+    if (!memory->arranged_data(*layout)) return nullptr;
+  }
+  return layout;
+}
+
+HostLayoutPtr shared_arrangement(std::initializer_list<const SyncedMemory*> memories) {
+  return shared_arrangement(std::vector<const SyncedMemory*>(memories));
+}
+
 }  // namespace engine

@@ -12,8 +12,10 @@
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace engine {
 
@@ -93,5 +95,12 @@ class SyncedMemory {
   Head head_ = Head::UNINITIALIZED;
   size_t transfers_ = 0;
 };
+
+// The arrangement every one of `memories` holds its current values in, when at least one holds
+// them only so (then written by a layer in it, in fp32); else null. A layer whose function works
+// element by element and keeps zeros zero (ReLU, a sum) may compute on that arrangement as it
+// is, padding included, and leave its output arranged the same way.
+HostLayoutPtr shared_arrangement(std::initializer_list<const SyncedMemory*> memories);
+HostLayoutPtr shared_arrangement(const std::vector<const SyncedMemory*>& memories);
 
 }  // namespace engine

@@ -37,16 +37,11 @@ class ReLULayer : public ElementwiseLayer<ReLUOp> {
   }
 
  protected:
-  // Values that arrive arranged (blocked, from a oneDNN layer: synced_memory.hpp) are computed
-  // on as they are, and the result keeps the arrangement: ReLU maps each element alone, and a
-  // blocked format's padding holds zeros, which stay zeros.
+  // Values that arrive arranged are computed on as they are (ElementwiseLayer::Arranged).
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    SyncedMemory& in = *bottom[0]->data_memory();
-    if (in.plain_stale()) {
-      const HostLayoutPtr layout = in.arranged_layout();
-      const auto* x = static_cast<const float*>(in.arranged_data(*layout));
-      auto* y = static_cast<float*>(top[0]->data_memory()->mutable_arranged_data(layout));
-      return relu_forward(static_cast<int64_t>(layout->bytes() / sizeof(float)), x, y);
+    Arranged values;
+    if (arranged_forward(*bottom[0], *top[0], &values)) {
+      return relu_forward(values.count, values.x, values.out);
     }
     relu_forward(bottom[0]->count(), bottom[0]->cpu_data(), top[0]->mutable_cpu_data());
   }
@@ -55,14 +50,9 @@ class ReLULayer : public ElementwiseLayer<ReLUOp> {
                     const Blobs& bottom) override {
     if (!propagate_down[0]) return;
     // In place the bottom data is the output, whose sign is the input's: the same gradient.
-    SyncedMemory& grad = *top[0]->diff_memory();
-    SyncedMemory& in = *bottom[0]->data_memory();
-    if (grad.plain_stale() && in.arranged_data(*grad.arranged_layout())) {
-      const HostLayoutPtr layout = grad.arranged_layout();
-      const auto* x = static_cast<const float*>(in.arranged_data(*layout));
-      const auto* dy = static_cast<const float*>(grad.arranged_data(*layout));
-      auto* dx = static_cast<float*>(bottom[0]->diff_memory()->mutable_arranged_data(layout));
-      return relu_backward(static_cast<int64_t>(layout->bytes() / sizeof(float)), x, dy, dx);
+    Arranged values;
+    if (arranged_backward(*top[0], *bottom[0], &values)) {
+      return relu_backward(values.count, values.x, values.dy, values.dx);
     }
     relu_backward(bottom[0]->count(), bottom[0]->cpu_data(), top[0]->cpu_diff(),
                   bottom[0]->mutable_cpu_diff());

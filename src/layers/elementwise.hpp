@@ -109,6 +109,10 @@ class ElementwiseLayer : public Layer {
  protected:
   // Both devices (elementwise_forward and elementwise_gradient choose the loop or the kernel).
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    Arranged values;
+    if (arranged_forward(*bottom[0], *top[0], &values)) {
+      return elementwise_forward(values.count, values.x, values.out, op_);
+    }
     if (Op::kKeepsInputInPlace) input_.save(*bottom[0], *top[0]);
     elementwise_forward(bottom[0]->count(), bottom[0]->data(), top[0]->mutable_data(), op_);
   }
@@ -119,11 +123,52 @@ class ElementwiseLayer : public Layer {
     if constexpr (!Op::kDifferentiable) {
       LAYER_REQUIRE(false, "has no gradient; set propagate_down: false for its bottom");
     } else {
+      Arranged values;
+      if (arranged_backward(*top[0], *bottom[0], &values)) {
+        return elementwise_gradient(values.count, values.dy, values.x, values.y, values.dx, op_);
+      }
       const float* x = Op::kKeepsInputInPlace ? input_.data(*bottom[0], *top[0])
                                               : bottom[0]->data();
       elementwise_gradient(bottom[0]->count(), top[0]->diff(), x, top[0]->data(),
                            bottom[0]->mutable_diff(), op_);
     }
+  }
+
+  // Values that arrive arranged (blocked, from a oneDNN layer: synced_memory.hpp) are computed
+  // on as they are, padding included, and the results keep the arrangement, where f(0) == 0
+  // and the pointers below are all a pass needs (an op that keeps its input in place does not
+  // find it there in backward: its forward takes the arrangement only when no backward runs).
+  struct Arranged {
+    int64_t count = 0;
+    const float *x = nullptr, *y = nullptr, *dy = nullptr;
+    float *out = nullptr, *dx = nullptr;
+  };
+  bool arranged_forward(const Blob& bottom, Blob& top, Arranged* values) const {
+    if (math::on_gpu() || !op_.keeps_zero()) return false;
+    if (Op::kKeepsInputInPlace && &bottom == &top && backward_runs_) return false;
+    const HostLayoutPtr layout = shared_arrangement({bottom.data_memory().get()});
+    if (!layout) return false;
+    values->count = static_cast<int64_t>(layout->bytes() / sizeof(float));
+    values->x = static_cast<const float*>(bottom.data_memory()->arranged_data(*layout));
+    values->out = static_cast<float*>(top.data_memory()->mutable_arranged_data(layout));
+    values->y = values->out;
+    return true;
+  }
+  bool arranged_backward(const Blob& top, Blob& bottom, Arranged* values) const {
+    if (math::on_gpu() || !op_.keeps_zero() || (Op::kKeepsInputInPlace && &bottom == &top)) {
+      return false;
+    }
+    const SyncedMemory& dy = *top.diff_memory();
+    const SyncedMemory& x = *bottom.data_memory();
+    const SyncedMemory& y = *top.data_memory();
+    const HostLayoutPtr layout = shared_arrangement({&dy, &x, &y});
+    if (!layout) return false;
+    values->count = static_cast<int64_t>(layout->bytes() / sizeof(float));
+    values->x = static_cast<const float*>(x.arranged_data(*layout));
+    values->y = static_cast<const float*>(y.arranged_data(*layout));
+    values->dy = static_cast<const float*>(dy.arranged_data(*layout));
+    values->dx = static_cast<float*>(bottom.diff_memory()->mutable_arranged_data(layout));
+    return true;
   }
 
 #ifdef ENGINE_USE_CUDA

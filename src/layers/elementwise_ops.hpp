@@ -45,6 +45,9 @@ struct ElementwiseOp {
   static constexpr bool kKeepsInputInPlace = false;
   static constexpr bool kAllowsInPlace = true;
   static constexpr bool kDifferentiable = true;
+  // Whether f(0) == 0: then the layer may compute on a blocked arrangement as it is, padding
+  // included (elementwise.hpp).
+  bool keeps_zero() const { return false; }
 };
 
 // ---- activations.cpp ----------------------------------------------------------------------
@@ -54,6 +57,7 @@ struct ElementwiseOp {
 struct ReLUOp : ElementwiseOp {
   ReLUOp() = default;
   explicit ReLUOp(const Layer& layer);
+  bool keeps_zero() const { return true; }
   ENGINE_HOST_DEVICE float forward(float x) const { return x > 0 ? x : negative_slope * x; }
   // Caffe takes the slope at x == 0 (the kink) from the negative side.
   ENGINE_HOST_DEVICE float gradient(float dy, float x, float) const {
@@ -72,6 +76,7 @@ struct SigmoidOp : ElementwiseOp {
 struct TanHOp : ElementwiseOp {
   TanHOp() = default;
   explicit TanHOp(const Layer&) {}
+  bool keeps_zero() const { return true; }
   ENGINE_HOST_DEVICE float forward(float x) const { return std::tanh(x); }
   ENGINE_HOST_DEVICE float gradient(float dy, float, float y) const { return dy * (1 - y * y); }
 };
@@ -210,6 +215,7 @@ struct ClipOp : ElementwiseOp {
   static constexpr bool kKeepsInputInPlace = true;
   ClipOp() = default;
   explicit ClipOp(const Layer& layer);
+  bool keeps_zero() const { return min <= 0 && max >= 0; }
   ENGINE_HOST_DEVICE float forward(float x) const { return max_of(min, min_of(x, max)); }
   ENGINE_HOST_DEVICE float gradient(float dy, float x, float) const {
     return dy * static_cast<float>(x >= min && x <= max);

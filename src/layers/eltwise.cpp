@@ -58,6 +58,7 @@ class EltwiseLayer : public Layer {
   // One implementation for both devices: PROD and SUM are math:: primitives, MAX a loop here and
   // kernels in eltwise.cu.
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
+    if (op_ == EltwiseParameter::SUM && !math::on_gpu() && arranged_sum(bottom, top)) return;
     const int64_t count = top[0]->count();
     float* out = top[0]->mutable_data();
     switch (op_) {
@@ -79,6 +80,10 @@ class EltwiseLayer : public Layer {
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
+    if (op_ == EltwiseParameter::SUM && !math::on_gpu() &&
+        arranged_sum_gradient(top, propagate_down, bottom)) {
+      return;
+    }
     const int64_t count = top[0]->count();
     const float* top_diff = top[0]->diff();
     const float* top_data = top[0]->data();
@@ -119,6 +124,41 @@ class EltwiseLayer : public Layer {
   }
 
  private:
+  // A sum of bottoms that arrive arranged alike (blocked, from oneDNN layers: a residual
+  // connection) is computed on the arrangement and leaves the top arranged so; false where they
+  // do not.
+  bool arranged_sum(const Blobs& bottom, const Blobs& top) {
+    std::vector<const SyncedMemory*> memories;
+    for (const Blob* blob : bottom) memories.push_back(blob->data_memory().get());
+    const HostLayoutPtr layout = shared_arrangement(memories);
+    if (!layout) return false;
+    const auto count = static_cast<int64_t>(layout->bytes() / sizeof(float));
+    auto arranged = [&](const Blob* blob) {
+      return static_cast<const float*>(blob->data_memory()->arranged_data(*layout));
+    };
+    // In place (top == bottom 0), the top's arranged buffer is bottom 0's.
+    const float* first = arranged(bottom[0]);
+    auto* out = static_cast<float*>(top[0]->data_memory()->mutable_arranged_data(layout));
+    cpu::scale(count, coeffs_[0], first, out);
+    for (size_t i = 1; i < bottom.size(); ++i) cpu::axpy(count, coeffs_[i], arranged(bottom[i]), out);
+    return true;
+  }
+
+  bool arranged_sum_gradient(const Blobs& top, const std::vector<bool>& propagate_down,
+                             const Blobs& bottom) {
+    const SyncedMemory& top_diff = *top[0]->diff_memory();
+    const HostLayoutPtr layout = shared_arrangement({&top_diff});
+    if (!layout) return false;
+    const auto count = static_cast<int64_t>(layout->bytes() / sizeof(float));
+    const auto* dy = static_cast<const float*>(top_diff.arranged_data(*layout));
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      if (!propagate_down[i]) continue;
+      auto* dx = static_cast<float*>(bottom[i]->diff_memory()->mutable_arranged_data(layout));
+      if (dx != dy || coeffs_[i] != 1.0f) cpu::scale(count, coeffs_[i], dy, dx);
+    }
+    return true;
+  }
+
   void max_forward(const Blobs& bottom, float* out) {
     const int64_t count = bottom[0]->count();
 #ifdef ENGINE_USE_CUDA

@@ -1,12 +1,16 @@
 // Layers that route blobs without computing: Split (one bottom to several consumers), Concat and
 // Slice (join or cut along an axis), Silence (swallow bottoms nobody reads). Each is written once
 // for both devices (math:: and the mode-aware accessors): Concat and Slice are one strided copy
-// per part, Split's backward sums the tops' gradients.
+// per part, Split's backward sums the tops' gradients. Concat also joins blobs that arrive in
+// oneDNN's blocked formats without converting them (math/onednn.hpp).
 #include <algorithm>
+#include <unordered_map>
+#include <vector>
 
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
 #include "math/blas.hpp"
+#include "math/onednn.hpp"
 
 namespace engine {
 namespace {
@@ -116,6 +120,9 @@ class ConcatLayer : public Layer {
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     if (bottom.size() == 1) return;
+#ifdef ENGINE_USE_ONEDNN
+    if (onednn_concat(bottom, top)) return;
+#endif
     const Blob& out = *top[0];
     const int64_t outer = out.count(0, axis_);
     const int64_t inner = out.count(axis_ + 1);
@@ -148,6 +155,63 @@ class ConcatLayer : public Layer {
 
 
  private:
+#ifdef ENGINE_USE_ONEDNN
+  // Bottoms that all arrive in oneDNN's formats (the branches of an inception module) are
+  // joined by oneDNN's concat in them, and the top keeps the format it picks: channel blocks stay
+  // blocks where each bottom fills whole ones. False where not every bottom does.
+  bool onednn_concat(const Blobs& bottom, const Blobs& top) {
+    if (math::on_gpu()) return false;
+    std::vector<dnnl::memory::desc> formats;
+    for (const Blob* blob : bottom) {
+      const SyncedMemory& values = *blob->data_memory();
+      const dnnl::memory::dims dims = onednn::dims(blob->shape());
+      if (!values.plain_stale() || dims.empty() || dims.size() > 6) return false;
+      formats.push_back(onednn::held_desc(values, dims));
+      if (formats.back() == onednn::plain_desc(dims)) return false;
+    }
+    if (formats != built_for_) {
+      // The top in the bottoms' format where they share one: oneDNN then joins them by copies.
+      // (Left to itself it may pick a layout only its reference code writes.)
+      std::vector<int> shape = bottom[0]->shape();
+      shape[axis_] = top[0]->shape(axis_);
+      dnnl::memory::desc joined_format;
+      using Tag = dnnl::memory::format_tag;
+      for (Tag tag : {Tag::nChw16c, Tag::nChw8c, Tag::nhwc}) {
+        bool shared = bottom[0]->num_axes() == 4;
+        for (size_t i = 0; shared && i < formats.size(); ++i) {
+          shared = formats[i] == dnnl::memory::desc(formats[i].dims(), formats[i].data_type(), tag);
+        }
+        if (!shared) continue;
+        joined_format = dnnl::memory::desc(onednn::dims(shape), formats[0].data_type(), tag);
+        break;
+      }
+      if (joined_format == dnnl::memory::desc()) return false;
+      try {
+        const dnnl::concat::primitive_desc joined(joined_format, axis_, formats,
+                                                  onednn::cpu_engine());
+        concat_ = dnnl::concat(joined);
+        out_.init(joined.dst_desc());
+      } catch (const dnnl::error&) {
+        return false;
+      }
+      parts_.resize(formats.size());
+      for (size_t i = 0; i < formats.size(); ++i) parts_[i].init(formats[i]);
+      built_for_ = formats;
+    }
+    std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_DST, out_.out(*top[0]->data_memory())}};
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      args[DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i)] = parts_[i].in(*bottom[i]->data_memory());
+    }
+    onednn::run(concat_, args);
+    out_.finish();
+    return true;
+  }
+
+  std::vector<dnnl::memory::desc> built_for_;  // the bottoms' formats the primitive joins
+  dnnl::concat concat_;
+  std::vector<onednn::Input> parts_;
+  onednn::Output out_;
+#endif
   int axis_ = 1;
 };
 

@@ -180,17 +180,80 @@ class LayoutSetting {
 void fill_inputs(Net& net) {
   Context::set_seed(5);
   testing::fill_gaussian(*net.blob_by_name("data"));
+  if (!net.has_blob("label")) return;
   float* label = net.blob_by_name("label")->mutable_cpu_data();
   label[0] = 0;
   label[1] = 2;
 }
 
-const char* kBlobs[] = {"conv1", "norm1", "pool1", "conv2", "conv3", "pool3", "ip"};
+// A residual block: conv1 -> split -> (conv2a -> ReLU -> conv2b) + 0.5 conv1 -> ReLU -> conv3,
+// every convolution on oneDNN: the sum and the ReLUs compute on the blocked blobs.
+NetParameter residual_net() {
+  NetParameter param;
+  parse_text(
+      "layer { name: 'in' type: 'Input' top: 'data' top: 'label' "
+      "  input_param { shape { dim: 2 dim: 3 dim: 9 dim: 9 } shape { dim: 2 } } }\n"
+      "layer { name: 'conv1' type: 'Convolution' bottom: 'data' top: 'conv1' "
+      "  convolution_param { num_output: 16 kernel_size: 3 pad: 1 engine: ONEDNN "
+      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'conv2a' type: 'Convolution' bottom: 'conv1' top: 'conv2a' "
+      "  convolution_param { num_output: 16 kernel_size: 1 engine: ONEDNN "
+      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'relu2a' type: 'ReLU' bottom: 'conv2a' top: 'conv2a' }\n"
+      "layer { name: 'conv2b' type: 'Convolution' bottom: 'conv2a' top: 'conv2b' "
+      "  convolution_param { num_output: 16 kernel_size: 3 pad: 1 engine: ONEDNN "
+      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'sum' type: 'Eltwise' bottom: 'conv2b' bottom: 'conv1' top: 'sum' "
+      "  eltwise_param { operation: SUM coeff: 1 coeff: 0.5 } }\n"
+      "layer { name: 'relu' type: 'ReLU' bottom: 'sum' top: 'sum' }\n"
+      "layer { name: 'conv3' type: 'Convolution' bottom: 'sum' top: 'conv3' "
+      "  convolution_param { num_output: 8 kernel_size: 3 engine: ONEDNN "
+      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'ip' type: 'InnerProduct' bottom: 'conv3' top: 'ip' "
+      "  inner_product_param { num_output: 3 weight_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'loss' type: 'SoftmaxWithLoss' bottom: 'ip' bottom: 'label' top: 'loss' }\n",
+      "<residual test net>", &param);
+  param.mutable_state()->set_phase(TRAIN);
+  return param;
+}
 
-class KeptLayouts : public ::testing::TestWithParam<int> {};
+// An inception module: conv1 -> split -> 1x1 conv, 3x3 conv, 3x3 max pooling -> Concat -> conv,
+// on oneDNN: the Concat joins the blocked branches as they are.
+NetParameter inception_net() {
+  NetParameter param;
+  parse_text(
+      "layer { name: 'in' type: 'Input' top: 'data' top: 'label' "
+      "  input_param { shape { dim: 2 dim: 3 dim: 9 dim: 9 } shape { dim: 2 } } }\n"
+      "layer { name: 'conv1' type: 'Convolution' bottom: 'data' top: 'conv1' "
+      "  convolution_param { num_output: 16 kernel_size: 3 pad: 1 engine: ONEDNN "
+      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'a' type: 'Convolution' bottom: 'conv1' top: 'a' "
+      "  convolution_param { num_output: 8 kernel_size: 1 engine: ONEDNN "
+      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'relu_a' type: 'ReLU' bottom: 'a' top: 'a' }\n"
+      "layer { name: 'b' type: 'Convolution' bottom: 'conv1' top: 'b' "
+      "  convolution_param { num_output: 16 kernel_size: 3 pad: 1 engine: ONEDNN "
+      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'pool' type: 'Pooling' bottom: 'conv1' top: 'pool' "
+      "  pooling_param { pool: MAX kernel_size: 3 stride: 1 pad: 1 engine: ONEDNN } }\n"
+      "layer { name: 'joined' type: 'Concat' bottom: 'a' bottom: 'b' bottom: 'pool' top: 'joined' }\n"
+      "layer { name: 'conv3' type: 'Convolution' bottom: 'joined' top: 'conv3' "
+      "  convolution_param { num_output: 8 kernel_size: 3 engine: ONEDNN "
+      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'ip' type: 'InnerProduct' bottom: 'conv3' top: 'ip' "
+      "  inner_product_param { num_output: 3 weight_filler { type: 'gaussian' std: 0.1 } } }\n"
+      "layer { name: 'loss' type: 'SoftmaxWithLoss' bottom: 'ip' bottom: 'label' top: 'loss' }\n",
+      "<inception test net>", &param);
+  param.mutable_state()->set_phase(TRAIN);
+  return param;
+}
 
-TEST_P(KeptLayouts, ANetComputesWhatItComputesOnPlainBlobs) {
-  const NetParameter param = chain_net(GetParam());
+// Two nets of the same weights and inputs, one run with layouts kept and one on plain blobs,
+// for two training steps (forward, backward, new weights): every blob in `compared`, its data
+// and gradient, and every parameter gradient agree. The blobs in `blocked` must be left
+// arranged by the forward pass (no layer read them plainly).
+void expect_kept_layouts_agree(const NetParameter& param, const std::vector<std::string>& compared,
+                               const std::vector<std::string>& blocked) {
   Context::set_seed(11);
   Net kept(param);
   Context::set_seed(11);
@@ -202,17 +265,16 @@ TEST_P(KeptLayouts, ANetComputesWhatItComputesOnPlainBlobs) {
       LayoutSetting setting(net == &kept);
       net->clear_param_diffs();
       net->forward();
-      // Blocked outputs went from layer to layer: no one has read these plainly.
-      for (const char* name : {"norm1", "conv3"}) {
+      for (const std::string& name : blocked) {
         EXPECT_EQ(net->blob_by_name(name)->data_memory()->plain_stale(), net == &kept) << name;
       }
       net->backward();
     }
-    for (const char* name : kBlobs) {
+    for (const std::string& name : compared) {
       const Blob& a = *kept.blob_by_name(name);
       const Blob& b = *plain.blob_by_name(name);
-      expect_agree(data_of(b), data_of(a), std::string(name) + " data", 1e-5f);
-      expect_agree(diff_of(b), diff_of(a), std::string(name) + " diff", 1e-5f);
+      expect_agree(data_of(b), data_of(a), name + " data", 1e-5f);
+      expect_agree(diff_of(b), diff_of(a), name + " diff", 1e-5f);
     }
     for (size_t p = 0; p < kept.learnable_params().size(); ++p) {
       expect_agree(diff_of(*plain.learnable_params()[p]), diff_of(*kept.learnable_params()[p]),
@@ -229,7 +291,59 @@ TEST_P(KeptLayouts, ANetComputesWhatItComputesOnPlainBlobs) {
   }
 }
 
+class KeptLayouts : public ::testing::TestWithParam<int> {};
+
+TEST_P(KeptLayouts, ANetComputesWhatItComputesOnPlainBlobs) {
+  expect_kept_layouts_agree(chain_net(GetParam()),
+                            {"conv1", "norm1", "pool1", "conv2", "conv3", "pool3", "ip"},
+                            {"norm1", "conv3"});
+}
+
 INSTANTIATE_TEST_SUITE_P(Channels, KeptLayouts, ::testing::Values(24, 20));
+
+TEST(KeptLayoutsTest, AResidualSumComputesOnTheBlocks) {
+  expect_kept_layouts_agree(residual_net(), {"conv1", "conv2a", "conv2b", "sum", "conv3", "ip"},
+                            {"conv2b", "sum"});
+}
+
+TEST(KeptLayoutsTest, AConcatJoinsTheBlocks) {
+  expect_kept_layouts_agree(inception_net(), {"conv1", "a", "b", "pool", "joined", "conv3", "ip"},
+                            {"a", "b", "pool", "joined"});
+}
+
+// MobileNetV2's pattern in inference: conv -> ReLU6 (Clip, in place) -> depthwise conv.
+TEST(KeptLayoutsTest, AnInferenceClipComputesOnTheBlocks) {
+  NetParameter param;
+  parse_text(
+      "layer { name: 'in' type: 'Input' top: 'data' "
+      "  input_param { shape { dim: 2 dim: 3 dim: 9 dim: 9 } } }\n"
+      "layer { name: 'conv1' type: 'Convolution' bottom: 'data' top: 'conv1' "
+      "  convolution_param { num_output: 16 kernel_size: 3 pad: 1 engine: ONEDNN "
+      "  weight_filler { type: 'gaussian' std: 2 } bias_filler { type: 'gaussian' std: 1 } } }\n"
+      "layer { name: 'relu6' type: 'Clip' bottom: 'conv1' top: 'conv1' "
+      "  clip_param { min: 0 max: 6 } }\n"
+      "layer { name: 'dw' type: 'Convolution' bottom: 'conv1' top: 'dw' "
+      "  convolution_param { num_output: 16 group: 16 kernel_size: 3 pad: 1 engine: ONEDNN "
+      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n",
+      "<clip test net>", &param);
+  param.mutable_state()->set_phase(TEST);
+  std::vector<float> results[2][2];
+  for (bool keep : {true, false}) {
+    LayoutSetting setting(keep);
+    Context::set_seed(11);
+    Net net(param);
+    fill_inputs(net);
+    net.forward();
+    EXPECT_EQ(net.blob_by_name("conv1")->data_memory()->plain_stale(), keep);
+    results[keep][0] = data_of(*net.blob_by_name("conv1"));
+    results[keep][1] = data_of(*net.blob_by_name("dw"));
+  }
+  int clipped = 0;
+  for (float v : results[false][0]) clipped += v == 0 || v == 6;
+  EXPECT_GT(clipped, 0);
+  expect_agree(results[false][0], results[true][0], "conv1 after Clip", 1e-6f);
+  expect_agree(results[false][1], results[true][1], "dw", 1e-5f);
+}
 
 TEST(KeptLayoutsTest, AUserWriteBetweenPassesIsSeen) {
   Context::set_seed(11);
