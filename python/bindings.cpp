@@ -46,10 +46,13 @@ namespace engine {
 namespace {
 
 // A numpy array over the blob's data (or diff) in host memory. Asking for it moves the values to
-// the host, as pycaffe's blob.data does; the array keeps the blob alive.
+// the host, as pycaffe's blob.data does, and keeps them plain from then on (no blocked layout:
+// the array stays current); the array keeps the blob alive.
 py::array host_view(const std::shared_ptr<Blob>& blob, bool diff) {
   std::vector<py::ssize_t> shape(blob->shape().begin(), blob->shape().end());
   float* values = diff ? blob->mutable_cpu_diff() : blob->mutable_cpu_data();
+  // The array may be read or written at any time, as in pycaffe: the blob stays plain.
+  (diff ? blob->diff_memory() : blob->data_memory())->expose_host();
   auto* owner = new std::shared_ptr<Blob>(blob);
   py::capsule keep(owner, [](void* p) { delete static_cast<std::shared_ptr<Blob>*>(p); });
   return py::array_t<float>(shape, values, keep);

@@ -202,6 +202,7 @@ const void* SyncedMemory::arranged_data(const HostLayout& layout) const {
 
 void* SyncedMemory::mutable_arranged_data(HostLayoutPtr layout) {
   CHECK_EQ(layout->plain_bytes(), size_) << "an arrangement of another size";
+  CHECK(!exposed_) << "an arrangement of values handed out plainly";
   layout_.reset();
   plain_stale_ = false;
   allocate_arranged(layout->bytes());
@@ -213,6 +214,7 @@ void* SyncedMemory::mutable_arranged_data(HostLayoutPtr layout) {
 
 void* SyncedMemory::arranged_copy(HostLayoutPtr layout) {
   CHECK_EQ(layout->plain_bytes(), size_) << "an arrangement of another size";
+  if (exposed_) return nullptr;
   to_host();
   layout_.reset();
   allocate_arranged(layout->bytes());

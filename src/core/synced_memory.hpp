@@ -70,8 +70,14 @@ class SyncedMemory {
   // copy (and the device's) is converted from them when next read.
   void* mutable_arranged_data(HostLayoutPtr layout);
   // Where to put a copy of the current plain host values arranged as `layout` (the caller
-  // converts them): later readers in that arrangement find it until the values change.
+  // converts them): later readers in that arrangement find it until the values change. Null
+  // for an exposed memory.
   void* arranged_copy(HostLayoutPtr layout);
+  // Marks the host values as handed out (a numpy array over them): whoever holds them may read
+  // or write them at any time, so from now on this memory keeps its values plain only (layers
+  // check may_arrange() before writing an arrangement).
+  void expose_host() { exposed_ = true; }
+  bool may_arrange() const { return !exposed_; }
 
   Head head() const { return head_; }
   // Number of host<->device copies made so far: tests use it to prove the hot path has none.
@@ -87,6 +93,7 @@ class SyncedMemory {
   size_t arranged_capacity_ = 0;
   HostLayoutPtr layout_;       // non-null: arranged_ holds the current values so
   bool plain_stale_ = false;   // the arranged values are newer than host_ and the device's
+  bool exposed_ = false;
 
   void* host_ = nullptr;
   void* device_ = nullptr;

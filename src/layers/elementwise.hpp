@@ -147,7 +147,7 @@ class ElementwiseLayer : public Layer {
     if (math::on_gpu() || !op_.keeps_zero()) return false;
     if (Op::kKeepsInputInPlace && &bottom == &top && backward_runs_) return false;
     const HostLayoutPtr layout = shared_arrangement({bottom.data_memory().get()});
-    if (!layout) return false;
+    if (!layout || !top.data_memory()->may_arrange()) return false;
     values->count = static_cast<int64_t>(layout->bytes() / sizeof(float));
     values->x = static_cast<const float*>(bottom.data_memory()->arranged_data(*layout));
     values->out = static_cast<float*>(top.data_memory()->mutable_arranged_data(layout));
@@ -162,7 +162,7 @@ class ElementwiseLayer : public Layer {
     const SyncedMemory& x = *bottom.data_memory();
     const SyncedMemory& y = *top.data_memory();
     const HostLayoutPtr layout = shared_arrangement({&dy, &x, &y});
-    if (!layout) return false;
+    if (!layout || !bottom.diff_memory()->may_arrange()) return false;
     values->count = static_cast<int64_t>(layout->bytes() / sizeof(float));
     values->x = static_cast<const float*>(x.arranged_data(*layout));
     values->y = static_cast<const float*>(y.arranged_data(*layout));

@@ -131,7 +131,7 @@ class EltwiseLayer : public Layer {
     std::vector<const SyncedMemory*> memories;
     for (const Blob* blob : bottom) memories.push_back(blob->data_memory().get());
     const HostLayoutPtr layout = shared_arrangement(memories);
-    if (!layout) return false;
+    if (!layout || !top[0]->data_memory()->may_arrange()) return false;
     const auto count = static_cast<int64_t>(layout->bytes() / sizeof(float));
     auto arranged = [&](const Blob* blob) {
       return static_cast<const float*>(blob->data_memory()->arranged_data(*layout));
@@ -149,6 +149,9 @@ class EltwiseLayer : public Layer {
     const SyncedMemory& top_diff = *top[0]->diff_memory();
     const HostLayoutPtr layout = shared_arrangement({&top_diff});
     if (!layout) return false;
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      if (propagate_down[i] && !bottom[i]->diff_memory()->may_arrange()) return false;
+    }
     const auto count = static_cast<int64_t>(layout->bytes() / sizeof(float));
     const auto* dy = static_cast<const float*>(top_diff.arranged_data(*layout));
     for (size_t i = 0; i < bottom.size(); ++i) {

@@ -135,6 +135,7 @@ void Input::init(const dnnl::memory::desc& wanted) { init(wanted, plain_desc(wan
 void Input::init(const dnnl::memory::desc& wanted, const dnnl::memory::desc& plain) {
   layout_ = std::make_shared<Layout>(wanted, plain);
   memory_ = dnnl::memory(wanted, cpu_engine(), nullptr);
+  scratch_ = dnnl::memory();
 }
 
 const dnnl::memory& Input::in(SyncedMemory& values) {
@@ -145,6 +146,11 @@ const dnnl::memory& Input::in(SyncedMemory& values) {
   } else {
     const void* plain = values.host_data();
     void* arranged = values.arranged_copy(layout_);
+    if (!arranged) {
+      // Values the user holds plainly: converted into a buffer of this input's own.
+      if (!scratch_) scratch_ = dnnl::memory(layout_->desc(), cpu_engine());
+      arranged = scratch_.get_data_handle();
+    }
     layout_->from_plain(plain, arranged);
     memory_.set_data_handle(arranged);
   }
@@ -161,7 +167,7 @@ const dnnl::memory& Output::out(SyncedMemory& values) {
   staged_for_ = nullptr;
   if (layout_->plain()) {
     memory_.set_data_handle(values.mutable_host_data());
-  } else if (keeps_layouts()) {
+  } else if (keeps_layouts() && values.may_arrange()) {
     memory_.set_data_handle(values.mutable_arranged_data(layout_));
   } else {
     if (!staging_) staging_ = dnnl::memory(layout_->desc(), cpu_engine());

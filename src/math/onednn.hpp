@@ -84,7 +84,8 @@ dnnl::memory::desc held_desc(const SyncedMemory& values, const dnnl::memory::dim
 
 // A primitive's input: a blob's values in the format the primitive reads. in() hands it the
 // memory's own arrangement when it holds one in that format, else reorders the plain values
-// into an arranged copy that the memory keeps for later readers (the backward pass).
+// into an arranged copy that the memory keeps for later readers (the backward pass), or, for
+// values handed out plainly (SyncedMemory::expose_host), into a buffer of its own.
 class Input {
  public:
   void init(const dnnl::memory::desc& wanted);
@@ -94,12 +95,12 @@ class Input {
 
  private:
   LayoutPtr layout_;
-  dnnl::memory memory_;
+  dnnl::memory memory_, scratch_;
 };
 
 // A primitive's output: written straight into the blob's memory as an arrangement in the
-// primitive's format (or plainly, when that format is plain); with ENGINE_LAYOUTS=plain into a
-// buffer that finish() reorders into the plain blob.
+// primitive's format (or plainly, when that format is plain); with ENGINE_LAYOUTS=plain, or for
+// values handed out plainly, into a buffer that finish() reorders into the plain blob.
 class Output {
  public:
   void init(const dnnl::memory::desc& format);
