@@ -9,10 +9,12 @@
 namespace engine {
 namespace {
 
-ENGINE_VECTORIZED void affine_plane(int64_t plane, float scale, float shift, bool relu,
-                                    float* data) {
-  if (relu) {
-    for (int64_t i = 0; i < plane; ++i) data[i] = std::max(scale * data[i] + shift, 0.0f);
+ENGINE_VECTORIZED void affine_plane(int64_t plane, float scale, float shift, bool clamps,
+                                    float low, float high, float* data) {
+  if (clamps) {
+    for (int64_t i = 0; i < plane; ++i) {
+      data[i] = std::min(std::max(scale * data[i] + shift, low), high);
+    }
   } else {
     for (int64_t i = 0; i < plane; ++i) data[i] = scale * data[i] + shift;
   }
@@ -37,7 +39,7 @@ void ChannelEpilogue::apply(int num, int channels, int64_t plane, float* data) c
   const int64_t planes = int64_t(num) * channels;
   cpu::parallel_for(planes, plane, [&](int64_t p, int) {
     const int c = static_cast<int>(p % channels);
-    affine_plane(plane, scale_[c], shift_[c], relu_, data + p * plane);
+    affine_plane(plane, scale_[c], shift_[c], clamps_, clamp_.low, clamp_.high, data + p * plane);
   });
 }
 

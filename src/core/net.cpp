@@ -508,27 +508,35 @@ void Net::plan_fusion(bool force_backward) {
     const int channels = top.shape(1);
     std::vector<float> scale(channels), shift(channels);
     std::vector<const Layer*> affine;
-    bool relu = false;
+    bool clamps = false;
+    ChannelEpilogue::Clamp clamp;
     int j = i + 1;
     // Per-channel affine layers that run no backward (their backward needs what they saw),
-    // then a ReLU (whose backward reads only its output, which the fused pass leaves).
+    // then a ReLU (whose backward reads only its output, which the fused pass leaves) or a Clip
+    // that runs no backward (its backward reads its input).
     for (; j < count && in_place_on(j, id); ++j) {
       const Layer& next = *layers_[j];
-      if ((inference || !layer_need_backward_[j]) &&
-          next.compose_channel_affine(channels, scale.data(), shift.data())) {
+      const bool without_backward = inference || !layer_need_backward_[j];
+      if (without_backward && next.compose_channel_affine(channels, scale.data(), shift.data())) {
         affine.push_back(&next);
         fused_without_backward_[j] = true;
         continue;
       }
       if (next.type() == "ReLU" && next.param().relu_param().negative_slope() == 0) {
-        relu = true;
+        clamps = true;
+        ++j;
+      } else if (next.type() == "Clip" && without_backward) {
+        clamps = true;
+        clamp.low = next.param().clip_param().min();
+        clamp.high = next.param().clip_param().max();
+        fused_without_backward_[j] = true;
         ++j;
       }
       break;
     }
     if (j == i + 1) continue;
     fused_until_[i] = j - 1;
-    epilogues_[i] = std::make_unique<ChannelEpilogue>(std::move(affine), relu);
+    epilogues_[i] = std::make_unique<ChannelEpilogue>(std::move(affine), clamps, clamp);
     VLOG(1) << layer.describe() << " computes the " << j - 1 - i << " in-place layer(s) after it";
   }
 }

@@ -165,7 +165,7 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
   // The forward primitive with `epilogue` as post-ops, made once per kind of epilogue and
   // shape; false where oneDNN has none (or it would write another layout than the plain one).
   bool prepare_fused(const ChannelEpilogue& epilogue) {
-    const int kind = (epilogue.has_affine() ? 2 : 0) + (epilogue.relu() ? 1 : 0);
+    const int kind = (epilogue.has_affine() ? 2 : 0) + (epilogue.clamps() ? 1 : 0);
     if (kind == fused_kind_) return fused_ready_;
     fused_kind_ = kind;
     fused_ready_ = false;
@@ -175,7 +175,12 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
       operations.append_binary(dnnl::algorithm::binary_mul, per_channel);
       operations.append_binary(dnnl::algorithm::binary_add, per_channel);
     }
-    if (epilogue.relu()) operations.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0, 0);
+    if (epilogue.clamps() && epilogue.clamp().is_relu()) {
+      operations.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0, 0);
+    } else if (epilogue.clamps()) {
+      operations.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, epilogue.clamp().low,
+                                epilogue.clamp().high);
+    }
     dnnl::primitive_attr attributes;
     attributes.set_post_ops(operations);
     try {
@@ -276,7 +281,7 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
   std::optional<typename Primitives::Forward::desc> forward_desc_;  // desc has no empty state
   memory::desc dst_desc_;
   typename Primitives::Forward fused_forward_;
-  int fused_kind_ = -1;  // the epilogue fused_forward_ computes: 2 affine + 1 ReLU; -1 none yet
+  int fused_kind_ = -1;  // the epilogue fused_forward_ computes: 2 affine + 1 clamp; -1 none yet
   bool fused_ready_ = false;
   std::vector<float> channel_scale_, channel_shift_;
   memory channel_scale_memory_, channel_shift_memory_;

@@ -12,6 +12,7 @@
 #include "core/layer.hpp"
 #include "layers/elementwise_ops.hpp"
 #include "math/blas.hpp"
+#include "math/parallel.hpp"
 
 namespace engine {
 
@@ -45,13 +46,16 @@ void map_gradient(int64_t n, const float* dy, const float* x, const float* y, fl
 }
 
 // y[i] = op.forward(x[i]) and dx[i] = op.gradient(dy[i], x[i], y[i]) on the side the mode
-// computes on: the loops above on the CPU, the kernel template of elementwise_ops.cu on the GPU.
+// computes on: the loops above on the CPU (a chunk per core), the kernel template of
+// elementwise_ops.cu on the GPU.
 template <class Op>
 void elementwise_forward(int64_t n, const float* x, float* y, const Op& op) {
 #ifdef ENGINE_USE_CUDA
   if (math::on_gpu()) return elementwise_forward_gpu(n, x, y, op);
 #endif
-  map_unary(n, x, y, [op](float v) { return op.forward(v); });
+  cpu::parallel_chunks(n, [&](int64_t begin, int64_t end) {
+    map_unary(end - begin, x + begin, y + begin, [op](float v) { return op.forward(v); });
+  });
 }
 
 template <class Op>
@@ -60,7 +64,10 @@ void elementwise_gradient(int64_t n, const float* dy, const float* x, const floa
 #ifdef ENGINE_USE_CUDA
   if (math::on_gpu()) return elementwise_gradient_gpu(n, dy, x, y, dx, op);
 #endif
-  map_gradient(n, dy, x, y, dx, [op](float g, float v, float w) { return op.gradient(g, v, w); });
+  cpu::parallel_chunks(n, [&](int64_t begin, int64_t end) {
+    map_gradient(end - begin, dy + begin, x + begin, y + begin, dx + begin,
+                 [op](float g, float v, float w) { return op.gradient(g, v, w); });
+  });
 }
 
 // Keeps the bottom's data for backward when a layer whose gradient reads its input runs in

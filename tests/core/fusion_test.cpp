@@ -112,6 +112,44 @@ TEST_P(Fusion, InferenceFusesBatchNormScaleAndReluIntoTheConvolution) {
                data_of(*nets.fused->blob_by_name("conv")), "conv after a new scale", 1e-5f);
 }
 
+// MobileNet's conv -> BatchNorm -> Scale -> ReLU6 (a Clip) in inference: the Clip fuses last.
+TEST_P(Fusion, InferenceFusesAClipLast) {
+  NetParameter param;
+  parse_text(
+      "layer { name: 'in' type: 'Input' top: 'data' top: 'label' "
+      "  input_param { shape { dim: 2 dim: 4 dim: 10 dim: 10 } shape { dim: 2 } } }\n"
+      "layer { name: 'conv' type: 'Convolution' bottom: 'data' top: 'conv' "
+      "  convolution_param { num_output: 4 kernel_size: 3 pad: 1 engine: " + engine() +
+          "  weight_filler { type: 'gaussian' std: 2 } bias_filler { type: 'gaussian' } } }\n"
+          "layer { name: 'bn' type: 'BatchNorm' bottom: 'conv' top: 'conv' }\n"
+          "layer { name: 'scale' type: 'Scale' bottom: 'conv' top: 'conv' "
+          "  scale_param { bias_term: true filler { type: 'gaussian' } "
+          "  bias_filler { type: 'gaussian' } } }\n"
+          "layer { name: 'relu6' type: 'Clip' bottom: 'conv' top: 'conv' "
+          "  clip_param { min: 0 max: 6 } }\n"
+          "layer { name: 'ip' type: 'InnerProduct' bottom: 'conv' top: 'ip' "
+          "  inner_product_param { num_output: 3 weight_filler { type: 'gaussian' std: 0.1 } } }\n"
+          "layer { name: 'loss' type: 'SoftmaxWithLoss' bottom: 'ip' bottom: 'label' top: 'loss' }\n",
+      "<clip fusion net>", &param);
+  param.mutable_state()->set_phase(TEST);
+  NetPair nets(param);
+  EXPECT_EQ(nets.fused->fused_until(index_of(*nets.fused, "conv")),
+            index_of(*nets.fused, "relu6"));
+  for (Net* net : {nets.fused.get(), nets.plain.get()}) {
+    set_statistics(*net);
+    net->forward();
+  }
+  const std::vector<float> conv = data_of(*nets.plain->blob_by_name("conv"));
+  expect_agree(conv, data_of(*nets.fused->blob_by_name("conv")), "conv after the clip", 1e-5f);
+  int low = 0, high = 0;
+  for (float v : conv) {
+    low += v == 0;
+    high += v == 6;
+  }
+  EXPECT_GT(low, 0);
+  EXPECT_GT(high, 0);
+}
+
 TEST_P(Fusion, PartialPassesRunTheLayersThemselves) {
   NetPair nets(chain_net(TEST, engine()));
   Net& fused = *nets.fused;
