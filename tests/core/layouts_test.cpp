@@ -4,8 +4,10 @@
 // backward, with every blob read plainly by the user.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "core/context.hpp"
 #include "core/net.hpp"
@@ -51,13 +53,18 @@ class Reversed : public HostLayout {
 
 const float* floats(const void* pointer) { return static_cast<const float*>(pointer); }
 
+// Writes `values` into the memory as `layout` arranges them; returns where.
+float* write_arranged(SyncedMemory& memory, const std::shared_ptr<Reversed>& layout,
+                      const std::vector<float>& values) {
+  auto* arranged = static_cast<float*>(memory.mutable_arranged_data(layout));
+  std::copy(values.begin(), values.end(), arranged);
+  return arranged;
+}
+
 TEST(Arrangement, WrittenArrangedIsConvertedOnceForPlainReaders) {
   SyncedMemory memory(3 * sizeof(float));
   auto layout = std::make_shared<Reversed>(3);
-  auto* arranged = static_cast<float*>(memory.mutable_arranged_data(layout));
-  arranged[0] = 3;
-  arranged[1] = 2;
-  arranged[2] = 1;
+  const float* arranged = write_arranged(memory, layout, {3, 2, 1});
   EXPECT_TRUE(memory.plain_stale());
   EXPECT_EQ(memory.arranged_data(*layout), arranged);
   const float* plain = floats(memory.host_data());
@@ -99,11 +106,7 @@ TEST(Arrangement, ACopyKeepsThePlainValuesCurrent) {
 
 TEST(Arrangement, ResizingKeepsTheValuesPlain) {
   SyncedMemory memory(3 * sizeof(float));
-  auto layout = std::make_shared<Reversed>(3);
-  auto* arranged = static_cast<float*>(memory.mutable_arranged_data(layout));
-  arranged[0] = 30;
-  arranged[1] = 20;
-  arranged[2] = 10;
+  write_arranged(memory, std::make_shared<Reversed>(3), {30, 20, 10});
   memory.resize(2 * sizeof(float));
   EXPECT_TRUE(memory.arranged_layout() == nullptr);
   EXPECT_EQ(floats(memory.host_data())[0], 10);
@@ -186,66 +189,55 @@ void fill_inputs(Net& net) {
   label[1] = 2;
 }
 
-// A residual block: conv1 -> split -> (conv2a -> ReLU -> conv2b) + 0.5 conv1 -> ReLU -> conv3,
-// every convolution on oneDNN: the sum and the ReLUs compute on the blocked blobs.
-NetParameter residual_net() {
+// A oneDNN convolution layer's text.
+std::string conv(const std::string& name, const std::string& bottom, int outputs,
+                 const std::string& geometry) {
+  return "layer { name: '" + name + "' type: 'Convolution' bottom: '" + bottom + "' top: '" +
+         name + "' convolution_param { num_output: " + std::to_string(outputs) + " " + geometry +
+         " engine: ONEDNN weight_filler { type: 'gaussian' std: 0.3 } "
+         "bias_filler { type: 'gaussian' std: 0.1 } } }\n";
+}
+
+// data (2 x 3 x 9 x 9) -> conv1 (16 channels) -> `middle` -> conv3 (8 channels, from `last`)
+// -> InnerProduct -> SoftmaxWithLoss, in TRAIN.
+NetParameter small_net(const std::string& middle, const std::string& last) {
   NetParameter param;
   parse_text(
       "layer { name: 'in' type: 'Input' top: 'data' top: 'label' "
-      "  input_param { shape { dim: 2 dim: 3 dim: 9 dim: 9 } shape { dim: 2 } } }\n"
-      "layer { name: 'conv1' type: 'Convolution' bottom: 'data' top: 'conv1' "
-      "  convolution_param { num_output: 16 kernel_size: 3 pad: 1 engine: ONEDNN "
-      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
-      "layer { name: 'conv2a' type: 'Convolution' bottom: 'conv1' top: 'conv2a' "
-      "  convolution_param { num_output: 16 kernel_size: 1 engine: ONEDNN "
-      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
-      "layer { name: 'relu2a' type: 'ReLU' bottom: 'conv2a' top: 'conv2a' }\n"
-      "layer { name: 'conv2b' type: 'Convolution' bottom: 'conv2a' top: 'conv2b' "
-      "  convolution_param { num_output: 16 kernel_size: 3 pad: 1 engine: ONEDNN "
-      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
-      "layer { name: 'sum' type: 'Eltwise' bottom: 'conv2b' bottom: 'conv1' top: 'sum' "
-      "  eltwise_param { operation: SUM coeff: 1 coeff: 0.5 } }\n"
-      "layer { name: 'relu' type: 'ReLU' bottom: 'sum' top: 'sum' }\n"
-      "layer { name: 'conv3' type: 'Convolution' bottom: 'sum' top: 'conv3' "
-      "  convolution_param { num_output: 8 kernel_size: 3 engine: ONEDNN "
-      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
-      "layer { name: 'ip' type: 'InnerProduct' bottom: 'conv3' top: 'ip' "
-      "  inner_product_param { num_output: 3 weight_filler { type: 'gaussian' std: 0.1 } } }\n"
-      "layer { name: 'loss' type: 'SoftmaxWithLoss' bottom: 'ip' bottom: 'label' top: 'loss' }\n",
-      "<residual test net>", &param);
+      "  input_param { shape { dim: 2 dim: 3 dim: 9 dim: 9 } shape { dim: 2 } } }\n" +
+          conv("conv1", "data", 16, "kernel_size: 3 pad: 1") + middle +
+          conv("conv3", last, 8, "kernel_size: 3") +
+          "layer { name: 'ip' type: 'InnerProduct' bottom: 'conv3' top: 'ip' "
+          "  inner_product_param { num_output: 3 weight_filler { type: 'gaussian' std: 0.1 } } }\n"
+          "layer { name: 'loss' type: 'SoftmaxWithLoss' bottom: 'ip' bottom: 'label' top: 'loss' }\n",
+      "<layouts test net>", &param);
   param.mutable_state()->set_phase(TRAIN);
   return param;
 }
 
-// An inception module: conv1 -> split -> 1x1 conv, 3x3 conv, 3x3 max pooling -> Concat -> conv,
-// on oneDNN: the Concat joins the blocked branches as they are.
+// A residual block: conv1 -> split -> (conv2a -> ReLU -> conv2b) + 0.5 conv1 -> ReLU -> conv3:
+// the sum and the ReLUs compute on the blocked blobs.
+NetParameter residual_net() {
+  return small_net(conv("conv2a", "conv1", 16, "kernel_size: 1") +
+                       "layer { name: 'relu2a' type: 'ReLU' bottom: 'conv2a' top: 'conv2a' }\n" +
+                       conv("conv2b", "conv2a", 16, "kernel_size: 3 pad: 1") +
+                       "layer { name: 'sum' type: 'Eltwise' bottom: 'conv2b' bottom: 'conv1' "
+                       "  top: 'sum' eltwise_param { operation: SUM coeff: 1 coeff: 0.5 } }\n"
+                       "layer { name: 'relu' type: 'ReLU' bottom: 'sum' top: 'sum' }\n",
+                   "sum");
+}
+
+// An inception module: conv1 -> split -> 1x1 conv, 3x3 conv, 3x3 max pooling -> Concat -> conv3:
+// the Concat joins the blocked branches as they are.
 NetParameter inception_net() {
-  NetParameter param;
-  parse_text(
-      "layer { name: 'in' type: 'Input' top: 'data' top: 'label' "
-      "  input_param { shape { dim: 2 dim: 3 dim: 9 dim: 9 } shape { dim: 2 } } }\n"
-      "layer { name: 'conv1' type: 'Convolution' bottom: 'data' top: 'conv1' "
-      "  convolution_param { num_output: 16 kernel_size: 3 pad: 1 engine: ONEDNN "
-      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
-      "layer { name: 'a' type: 'Convolution' bottom: 'conv1' top: 'a' "
-      "  convolution_param { num_output: 8 kernel_size: 1 engine: ONEDNN "
-      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
-      "layer { name: 'relu_a' type: 'ReLU' bottom: 'a' top: 'a' }\n"
-      "layer { name: 'b' type: 'Convolution' bottom: 'conv1' top: 'b' "
-      "  convolution_param { num_output: 16 kernel_size: 3 pad: 1 engine: ONEDNN "
-      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
-      "layer { name: 'pool' type: 'Pooling' bottom: 'conv1' top: 'pool' "
-      "  pooling_param { pool: MAX kernel_size: 3 stride: 1 pad: 1 engine: ONEDNN } }\n"
-      "layer { name: 'joined' type: 'Concat' bottom: 'a' bottom: 'b' bottom: 'pool' top: 'joined' }\n"
-      "layer { name: 'conv3' type: 'Convolution' bottom: 'joined' top: 'conv3' "
-      "  convolution_param { num_output: 8 kernel_size: 3 engine: ONEDNN "
-      "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' std: 0.1 } } }\n"
-      "layer { name: 'ip' type: 'InnerProduct' bottom: 'conv3' top: 'ip' "
-      "  inner_product_param { num_output: 3 weight_filler { type: 'gaussian' std: 0.1 } } }\n"
-      "layer { name: 'loss' type: 'SoftmaxWithLoss' bottom: 'ip' bottom: 'label' top: 'loss' }\n",
-      "<inception test net>", &param);
-  param.mutable_state()->set_phase(TRAIN);
-  return param;
+  return small_net(conv("a", "conv1", 8, "kernel_size: 1") +
+                       "layer { name: 'relu_a' type: 'ReLU' bottom: 'a' top: 'a' }\n" +
+                       conv("b", "conv1", 16, "kernel_size: 3 pad: 1") +
+                       "layer { name: 'pool' type: 'Pooling' bottom: 'conv1' top: 'pool' "
+                       "  pooling_param { pool: MAX kernel_size: 3 stride: 1 pad: 1 engine: ONEDNN } }\n"
+                       "layer { name: 'joined' type: 'Concat' bottom: 'a' bottom: 'b' bottom: 'pool' "
+                       "  top: 'joined' }\n",
+                   "joined");
 }
 
 // Two nets of the same weights and inputs, one run with layouts kept and one on plain blobs,
