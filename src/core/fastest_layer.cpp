@@ -435,11 +435,10 @@ class FastestLayer : public Layer {
       for (size_t i = 0; i < bottom.size(); ++i) {
         const HostLayoutPtr& layout = arrangement(*bottom[i]);
         if (!layout) continue;
+        // Arranging leaves the plain buffer in place (only out of date), so it is the source.
         SyncedMemory& values = *scratch_bottom[i]->data_memory();
         const void* plain = values.host_data();
-        std::vector<char> copy(static_cast<const char*>(plain),
-                               static_cast<const char*>(plain) + values.size());
-        layout->from_plain(copy.data(), values.mutable_arranged_data(layout));
+        layout->from_plain(plain, values.mutable_arranged_data(layout));
       }
     };
     for (size_t i = 0; i < top.size(); ++i) {

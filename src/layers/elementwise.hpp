@@ -145,6 +145,7 @@ class ElementwiseLayer : public Layer {
   // on as they are, padding included, and the results keep the arrangement, where f(0) == 0
   // and the pointers below are all a pass needs (an op that keeps its input in place does not
   // find it there in backward: its forward takes the arrangement only when no backward runs).
+  // Forward fills count, x and out; backward count, x, y, dy and dx.
   struct Arranged {
     int64_t count = 0;
     const float *x = nullptr, *y = nullptr, *dy = nullptr;
@@ -158,7 +159,6 @@ class ElementwiseLayer : public Layer {
     values->count = static_cast<int64_t>(layout->bytes() / sizeof(float));
     values->x = static_cast<const float*>(bottom.data_memory()->arranged_data(*layout));
     values->out = static_cast<float*>(top.data_memory()->mutable_arranged_data(layout));
-    values->y = values->out;
     return true;
   }
   bool arranged_backward(const Blob& top, Blob& bottom, Arranged* values) const {

@@ -156,9 +156,9 @@ class ConcatLayer : public Layer {
 
  private:
 #ifdef ENGINE_USE_ONEDNN
-  // Bottoms that all arrive in oneDNN's formats (the branches of an inception module) are
-  // joined by oneDNN's concat in them, and the top keeps the format it picks: channel blocks stay
-  // blocks where each bottom fills whole ones. False where not every bottom does.
+  // Bottoms that all arrive in one oneDNN format (the branches of an inception module) are
+  // joined by oneDNN's concat, and the top keeps that format. False where they do not share one,
+  // or where oneDNN refuses the join.
   bool onednn_concat(const Blobs& bottom, const Blobs& top) {
     if (math::on_gpu()) return false;
     std::vector<dnnl::memory::desc> formats;
