@@ -34,8 +34,14 @@ void ChannelEpilogue::coefficients(int channels, std::vector<float>* scale,
   }
 }
 
-void ChannelEpilogue::apply(int num, int channels, int64_t plane, float* data) const {
-  coefficients(channels, &scale_, &shift_);
+void ChannelEpilogue::apply(int num, int channels, int64_t plane, float* data,
+                            bool affine) const {
+  if (affine) {
+    coefficients(channels, &scale_, &shift_);
+  } else {
+    scale_.assign(channels, 1.0f);
+    shift_.assign(channels, 0.0f);
+  }
   const int64_t planes = int64_t(num) * channels;
   cpu::parallel_for(planes, plane, [&](int64_t p, int) {
     const int c = static_cast<int>(p % channels);

@@ -34,8 +34,9 @@ class ChannelEpilogue {
       : affine_(std::move(affine)), clamps_(clamps), clamp_(clamp) {}
 
   // data [num, channels, plane] = clamp(scale_c * data + shift_c), the maps of the affine
-  // layers composed, then the clamp where there is one.
-  void apply(int num, int channels, int64_t plane, float* data) const;
+  // layers composed, then the clamp where there is one; with `affine` false, only the clamp
+  // (the convolution computed the affine part with its parameters folded).
+  void apply(int num, int channels, int64_t plane, float* data, bool affine = true) const;
 
   // The composed per-channel map x -> scale[c] * x + shift[c] (identity without affine layers).
   void coefficients(int channels, std::vector<float>* scale, std::vector<float>* shift) const;

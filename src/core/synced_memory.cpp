@@ -84,6 +84,13 @@ size_t host_memory_in_use() { return host_in_use.load(); }
 
 SyncedMemory::~SyncedMemory() { release(); }
 
+uint64_t SyncedMemory::next_stamp() {
+  // Shared by all memories, so that no two ever hold the same stamp (a layer may be handed
+  // another memory, as when parameters are shared), and atomic for data-parallel workers.
+  static std::atomic<uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 void SyncedMemory::release() {
   if (host_) free_host(host_, capacity_);
   if (arranged_) free_host(arranged_, arranged_capacity_);
@@ -101,6 +108,7 @@ void SyncedMemory::release() {
 }
 
 void SyncedMemory::resize(size_t bytes) {
+  stamp_ = next_stamp();
   if (bytes != size_ && layout_) {
     // The arrangement describes the old size: keep the values plain.
     if (plain_stale_) to_host();
@@ -170,6 +178,7 @@ const void* SyncedMemory::host_data() {
 
 void* SyncedMemory::mutable_host_data() {
   to_host();
+  stamp_ = next_stamp();
   head_ = Head::AT_HOST;
   layout_.reset();
   return host_;
@@ -182,6 +191,7 @@ const void* SyncedMemory::device_data() {
 
 void* SyncedMemory::mutable_device_data() {
   to_device();
+  stamp_ = next_stamp();
   head_ = Head::AT_DEVICE;
   layout_.reset();
   return device_;
@@ -208,6 +218,7 @@ void* SyncedMemory::mutable_arranged_data(HostLayoutPtr layout) {
   allocate_arranged(layout->bytes());
   layout_ = std::move(layout);
   plain_stale_ = true;
+  stamp_ = next_stamp();
   head_ = Head::AT_HOST;
   return arranged_;
 }

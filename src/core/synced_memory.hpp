@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -79,6 +80,13 @@ class SyncedMemory {
   void expose_host() { exposed_ = true; }
   bool may_arrange() const { return !exposed_; }
 
+  // A number that changes whenever the values may have: every memory starts with a stamp of
+  // its own, and every mutable access or resize takes a new one. Something derived from the
+  // values at stamp s (folded weights) is current while changed_since(s) is false; exposed
+  // values may change at any time, so they always count as changed.
+  uint64_t stamp() const { return stamp_; }
+  bool changed_since(uint64_t stamp) const { return exposed_ || stamp != stamp_; }
+
   Head head() const { return head_; }
   // Number of host<->device copies made so far: tests use it to prove the hot path has none.
   size_t transfers() const { return transfers_; }
@@ -101,6 +109,8 @@ class SyncedMemory {
   size_t capacity_ = 0;
   Head head_ = Head::UNINITIALIZED;
   size_t transfers_ = 0;
+  uint64_t stamp_ = next_stamp();
+  static uint64_t next_stamp();
 };
 
 // The arrangement every one of `memories` holds its current values in, when at least one holds

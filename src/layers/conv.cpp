@@ -188,12 +188,51 @@ void ConvolutionLayerBase::layer_setup(const Blobs& bottom, const Blobs& top) {
   }
 }
 
-void ConvolutionLayerBase::finish_forward(const Blobs& top) const {
+void ConvolutionLayerBase::finish_forward(const Blobs& top, bool affine_folded) const {
   // A net sets an epilogue for CPU passes only (the GPU runs the fused layers themselves).
-  if (!epilogue_ || math::on_gpu()) return;
+  if (!epilogue_ || math::on_gpu() || (affine_folded && !epilogue_->clamps())) return;
   for (Blob* blob : top) {
-    epilogue_->apply(blob->shape(0), blob->shape(1), blob->count(2), blob->mutable_cpu_data());
+    epilogue_->apply(blob->shape(0), blob->shape(1), blob->count(2), blob->mutable_cpu_data(),
+                     !affine_folded);
   }
+}
+
+ConvolutionLayerBase::FoldedParameters& ConvolutionLayerBase::folded_parameters() {
+  epilogue_->coefficients(spec_.num_output, &scale_, &shift_);
+  const SyncedMemory& weights = *blobs_[0]->data_memory();
+  const SyncedMemory* bias = spec_.bias_term ? blobs_[1]->data_memory().get() : nullptr;
+  FoldedParameters& folded = folded_;
+  if (folded.weights.size() == weights.size() && !weights.changed_since(folded.weights_stamp) &&
+      (!bias || !bias->changed_since(folded.bias_stamp)) && scale_ == folded.scale &&
+      shift_ == folded.shift) {
+    return folded;
+  }
+  const Blob& weight_blob = *blobs_[0];
+  folded.weights.resize(weights.size());
+  float* out = static_cast<float*>(folded.weights.mutable_host_data());
+  const float* in = weight_blob.cpu_data();
+  // Convolution's weight rows are its output channels; Deconvolution's [C, num_output / group]
+  // rows and columns map to output channel (row / (C / group)) * (num_output / group) + column.
+  const int rows = weight_blob.shape(0), columns = weight_blob.shape(1);
+  const int64_t kernel = weight_blob.count(2);
+  const int rows_per_group = rows / spec_.group;
+  for (int row = 0; row < rows; ++row) {
+    for (int column = 0; column < columns; ++column) {
+      const int channel = transposed() ? (row / rows_per_group) * columns + column : row;
+      const int64_t start = (int64_t(row) * columns + column) * kernel;
+      for (int64_t k = 0; k < kernel; ++k) out[start + k] = in[start + k] * scale_[channel];
+    }
+  }
+  folded.bias = shift_;
+  if (bias) {
+    const float* b = blobs_[1]->cpu_data();
+    for (int c = 0; c < spec_.num_output; ++c) folded.bias[c] += b[c] * scale_[c];
+  }
+  folded.scale = scale_;
+  folded.shift = shift_;
+  folded.weights_stamp = weights.stamp();
+  folded.bias_stamp = bias ? bias->stamp() : 0;
+  return folded;
 }
 
 void ConvolutionLayerBase::reshape(const Blobs& bottom, const Blobs& top) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/layer.hpp"
+#include "core/synced_memory.hpp"
 #include "math/im2col.hpp"
 
 namespace engine {
@@ -76,8 +77,22 @@ class ConvolutionLayerBase : public Layer {
   bool multiplies_operands() const override { return true; }
   bool accepts_epilogue() const override { return true; }
   void set_epilogue(const ChannelEpilogue* epilogue) override { epilogue_ = epilogue; }
-  // The end of every CPU forward pass: the fused layers' work on the tops (channel_epilogue.hpp).
-  void finish_forward(const Blobs& top) const;
+  // The end of every CPU forward pass: the fused layers' work on the tops (channel_epilogue.hpp),
+  // but for the affine part where the pass computed with folded_parameters().
+  void finish_forward(const Blobs& top, bool affine_folded = false) const;
+  // The parameters with the epilogue's affine part folded in, for the paths that compute it
+  // inside the convolution (the sum scaled is the sum of the scaled terms): each output
+  // channel's weights times scale[c], and the bias b[c] * scale[c] + shift[c] (shift[c] alone
+  // without a bias term). Remade only when the weights, the bias or the coefficients change, so
+  // an inference net pays for the fused BatchNorm and Scale once. Needs an epilogue with
+  // has_affine().
+  struct FoldedParameters {
+    SyncedMemory weights;     // plain, in the weight blob's shape
+    std::vector<float> bias;  // [num_output]
+    std::vector<float> scale, shift;  // the coefficients folded in
+    uint64_t weights_stamp = 0, bias_stamp = 0;  // of the blobs' values folded in
+  };
+  FoldedParameters& folded_parameters();
   // Deconvolution: the bottoms are the convolution's output side, the tops its image side.
   virtual bool transposed() const { return false; }
   // The channels of the convolution's output side: the top's (Convolution) or the bottom's.
@@ -96,8 +111,11 @@ class ConvolutionLayerBase : public Layer {
   int channels_ = 0;         // input channels, fixed at setup by the weights
   const ChannelEpilogue* epilogue_ = nullptr;  // not owned: the net's
 
-#ifdef ENGINE_USE_CUDA
  private:
+  FoldedParameters folded_;
+  std::vector<float> scale_, shift_;  // this pass's coefficients
+
+#ifdef ENGINE_USE_CUDA
   std::unique_ptr<CudnnConvolution> cudnn_;
 #endif
 };

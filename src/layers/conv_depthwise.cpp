@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/channel_epilogue.hpp"
 #include "layers/conv.hpp"
 #include "math/blas.hpp"
 
@@ -162,14 +163,18 @@ void backward_weights(const ConvGeometry2d& g, int num, int multiplier, const fl
 }  // namespace depthwise
 
 void ConvolutionLayerBase::depthwise_forward(const Blobs& bottom, const Blobs& top) {
-  const float* weights = blobs_[0]->cpu_data();
-  const float* bias = spec_.bias_term ? blobs_[1]->cpu_data() : nullptr;
+  const bool fold = epilogue_ && epilogue_->has_affine();
+  FoldedParameters* folded = fold ? &folded_parameters() : nullptr;
+  const float* weights =
+      fold ? static_cast<const float*>(folded->weights.host_data()) : blobs_[0]->cpu_data();
+  const float* bias = fold ? folded->bias.data()
+                           : spec_.bias_term ? blobs_[1]->cpu_data() : nullptr;
   const int multiplier = spec_.num_output / channels_;
   for (size_t i = 0; i < bottom.size(); ++i) {
     depthwise::forward(geometry_, num_, multiplier, bottom[i]->cpu_data(), weights, bias,
                        top[i]->mutable_cpu_data());
   }
-  finish_forward(top);
+  finish_forward(top, fold);
 }
 
 void ConvolutionLayerBase::depthwise_backward(const Blobs& top,

@@ -8,9 +8,9 @@
 // Precision bf16 on a processor with bf16 arithmetic: the primitives read bf16 operands (the
 // reorders from the fp32 blobs round them) and write fp32 results and gradients; elsewhere, or
 // where oneDNN has no such primitive, the layer's operands are rounded for it (Layer::forward).
-// Layers a net fused into the convolution (channel_epilogue.hpp) become post-ops of the forward
-// primitive: per-channel multiply and add for BatchNorm and Scale, ReLU; where oneDNN has no such
-// primitive, the epilogue runs as one pass after it.
+// Layers a net fused into the convolution (channel_epilogue.hpp) join the forward primitive:
+// BatchNorm and Scale folded into its weights and bias (remade when those change), ReLU or Clip
+// as a post-op; where oneDNN has no such primitive, the epilogue runs as one pass after it.
 #ifdef ENGINE_USE_ONEDNN
 
 #include <optional>
@@ -101,23 +101,21 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     if (direct_) return depthwise_forward(bottom, top);
     dnnl::stream& stream = onednn::cpu_stream();
-    const memory& weights = weights_.in(*blobs_[0]->data_memory());
-    if (spec_.bias_term) onednn::bind(bias_, blobs_[1]->cpu_data());
     const bool fused = epilogue_ && prepare_fused(*epilogue_);
-    if (fused && epilogue_->has_affine()) {
-      epilogue_->coefficients(spec_.num_output, &channel_scale_, &channel_shift_);
-      onednn::bind(channel_scale_memory_, channel_scale_.data());
-      onednn::bind(channel_shift_memory_, channel_shift_.data());
+    const bool folded = fused && epilogue_->has_affine();
+    FoldedParameters* parameters = folded ? &folded_parameters() : nullptr;
+    const memory& weights =
+        weights_.in(folded ? parameters->weights : *blobs_[0]->data_memory());
+    if (folded) {
+      onednn::bind(bias_, parameters->bias.data());
+    } else if (spec_.bias_term) {
+      onednn::bind(bias_, blobs_[1]->cpu_data());
     }
     for (size_t i = 0; i < bottom.size(); ++i) {
       std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src_.in(*bottom[i]->data_memory())},
                                               {DNNL_ARG_WEIGHTS, weights},
                                               {DNNL_ARG_DST, dst_.out(*top[i]->data_memory())}};
-      if (spec_.bias_term) args[DNNL_ARG_BIAS] = bias_;
-      if (fused && epilogue_->has_affine()) {
-        args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = channel_scale_memory_;
-        args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] = channel_shift_memory_;
-      }
+      if (spec_.bias_term || folded) args[DNNL_ARG_BIAS] = bias_;
       (fused ? fused_forward_ : forward_).execute(stream, args);
       dst_.finish();
     }
@@ -162,19 +160,15 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
   }
 
  private:
-  // The forward primitive with `epilogue` as post-ops, made once per kind of epilogue and
-  // shape; false where oneDNN has none (or it would write another layout than the plain one).
+  // The forward primitive computing `epilogue`: with a bias (its affine part folded into the
+  // weights and bias) and the clamp as a post-op; made once per kind of epilogue and shape.
+  // False where oneDNN has none (or it would write another format than the plain primitive's).
   bool prepare_fused(const ChannelEpilogue& epilogue) {
     const int kind = (epilogue.has_affine() ? 2 : 0) + (epilogue.clamps() ? 1 : 0);
     if (kind == fused_kind_) return fused_ready_;
     fused_kind_ = kind;
     fused_ready_ = false;
-    const memory::desc per_channel({1, spec_.num_output, 1, 1}, kFloat, Tag::nchw);
     dnnl::post_ops operations;
-    if (epilogue.has_affine()) {
-      operations.append_binary(dnnl::algorithm::binary_mul, per_channel);
-      operations.append_binary(dnnl::algorithm::binary_add, per_channel);
-    }
     if (epilogue.clamps() && epilogue.clamp().is_relu()) {
       operations.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0, 0);
     } else if (epilogue.clamps()) {
@@ -184,15 +178,14 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     dnnl::primitive_attr attributes;
     attributes.set_post_ops(operations);
     try {
-      const typename Primitives::Forward::primitive_desc fused(*forward_desc_, attributes,
-                                                               onednn::cpu_engine());
-      if (fused.dst_desc() != dst_desc_) return false;
+      const typename Primitives::Forward::primitive_desc fused(
+          epilogue.has_affine() ? *biased_forward_desc_ : *forward_desc_, attributes,
+          onednn::cpu_engine());
+      if (fused.dst_desc() != dst_desc_ || fused.weights_desc() != weights_desc_) return false;
       fused_forward_ = typename Primitives::Forward(fused);
     } catch (const dnnl::error&) {
       return false;
     }
-    channel_scale_memory_ = memory(per_channel, onednn::cpu_engine(), nullptr);
-    channel_shift_memory_ = memory(per_channel, onednn::cpu_engine(), nullptr);
     fused_ready_ = true;
     return true;
   }
@@ -243,6 +236,8 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
     forward_desc_.emplace(dnnl::prop_kind::forward_training, algorithm, src_in, weights_in,
                           spec_.bias_term ? bias_md : no_bias, dst_out, strides, dilates, pad_l,
                           pad_r);
+    biased_forward_desc_.emplace(dnnl::prop_kind::forward_training, algorithm, src_in,
+                                 weights_in, bias_md, dst_out, strides, dilates, pad_l, pad_r);
     const typename Forward::primitive_desc forward_pd(*forward_desc_, engine);
     const typename BackwardData::primitive_desc data_pd(
         typename BackwardData::desc(algorithm, src_out, weights_in, dst_in, strides, dilates,
@@ -255,6 +250,7 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
         engine, forward_pd);
     forward_ = Forward(forward_pd);
     dst_desc_ = forward_pd.dst_desc();
+    weights_desc_ = forward_pd.weights_desc();
     fused_kind_ = -1;
     backward_data_ = BackwardData(data_pd);
     backward_weights_ = BackwardWeights(weights_pd);
@@ -278,13 +274,12 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
 
   bool direct_ = false;
   bool native_bf16_ = false;
-  std::optional<typename Primitives::Forward::desc> forward_desc_;  // desc has no empty state
-  memory::desc dst_desc_;
+  // desc has no empty state. The biased one is forward_desc_ with a bias, for folding.
+  std::optional<typename Primitives::Forward::desc> forward_desc_, biased_forward_desc_;
+  memory::desc dst_desc_, weights_desc_;
   typename Primitives::Forward fused_forward_;
   int fused_kind_ = -1;  // the epilogue fused_forward_ computes: 2 affine + 1 clamp; -1 none yet
   bool fused_ready_ = false;
-  std::vector<float> channel_scale_, channel_shift_;
-  memory channel_scale_memory_, channel_shift_memory_;
   std::vector<int> built_for_;
   typename Primitives::Forward forward_;
   typename Primitives::BackwardData backward_data_;

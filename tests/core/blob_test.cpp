@@ -89,6 +89,23 @@ TEST(SyncedMemory, HeadFollowsAccess) {
   EXPECT_EQ(memory.transfers(), 0u);
 }
 
+TEST(SyncedMemory, StampsChangeWithEveryWrite) {
+  SyncedMemory a(16), b(16);
+  EXPECT_NE(a.stamp(), b.stamp()) << "no two memories share a stamp";
+  const uint64_t fresh = a.stamp();
+  a.host_data();
+  EXPECT_FALSE(a.changed_since(fresh)) << "reading changes nothing";
+  a.mutable_host_data();
+  EXPECT_TRUE(a.changed_since(fresh));
+  const uint64_t written = a.stamp();
+  a.resize(8);
+  EXPECT_TRUE(a.changed_since(written));
+  const uint64_t resized = a.stamp();
+  EXPECT_FALSE(a.changed_since(resized));
+  a.expose_host();
+  EXPECT_TRUE(a.changed_since(a.stamp())) << "values handed out may change at any time";
+}
+
 TEST(SyncedMemory, DeviceRoundTrip) {
   if (Context::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   SyncedMemory memory(4 * sizeof(float));

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <functional>
 
 #include "core/context.hpp"
 #include "core/net.hpp"
@@ -21,12 +22,13 @@ using testing::fill_gaussian;
 // conv -> BatchNorm -> Scale -> ReLU, all in place on 'conv', then a second conv with a ReLU, and
 // a pooling layer reading the result.
 NetParameter chain_net(Phase phase, const std::string& engine, const std::string& group = "1",
-                       const std::string& batch_norm_extra = "") {
+                       const std::string& batch_norm_extra = "",
+                       const std::string& conv_type = "Convolution") {
   NetParameter param;
   parse_text(
       "layer { name: 'in' type: 'Input' top: 'data' top: 'label' "
       "  input_param { shape { dim: 2 dim: 4 dim: 10 dim: 10 } shape { dim: 2 } } }\n"
-      "layer { name: 'conv' type: 'Convolution' bottom: 'data' top: 'conv' "
+      "layer { name: 'conv' type: '" + conv_type + "' bottom: 'data' top: 'conv' "
       "  convolution_param { num_output: 4 kernel_size: 3 pad: 1 group: " + group +
           " engine: " + engine +
           "  weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' } } }\n"
@@ -75,6 +77,11 @@ struct NetPair {
   }
   std::unique_ptr<Net> fused, plain;
 };
+
+void scale_values(Blob& blob, float factor) {
+  float* values = blob.mutable_cpu_data();
+  for (int i = 0; i < blob.count(); ++i) values[i] *= factor;
+}
 
 int index_of(const Net& net, const std::string& name) {
   for (size_t i = 0; i < net.layer_names().size(); ++i) {
@@ -197,6 +204,56 @@ TEST_P(Fusion, DepthwiseConvolutionFusesToo) {
   nets.plain->forward();
   expect_agree(data_of(*nets.plain->blob_by_name("ip")), data_of(*nets.fused->blob_by_name("ip")),
                "ip", 1e-5f);
+}
+
+// The fused BatchNorm and Scale are folded into the convolution's weights and bias, a copy made
+// once and remade when any of them changes: new weights, a new bias, new statistics, and values
+// written through memory handed out (as a numpy view is) are all seen at the next pass. For
+// plain, grouped and depthwise convolutions, and a grouped Deconvolution, whose weights hold the
+// output channels in their second axis.
+TEST_P(Fusion, FoldedParametersFollowEveryChange) {
+  struct Geometry {
+    std::string type, group;
+  };
+  for (const Geometry& geometry : {Geometry{"Convolution", "1"}, Geometry{"Convolution", "2"},
+                                   Geometry{"Convolution", "4"}, Geometry{"Deconvolution", "2"}}) {
+    SCOPED_TRACE(geometry.type + " group " + geometry.group);
+    NetPair nets(chain_net(TEST, engine(), geometry.group, "", geometry.type));
+    ASSERT_EQ(nets.fused->fused_until(index_of(*nets.fused, "conv")),
+              index_of(*nets.fused, "relu"));
+    for (Net* net : {nets.fused.get(), nets.plain.get()}) set_statistics(*net);
+    const auto expect_same = [&](const std::string& what) {
+      nets.fused->forward();
+      nets.plain->forward();
+      expect_agree(data_of(*nets.plain->blob_by_name("conv")),
+                   data_of(*nets.fused->blob_by_name("conv")), "conv " + what, 1e-5f);
+    };
+    expect_same("at first");
+    expect_same("again");
+    const auto change = [&](const std::function<void(Net&)>& edit, const std::string& what) {
+      for (Net* net : {nets.fused.get(), nets.plain.get()}) edit(*net);
+      expect_same(what);
+    };
+    change([](Net& net) { scale_values(*net.layer_by_name("conv").blobs()[0], -0.5f); },
+           "after new weights");
+    change([](Net& net) { scale_values(*net.layer_by_name("conv").blobs()[1], 3.0f); },
+           "after a new bias");
+    change([](Net& net) { scale_values(*net.layer_by_name("bn").blobs()[0], -2.0f); },
+           "after new statistics");
+    // Memory handed out: written behind the memory's back, between passes.
+    std::vector<float*> handed_out;
+    for (Net* net : {nets.fused.get(), nets.plain.get()}) {
+      Blob& weights = *net->layer_by_name("conv").blobs()[0];
+      weights.data_memory()->expose_host();
+      handed_out.push_back(weights.mutable_cpu_data());
+    }
+    expect_same("with its weights handed out");
+    const int count = nets.fused->layer_by_name("conv").blobs()[0]->count();
+    for (float* weights : handed_out) {
+      for (int i = 0; i < count; ++i) weights[i] = 0.25f - weights[i];
+    }
+    expect_same("after weights written through memory handed out");
+  }
 }
 
 TEST(FusionBackward, ATestNetSaysHowToTakeGradientsThroughFusedLayers) {
