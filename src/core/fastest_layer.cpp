@@ -42,7 +42,7 @@ constexpr double kClearWin = 1.3;
 // Results agree when they differ by at most this fraction of the largest magnitude among the
 // preferred implementation's (fp32 rounding in another summation order is far below it).
 constexpr float kAgreement = 1e-3f;
-constexpr int kChoiceVersion = 3;
+constexpr int kChoiceVersion = 4;
 
 int engine_of(const LayerParameter& param) {
   const std::string& type = param.type();
@@ -252,6 +252,10 @@ class FastestLayer : public Layer {
   bool accepts_epilogue() const override { return first().accepts_epilogue(); }
   void set_epilogue(const ChannelEpilogue* epilogue) override {
     for (Candidate& candidate : candidates_) candidate.layer->set_epilogue(epilogue);
+  }
+  void set_backward_plan(bool runs, const std::vector<bool>& bottoms) override {
+    Layer::set_backward_plan(runs, bottoms);
+    for (Candidate& candidate : candidates_) candidate.layer->set_backward_plan(runs, bottoms);
   }
   // Each candidate rounds its own operands, or computes the precision natively.
   void set_precision(Precision precision) override {

@@ -80,8 +80,9 @@ class Layer {
 
   // What backward will compute, once a net knows (Net sets it at the end of its setup): whether
   // backward runs at all, and for which bottoms. A standalone layer is assumed to run every
-  // gradient. Layers may use it to prepare the passes they will run.
-  void set_backward_plan(bool runs, const std::vector<bool>& bottoms) {
+  // gradient. Layers may use it to prepare the passes they will run (forward passes that
+  // keep nothing for a backward pass that never runs).
+  virtual void set_backward_plan(bool runs, const std::vector<bool>& bottoms) {
     backward_runs_ = runs;
     backward_bottoms_ = bottoms;
   }

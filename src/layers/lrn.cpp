@@ -399,11 +399,13 @@ class LRNLayer : public Layer {
   // oneDNN computes the forward pass whenever it can, in the format the bottom holds (blocked,
   // when the layer before computed in it: the top keeps it). Its backward pass is used only
   // where it has an optimized kernel: for plain NCHW data oneDNN 2.6 falls back to a reference
-  // loop several times slower than ours, so our backward runs instead.
+  // loop several times slower than ours, so our backward runs instead. A net that plans no
+  // backward pass here gets the forward pass alone, which keeps no workspace.
   bool prepare_onednn(Blob& bottom) {
     using dnnl::memory;
     const memory::desc md = onednn::held_desc(*bottom.data_memory(), onednn::dims(shape_));
-    if (md == built_for_) return true;
+    const bool training = backward_runs_;
+    if (md == built_for_ && training == built_for_training_) return true;
     try {
       dnnl::engine& engine = onednn::cpu_engine();
       // oneDNN divides alpha by its number of summands (n, or n^2 within a channel), as Caffe
@@ -418,8 +420,9 @@ class LRNLayer : public Layer {
       const dnnl::lrn_backward::primitive_desc backward_pd(
           dnnl::lrn_backward::desc(algorithm, md, md, size_, alpha_, beta_, k), engine,
           training_pd, /*allow_empty=*/true);
-      onednn_backward_ready_ =
-          backward_pd && std::string(backward_pd.impl_info_str()).find("ref") == std::string::npos;
+      onednn_backward_ready_ = training && backward_pd &&
+                               std::string(backward_pd.impl_info_str()).find("ref") ==
+                                   std::string::npos;
       has_workspace_ = false;
       if (onednn_backward_ready_) {
         onednn_forward_ = dnnl::lrn_forward(training_pd);
@@ -439,6 +442,7 @@ class LRNLayer : public Layer {
       src_.init(md);
       dst_.init(md);
       built_for_ = md;
+      built_for_training_ = training;
       return true;
     } catch (const dnnl::error& error) {
       LOG(INFO) << describe() << ": oneDNN cannot normalize this shape (" << error.what()
@@ -470,6 +474,7 @@ class LRNLayer : public Layer {
   dnnl::lrn_forward onednn_forward_;
   dnnl::lrn_backward onednn_backward_;
   dnnl::memory::desc built_for_;  // the bottom format the primitives were made for
+  bool built_for_training_ = false;
   onednn::Input src_, src_for_backward_, diff_dst_;
   onednn::Output dst_, diff_src_;
   dnnl::memory workspace_mem_;

@@ -186,7 +186,7 @@ class PoolingLayer : public Layer {
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
 #ifdef ENGINE_USE_ONEDNN
-    if (onednn_ready_ && prepare_onednn(*bottom[0])) {
+    if (onednn_ready_ && prepare_onednn(*bottom[0], backward_runs_)) {
       onednn_forward(*bottom[0], *top[0]);
       return;
     }
@@ -215,8 +215,12 @@ class PoolingLayer : public Layer {
                     const Blobs& bottom) override {
     if (!propagate_down[0]) return;
 #ifdef ENGINE_USE_ONEDNN
-    // The primitives (and max pooling's workspace) of the forward pass.
+    // The primitives (and max pooling's workspace) of the forward pass; a forward pass made
+    // for inference (the net planned no backward pass here) is made again for training.
     if (onednn_ready_ && built_for_ != dnnl::memory::desc()) {
+      if (!built_for_training_ && prepare_onednn(*bottom[0], true)) {
+        onednn_forward(*bottom[0], *top[0]);
+      }
       onednn_backward(*top[0], *bottom[0]);
       return;
     }
@@ -579,14 +583,16 @@ class PoolingLayer : public Layer {
 
   // The primitives for the format the bottom holds (blocked, when the layer before computed in
   // it: then the top keeps the matching format, and pooling runs on vectors of channels); false
-  // where oneDNN cannot pool it, and the reference code runs from then on.
-  bool prepare_onednn(Blob& bottom) {
+  // where oneDNN cannot pool it, and the reference code runs from then on. Without `training`,
+  // the forward pass only: it keeps no workspace (max pooling's argmax), and oneDNN's runs
+  // about three times faster so on AVX2.
+  bool prepare_onednn(Blob& bottom, bool training) {
     using dnnl::memory;
     const PoolGeometry& g = geometry_;
     const memory::dims src_dims = {g.num, g.channels, g.height, g.width};
     const memory::dims dst_dims = {g.num, g.channels, g.pooled_h, g.pooled_w};
     const memory::desc src_md = onednn::held_desc(*bottom.data_memory(), src_dims);
-    if (src_md == built_for_) return true;
+    if (src_md == built_for_ && training == built_for_training_) return true;
     try {
       dnnl::engine& engine = onednn::cpu_engine();
       const bool plain = src_md == onednn::plain_desc(src_dims);
@@ -598,20 +604,23 @@ class PoolingLayer : public Layer {
       const memory::dims pad_l = {g.pad_h, g.pad_w};
       const memory::dims pad_r = {g.pad_bottom(), g.pad_right()};
       const dnnl::pooling_forward::primitive_desc forward_pd(
-          dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, algorithm_, src_md,
-                                      dst_md, strides, kernel, pad_l, pad_r),
+          dnnl::pooling_forward::desc(training ? dnnl::prop_kind::forward_training
+                                               : dnnl::prop_kind::forward_inference,
+                                      algorithm_, src_md, dst_md, strides, kernel, pad_l, pad_r),
           engine);
-      // The gradients take the data's formats.
-      const dnnl::pooling_backward::primitive_desc backward_pd(
-          dnnl::pooling_backward::desc(algorithm_, src_md, forward_pd.dst_desc(), strides,
-                                       kernel, pad_l, pad_r),
-          engine, forward_pd);
       onednn_forward_ = dnnl::pooling_forward(forward_pd);
-      onednn_backward_ = dnnl::pooling_backward(backward_pd);
       src_.init(src_md);
       dst_.init(forward_pd.dst_desc());
-      diff_dst_.init(backward_pd.diff_dst_desc());
-      diff_src_.init(backward_pd.diff_src_desc());
+      if (training) {
+        // The gradients take the data's formats.
+        const dnnl::pooling_backward::primitive_desc backward_pd(
+            dnnl::pooling_backward::desc(algorithm_, src_md, forward_pd.dst_desc(), strides,
+                                         kernel, pad_l, pad_r),
+            engine, forward_pd);
+        onednn_backward_ = dnnl::pooling_backward(backward_pd);
+        diff_dst_.init(backward_pd.diff_dst_desc());
+        diff_src_.init(backward_pd.diff_src_desc());
+      }
       has_workspace_ = forward_pd.workspace_desc().get_size() > 0;
       if (has_workspace_) workspace_mem_ = memory(forward_pd.workspace_desc(), engine);
     } catch (const dnnl::error& error) {
@@ -621,6 +630,7 @@ class PoolingLayer : public Layer {
       return false;
     }
     built_for_ = src_md;
+    built_for_training_ = training;
     return true;
   }
 
@@ -646,6 +656,7 @@ class PoolingLayer : public Layer {
   dnnl::pooling_backward onednn_backward_;
   dnnl::algorithm algorithm_ = dnnl::algorithm::pooling_max;
   dnnl::memory::desc built_for_;  // the bottom format the primitives were made for
+  bool built_for_training_ = false;
   onednn::Input src_, diff_dst_;
   onednn::Output dst_, diff_src_;
   dnnl::memory workspace_mem_;

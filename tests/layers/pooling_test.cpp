@@ -308,10 +308,13 @@ TEST(PoolingLayer, StochasticGradient) {
   }
 }
 
-// Reference and oneDNN on the same random data, forward and backward.
+// Reference and oneDNN on the same random data, forward and backward. Without
+// `backward_planned`, the oneDNN layer is told that no backward pass will run (as a net tells
+// its TEST-phase layers): its forward pass keeps nothing for one, and the backward pass asked
+// for anyway must still be right.
 void expect_paths_agree(const std::string& fields, const std::vector<int>& shape, bool ties,
-                        bool expect_onednn) {
-  SCOPED_TRACE(fields);
+                        bool expect_onednn, bool backward_planned = true) {
+  SCOPED_TRACE(fields + (backward_planned ? "" : ", no backward planned"));
   Blob bottom(shape), ref_bottom(shape), top, ref_top;
   fill_gaussian(bottom);
   if (ties) {  // ReLU-like: many windows all zero, where the first element must take the diff
@@ -323,6 +326,7 @@ void expect_paths_agree(const std::string& fields, const std::vector<int>& shape
   LayerPtr reference = pooling(fields, "CAFFE");
   fast->setup({&bottom}, {&top});
   reference->setup({&ref_bottom}, {&ref_top});
+  if (!backward_planned) fast->set_backward_plan(false, {false});
   EXPECT_EQ(pooling_runs_onednn(*fast), expect_onednn);
   Context::set_seed(5);  // the same draws for STOCHASTIC
   fast->forward({&bottom}, {&top});
@@ -355,6 +359,10 @@ TEST(PoolingLayer, OneDnnAgreesWithReference) {
                      {2, 3, 12, 12}, false, true);
   expect_paths_agree("pool: AVE global_pooling: true", shape, false, true);
   expect_paths_agree("pool: STOCHASTIC kernel_size: 3 stride: 2", shape, false, false);
+  for (const bool ties : {false, true}) {
+    expect_paths_agree("pool: MAX kernel_size: 3 stride: 1 pad: 1", shape, ties, true, false);
+  }
+  expect_paths_agree("pool: AVE kernel_size: 3 stride: 2", shape, false, true, false);
 }
 
 TEST(PoolingLayer, BadParametersNameTheLayerAndTheProblem) {
