@@ -250,6 +250,7 @@ class FastestLayer : public Layer {
     return first().allow_force_backward(bottom_index);
   }
   bool accepts_epilogue() const override { return first().accepts_epilogue(); }
+  bool epilogue_takes_affine() const override { return first().epilogue_takes_affine(); }
   void set_epilogue(const ChannelEpilogue* epilogue) override {
     for (Candidate& candidate : candidates_) candidate.layer->set_epilogue(epilogue);
   }

@@ -102,8 +102,10 @@ class Layer {
     return false;
   }
   // A layer that can compute the in-place layers after it at the end of its CPU forward pass
-  // (convolutions) says so, and takes the epilogue to compute (null: none) before each pass.
+  // (convolutions; a residual sum) says so, and takes the epilogue to compute (null: none)
+  // before each pass; epilogue_takes_affine() false: the clamp (ReLU, Clip) only.
   virtual bool accepts_epilogue() const { return false; }
+  virtual bool epilogue_takes_affine() const { return true; }
   virtual void set_epilogue(const ChannelEpilogue* epilogue) {}
 
   // Blob-count rules checked by setup; -1 means "no rule".

@@ -517,7 +517,8 @@ void Net::plan_fusion(bool force_backward) {
     for (; j < count && in_place_on(j, id); ++j) {
       const Layer& next = *layers_[j];
       const bool without_backward = inference || !layer_need_backward_[j];
-      if (without_backward && next.compose_channel_affine(channels, scale.data(), shift.data())) {
+      if (without_backward && layer.epilogue_takes_affine() &&
+          next.compose_channel_affine(channels, scale.data(), shift.data())) {
         affine.push_back(&next);
         fused_without_backward_[j] = true;
         continue;

@@ -1,7 +1,9 @@
-// Eltwise: elementwise PROD, SUM (weighted by coeff) or MAX of bottoms of one shape.
+// Eltwise: elementwise PROD, SUM (weighted by coeff) or MAX of bottoms of one shape. A SUM
+// computes the ReLU (or Clip) a net fused after it (a residual block's) in the same pass.
 #include <algorithm>
 #include <vector>
 
+#include "core/channel_epilogue.hpp"
 #include "core/layer.hpp"
 #include "core/layer_registry.hpp"
 #include "core/synced_memory.hpp"
@@ -26,6 +28,11 @@ class EltwiseLayer : public Layer {
   using Layer::Layer;
   int min_bottoms() const override { return 2; }
   int exact_tops() const override { return 1; }
+  bool accepts_epilogue() const override {
+    return param_.eltwise_param().operation() == EltwiseParameter::SUM;
+  }
+  bool epilogue_takes_affine() const override { return false; }
+  void set_epilogue(const ChannelEpilogue* epilogue) override { epilogue_ = epilogue; }
 
   void layer_setup(const Blobs& bottom, const Blobs& top) override {
     const EltwiseParameter& p = param_.eltwise_param();
@@ -60,7 +67,7 @@ class EltwiseLayer : public Layer {
   // One implementation for both devices: PROD and SUM are math:: primitives, MAX a loop here and
   // kernels in eltwise.cu.
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    if (op_ == EltwiseParameter::SUM && !math::on_gpu() && arranged_sum(bottom, top)) return;
+    if (op_ == EltwiseParameter::SUM && !math::on_gpu()) return sum_on_cpu(bottom, top);
     const int64_t count = top[0]->count();
     float* out = top[0]->mutable_data();
     switch (op_) {
@@ -126,32 +133,37 @@ class EltwiseLayer : public Layer {
   }
 
  private:
-  // A sum of bottoms that arrive arranged alike (blocked, from oneDNN layers: a residual
-  // connection) is computed on the arrangement and leaves the top arranged so; false where they
-  // do not.
-  bool arranged_sum(const Blobs& bottom, const Blobs& top) {
+  // The sum on the CPU, with the fused clamp. Bottoms that arrive arranged alike (blocked, from
+  // oneDNN layers: a residual connection) are summed on the arrangement, which the top keeps,
+  // when the clamp keeps the blocks' zero padding zero; others plainly.
+  void sum_on_cpu(const Blobs& bottom, const Blobs& top) {
+    const ChannelClamp* clamp = epilogue_ && epilogue_->clamps() ? &epilogue_->clamp() : nullptr;
     std::vector<const SyncedMemory*> memories;
     for (const Blob* blob : bottom) memories.push_back(blob->data_memory().get());
-    const HostLayoutPtr layout = shared_arrangement(memories);
-    if (!layout || !top[0]->data_memory()->may_arrange()) return false;
-    const auto count = static_cast<int64_t>(layout->bytes() / sizeof(float));
-    auto arranged = [&](const Blob* blob) {
-      return static_cast<const float*>(blob->data_memory()->arranged_data(*layout));
-    };
+    HostLayoutPtr layout = shared_arrangement(memories);
+    if (!top[0]->data_memory()->may_arrange() || (clamp && !(clamp->low <= 0 && clamp->high >= 0))) {
+      layout.reset();
+    }
     std::vector<const float*> parts;
-    for (const Blob* blob : bottom) parts.push_back(arranged(blob));
+    for (const Blob* blob : bottom) {
+      parts.push_back(layout ? static_cast<const float*>(blob->data_memory()->arranged_data(*layout))
+                             : blob->cpu_data());
+    }
     // In place (top == bottom 0), the top's arranged buffer is bottom 0's.
-    auto* out = static_cast<float*>(top[0]->data_memory()->mutable_arranged_data(layout));
-    // A chunk per core, summed a cache-sized block at a time: one pass over memory.
+    float* out = layout ? static_cast<float*>(top[0]->data_memory()->mutable_arranged_data(layout))
+                        : top[0]->mutable_cpu_data();
+    const int64_t count =
+        layout ? static_cast<int64_t>(layout->bytes() / sizeof(float)) : top[0]->count();
+    // A chunk per core, summed (and clamped) a cache-sized block at a time: one pass over memory.
     constexpr int64_t kBlock = 4096;
     cpu::parallel_chunks(count, [&](int64_t begin, int64_t end) {
       for (int64_t start = begin; start < end; start += kBlock) {
         const int64_t n = std::min(kBlock, end - start);
         cpu::scale(n, coeffs_[0], parts[0] + start, out + start);
         for (size_t i = 1; i < parts.size(); ++i) cpu::axpy(n, coeffs_[i], parts[i] + start, out + start);
+        if (clamp) cpu::clamp(n, clamp->low, clamp->high, out + start);
       }
     });
-    return true;
   }
 
   bool arranged_sum_gradient(const Blobs& top, const std::vector<bool>& propagate_down,
@@ -222,6 +234,7 @@ class EltwiseLayer : public Layer {
 
   EltwiseParameter::EltwiseOp op_ = EltwiseParameter::SUM;
   std::vector<float> coeffs_;
+  const ChannelEpilogue* epilogue_ = nullptr;  // not owned: the net's
   bool stable_prod_grad_ = true;
   std::vector<int> winner_;  // MAX: which bottom each output came from
   SyncedMemory winner_gpu_;  // the same on the GPU (its own: the CPU's is not kept in step)

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -124,6 +125,11 @@ void copy_rows(int64_t rows, int64_t width, const float* x, int64_t x_stride, fl
 void add_scalar(int64_t n, float alpha, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha;
 }
+
+void clamp(int64_t n, float low, float high, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], low), high);
+}
+
 void sqr(int64_t n, const float* a, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] * a[i];
 }

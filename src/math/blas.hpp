@@ -41,6 +41,7 @@ void div(int64_t n, const float* a, const float* b, float* y);  // y = a / b
 void copy_rows(int64_t rows, int64_t width, const float* x, int64_t x_stride, float* y,
                int64_t y_stride);
 void add_scalar(int64_t n, float alpha, float* y);             // y += alpha
+void clamp(int64_t n, float low, float high, float* y);        // y = min(max(y, low), high)
 void sqr(int64_t n, const float* a, float* y);
 void powx(int64_t n, const float* a, float exponent, float* y);
 void exp(int64_t n, const float* a, float* y);

@@ -3,6 +3,7 @@
 // every engine, for partial passes, and after its parameters change.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 
@@ -253,6 +254,69 @@ TEST_P(Fusion, FoldedParametersFollowEveryChange) {
       for (int i = 0; i < count; ++i) weights[i] = 0.25f - weights[i];
     }
     expect_same("after weights written through memory handed out");
+  }
+}
+
+// A residual block's sum, then `activation` in place on it ('act' on 'sum').
+NetParameter residual_net(Phase phase, const std::string& engine, const std::string& activation) {
+  NetParameter param;
+  parse_text(
+      "layer { name: 'in' type: 'Input' top: 'data' top: 'label' "
+      "  input_param { shape { dim: 2 dim: 8 dim: 6 dim: 6 } shape { dim: 2 } } }\n"
+      "layer { name: 'a' type: 'Convolution' bottom: 'data' top: 'a' "
+      "  convolution_param { num_output: 8 kernel_size: 3 pad: 1 engine: " + engine +
+          "  weight_filler { type: 'gaussian' std: 0.3 } } }\n"
+          "layer { name: 'b' type: 'Convolution' bottom: 'data' top: 'b' "
+          "  convolution_param { num_output: 8 kernel_size: 1 engine: " + engine +
+          "  weight_filler { type: 'gaussian' std: 0.3 } } }\n"
+          "layer { name: 'sum' type: 'Eltwise' bottom: 'a' bottom: 'b' top: 'sum' }\n" +
+          activation +
+          "layer { name: 'ip' type: 'InnerProduct' bottom: 'sum' top: 'ip' "
+          "  inner_product_param { num_output: 3 weight_filler { type: 'gaussian' std: 0.1 } } }\n"
+          "layer { name: 'loss' type: 'SoftmaxWithLoss' bottom: 'ip' bottom: 'label' top: 'loss' }\n",
+      "<residual fusion net>", &param);
+  param.mutable_state()->set_phase(phase);
+  return param;
+}
+
+// The sum computes the ReLU after it in its own pass; training keeps every gradient (the ReLU's
+// backward still runs, on the output the sum left).
+TEST_P(Fusion, ResidualSumFusesTheReluAfterIt) {
+  NetPair nets(residual_net(
+      TRAIN, engine(), "layer { name: 'act' type: 'ReLU' bottom: 'sum' top: 'sum' }\n"));
+  Net& fused = *nets.fused;
+  EXPECT_EQ(fused.fused_until(index_of(fused, "sum")), index_of(fused, "act"));
+  const float fused_loss = fused.forward_backward();
+  const float plain_loss = nets.plain->forward_backward();
+  EXPECT_NEAR(fused_loss, plain_loss, 1e-5f * std::abs(plain_loss));
+  const std::vector<float> sum = data_of(*nets.plain->blob_by_name("sum"));
+  expect_agree(sum, data_of(*fused.blob_by_name("sum")), "sum after the relu", 1e-5f);
+  EXPECT_GT(std::count(sum.begin(), sum.end(), 0.0f), 0) << "the ReLU must have cut something";
+  for (const std::string layer : {"a", "b"}) {
+    expect_agree(diff_of(*nets.plain->layer_by_name(layer).blobs()[0]),
+                 diff_of(*fused.layer_by_name(layer).blobs()[0]), layer + " gradient", 1e-5f);
+  }
+  expect_agree(diff_of(*nets.plain->blob_by_name("data")), diff_of(*fused.blob_by_name("data")),
+               "data gradient", 1e-5f);
+}
+
+// A Clip after the sum, in inference: one whose range holds 0 (it may run on oneDNN's blocks,
+// whose padding stays 0) and one whose range does not (the sum then runs on plain values).
+TEST_P(Fusion, ResidualSumFusesAClip) {
+  for (const std::string range : {"min: -0.2 max: 0.3", "min: 0.1 max: 0.4"}) {
+    SCOPED_TRACE(range);
+    NetPair nets(residual_net(TEST, engine(),
+                              "layer { name: 'act' type: 'Clip' bottom: 'sum' top: 'sum' "
+                              "  clip_param { " + range + " } }\n"));
+    EXPECT_EQ(nets.fused->fused_until(index_of(*nets.fused, "sum")),
+              index_of(*nets.fused, "act"));
+    nets.fused->forward();
+    nets.plain->forward();
+    const std::vector<float> sum = data_of(*nets.plain->blob_by_name("sum"));
+    expect_agree(sum, data_of(*nets.fused->blob_by_name("sum")), "sum after the clip", 1e-5f);
+    const auto [low, high] = std::minmax_element(sum.begin(), sum.end());
+    EXPECT_GT(std::count(sum.begin(), sum.end(), *low), 1) << "the clip must cut below";
+    EXPECT_GT(std::count(sum.begin(), sum.end(), *high), 1) << "the clip must cut above";
   }
 }
 
