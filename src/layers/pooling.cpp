@@ -23,9 +23,16 @@
 #include "math/onednn.hpp"
 #include "math/parallel.hpp"
 #include "math/random.hpp"
+#include "math/simd.hpp"
 
 namespace engine {
 namespace {
+
+// maxima[w] = max(maxima[w], row[w]); std::max keeps maxima[w] against a NaN, as Caffe's
+// strictly-greater comparison does.
+ENGINE_VECTORIZED void row_max(int64_t width, const float* row, float* maxima) {
+  for (int64_t w = 0; w < width; ++w) maxima[w] = std::max(maxima[w], row[w]);
+}
 
 struct PoolGeometry {
   int num = 0, channels = 0, height = 0, width = 0;
@@ -187,14 +194,20 @@ class PoolingLayer : public Layer {
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
 #ifdef ENGINE_USE_ONEDNN
     if (onednn_ready_ && prepare_onednn(*bottom[0], backward_runs_)) {
-      onednn_forward(*bottom[0], *top[0]);
+      onednn_forward(*bottom[0], *top[0]->data_memory());
       return;
     }
 #endif
     switch (method_) {
       case PoolingParameter::MAX:
-        max_forward(bottom[0]->cpu_data(), top[0]->mutable_cpu_data(),
-                    top.size() > 1 ? top[1]->mutable_cpu_data() : nullptr);
+        // With no backward pass planned (and no mask top), the maxima alone.
+        argmax_fresh_ = backward_runs_ || top.size() > 1;
+        if (argmax_fresh_) {
+          max_forward(bottom[0]->cpu_data(), top[0]->mutable_cpu_data(),
+                      top.size() > 1 ? top[1]->mutable_cpu_data() : nullptr);
+        } else {
+          max_values(bottom[0]->cpu_data(), top[0]->mutable_cpu_data());
+        }
         break;
       case PoolingParameter::AVE:
         average_forward(bottom[0]->cpu_data(), top[0]->mutable_cpu_data());
@@ -215,11 +228,13 @@ class PoolingLayer : public Layer {
                     const Blobs& bottom) override {
     if (!propagate_down[0]) return;
 #ifdef ENGINE_USE_ONEDNN
-    // The primitives (and max pooling's workspace) of the forward pass; a forward pass made
-    // for inference (the net planned no backward pass here) is made again for training.
+    // The primitives (and max pooling's workspace) of the forward pass. After a forward pass
+    // made without one (the net planned no backward pass here), the training pass runs again
+    // for its workspace, into a buffer of its own: the top may have changed since (in place).
     if (onednn_ready_ && built_for_ != dnnl::memory::desc()) {
       if (!built_for_training_ && prepare_onednn(*bottom[0], true)) {
-        onednn_forward(*bottom[0], *top[0]);
+        recomputed_top_.resize(sizeof(float) * static_cast<size_t>(top[0]->count()));
+        onednn_forward(*bottom[0], recomputed_top_);
       }
       onednn_backward(*top[0], *bottom[0]);
       return;
@@ -230,6 +245,12 @@ class PoolingLayer : public Layer {
     // Each path below writes the whole bottom gradient (the scatters clear it plane by plane).
     switch (method_) {
       case PoolingParameter::MAX:
+        if (!argmax_fresh_) {
+          // The forward pass kept no argmax: find it again (the top may have changed since).
+          recomputed_maxima_.resize(argmax_.size());
+          max_forward(bottom[0]->cpu_data(), recomputed_maxima_.data(), nullptr);
+          argmax_fresh_ = true;
+        }
         scatter_to_chosen(top_diff, argmax_.data(), bottom_diff);
         break;
       case PoolingParameter::AVE:
@@ -416,6 +437,30 @@ class PoolingLayer : public Layer {
       const int64_t n = static_cast<int64_t>(argmax_.size());
       for (int64_t i = 0; i < n; ++i) mask_top[i] = static_cast<float>(argmax_[i]);
     }
+  }
+
+  // max_forward's values without the argmax, for a pass no backward pass follows: the maxima
+  // of the window's rows a whole row at a time (vectorized), then along the columns.
+  void max_values(const float* in, float* top_data) {
+    const PoolGeometry& g = geometry_;
+    column_maxima_.resize(cpu::threads());
+    cpu::parallel_for(planes(), in_plane(), [&](int64_t plane, int thread) {
+      std::vector<float>& maxima = column_maxima_[thread];
+      maxima.resize(g.width);
+      const float* src = in + plane * in_plane();
+      float* out = top_data + plane * out_plane();
+      for (int ph = 0; ph < g.pooled_h; ++ph) {
+        std::fill(maxima.begin(), maxima.end(), -FLT_MAX);
+        for (int h = rows_.start[ph]; h < rows_.end[ph]; ++h) {
+          row_max(g.width, src + int64_t(h) * g.width, maxima.data());
+        }
+        for (int pw = 0; pw < g.pooled_w; ++pw) {
+          float best = -FLT_MAX;
+          for (int w = cols_.start[pw]; w < cols_.end[pw]; ++w) best = std::max(best, maxima[w]);
+          *out++ = best;
+        }
+      }
+    });
   }
 
   // Routes each output's gradient to the input element it took (MAX, STOCHASTIC in TRAIN).
@@ -634,10 +679,10 @@ class PoolingLayer : public Layer {
     return true;
   }
 
-  void onednn_forward(Blob& bottom, Blob& top) {
+  void onednn_forward(Blob& bottom, SyncedMemory& top) {
     std::unordered_map<int, dnnl::memory> args = {
         {DNNL_ARG_SRC, src_.in(*bottom.data_memory())},
-        {DNNL_ARG_DST, dst_.out(*top.data_memory())}};
+        {DNNL_ARG_DST, dst_.out(top)}};
     if (has_workspace_) args[DNNL_ARG_WORKSPACE] = workspace_mem_;
     onednn::run(onednn_forward_, args);
     dst_.finish();
@@ -661,6 +706,7 @@ class PoolingLayer : public Layer {
   onednn::Output dst_, diff_src_;
   dnnl::memory workspace_mem_;
   bool has_workspace_ = false;
+  SyncedMemory recomputed_top_;  // an unplanned backward pass's forward output
 #endif
 
   int method_ = PoolingParameter::MAX;
@@ -671,6 +717,9 @@ class PoolingLayer : public Layer {
   PoolGeometry geometry_;
   Windows rows_, cols_;
   std::vector<int> argmax_;   // index into the H*W plane, per output (MAX)
+  bool argmax_fresh_ = false;  // whether argmax_ is the last forward pass's
+  std::vector<float> recomputed_maxima_;  // the values of an argmax found again
+  std::vector<std::vector<float>> column_maxima_;  // max_values' rows, per thread
   std::vector<float> draws_;  // uniform draws, per output (STOCHASTIC, TRAIN)
   std::vector<int> chosen_;   // index of the sampled element, per output (STOCHASTIC, TRAIN)
 };

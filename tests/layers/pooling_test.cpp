@@ -365,6 +365,39 @@ TEST(PoolingLayer, OneDnnAgreesWithReference) {
   expect_paths_agree("pool: AVE kernel_size: 3 stride: 2", shape, false, true, false);
 }
 
+// A layer told that no backward pass follows (as a net tells its TEST-phase layers) computes
+// the maxima alone, with Caffe's values (ties, NaN skipped, -inf); a backward pass asked for
+// anyway finds the argmax again from the bottom, leaving the top as it is.
+TEST(PoolingLayer, MaxWithoutABackwardPassPlannedKeepsCaffesValues) {
+  for (const std::string& engine : engines()) {
+    for (const GradientCase& c : kGradientCases) {
+      SCOPED_TRACE(engine + " " + c.fields);
+      Blob bottom(c.shape), planned_top, top;
+      fill_distinct(bottom, 3);
+      float* x = bottom.mutable_cpu_data();
+      for (int64_t i = 0; i < bottom.count(); i += 3) x[i] = std::max(x[i], 0.0f);  // ties
+      // oneDNN's kernels may treat a NaN otherwise (Caffe's code is what this is about).
+      if (engine == "CAFFE") x[1] = std::nanf("");
+      x[bottom.count() - 1] = -INFINITY;
+      LayerPtr planned = pooling("pool: MAX " + c.fields, engine);
+      LayerPtr alone = pooling("pool: MAX " + c.fields, engine);
+      planned->setup({&bottom}, {&planned_top});
+      alone->setup({&bottom}, {&top});
+      alone->set_backward_plan(false, {false});
+      planned->forward({&bottom}, {&planned_top});
+      alone->forward({&bottom}, {&top});
+      EXPECT_EQ(data_of(top), data_of(planned_top));
+      same_random_diff(planned_top, top);
+      set_blob(top, std::vector<float>(top.count(), 7.0f));  // a later in-place layer's work
+      planned->backward({&planned_top}, {true}, {&bottom});
+      const std::vector<float> expected = diff_of(bottom);
+      alone->backward({&top}, {true}, {&bottom});
+      EXPECT_EQ(diff_of(bottom), expected);
+      EXPECT_EQ(data_of(top), std::vector<float>(top.count(), 7.0f));
+    }
+  }
+}
+
 TEST(PoolingLayer, BadParametersNameTheLayerAndTheProblem) {
   struct Case {
     std::string fields, expected;
