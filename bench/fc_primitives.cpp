@@ -150,27 +150,34 @@ Times matmul(const Shape& s, Buffers& b, dnnl::engine& engine, dnnl::stream& str
   dnnl::matmul data = make(dst, weights, nullptr, src, false);
   dnnl::matmul weight_grad = make(diff_dst_t, src, nullptr, weights, true);
   dnnl::matmul bias_grad = make(ones, dst, nullptr, bias, true);
+  memory src_m = wrap(src, b.src, engine), dst_m = wrap(dst, b.dst, engine);
+  memory weights_t_m = wrap(weights_t, b.weights, engine), bias_m = wrap(bias, b.bias, engine);
+  memory diff_dst = wrap(dst, b.diff_dst, engine), weights_m = wrap(weights, b.weights, engine);
+  memory diff_src = wrap(src, b.diff_src, engine);
+  memory diff_dst_t_m = wrap(diff_dst_t, b.diff_dst, engine);
+  memory diff_weights = wrap(weights, b.diff_weights, engine), ones_m = wrap(ones, b.ones, engine);
+  memory diff_bias = wrap(bias, b.diff_bias, engine);
   Times t;
   t.forward = best_ms([&] {
-    forward.execute(stream, {{DNNL_ARG_SRC, wrap(src, b.src, engine)},
-                             {DNNL_ARG_WEIGHTS, wrap(weights_t, b.weights, engine)},
-                             {DNNL_ARG_BIAS, wrap(bias, b.bias, engine)},
-                             {DNNL_ARG_DST, wrap(dst, b.dst, engine)}});
+    forward.execute(stream, {{DNNL_ARG_SRC, src_m},
+                             {DNNL_ARG_WEIGHTS, weights_t_m},
+                             {DNNL_ARG_BIAS, bias_m},
+                             {DNNL_ARG_DST, dst_m}});
     stream.wait();
   });
   t.data = best_ms([&] {
-    data.execute(stream, {{DNNL_ARG_SRC, wrap(dst, b.diff_dst, engine)},
-                          {DNNL_ARG_WEIGHTS, wrap(weights, b.weights, engine)},
-                          {DNNL_ARG_DST, wrap(src, b.diff_src, engine)}});
+    data.execute(stream, {{DNNL_ARG_SRC, diff_dst},
+                          {DNNL_ARG_WEIGHTS, weights_m},
+                          {DNNL_ARG_DST, diff_src}});
     stream.wait();
   });
   t.weights = best_ms([&] {
-    weight_grad.execute(stream, {{DNNL_ARG_SRC, wrap(diff_dst_t, b.diff_dst, engine)},
-                                 {DNNL_ARG_WEIGHTS, wrap(src, b.src, engine)},
-                                 {DNNL_ARG_DST, wrap(weights, b.diff_weights, engine)}});
-    bias_grad.execute(stream, {{DNNL_ARG_SRC, wrap(ones, b.ones, engine)},
-                               {DNNL_ARG_WEIGHTS, wrap(dst, b.diff_dst, engine)},
-                               {DNNL_ARG_DST, wrap(bias, b.diff_bias, engine)}});
+    weight_grad.execute(stream, {{DNNL_ARG_SRC, diff_dst_t_m},
+                                 {DNNL_ARG_WEIGHTS, src_m},
+                                 {DNNL_ARG_DST, diff_weights}});
+    bias_grad.execute(stream, {{DNNL_ARG_SRC, ones_m},
+                               {DNNL_ARG_WEIGHTS, diff_dst},
+                               {DNNL_ARG_DST, diff_bias}});
     stream.wait();
   });
   return t;
@@ -208,9 +215,9 @@ int main(int argc, char** argv) {
                           {"fc8", batch, 1000, 4096}};
   std::printf("best of %d runs, ms; batch %lld; ratio = total / OpenBLAS total\n", rounds(),
               static_cast<long long>(batch));
-  std::printf("%-5s %-34s %8s %9s %9s %8s %6s\n", "layer", "implementation", "forward",
+  std::printf("%-5s %-36s %8s %9s %9s %8s %6s\n", "layer", "implementation", "forward",
               "bwd data", "bwd wts", "total", "ratio");
-  std::printf("%s\n", std::string(85, '-').c_str());
+  std::printf("%s\n", std::string(87, '-').c_str());
   for (const Shape& shape : shapes) {
     Buffers buffers(shape);
     struct Row {
@@ -227,7 +234,7 @@ int main(int argc, char** argv) {
     const double reference = blas.forward + blas.data + blas.weights;
     for (const Row& row : rows) {
       const double total = row.times.forward + row.times.data + row.times.weights;
-      std::printf("%-5s %-34s %8.2f %9.2f %9.2f %8.2f %6.2f%s%s\n", shape.name, row.name.c_str(),
+      std::printf("%-5s %-36s %8.2f %9.2f %9.2f %8.2f %6.2f%s%s\n", shape.name, row.name.c_str(),
                   row.times.forward, row.times.data, row.times.weights, total, total / reference,
                   row.times.note.empty() ? "" : "  ", row.times.note.c_str());
     }

@@ -1,12 +1,14 @@
-// Fusion of in-place layers into the convolution before them: a Net finds a Convolution (or
+// Fusion of in-place layers into the layer before them: a Net finds a Convolution (or
 // Deconvolution) whose top is then rewritten in place by per-channel affine layers (BatchNorm
 // with stored statistics, Scale with a learned factor) that run no backward, and/or by a ReLU
-// (or a Clip, MobileNet's ReLU6, that runs no backward), and has the convolution compute them at
-// the end of its CPU forward pass, in one pass over its output instead of one or more per layer;
-// those layers' forward passes are then skipped. The result is the same blob the layers would
-// have left (in place, nobody sees the values between them). The affine coefficients are read
-// from the layers at every pass, so loaded or edited parameters take effect. A ReLU's backward
-// still runs as its own layer: it needs only the output, which the fused pass leaves.
+// (or a Clip, MobileNet's ReLU6, that runs no backward), and has the convolution compute them in
+// its CPU forward pass (the affine part folded into its weights and bias, or one pass over its
+// output), instead of one or more passes per layer; those layers' forward passes are then
+// skipped. A residual sum (Eltwise SUM) takes the ReLU or Clip alone
+// (Layer::epilogue_takes_affine). The result is the same blob the layers would have left (in
+// place, nobody sees the values between them). The affine coefficients are read from the layers
+// at every pass, so loaded or edited parameters take effect. A ReLU's backward still runs as its
+// own layer: it needs only the output, which the fused pass leaves.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,8 @@ struct ChannelClamp {
   float low = 0;
   float high = std::numeric_limits<float>::infinity();
   bool is_relu() const { return low == 0 && high == std::numeric_limits<float>::infinity(); }
+  // Whether 0 stays 0 (so blocked layouts' zero padding stays zero).
+  bool keeps_zero() const { return low <= 0 && high >= 0; }
 };
 
 class ChannelEpilogue {

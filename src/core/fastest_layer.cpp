@@ -365,8 +365,9 @@ class FastestLayer : public Layer {
     std::ostringstream key;
     static const std::string machine = machine_identity();
     // kChoiceVersion: raise it when an implementation changes enough to void old choices.
+    // The backward plan too: layers that run none compute forward-only passes (pooling).
     key << kChoiceVersion << '|' << machine << '|' << settings.SerializeAsString() << '|'
-        << runs_backward();
+        << runs_backward() << backward_runs_;
     for (const Blob* blob : bottom) key << '|' << blob->shape_string();
     for (const Blob* blob : bottom) {
       if (const HostLayoutPtr& layout = arrangement(*blob)) key << '|' << layout->name();

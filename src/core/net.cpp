@@ -441,8 +441,8 @@ float Net::forward_from_to(int start, int end) {
   int i = start;
   try {
     for (; i <= end; ++i) {
-      // A convolution computes the layers fused into it when this pass runs them all, on the
-      // CPU; otherwise every layer runs itself.
+      // A layer computes the layers fused into it (channel_epilogue.hpp) when this pass runs
+      // them all, on the CPU; otherwise every layer runs itself.
       const int last = fused_until_[i];
       const bool fused = last > i && last <= end && Context::mode() == Mode::CPU;
       if (last > i) layers_[i]->set_epilogue(fused ? epilogues_[i].get() : nullptr);

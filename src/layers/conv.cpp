@@ -201,15 +201,14 @@ ConvolutionLayerBase::FoldedParameters& ConvolutionLayerBase::folded_parameters(
   epilogue_->coefficients(spec_.num_output, &scale_, &shift_);
   const SyncedMemory& weights = *blobs_[0]->data_memory();
   const SyncedMemory* bias = spec_.bias_term ? blobs_[1]->data_memory().get() : nullptr;
-  FoldedParameters& folded = folded_;
-  if (folded.weights.size() == weights.size() && !weights.changed_since(folded.weights_stamp) &&
-      (!bias || !bias->changed_since(folded.bias_stamp)) && scale_ == folded.scale &&
-      shift_ == folded.shift) {
-    return folded;
+  if (folded_.weights.size() == weights.size() && !weights.changed_since(folded_.weights_stamp) &&
+      (!bias || !bias->changed_since(folded_.bias_stamp)) && scale_ == folded_.scale &&
+      shift_ == folded_.shift) {
+    return folded_;
   }
   const Blob& weight_blob = *blobs_[0];
-  folded.weights.resize(weights.size());
-  float* out = static_cast<float*>(folded.weights.mutable_host_data());
+  folded_.weights.resize(weights.size());
+  float* out = static_cast<float*>(folded_.weights.mutable_host_data());
   const float* in = weight_blob.cpu_data();
   // Convolution's weight rows are its output channels; Deconvolution's [C, num_output / group]
   // rows and columns map to output channel (row / (C / group)) * (num_output / group) + column.
@@ -223,16 +222,16 @@ ConvolutionLayerBase::FoldedParameters& ConvolutionLayerBase::folded_parameters(
       for (int64_t k = 0; k < kernel; ++k) out[start + k] = in[start + k] * scale_[channel];
     }
   }
-  folded.bias = shift_;
+  folded_.bias = shift_;
   if (bias) {
     const float* b = blobs_[1]->cpu_data();
-    for (int c = 0; c < spec_.num_output; ++c) folded.bias[c] += b[c] * scale_[c];
+    for (int c = 0; c < spec_.num_output; ++c) folded_.bias[c] += b[c] * scale_[c];
   }
-  folded.scale = scale_;
-  folded.shift = shift_;
-  folded.weights_stamp = weights.stamp();
-  folded.bias_stamp = bias ? bias->stamp() : 0;
-  return folded;
+  folded_.scale = scale_;
+  folded_.shift = shift_;
+  folded_.weights_stamp = weights.stamp();
+  folded_.bias_stamp = bias ? bias->stamp() : 0;
+  return folded_;
 }
 
 void ConvolutionLayerBase::reshape(const Blobs& bottom, const Blobs& top) {

@@ -84,7 +84,8 @@ class ConvolutionLayerBase : public Layer {
   // inside the convolution (the sum scaled is the sum of the scaled terms): each output
   // channel's weights times scale[c], and the bias b[c] * scale[c] + shift[c] (shift[c] alone
   // without a bias term). Remade only when the weights, the bias or the coefficients change, so
-  // an inference net pays for the fused BatchNorm and Scale once. Needs an epilogue with
+  // an inference net pays for the fused BatchNorm and Scale once (but for weights rewritten at
+  // every pass: rounded for emulated bf16, or handed out to numpy). Needs an epilogue with
   // has_affine().
   struct FoldedParameters {
     SyncedMemory weights;     // plain, in the weight blob's shape

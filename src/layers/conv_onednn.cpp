@@ -162,7 +162,7 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
  private:
   // The forward primitive computing `epilogue`: with a bias (its affine part folded into the
   // weights and bias) and the clamp as a post-op; made once per kind of epilogue and shape.
-  // False where oneDNN has none (or it would write another format than the plain primitive's).
+  // False where oneDNN has none (or it would take other formats than the plain primitive's).
   bool prepare_fused(const ChannelEpilogue& epilogue) {
     const int kind = (epilogue.has_affine() ? 2 : 0) + (epilogue.clamps() ? 1 : 0);
     if (kind == fused_kind_) return fused_ready_;
@@ -181,7 +181,10 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
       const typename Primitives::Forward::primitive_desc fused(
           epilogue.has_affine() ? *biased_forward_desc_ : *forward_desc_, attributes,
           onednn::cpu_engine());
-      if (fused.dst_desc() != dst_desc_ || fused.weights_desc() != weights_desc_) return false;
+      if (fused.src_desc() != src_desc_ || fused.weights_desc() != weights_desc_ ||
+          fused.dst_desc() != dst_desc_) {
+        return false;
+      }
       fused_forward_ = typename Primitives::Forward(fused);
     } catch (const dnnl::error&) {
       return false;
@@ -249,8 +252,9 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
                                        dilates, pad_l, pad_r),
         engine, forward_pd);
     forward_ = Forward(forward_pd);
-    dst_desc_ = forward_pd.dst_desc();
+    src_desc_ = forward_pd.src_desc();
     weights_desc_ = forward_pd.weights_desc();
+    dst_desc_ = forward_pd.dst_desc();
     fused_kind_ = -1;
     backward_data_ = BackwardData(data_pd);
     backward_weights_ = BackwardWeights(weights_pd);
@@ -276,7 +280,7 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
   bool native_bf16_ = false;
   // desc has no empty state. The biased one is forward_desc_ with a bias, for folding.
   std::optional<typename Primitives::Forward::desc> forward_desc_, biased_forward_desc_;
-  memory::desc dst_desc_, weights_desc_;
+  memory::desc src_desc_, weights_desc_, dst_desc_;  // the plain primitive's formats
   typename Primitives::Forward fused_forward_;
   int fused_kind_ = -1;  // the epilogue fused_forward_ computes: 2 affine + 1 clamp; -1 none yet
   bool fused_ready_ = false;

@@ -141,12 +141,11 @@ class EltwiseLayer : public Layer {
     std::vector<const SyncedMemory*> memories;
     for (const Blob* blob : bottom) memories.push_back(blob->data_memory().get());
     HostLayoutPtr layout = shared_arrangement(memories);
-    if (!top[0]->data_memory()->may_arrange() || (clamp && !(clamp->low <= 0 && clamp->high >= 0))) {
-      layout.reset();
-    }
+    if (!top[0]->data_memory()->may_arrange() || (clamp && !clamp->keeps_zero())) layout.reset();
     std::vector<const float*> parts;
     for (const Blob* blob : bottom) {
-      parts.push_back(layout ? static_cast<const float*>(blob->data_memory()->arranged_data(*layout))
+      const SyncedMemory& values = *blob->data_memory();
+      parts.push_back(layout ? static_cast<const float*>(values.arranged_data(*layout))
                              : blob->cpu_data());
     }
     // In place (top == bottom 0), the top's arranged buffer is bottom 0's.
@@ -160,7 +159,9 @@ class EltwiseLayer : public Layer {
       for (int64_t start = begin; start < end; start += kBlock) {
         const int64_t n = std::min(kBlock, end - start);
         cpu::scale(n, coeffs_[0], parts[0] + start, out + start);
-        for (size_t i = 1; i < parts.size(); ++i) cpu::axpy(n, coeffs_[i], parts[i] + start, out + start);
+        for (size_t i = 1; i < parts.size(); ++i) {
+          cpu::axpy(n, coeffs_[i], parts[i] + start, out + start);
+        }
         if (clamp) cpu::clamp(n, clamp->low, clamp->high, out + start);
       }
     });

@@ -195,6 +195,7 @@ class PoolingLayer : public Layer {
 #ifdef ENGINE_USE_ONEDNN
     if (onednn_ready_ && prepare_onednn(*bottom[0], backward_runs_)) {
       onednn_forward(*bottom[0], *top[0]->data_memory());
+      argmax_fresh_ = false;
       return;
     }
 #endif
@@ -229,13 +230,15 @@ class PoolingLayer : public Layer {
     if (!propagate_down[0]) return;
 #ifdef ENGINE_USE_ONEDNN
     // The primitives (and max pooling's workspace) of the forward pass. After a forward pass
-    // made without one (the net planned no backward pass here), the training pass runs again
-    // for its workspace, into a buffer of its own: the top may have changed since (in place).
+    // made without them (the net planned no backward pass here), max pooling's training pass
+    // runs again for its workspace, into a buffer of its own: the top may have changed since
+    // (in place). Where oneDNN cannot, the reference code below finds the argmax itself.
+    if (onednn_ready_ && built_for_ != dnnl::memory::desc() && !built_for_training_ &&
+        prepare_onednn(*bottom[0], true) && has_workspace_) {
+      recomputed_top_.resize(sizeof(float) * static_cast<size_t>(top[0]->count()));
+      onednn_forward(*bottom[0], recomputed_top_);
+    }
     if (onednn_ready_ && built_for_ != dnnl::memory::desc()) {
-      if (!built_for_training_ && prepare_onednn(*bottom[0], true)) {
-        recomputed_top_.resize(sizeof(float) * static_cast<size_t>(top[0]->count()));
-        onednn_forward(*bottom[0], recomputed_top_);
-      }
       onednn_backward(*top[0], *bottom[0]);
       return;
     }

@@ -257,17 +257,18 @@ TEST_P(Fusion, FoldedParametersFollowEveryChange) {
   }
 }
 
-// A residual block's sum, then `activation` in place on it ('act' on 'sum').
+// A residual block's sum, then `activation` in place on it ('act' on 'sum'); 12 channels, so
+// that blocks of 8 or 16 channels have padding.
 NetParameter residual_net(Phase phase, const std::string& engine, const std::string& activation) {
   NetParameter param;
   parse_text(
       "layer { name: 'in' type: 'Input' top: 'data' top: 'label' "
       "  input_param { shape { dim: 2 dim: 8 dim: 6 dim: 6 } shape { dim: 2 } } }\n"
       "layer { name: 'a' type: 'Convolution' bottom: 'data' top: 'a' "
-      "  convolution_param { num_output: 8 kernel_size: 3 pad: 1 engine: " + engine +
+      "  convolution_param { num_output: 12 kernel_size: 3 pad: 1 engine: " + engine +
           "  weight_filler { type: 'gaussian' std: 0.3 } } }\n"
           "layer { name: 'b' type: 'Convolution' bottom: 'data' top: 'b' "
-          "  convolution_param { num_output: 8 kernel_size: 1 engine: " + engine +
+          "  convolution_param { num_output: 12 kernel_size: 1 engine: " + engine +
           "  weight_filler { type: 'gaussian' std: 0.3 } } }\n"
           "layer { name: 'sum' type: 'Eltwise' bottom: 'a' bottom: 'b' top: 'sum' }\n" +
           activation +

@@ -135,14 +135,29 @@ TEST(LRNLayer, Gradient) {
   }
 }
 
+#ifdef ENGINE_USE_ONEDNN
+// Leaves the blob's values arranged in oneDNN's nChw8c, as a oneDNN layer before it would.
+void arrange_blocked(Blob& blob) {
+  const std::vector<float> values = data_of(blob);
+  const onednn::LayoutPtr layout = onednn::make_layout(
+      dnnl::memory::desc(onednn::dims(blob.shape()), dnnl::memory::data_type::f32,
+                         dnnl::memory::format_tag::nChw8c));
+  layout->from_plain(values.data(), blob.data_memory()->mutable_arranged_data(layout));
+}
+#endif
+
 // Without `backward_planned`, the oneDNN layer is told that no backward pass will run (as a net
-// tells its TEST-phase layers): its forward pass keeps nothing for one, and a backward pass
-// asked for anyway must still be right.
+// tells its TEST-phase layers), and its bottom arrives blocked, where oneDNN's backward pass
+// would run: its forward pass keeps nothing for one, and a backward pass asked for anyway must
+// still be right.
 void expect_paths_agree(const std::string& fields, const std::vector<int>& shape,
                         bool backward_planned = true) {
   SCOPED_TRACE(fields + (backward_planned ? "" : ", no backward planned"));
   Blob bottom(shape), ref_bottom(shape), top, ref_top;
   fill_gaussian(bottom, 2.0f);
+#ifdef ENGINE_USE_ONEDNN
+  if (!backward_planned) arrange_blocked(bottom);
+#endif
   ref_bottom.share_data(bottom);
   LayerPtr fast = lrn(fields, "ONEDNN");
   LayerPtr reference = lrn(fields, "CAFFE");

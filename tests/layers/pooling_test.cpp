@@ -366,8 +366,9 @@ TEST(PoolingLayer, OneDnnAgreesWithReference) {
 }
 
 // A layer told that no backward pass follows (as a net tells its TEST-phase layers) computes
-// the maxima alone, with Caffe's values (ties, NaN skipped, -inf); a backward pass asked for
-// anyway finds the argmax again from the bottom, leaving the top as it is.
+// the maxima alone, with Caffe's values (ties; on Caffe's path NaN skipped, and -FLT_MAX with
+// no gradient for a window of -inf); a backward pass asked for anyway finds the argmax again
+// from the bottom, leaving the top as it is.
 TEST(PoolingLayer, MaxWithoutABackwardPassPlannedKeepsCaffesValues) {
   for (const std::string& engine : engines()) {
     for (const GradientCase& c : kGradientCases) {
@@ -376,9 +377,12 @@ TEST(PoolingLayer, MaxWithoutABackwardPassPlannedKeepsCaffesValues) {
       fill_distinct(bottom, 3);
       float* x = bottom.mutable_cpu_data();
       for (int64_t i = 0; i < bottom.count(); i += 3) x[i] = std::max(x[i], 0.0f);  // ties
-      // oneDNN's kernels may treat a NaN otherwise (Caffe's code is what this is about).
-      if (engine == "CAFFE") x[1] = std::nanf("");
-      x[bottom.count() - 1] = -INFINITY;
+      // oneDNN's kernels may treat these otherwise (Caffe's code is what this is about).
+      if (engine == "CAFFE") {
+        x[1] = std::nanf("");
+        const int plane = c.shape[2] * c.shape[3];
+        std::fill(x + bottom.count() - plane, x + bottom.count(), -INFINITY);
+      }
       LayerPtr planned = pooling("pool: MAX " + c.fields, engine);
       LayerPtr alone = pooling("pool: MAX " + c.fields, engine);
       planned->setup({&bottom}, {&planned_top});
