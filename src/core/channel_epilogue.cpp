@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/layer.hpp"
+#include "math/blas.hpp"
 #include "math/parallel.hpp"
 #include "math/simd.hpp"
 
@@ -36,12 +37,14 @@ void ChannelEpilogue::coefficients(int channels, std::vector<float>* scale,
 
 void ChannelEpilogue::apply(int num, int channels, int64_t plane, float* data,
                             bool affine) const {
-  if (affine) {
-    coefficients(channels, &scale_, &shift_);
-  } else {
-    scale_.assign(channels, 1.0f);
-    shift_.assign(channels, 0.0f);
+  if (!affine) {
+    if (!clamps_) return;
+    cpu::parallel_chunks(int64_t(num) * channels * plane, [&](int64_t begin, int64_t end) {
+      cpu::clamp(end - begin, clamp_.low, clamp_.high, data + begin);
+    });
+    return;
   }
+  coefficients(channels, &scale_, &shift_);
   const int64_t planes = int64_t(num) * channels;
   cpu::parallel_for(planes, plane, [&](int64_t p, int) {
     const int c = static_cast<int>(p % channels);

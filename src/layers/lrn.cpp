@@ -413,31 +413,34 @@ class LRNLayer : public Layer {
       const auto algorithm = across_ ? dnnl::algorithm::lrn_across_channels
                                      : dnnl::algorithm::lrn_within_channel;
       const float k = across_ ? k_ : 1.0f;
-      const dnnl::lrn_forward::primitive_desc training_pd(
-          dnnl::lrn_forward::desc(dnnl::prop_kind::forward_training, algorithm, md, size_,
-                                  alpha_, beta_, k),
-          engine);
-      const dnnl::lrn_backward::primitive_desc backward_pd(
-          dnnl::lrn_backward::desc(algorithm, md, md, size_, alpha_, beta_, k), engine,
-          training_pd, /*allow_empty=*/true);
-      onednn_backward_ready_ = training && backward_pd &&
-                               std::string(backward_pd.impl_info_str()).find("ref") ==
-                                   std::string::npos;
+      const auto forward_pd = [&](dnnl::prop_kind prop) {
+        return dnnl::lrn_forward::primitive_desc(
+            dnnl::lrn_forward::desc(prop, algorithm, md, size_, alpha_, beta_, k), engine);
+      };
+      const dnnl::lrn_forward::primitive_desc planned_pd =
+          forward_pd(training ? dnnl::prop_kind::forward_training
+                              : dnnl::prop_kind::forward_inference);
+      dnnl::lrn_backward::primitive_desc backward_pd;
+      if (training) {
+        backward_pd = dnnl::lrn_backward::primitive_desc(
+            dnnl::lrn_backward::desc(algorithm, md, md, size_, alpha_, beta_, k), engine,
+            planned_pd, /*allow_empty=*/true);
+      }
+      onednn_backward_ready_ =
+          backward_pd && std::string(backward_pd.impl_info_str()).find("ref") == std::string::npos;
       has_workspace_ = false;
       if (onednn_backward_ready_) {
-        onednn_forward_ = dnnl::lrn_forward(training_pd);
+        onednn_forward_ = dnnl::lrn_forward(planned_pd);
         onednn_backward_ = dnnl::lrn_backward(backward_pd);
-        has_workspace_ = training_pd.workspace_desc().get_size() > 0;
-        if (has_workspace_) workspace_mem_ = memory(training_pd.workspace_desc(), engine);
+        has_workspace_ = planned_pd.workspace_desc().get_size() > 0;
+        if (has_workspace_) workspace_mem_ = memory(planned_pd.workspace_desc(), engine);
         diff_dst_.init(backward_pd.diff_dst_desc());
         diff_src_.init(backward_pd.diff_src_desc());
         src_for_backward_.init(backward_pd.src_desc());
       } else {
         // Our backward recomputes what it needs: no workspace to keep.
-        onednn_forward_ = dnnl::lrn_forward(dnnl::lrn_forward::primitive_desc(
-            dnnl::lrn_forward::desc(dnnl::prop_kind::forward_inference, algorithm, md, size_,
-                                    alpha_, beta_, k),
-            engine));
+        onednn_forward_ = dnnl::lrn_forward(
+            training ? forward_pd(dnnl::prop_kind::forward_inference) : planned_pd);
       }
       src_.init(md);
       dst_.init(md);
