@@ -20,6 +20,7 @@
 #include <glog/logging.h>
 
 #include "core/context.hpp"
+#include "layers/conv.hpp"
 #include "math/onednn.hpp"
 #include "math/random.hpp"
 
@@ -42,7 +43,7 @@ constexpr double kClearWin = 1.3;
 // Results agree when they differ by at most this fraction of the largest magnitude among the
 // preferred implementation's (fp32 rounding in another summation order is far below it).
 constexpr float kAgreement = 1e-3f;
-constexpr int kChoiceVersion = 5;
+constexpr int kChoiceVersion = 6;
 
 int engine_of(const LayerParameter& param) {
   const std::string& type = param.type();
@@ -580,6 +581,9 @@ std::vector<Implementation> implementations_to_measure(const LayerParameter& par
   Implementation caffe{"Caffe", with_engine(param, kEngineCaffe)};
   // LRN prefers its own code: oneDNN's backward on N x C x H x W blobs is a slow reference loop.
   if (param.type() == "LRN") return {caffe, onednn};
+  if (param.type() == "Convolution" && winograd::may_apply(param.convolution_param())) {
+    return {onednn, caffe, {"Winograd", with_engine(param, kEngineWinograd)}};
+  }
   return {onednn, caffe};
 }
 

@@ -234,6 +234,17 @@ ConvolutionLayerBase::FoldedParameters& ConvolutionLayerBase::folded_parameters(
   return folded_;
 }
 
+void ConvolutionLayerBase::accumulate_bias_gradient(const float* top_diff) {
+  float* bias_diff = blobs_[1]->mutable_cpu_diff();
+  const int64_t plane = top_plane();
+  for (int image = 0; image < num_; ++image) {
+    for (int o = 0; o < spec_.num_output; ++o) {
+      const float* p = top_diff + (int64_t(image) * spec_.num_output + o) * plane;
+      bias_diff[o] += static_cast<float>(cpu::sum(plane, p));
+    }
+  }
+}
+
 void ConvolutionLayerBase::reshape(const Blobs& bottom, const Blobs& top) {
   for (size_t i = 1; i < bottom.size(); ++i) {
     LAYER_REQUIRE(bottom[i]->shape() == bottom[0]->shape(),
@@ -292,7 +303,6 @@ class LoweredConvolution : public ConvolutionLayerBase {
   // side and its top the output side; a Deconvolution (transposed()) has them the other way.
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     const float* weights = blobs_[0]->data();
-    const long top_plane = transposed() ? image_plane() : out_plane();
     for (size_t i = 0; i < bottom.size(); ++i) {
       float* out = top[i]->mutable_data();
       if (transposed()) {
@@ -300,7 +310,7 @@ class LoweredConvolution : public ConvolutionLayerBase {
       } else {
         convolve(bottom[i]->data(), weights, out);
       }
-      if (spec_.bias_term) add_bias(out, top_plane);
+      if (spec_.bias_term) add_bias(out, top_plane());
     }
     finish_forward(top);
   }
@@ -308,10 +318,9 @@ class LoweredConvolution : public ConvolutionLayerBase {
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     const float* weights = blobs_[0]->data();
-    const long top_plane = transposed() ? image_plane() : out_plane();
     for (size_t i = 0; i < top.size(); ++i) {
       const float* top_diff = top[i]->diff();
-      if (spec_.bias_term && param_propagate_down(1)) bias_gradient(top_diff, top_plane);
+      if (spec_.bias_term && param_propagate_down(1)) bias_gradient(top_diff);
       if (param_propagate_down(0)) {
         float* weight_diff = blobs_[0]->mutable_diff();
         if (transposed()) {
@@ -400,20 +409,14 @@ class LoweredConvolution : public ConvolutionLayerBase {
       }
     }
   }
-  void bias_gradient(const float* top_diff, long plane) {
-    float* bias_diff = blobs_[1]->mutable_diff();
+  void bias_gradient(const float* top_diff) {
 #ifdef ENGINE_USE_CUDA
     if (math::on_gpu()) {
-      return reduce_to_operand_gpu(num_, spec_.num_output, plane, top_diff, nullptr,
-                                   /*accumulate=*/true, bias_diff);
+      return reduce_to_operand_gpu(num_, spec_.num_output, top_plane(), top_diff, nullptr,
+                                   /*accumulate=*/true, blobs_[1]->mutable_diff());
     }
 #endif
-    for (int image = 0; image < num_; ++image) {
-      for (int o = 0; o < spec_.num_output; ++o) {
-        const float* p = top_diff + (static_cast<long>(image) * spec_.num_output + o) * plane;
-        bias_diff[o] += static_cast<float>(cpu::sum(plane, p));
-      }
-    }
+    accumulate_bias_gradient(top_diff);
   }
 
   long out_plane() const { return static_cast<long>(geometry_.out_h()) * geometry_.out_w(); }
@@ -498,7 +501,7 @@ class LoweredConvolution : public ConvolutionLayerBase {
 // Depthwise geometries (group == channels) run the direct kernels of conv_depthwise.cpp on the
 // CPU instead: lowered, each group would be a product of one row of weights. Those kernels are
 // CPU code, so on the GPU (engine: CAFFE) depthwise geometries are lowered per group, as Caffe
-// does.
+// does. engine: WINOGRAD computes 3x3 unit-stride geometries by conv_winograd.cpp on the CPU.
 class ConvolutionLayer : public LoweredConvolution {
  public:
   using LoweredConvolution::LoweredConvolution;
@@ -506,17 +509,25 @@ class ConvolutionLayer : public LoweredConvolution {
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
     if (direct_depthwise()) return depthwise_forward(bottom, top);
+    if (winograd()) return winograd_forward(bottom, top);
     LoweredConvolution::forward_cpu(bottom, top);
   }
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     if (direct_depthwise()) return depthwise_backward(top, propagate_down, bottom);
+    if (winograd()) return winograd_backward(top, propagate_down, bottom);
     LoweredConvolution::backward_cpu(top, propagate_down, bottom);
   }
 
  private:
   bool direct_depthwise() const { return !math::on_gpu() && is_depthwise(spec_, channels_); }
+  // engine: WINOGRAD on a geometry it serves, in fp32 (reduced precision multiplies the rounded
+  // operands themselves, which the transforms would not).
+  bool winograd() const {
+    return param_.convolution_param().engine() == ConvolutionParameter::WINOGRAD &&
+           !math::on_gpu() && precision() == FP32 && winograd::applies(spec_, channels_);
+  }
 };
 
 // Deconvolution: Convolution's forward and backward-data passes exchanged, its weight gradient

@@ -41,6 +41,33 @@ struct ConvSpec {
 class CudnnConvolution;  // conv_cudnn.cpp
 #endif
 
+// 3x3 unit-stride convolution by Winograd's minimal filtering F(2x2, 3x3) (conv_winograd.cpp):
+// 16 multiplications per 2x2 outputs and channel pair instead of 36. `engine: WINOGRAD` on a
+// Convolution, and a candidate of DEFAULT's; other geometries take Caffe's reference path.
+namespace winograd {
+bool applies(const ConvSpec& spec, int channels);
+// Whether a Convolution of these parameters may be one (depthwise ones are not, which only the
+// bottom tells); false for parameters that do not parse (the layer reports them).
+bool may_apply(const ConvolutionParameter& param);
+// What a layer keeps between passes: its transformed weights and the transformed tiles.
+struct Workspace {
+  std::vector<float> weights, tiles, products, weight_gradient;
+  // Whether `tiles` hold every image of the last forward pass's bottom, and of which values
+  // (the bottom's memory and its stamp then), so that the backward pass need not redo them.
+  bool tiles_whole = false;
+  const SyncedMemory* tiles_source = nullptr;
+  uint64_t tiles_stamp = 0;
+};
+// top = conv(bottom) + bias (bias may be null); bottom [num, g.channels, g.height, g.width].
+void forward(const ConvGeometry2d& g, int num, int outputs, int group, const float* bottom,
+             const float* weights, const float* bias, Workspace* work, float* top);
+// weight_diff += the weights' gradient and bottom_diff = the bottom's (overwritten), each
+// skipped where null; `tiles_ready`: work->tiles hold the forward pass's tiles of `bottom`.
+void backward(const ConvGeometry2d& g, int num, int outputs, int group, const float* bottom,
+              const float* top_diff, const float* weights, bool tiles_ready, Workspace* work,
+              float* weight_diff, float* bottom_diff);
+}  // namespace winograd
+
 // The common part of Convolution and Deconvolution layers: blob counts (one top per bottom, all
 // bottoms of one shape, all sharing the weights), the weights, the bias [num_output] and the tops
 // [N, num_output, h, w]. Convolution's weights are [num_output, C / group, kh, kw]; Deconvolution,
@@ -103,6 +130,18 @@ class ConvolutionLayerBase : public Layer {
   void depthwise_forward(const Blobs& bottom, const Blobs& top);
   void depthwise_backward(const Blobs& top, const std::vector<bool>& propagate_down,
                           const Blobs& bottom);
+  // Every bottom through Winograd's F(2x2, 3x3) (conv_winograd.cpp), for a Convolution where
+  // winograd::applies(spec_, channels_).
+  void winograd_forward(const Blobs& bottom, const Blobs& top);
+  void winograd_backward(const Blobs& top, const std::vector<bool>& propagate_down,
+                         const Blobs& bottom);
+  // bias_diff += the sum of top_diff over images and positions, per output channel (CPU).
+  void accumulate_bias_gradient(const float* top_diff);
+  // Values per channel of a top.
+  int64_t top_plane() const {
+    return transposed() ? int64_t(geometry_.height) * geometry_.width
+                        : int64_t(geometry_.out_h()) * geometry_.out_w();
+  }
 
   ConvSpec spec_;
   // The convolution's geometry: its image is one bottom image (Convolution) or one top image
@@ -114,6 +153,7 @@ class ConvolutionLayerBase : public Layer {
 
  private:
   FoldedParameters folded_;
+  winograd::Workspace winograd_;
   std::vector<float> scale_, shift_;  // this pass's coefficients
 
 #ifdef ENGINE_USE_CUDA

@@ -181,18 +181,9 @@ void ConvolutionLayerBase::depthwise_backward(const Blobs& top,
                                               const std::vector<bool>& propagate_down,
                                               const Blobs& bottom) {
   const int multiplier = spec_.num_output / channels_;
-  const long plane = static_cast<long>(geometry_.out_h()) * geometry_.out_w();
   for (size_t i = 0; i < top.size(); ++i) {
     const float* top_diff = top[i]->cpu_diff();
-    if (spec_.bias_term && param_propagate_down(1)) {
-      float* bias_diff = blobs_[1]->mutable_cpu_diff();
-      for (int n = 0; n < num_; ++n) {
-        for (int o = 0; o < spec_.num_output; ++o) {
-          const float* p = top_diff + (static_cast<long>(n) * spec_.num_output + o) * plane;
-          bias_diff[o] += static_cast<float>(cpu::sum(plane, p));
-        }
-      }
-    }
+    if (spec_.bias_term && param_propagate_down(1)) accumulate_bias_gradient(top_diff);
     if (param_propagate_down(0)) {
       depthwise::backward_weights(geometry_, num_, multiplier, bottom[i]->cpu_data(), top_diff,
                                   blobs_[0]->mutable_cpu_diff());

@@ -18,6 +18,7 @@ bool onednn_available() {
 bool use_onednn(int engine_field, const std::string& layer_description) {
   switch (engine_field) {
     case kEngineCaffe:
+    case kEngineWinograd:
       return false;
     case kEngineOnednn:
       ENGINE_REQUIRE(onednn_available(), layer_description

@@ -54,6 +54,22 @@ TEST_P(ConvPaths, PaddedStridedForwardByHand) {
   EXPECT_EQ(data_of(top), (std::vector<float>{60.5f, 80.5f, 740.5f, 966.5f}));
 }
 
+// The same taps at stride 1 (Winograd's geometry): output (oh, ow) = x(oh-1, ow-1)
+// + 100 x(oh-1, ow+1) + 10 x(oh+1, ow+1), x(r, c) = 1 + 4r + c, zero outside. Row 0 reads only
+// x(1, ow+1): 10 * (6, 7, 8, 0); (1, 1) = x(0,0) + 100 x(0,2) + 10 x(2,2) = 1 + 300 + 110.
+TEST_P(ConvPaths, UnitStrideForwardByHand) {
+  Blob bottom({1, 1, 4, 4}), top;
+  set_blob(bottom, iota(16));
+  LayerPtr layer = conv("num_output: 1 kernel_size: 3 pad: 1 bias_term: false");
+  layer->setup({&bottom}, {&top});
+  set_blob(*layer->blobs()[0], {1, 0, 100, 0, 0, 0, 0, 0, 10});
+  layer->forward({&bottom}, {&top});
+  EXPECT_EQ(data_of(top), (std::vector<float>{60, 70, 80, 0,       //
+                                              300, 411, 522, 3,    //
+                                              740, 855, 966, 7,    //
+                                              1000, 1109, 1210, 11}));
+}
+
 // 2x2 kernel [[1, 2], [3, 4]] with dilation 2 on the same input reads x(oh + 2a, ow + 2b):
 //   (0,0): 1 + 2*3 + 3*9 + 4*11 = 78, and each step right adds 10, each step down 40.
 TEST_P(ConvPaths, DilatedForwardByHand) {
@@ -165,6 +181,30 @@ TEST_P(ConvPaths, GradientFlooredOutputTwoBottoms) {
   check_gradient(*layer, {&a, &b}, {&top_a, &top_b});
 }
 
+// 3x3 at stride 1 (Winograd's geometry) with odd output sizes, groups, no padding, two
+// bottoms and a padding of 2.
+TEST_P(ConvPaths, GradientUnitStrideOddSizesGroups) {
+  Blob bottom({2, 4, 5, 7}), top;
+  fill_gaussian(bottom);
+  LayerPtr layer = conv(std::string("num_output: 6 kernel_size: 3 pad: 1 group: 2") + kFillers);
+  check_gradient(*layer, {&bottom}, {&top});
+}
+
+TEST_P(ConvPaths, GradientUnitStrideUnpaddedTwoBottoms) {
+  Blob a({1, 3, 6, 5}), b({1, 3, 6, 5}), top_a, top_b;
+  fill_gaussian(a);
+  fill_gaussian(b);
+  LayerPtr layer = conv(std::string("num_output: 2 kernel_size: 3 bias_term: false") + kFillers);
+  check_gradient(*layer, {&a, &b}, {&top_a, &top_b});
+}
+
+TEST_P(ConvPaths, GradientUnitStrideWidePadding) {
+  Blob bottom({2, 2, 4, 3}), top;
+  fill_gaussian(bottom);
+  LayerPtr layer = conv(std::string("num_output: 3 kernel_size: 3 pad_h: 2 pad_w: 1") + kFillers);
+  check_gradient(*layer, {&bottom}, {&top});
+}
+
 TEST_P(ConvPaths, GradientPointwise) {
   Blob bottom({3, 4, 3, 3}), top;
   fill_gaussian(bottom);
@@ -255,19 +295,20 @@ TEST_P(ConvPaths, BadParametersNameTheLayerAndTheProblem) {
                {"layer bad (Convolution)", "bottom has 4 channels", "made for 3"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, ConvPaths, ::testing::Values("CAFFE", "ONEDNN"));
+INSTANTIATE_TEST_SUITE_P(Engines, ConvPaths, ::testing::Values("CAFFE", "ONEDNN", "WINOGRAD"));
 
 // ---- the two paths against each other -------------------------------------------------
 
-void expect_paths_agree(const std::vector<int>& shape, const std::string& fields) {
-  if (!onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
-  SCOPED_TRACE(fields);
+void expect_paths_agree(const std::vector<int>& shape, const std::string& fields,
+                        const std::string& engine = "ONEDNN") {
+  if (engine == "ONEDNN" && !onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
+  SCOPED_TRACE(fields + " engine " + engine);
   Context::set_seed(7);
   Blob bottom_ref(shape), bottom_fast(shape), top_ref, top_fast;
   fill_gaussian(bottom_ref);
   bottom_fast.share_data(bottom_ref);
   const std::string all = fields + kFillers;
-  LayerPtr reference = make_conv("CAFFE", all), fast = make_conv("ONEDNN", all);
+  LayerPtr reference = make_conv("CAFFE", all), fast = make_conv(engine, all);
   reference->setup({&bottom_ref}, {&top_ref});
   share_parameters(*reference, *fast);
   fast->setup({&bottom_fast}, {&top_fast});
@@ -311,6 +352,28 @@ TEST(ConvPathsAgree, DilatedRectangular) {
 TEST(ConvPathsAgree, PointwiseManyImages) {
   // Enough images that the reference lowers them in several chunks.
   expect_paths_agree({5, 16, 7, 7}, "num_output: 8 kernel_size: 1");
+}
+
+// Winograd against Caffe's code on the shapes of AlexNet's and ResNet's 3x3 layers (smaller),
+// odd and even output sizes, pads 0 to 2, and enough images for several chunks of tiles.
+TEST(ConvPathsAgree, WinogradAlexNetConv3Like) {
+  expect_paths_agree({3, 24, 13, 13}, "num_output: 36 kernel_size: 3 pad: 1", "WINOGRAD");
+}
+TEST(ConvPathsAgree, WinogradGroupedEvenSizes) {
+  expect_paths_agree({2, 16, 8, 10}, "num_output: 12 kernel_size: 3 pad: 1 group: 2", "WINOGRAD");
+}
+TEST(ConvPathsAgree, WinogradUnpaddedAndWidePadding) {
+  expect_paths_agree({2, 5, 9, 6}, "num_output: 4 kernel_size: 3 bias_term: false", "WINOGRAD");
+  expect_paths_agree({2, 5, 3, 4}, "num_output: 4 kernel_size: 3 pad: 2", "WINOGRAD");
+}
+TEST(ConvPathsAgree, WinogradManyChunks) {
+  // 16 * (64 + 64) values per tile and 64 tiles per image: 64 MB of tiles hold 128 images.
+  expect_paths_agree({300, 64, 16, 16}, "num_output: 64 kernel_size: 3 pad: 1", "WINOGRAD");
+}
+TEST(ConvPathsAgree, WinogradFallsBackToCaffesCodeElsewhere) {
+  expect_paths_agree({2, 4, 9, 9}, "num_output: 4 kernel_size: 3 stride: 2", "WINOGRAD");
+  expect_paths_agree({2, 4, 9, 9}, "num_output: 4 kernel_size: 5 pad: 2", "WINOGRAD");
+  expect_paths_agree({2, 4, 9, 9}, "num_output: 8 kernel_size: 3 pad: 1 group: 4", "WINOGRAD");
 }
 
 // ---- im2col / col2im ---------------------------------------------------------------------
