@@ -49,23 +49,32 @@ bool applies(const ConvSpec& spec, int channels);
 // Whether a Convolution of these parameters may be one (depthwise ones are not, which only the
 // bottom tells); false for parameters that do not parse (the layer reports them).
 bool may_apply(const ConvolutionParameter& param);
-// What a layer keeps between passes: its transformed weights and the transformed tiles.
+// What a layer keeps between passes: the transformed weights and tiles, and which values they
+// hold (a memory and its stamp then), so that a pass need not redo them while those stay
+// unchanged: an inference net's weights, the forward pass's bottom in the backward pass.
 struct Workspace {
   std::vector<float> weights, tiles, products, weight_gradient;
-  // Whether `tiles` hold every image of the last forward pass's bottom, and of which values
-  // (the bottom's memory and its stamp then), so that the backward pass need not redo them.
-  bool tiles_whole = false;
-  const SyncedMemory* tiles_source = nullptr;
-  uint64_t tiles_stamp = 0;
+  bool tiles_whole = false;  // `tiles` hold every image of the last forward pass's bottom
+  struct Made {
+    const SyncedMemory* from = nullptr;
+    uint64_t stamp = 0;
+    bool holds(const SyncedMemory* memory) const {
+      return from == memory && !memory->changed_since(stamp);
+    }
+    void set(const SyncedMemory* memory) { from = memory, stamp = memory->stamp(); }
+  };
+  Made weights_made, tiles_made;
 };
-// top = conv(bottom) + bias (bias may be null); bottom [num, g.channels, g.height, g.width].
+// top = conv(bottom) + bias (bias may be null); bottom [num, g.channels, g.height, g.width];
+// `weights_ready`: work->weights hold these weights transformed.
 void forward(const ConvGeometry2d& g, int num, int outputs, int group, const float* bottom,
-             const float* weights, const float* bias, Workspace* work, float* top);
+             const float* weights, const float* bias, bool weights_ready, Workspace* work,
+             float* top);
 // weight_diff += the weights' gradient and bottom_diff = the bottom's (overwritten), each
 // skipped where null; `tiles_ready`: work->tiles hold the forward pass's tiles of `bottom`.
 void backward(const ConvGeometry2d& g, int num, int outputs, int group, const float* bottom,
-              const float* top_diff, const float* weights, bool tiles_ready, Workspace* work,
-              float* weight_diff, float* bottom_diff);
+              const float* top_diff, const float* weights, bool weights_ready, bool tiles_ready,
+              Workspace* work, float* weight_diff, float* bottom_diff);
 }  // namespace winograd
 
 // The common part of Convolution and Deconvolution layers: blob counts (one top per bottom, all

@@ -1,22 +1,25 @@
-// 3x3 unit-stride convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast
-// Algorithms for Convolutional Neural Networks", 2015): each 2x2 block of outputs (a tile) is
-// A^T [(G g G^T) . (B^T d B)] A for the 4x4 input window d under it, so the 36 multiplications of
-// a tile per channel pair become 16, done as 16 matrix products over all tiles (one per position
-// of the 4x4 transformed tile, each [outputs x channels] x [channels x tiles]). oneDNN 2.6 has
-// Winograd for AVX-512 only; on AVX2 the direct convolution runs near the machine's peak, so
-// fewer multiplications are the way left to go faster there.
+// 3x3 unit-stride convolution by Winograd's minimal filtering F(4x4, 3x3) (Lavin and Gray, "Fast
+// Algorithms for Convolutional Neural Networks", 2015): each 4x4 block of outputs (a tile) is
+// A^T [(G g G^T) . (B^T d B)] A for the 6x6 input window d under it, so the 144 multiplications
+// of a tile per channel pair become 36, done as 36 matrix products over all tiles (one per
+// position of the 6x6 transformed tile, each [outputs x channels] x [channels x tiles]). oneDNN
+// 2.6 has Winograd for AVX-512 only; on AVX2 its direct convolution runs near the machine's peak,
+// so fewer multiplications are the way left to go faster there.
 //
 // The backward passes are the adjoints of the same three maps (no second algorithm): the top's
 // gradient goes into the transformed domain by A dY A^T, the weight gradient is G^T (sum over
 // tiles of dM V^T) G and the bottom's is B (U^T dM) B^T added back over the overlapping windows.
-// The transforms take sums, differences and halves, so results differ from the direct sum by a
-// few roundings (well inside DEFAULT's agreement check; the gradient checker passes).
+// The transforms scale by up to 8 and by fractions such as 1/6, so results differ from the direct
+// sum by more roundings than another summation order would (relative errors around 1e-6, far
+// inside DEFAULT's agreement check; the gradient checker passes).
 //
-// Data in the transformed domain: V [16][channels][tiles] (the input windows), M [16][outputs]
-// [tiles] (the products), U [group][16][outputs / group][channels / group] (the weights), so that
+// Data in the transformed domain: V [36][channels][tiles] (the input windows), M [36][outputs]
+// [tiles] (the products), U [group][36][outputs / group][channels / group] (the weights), so that
 // every product reads and writes whole rows. Images go through in chunks that keep V and M under
-// kScratchBytes.
+// kScratchBytes. The transforms run on kLanes tiles (or kernels) at once, lane by lane, which the
+// compiler vectorizes.
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "core/channel_epilogue.hpp"
@@ -29,205 +32,260 @@ namespace engine {
 namespace winograd {
 namespace {
 
-constexpr int kTile = 16;  // values of a transformed 4x4 tile
+constexpr int kOut = 4;             // outputs per tile side
+constexpr int kIn = kOut + 2;       // input window side, and transformed tile side
+constexpr int kTile = kIn * kIn;    // values of a transformed tile
+constexpr int kLanes = 16;          // tiles transformed at once
 constexpr int64_t kScratchBytes = int64_t{64} << 20;
 
-// How a plane is cut into 2x2 output tiles, each reading the 4x4 window at (2 ty - pad_h,
-// 2 tx - pad_w) of the input.
+template <size_t R, size_t C>
+using Matrix = std::array<std::array<float, C>, R>;
+
+template <size_t R, size_t C>
+constexpr Matrix<C, R> transpose(const Matrix<R, C>& m) {
+  Matrix<C, R> t{};
+  for (size_t i = 0; i < R; ++i) {
+    for (size_t j = 0; j < C; ++j) t[j][i] = m[i][j];
+  }
+  return t;
+}
+
+// Interpolation points 0, 1, -1, 2, -2 and infinity.
+constexpr Matrix<kIn, kIn> kBT = {{{4, 0, -5, 0, 1, 0},
+                                   {0, -4, -4, 1, 1, 0},
+                                   {0, 4, -4, -1, 1, 0},
+                                   {0, -2, -1, 2, 1, 0},
+                                   {0, 2, -1, -2, 1, 0},
+                                   {0, 4, 0, -5, 0, 1}}};
+constexpr Matrix<kIn, 3> kG = {{{1.0f / 4, 0, 0},
+                                {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                                {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                                {1.0f / 24, 1.0f / 12, 1.0f / 6},
+                                {1.0f / 24, -1.0f / 12, 1.0f / 6},
+                                {0, 0, 1}}};
+constexpr Matrix<kOut, kIn> kAT = {{{1, 1, 1, 1, 1, 0},
+                                    {0, 1, -1, 2, -2, 0},
+                                    {0, 1, 1, 4, 4, 0},
+                                    {0, 1, -1, 8, -8, 1}}};
+constexpr Matrix<kIn, kIn> kB = transpose(kBT);
+constexpr Matrix<3, kIn> kGT = transpose(kG);
+constexpr Matrix<kIn, kOut> kA = transpose(kAT);
+
+// out[i][j] = sum over k, l of left[i][k] in[k][l] right[j][l], for each of kLanes lanes
+// (in [K][L][kLanes], out [R][C][kLanes]): the 2-D transforms. The matrices are constants, so
+// the unrolled loops keep only their nonzero terms.
+template <size_t R, size_t K, size_t C, size_t L>
+__attribute__((always_inline)) inline void sandwich(const Matrix<R, K>& left, const Matrix<C, L>& right, const float* in,
+                     float* out) {
+  float rows[R][L][kLanes];
+#pragma GCC unroll 8
+  for (size_t i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+    for (size_t l = 0; l < L; ++l) {
+      float* acc = rows[i][l];
+      for (int lane = 0; lane < kLanes; ++lane) acc[lane] = 0;
+#pragma GCC unroll 8
+      for (size_t k = 0; k < K; ++k) {
+        if (left[i][k] == 0) continue;
+        const float* x = in + (k * L + l) * kLanes;
+        for (int lane = 0; lane < kLanes; ++lane) acc[lane] += left[i][k] * x[lane];
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (size_t i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+    for (size_t j = 0; j < C; ++j) {
+      float* y = out + (i * C + j) * kLanes;
+      for (int lane = 0; lane < kLanes; ++lane) y[lane] = 0;
+#pragma GCC unroll 8
+      for (size_t l = 0; l < L; ++l) {
+        if (right[j][l] == 0) continue;
+        for (int lane = 0; lane < kLanes; ++lane) y[lane] += rows[i][l][lane] * right[j][l];
+      }
+    }
+  }
+}
+
+// How a plane is cut into 4x4 output tiles, each reading the 6x6 window at (4 ty - pad_h,
+// 4 tx - pad_w) of the input. The transforms go over one channel's planes of several images
+// (`planes`, `image_stride` apart) at once, their tiles numbered image by image, kLanes tiles a
+// batch, so that small planes fill the lanes too.
 struct Tiling {
   int height, width, pad_h, pad_w, out_h, out_w;
   int tiles_h, tiles_w;
   explicit Tiling(const ConvGeometry2d& g)
       : height(g.height), width(g.width), pad_h(g.pad_h), pad_w(g.pad_w), out_h(g.out_h()),
-        out_w(g.out_w()), tiles_h((out_h + 1) / 2), tiles_w((out_w + 1) / 2) {}
+        out_w(g.out_w()), tiles_h((out_h + kOut - 1) / kOut), tiles_w((out_w + kOut - 1) / kOut) {}
   int tiles() const { return tiles_h * tiles_w; }
-  // Columns of the input windows of one tile row: 2 per tile and 2 more.
-  int span() const { return 2 * tiles_w + 2; }
+
+  // A Side x Side window of each of tiles [first, first + count), lane by lane, from planes of
+  // rows x columns, read from (4 ty + offset_h, 4 tx + offset_w), zero outside the plane.
+  template <int Side>
+  void gather(const float* planes, int64_t image_stride, int rows, int columns, int offset_h,
+              int offset_w, int first, int count, float* windows) const {
+    for (int lane = 0; lane < count; ++lane) {
+      const int tile = (first + lane) % tiles(), image = (first + lane) / tiles();
+      const int top = kOut * (tile / tiles_w) + offset_h, left = kOut * (tile % tiles_w) + offset_w;
+      const float* plane = planes + image * image_stride;
+      const bool inside = top >= 0 && left >= 0 && top + Side <= rows && left + Side <= columns;
+      for (int i = 0; i < Side; ++i) {
+        const int r = top + i;
+        for (int j = 0; j < Side; ++j) {
+          const int c = left + j;
+          windows[(i * Side + j) * kLanes + lane] =
+              inside || (r >= 0 && r < rows && c >= 0 && c < columns)
+                  ? plane[int64_t(r) * columns + c]
+                  : 0.0f;
+        }
+      }
+    }
+  }
+  // The inverse: each lane's window written to (`add` false, plus `bias`) or added into the
+  // planes where it lies inside them.
+  template <int Side>
+  void scatter(const float* windows, int first, int count, bool add, float bias, float* planes,
+               int64_t image_stride, int rows, int columns, int offset_h, int offset_w) const {
+    for (int lane = 0; lane < count; ++lane) {
+      const int tile = (first + lane) % tiles(), image = (first + lane) / tiles();
+      const int top = kOut * (tile / tiles_w) + offset_h, left = kOut * (tile % tiles_w) + offset_w;
+      float* plane = planes + image * image_stride;
+      for (int i = std::max(0, -top); i < std::min(Side, rows - top); ++i) {
+        float* row = plane + int64_t(top + i) * columns;
+        for (int j = std::max(0, -left); j < std::min(Side, columns - left); ++j) {
+          const float value = windows[(i * Side + j) * kLanes + lane];
+          row[left + j] = add ? row[left + j] + value : value + bias;
+        }
+      }
+    }
+  }
 };
 
-// V[t * stride + tile] = (B^T d B)[t] for each tile of one input plane; `rows` holds 8 * span().
-ENGINE_VECTORIZED void transform_input(const Tiling& t, const float* plane, int64_t stride,
-                                       float* rows, float* v) {
-  const int span = t.span();
-  float* window = rows;            // 4 rows of the input windows, zero outside the plane
-  float* column = rows + 4 * span; // B^T applied down each column of them
-  const int first = std::max(0, t.pad_w), last = std::min(span, t.pad_w + t.width);
-  for (int ty = 0; ty < t.tiles_h; ++ty) {
-    for (int r = 0; r < 4; ++r) {
-      float* row = window + r * span;
-      const int ih = 2 * ty - t.pad_h + r;
-      if (ih < 0 || ih >= t.height || first >= last) {
-        std::fill(row, row + span, 0.0f);
-        continue;
-      }
-      std::fill(row, row + first, 0.0f);
-      std::copy(plane + int64_t(ih) * t.width + first - t.pad_w,
-                plane + int64_t(ih) * t.width + last - t.pad_w, row + first);
-      std::fill(row + last, row + span, 0.0f);
+// Rows of the transformed domain: lanes [0, count) to V[t * stride + lane], or back.
+__attribute__((always_inline)) inline void store_lanes(const float* lanes, int count,
+                                                      int64_t stride, float* v) {
+  for (int t = 0; t < kTile; ++t) {
+    if (count == kLanes) {
+      for (int lane = 0; lane < kLanes; ++lane) v[t * stride + lane] = lanes[t * kLanes + lane];
+    } else {
+      for (int lane = 0; lane < count; ++lane) v[t * stride + lane] = lanes[t * kLanes + lane];
     }
-    const float *r0 = window, *r1 = window + span, *r2 = window + 2 * span, *r3 = window + 3 * span;
-    float *c0 = column, *c1 = column + span, *c2 = column + 2 * span, *c3 = column + 3 * span;
-    for (int x = 0; x < span; ++x) {
-      c0[x] = r0[x] - r2[x];
-      c1[x] = r1[x] + r2[x];
-      c2[x] = r2[x] - r1[x];
-      c3[x] = r1[x] - r3[x];
-    }
-    float* out = v + int64_t(ty) * t.tiles_w;
-    for (int i = 0; i < 4; ++i) {
-      const float* c = column + i * span;
-      float *v0 = out + (4 * i) * stride, *v1 = v0 + stride, *v2 = v1 + stride, *v3 = v2 + stride;
-      for (int tx = 0; tx < t.tiles_w; ++tx) {
-        const float* a = c + 2 * tx;
-        v0[tx] = a[0] - a[2];
-        v1[tx] = a[1] + a[2];
-        v2[tx] = a[2] - a[1];
-        v3[tx] = a[1] - a[3];
-      }
+  }
+}
+__attribute__((always_inline)) inline void load_lanes(const float* v, int64_t stride, int count,
+                                                     float* lanes) {
+  for (int t = 0; t < kTile; ++t) {
+    if (count == kLanes) {
+      for (int lane = 0; lane < kLanes; ++lane) lanes[t * kLanes + lane] = v[t * stride + lane];
+    } else {
+      for (int lane = 0; lane < count; ++lane) lanes[t * kLanes + lane] = v[t * stride + lane];
     }
   }
 }
 
-// One output plane from M (A^T m A per tile) plus `bias`; `rows` holds 2 * 2 * tiles_w.
+// In each of the four, `planes` is one channel's plane of the first of `images` images, the
+// others `image_stride` after it, and `v` or `m` that channel's row of V or M (the position t's
+// row `stride` after the first).
+
+// V = B^T d B for each tile.
+ENGINE_VECTORIZED void transform_input(const Tiling& t, const float* planes, int64_t image_stride,
+                                       int images, int64_t stride, float* v) {
+  float windows[kTile * kLanes], transformed[kTile * kLanes];
+  const int tiles = images * t.tiles();
+  for (int first = 0; first < tiles; first += kLanes) {
+    const int count = std::min(kLanes, tiles - first);
+    t.gather<kIn>(planes, image_stride, t.height, t.width, -t.pad_h, -t.pad_w, first, count,
+                  windows);
+    sandwich(kBT, kBT, windows, transformed);
+    store_lanes(transformed, count, stride, v + first);
+  }
+}
+
+// The output planes from M (A^T m A per tile) plus `bias`.
 ENGINE_VECTORIZED void transform_output(const Tiling& t, const float* m, int64_t stride,
-                                        float bias, float* rows, float* plane) {
-  const int width = 2 * t.tiles_w;
-  float *y0 = rows, *y1 = rows + width;
-  for (int ty = 0; ty < t.tiles_h; ++ty) {
-    const float* in = m + int64_t(ty) * t.tiles_w;
-    for (int tx = 0; tx < t.tiles_w; ++tx) {
-      float s[4], d[4];  // A^T applied down each column: the tile's two output rows
-      for (int j = 0; j < 4; ++j) {
-        const float m0 = in[j * stride + tx], m1 = in[(4 + j) * stride + tx],
-                    m2 = in[(8 + j) * stride + tx], m3 = in[(12 + j) * stride + tx];
-        s[j] = m0 + m1 + m2;
-        d[j] = m1 - m2 - m3;
-      }
-      y0[2 * tx] = s[0] + s[1] + s[2] + bias;
-      y0[2 * tx + 1] = s[1] - s[2] - s[3] + bias;
-      y1[2 * tx] = d[0] + d[1] + d[2] + bias;
-      y1[2 * tx + 1] = d[1] - d[2] - d[3] + bias;
-    }
-    float* out = plane + int64_t(2 * ty) * t.out_w;
-    std::copy(y0, y0 + t.out_w, out);
-    if (2 * ty + 1 < t.out_h) std::copy(y1, y1 + t.out_w, out + t.out_w);
+                                        float bias, int images, int64_t image_stride,
+                                        float* planes) {
+  float lanes[kTile * kLanes], outputs[kOut * kOut * kLanes];
+  const int tiles = images * t.tiles();
+  for (int first = 0; first < tiles; first += kLanes) {
+    const int count = std::min(kLanes, tiles - first);
+    load_lanes(m + first, stride, count, lanes);
+    sandwich(kAT, kAT, lanes, outputs);
+    t.scatter<kOut>(outputs, first, count, false, bias, planes, image_stride, t.out_h, t.out_w, 0,
+                    0);
   }
 }
 
-// dM = A dY A^T per tile of one output plane's gradient (the adjoint of transform_output);
-// `rows` holds 4 * 2 * tiles_w.
-ENGINE_VECTORIZED void transform_output_gradient(const Tiling& t, const float* plane,
-                                                 int64_t stride, float* rows, float* m) {
-  const int width = 2 * t.tiles_w;
-  float *u0 = rows, *u1 = rows + width, *u2 = rows + 2 * width, *u3 = rows + 3 * width;
-  for (int ty = 0; ty < t.tiles_h; ++ty) {
-    const float* y0 = plane + int64_t(2 * ty) * t.out_w;
-    const float* y1 = 2 * ty + 1 < t.out_h ? y0 + t.out_w : nullptr;
-    for (int x = 0; x < width; ++x) {
-      const float a = x < t.out_w ? y0[x] : 0.0f;
-      const float b = x < t.out_w && y1 ? y1[x] : 0.0f;
-      u0[x] = a;
-      u1[x] = a + b;
-      u2[x] = a - b;
-      u3[x] = -b;
-    }
-    float* out = m + int64_t(ty) * t.tiles_w;
-    for (int i = 0; i < 4; ++i) {
-      const float* u = rows + i * width;
-      float *m0 = out + (4 * i) * stride, *m1 = m0 + stride, *m2 = m1 + stride, *m3 = m2 + stride;
-      for (int tx = 0; tx < t.tiles_w; ++tx) {
-        const float a = u[2 * tx], b = u[2 * tx + 1];
-        m0[tx] = a;
-        m1[tx] = a + b;
-        m2[tx] = a - b;
-        m3[tx] = -b;
-      }
-    }
+// dM = A dY A^T for each tile of the output planes' gradient (the adjoint of transform_output).
+ENGINE_VECTORIZED void transform_output_gradient(const Tiling& t, const float* planes,
+                                                 int64_t image_stride, int images,
+                                                 int64_t stride, float* m) {
+  float windows[kOut * kOut * kLanes], transformed[kTile * kLanes];
+  const int tiles = images * t.tiles();
+  for (int first = 0; first < tiles; first += kLanes) {
+    const int count = std::min(kLanes, tiles - first);
+    t.gather<kOut>(planes, image_stride, t.out_h, t.out_w, 0, 0, first, count, windows);
+    sandwich(kA, kA, windows, transformed);
+    store_lanes(transformed, count, stride, m + first);
   }
 }
 
-// One input plane's gradient = the sum over the windows of B dV B^T (the adjoint of
-// transform_input), overwriting `plane`; `window` holds (2 * tiles_h + 2) * span().
-void transform_input_gradient(const Tiling& t, const float* v, int64_t stride, float* window,
-                              float* plane) {
-  const int span = t.span();
-  std::fill(window, window + int64_t(2 * t.tiles_h + 2) * span, 0.0f);
-  for (int ty = 0; ty < t.tiles_h; ++ty) {
-    for (int tx = 0; tx < t.tiles_w; ++tx) {
-      const int64_t tile = int64_t(ty) * t.tiles_w + tx;
-      float w[4][4];  // B applied along each row of the tile
-      for (int i = 0; i < 4; ++i) {
-        const float v0 = v[(4 * i) * stride + tile], v1 = v[(4 * i + 1) * stride + tile],
-                    v2 = v[(4 * i + 2) * stride + tile], v3 = v[(4 * i + 3) * stride + tile];
-        w[i][0] = v0;
-        w[i][1] = v1 - v2 + v3;
-        w[i][2] = v1 + v2 - v0;
-        w[i][3] = -v3;
-      }
-      float* at = window + int64_t(2 * ty) * span + 2 * tx;
-      for (int l = 0; l < 4; ++l) {
-        at[l] += w[0][l];
-        at[span + l] += w[1][l] - w[2][l] + w[3][l];
-        at[2 * span + l] += w[1][l] + w[2][l] - w[0][l];
-        at[3 * span + l] -= w[3][l];
-      }
-    }
+// The input planes' gradient = the sum over the windows of B dV B^T (the adjoint of
+// transform_input), overwriting the planes.
+ENGINE_VECTORIZED void transform_input_gradient(const Tiling& t, const float* v, int64_t stride,
+                                                int images, int64_t image_stride,
+                                                float* planes) {
+  float lanes[kTile * kLanes], windows[kTile * kLanes];
+  const int64_t plane = int64_t(t.height) * t.width;
+  for (int image = 0; image < images; ++image) {
+    std::fill(planes + image * image_stride, planes + image * image_stride + plane, 0.0f);
   }
-  for (int ih = 0; ih < t.height; ++ih) {
-    const float* from = window + int64_t(ih + t.pad_h) * span + t.pad_w;
-    std::copy(from, from + t.width, plane + int64_t(ih) * t.width);
+  const int tiles = images * t.tiles();
+  for (int first = 0; first < tiles; first += kLanes) {
+    const int count = std::min(kLanes, tiles - first);
+    load_lanes(v + first, stride, count, lanes);
+    sandwich(kB, kB, lanes, windows);
+    t.scatter<kIn>(windows, first, count, true, 0.0f, planes, image_stride, t.height, t.width,
+                   -t.pad_h, -t.pad_w);
   }
 }
 
-// U = G g G^T for each 3x3 kernel, into U [group][16][outputs / group][channels / group].
-void transform_weights(int outputs, int group, int channels_per_group, const float* weights,
-                       float* u) {
+// U = G g G^T for each 3x3 kernel, into U [group][36][outputs / group][channels / group]; the
+// kernels of one output row go kLanes channels at a time.
+ENGINE_VECTORIZED void transform_weights(int outputs, int group, int channels_per_group,
+                                         const float* weights, float* u) {
   const int per_group = outputs / group;
   const int64_t plane = int64_t(per_group) * channels_per_group;
-  cpu::parallel_for(outputs, int64_t(channels_per_group) * 9, [&](int64_t o, int) {
+  cpu::parallel_for(outputs, int64_t(channels_per_group) * kTile, [&](int64_t o, int) {
+    float kernels[9 * kLanes], transformed[kTile * kLanes];
     const int64_t base = (o / per_group) * kTile * plane + (o % per_group) * channels_per_group;
-    for (int c = 0; c < channels_per_group; ++c) {
-      const float* g = weights + (o * channels_per_group + c) * 9;
-      float t[4][3];  // G g
-      for (int j = 0; j < 3; ++j) {
-        t[0][j] = g[j];
-        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-        t[3][j] = g[6 + j];
+    for (int first = 0; first < channels_per_group; first += kLanes) {
+      const int count = std::min(kLanes, channels_per_group - first);
+      for (int lane = 0; lane < count; ++lane) {
+        const float* g = weights + (o * channels_per_group + first + lane) * 9;
+        for (int k = 0; k < 9; ++k) kernels[k * kLanes + lane] = g[k];
       }
-      float* out = u + base + c;
-      for (int i = 0; i < 4; ++i) {
-        out[(4 * i) * plane] = t[i][0];
-        out[(4 * i + 1) * plane] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-        out[(4 * i + 2) * plane] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-        out[(4 * i + 3) * plane] = t[i][2];
-      }
+      sandwich(kG, kG, kernels, transformed);
+      store_lanes(transformed, count, plane, u + base + first);
     }
   });
 }
 
 // weight_diff += G^T dU G for each kernel (the adjoint of transform_weights).
-void accumulate_weight_gradient(int outputs, int group, int channels_per_group, const float* du,
-                                float* weight_diff) {
+ENGINE_VECTORIZED void accumulate_weight_gradient(int outputs, int group, int channels_per_group,
+                                                  const float* du, float* weight_diff) {
   const int per_group = outputs / group;
   const int64_t plane = int64_t(per_group) * channels_per_group;
-  cpu::parallel_for(outputs, int64_t(channels_per_group) * 16, [&](int64_t o, int) {
+  cpu::parallel_for(outputs, int64_t(channels_per_group) * kTile, [&](int64_t o, int) {
+    float transformed[kTile * kLanes], kernels[9 * kLanes];
     const int64_t base = (o / per_group) * kTile * plane + (o % per_group) * channels_per_group;
-    for (int c = 0; c < channels_per_group; ++c) {
-      const float* in = du + base + c;
-      float s[3][4];  // G^T dU
-      for (int j = 0; j < 4; ++j) {
-        const float u0 = in[j * plane], u1 = in[(4 + j) * plane], u2 = in[(8 + j) * plane],
-                    u3 = in[(12 + j) * plane];
-        s[0][j] = u0 + 0.5f * (u1 + u2);
-        s[1][j] = 0.5f * (u1 - u2);
-        s[2][j] = 0.5f * (u1 + u2) + u3;
-      }
-      float* g = weight_diff + (o * channels_per_group + c) * 9;
-      for (int i = 0; i < 3; ++i) {
-        g[3 * i] += s[i][0] + 0.5f * (s[i][1] + s[i][2]);
-        g[3 * i + 1] += 0.5f * (s[i][1] - s[i][2]);
-        g[3 * i + 2] += 0.5f * (s[i][1] + s[i][2]) + s[i][3];
+    for (int first = 0; first < channels_per_group; first += kLanes) {
+      const int count = std::min(kLanes, channels_per_group - first);
+      load_lanes(du + base + first, plane, count, transformed);
+      sandwich(kGT, kGT, transformed, kernels);
+      for (int lane = 0; lane < count; ++lane) {
+        float* g = weight_diff + (o * channels_per_group + first + lane) * 9;
+        for (int k = 0; k < 9; ++k) g[k] += kernels[k * kLanes + lane];
       }
     }
   });
@@ -249,7 +307,7 @@ struct Pass {
   int channels_per_group() const { return channels / group; }
   int outputs_per_group() const { return outputs / group; }
 
-  // For each group and each of the 16 positions: the rows of V (channels) and M (outputs) the
+  // For each group and each of the 36 positions: the rows of V (channels) and M (outputs) the
   // group owns, `tiles` columns each, and its block of U.
   template <class Product>
   void for_each_product(int tiles, Product product) const {
@@ -263,21 +321,12 @@ struct Pass {
     }
   }
 
-  // Each thread's rows for the transforms.
-  std::vector<std::vector<float>> thread_rows(int64_t count) const {
-    return std::vector<std::vector<float>>(cpu::threads(), std::vector<float>(count));
-  }
-
-  // V for images [first, first + n) of `bottom`.
+  // V for images [first, first + n) of `bottom`, a channel's planes on one thread.
   void transform_inputs(const float* bottom, int first, int n, float* v) const {
     const int tiles = n * tiling.tiles();
-    auto rows = thread_rows(8 * tiling.span());
-    cpu::parallel_for(channels, n * in_plane(), [&](int64_t c, int thread) {
-      for (int image = 0; image < n; ++image) {
-        transform_input(tiling, bottom + ((first + image) * channels + c) * in_plane(),
-                        int64_t(channels) * tiles, rows[thread].data(),
-                        v + c * tiles + image * tiling.tiles());
-      }
+    cpu::parallel_for(channels, n * in_plane(), [&](int64_t c, int) {
+      transform_input(tiling, bottom + (first * int64_t(channels) + c) * in_plane(),
+                      channels * in_plane(), n, int64_t(channels) * tiles, v + c * tiles);
     });
   }
 };
@@ -298,11 +347,14 @@ bool may_apply(const ConvolutionParameter& param) {
 }
 
 void forward(const ConvGeometry2d& g, int num, int outputs, int group, const float* bottom,
-             const float* weights, const float* bias, Workspace* work, float* top) {
+             const float* weights, const float* bias, bool weights_ready, Workspace* work,
+             float* top) {
   const Pass pass(g, num, outputs, group);
   const int cg = pass.channels_per_group(), og = pass.outputs_per_group();
-  work->weights.resize(size_t(kTile) * outputs * cg);
-  transform_weights(outputs, group, cg, weights, work->weights.data());
+  if (!weights_ready) {
+    work->weights.resize(size_t(kTile) * outputs * cg);
+    transform_weights(outputs, group, cg, weights, work->weights.data());
+  }
   const int64_t tiles_per_image = pass.tiling.tiles();
   work->tiles.resize(size_t(kTile) * pass.channels * tiles_per_image * pass.images_per_chunk);
   work->products.resize(size_t(kTile) * outputs * tiles_per_image * pass.images_per_chunk);
@@ -316,27 +368,24 @@ void forward(const ConvGeometry2d& g, int num, int outputs, int group, const flo
       cpu::gemm(false, false, og, tiles, cg, 1.0f, work->weights.data() + u_at, v + v_at, 0.0f,
                 m + m_at);
     });
-    auto rows = pass.thread_rows(4 * pass.tiling.tiles_w);
-    cpu::parallel_for(outputs, n * pass.out_plane(), [&](int64_t o, int thread) {
-      for (int image = 0; image < n; ++image) {
-        transform_output(pass.tiling, m + o * tiles + image * tiles_per_image,
-                         int64_t(outputs) * tiles, bias ? bias[o] : 0.0f, rows[thread].data(),
-                         top + ((first + image) * outputs + o) * pass.out_plane());
-      }
+    cpu::parallel_for(outputs, n * pass.out_plane(), [&](int64_t o, int) {
+      transform_output(pass.tiling, m + o * tiles, int64_t(outputs) * tiles, bias ? bias[o] : 0.0f,
+                       n, outputs * pass.out_plane(),
+                       top + (first * int64_t(outputs) + o) * pass.out_plane());
     });
   }
 }
 
 void backward(const ConvGeometry2d& g, int num, int outputs, int group, const float* bottom,
-              const float* top_diff, const float* weights, bool tiles_ready, Workspace* work,
-              float* weight_diff, float* bottom_diff) {
+              const float* top_diff, const float* weights, bool weights_ready, bool tiles_ready,
+              Workspace* work, float* weight_diff, float* bottom_diff) {
   const Pass pass(g, num, outputs, group);
   const int cg = pass.channels_per_group(), og = pass.outputs_per_group();
   const int64_t tiles_per_image = pass.tiling.tiles();
   work->tiles.resize(size_t(kTile) * pass.channels * tiles_per_image * pass.images_per_chunk);
   work->products.resize(size_t(kTile) * outputs * tiles_per_image * pass.images_per_chunk);
   float *v = work->tiles.data(), *m = work->products.data();
-  if (bottom_diff) {
+  if (bottom_diff && !weights_ready) {
     work->weights.resize(size_t(kTile) * outputs * cg);
     transform_weights(outputs, group, cg, weights, work->weights.data());
   }
@@ -344,14 +393,11 @@ void backward(const ConvGeometry2d& g, int num, int outputs, int group, const fl
   for (int first = 0; first < num; first += pass.images_per_chunk) {
     const int n = std::min(pass.images_per_chunk, num - first);
     const int tiles = int(n * tiles_per_image);
-    auto rows = pass.thread_rows(8 * pass.tiling.tiles_w);
-    cpu::parallel_for(outputs, n * pass.out_plane(), [&](int64_t o, int thread) {
-      for (int image = 0; image < n; ++image) {
-        transform_output_gradient(pass.tiling,
-                                  top_diff + ((first + image) * outputs + o) * pass.out_plane(),
-                                  int64_t(outputs) * tiles, rows[thread].data(),
-                                  m + o * tiles + image * tiles_per_image);
-      }
+    cpu::parallel_for(outputs, n * pass.out_plane(), [&](int64_t o, int) {
+      transform_output_gradient(pass.tiling,
+                                top_diff + (first * int64_t(outputs) + o) * pass.out_plane(),
+                                outputs * pass.out_plane(), n, int64_t(outputs) * tiles,
+                                m + o * tiles);
     });
     if (weight_diff) {
       if (!(tiles_ready && n == num)) {
@@ -369,14 +415,11 @@ void backward(const ConvGeometry2d& g, int num, int outputs, int group, const fl
       cpu::gemm(true, false, cg, tiles, og, 1.0f, work->weights.data() + u_at, m + m_at, 0.0f,
                 v + v_at);
     });
-    auto windows = pass.thread_rows(int64_t(2 * pass.tiling.tiles_h + 2) * pass.tiling.span());
-    cpu::parallel_for(pass.channels, n * pass.in_plane(), [&](int64_t c, int thread) {
-      for (int image = 0; image < n; ++image) {
-        transform_input_gradient(
-            pass.tiling, v + c * tiles + image * tiles_per_image, int64_t(pass.channels) * tiles,
-            windows[thread].data(),
-            bottom_diff + ((first + image) * pass.channels + c) * pass.in_plane());
-      }
+    cpu::parallel_for(pass.channels, n * pass.in_plane(), [&](int64_t c, int) {
+      transform_input_gradient(
+          pass.tiling, v + c * tiles, int64_t(pass.channels) * tiles, n,
+          pass.channels * pass.in_plane(),
+          bottom_diff + (first * int64_t(pass.channels) + c) * pass.in_plane());
     });
   }
   if (weight_diff) {
@@ -389,34 +432,37 @@ void backward(const ConvGeometry2d& g, int num, int outputs, int group, const fl
 void ConvolutionLayerBase::winograd_forward(const Blobs& bottom, const Blobs& top) {
   const bool fold = epilogue_ && epilogue_->has_affine();
   FoldedParameters* folded = fold ? &folded_parameters() : nullptr;
-  const float* weights =
+  const SyncedMemory* weights = fold ? &folded->weights : blobs_[0]->data_memory().get();
+  const float* weight_data =
       fold ? static_cast<const float*>(folded->weights.host_data()) : blobs_[0]->cpu_data();
   const float* bias = fold ? folded->bias.data()
                            : spec_.bias_term ? blobs_[1]->cpu_data() : nullptr;
   for (size_t i = 0; i < bottom.size(); ++i) {
     winograd::forward(geometry_, num_, spec_.num_output, spec_.group, bottom[i]->cpu_data(),
-                      weights, bias, &winograd_, top[i]->mutable_cpu_data());
+                      weight_data, bias, winograd_.weights_made.holds(weights), &winograd_,
+                      top[i]->mutable_cpu_data());
+    winograd_.weights_made.set(weights);
   }
-  winograd_.tiles_source = bottom.back()->data_memory().get();
-  winograd_.tiles_stamp = winograd_.tiles_source->stamp();
+  winograd_.tiles_made.set(bottom.back()->data_memory().get());
   finish_forward(top, fold);
 }
 
 void ConvolutionLayerBase::winograd_backward(const Blobs& top,
                                              const std::vector<bool>& propagate_down,
                                              const Blobs& bottom) {
+  const SyncedMemory* weights = blobs_[0]->data_memory().get();
   for (size_t i = 0; i < top.size(); ++i) {
     const float* top_diff = top[i]->cpu_diff();
     if (spec_.bias_term && param_propagate_down(1)) accumulate_bias_gradient(top_diff);
     if (!param_propagate_down(0) && !propagate_down[i]) continue;
     const float* bottom_data = bottom[i]->cpu_data();
-    const SyncedMemory* source = bottom[i]->data_memory().get();
-    const bool tiles_ready = winograd_.tiles_whole && winograd_.tiles_source == source &&
-                             !source->changed_since(winograd_.tiles_stamp);
+    const bool tiles_ready =
+        winograd_.tiles_whole && winograd_.tiles_made.holds(bottom[i]->data_memory().get());
     winograd::backward(geometry_, num_, spec_.num_output, spec_.group, bottom_data, top_diff,
-                       blobs_[0]->cpu_data(), tiles_ready, &winograd_,
-                       param_propagate_down(0) ? blobs_[0]->mutable_cpu_diff() : nullptr,
+                       blobs_[0]->cpu_data(), winograd_.weights_made.holds(weights), tiles_ready,
+                       &winograd_, param_propagate_down(0) ? blobs_[0]->mutable_cpu_diff() : nullptr,
                        propagate_down[i] ? bottom[i]->mutable_cpu_diff() : nullptr);
+    if (propagate_down[i]) winograd_.weights_made.set(weights);  // transformed if they were not
   }
 }
 

@@ -64,10 +64,10 @@ TEST_P(ConvPaths, UnitStrideForwardByHand) {
   layer->setup({&bottom}, {&top});
   set_blob(*layer->blobs()[0], {1, 0, 100, 0, 0, 0, 0, 0, 10});
   layer->forward({&bottom}, {&top});
-  EXPECT_EQ(data_of(top), (std::vector<float>{60, 70, 80, 0,       //
-                                              300, 411, 522, 3,    //
-                                              740, 855, 966, 7,    //
-                                              1000, 1109, 1210, 11}));
+  // Exact but for Winograd's transforms, whose 1/6, 1/12 and 1/24 binary floats cannot hold.
+  expect_near(data_of(top),
+              {60, 70, 80, 0, 300, 411, 522, 3, 740, 855, 966, 7, 1000, 1109, 1210, 11},
+              engine() == "WINOGRAD" ? 1e-3f : 0.0f);
 }
 
 // 2x2 kernel [[1, 2], [3, 4]] with dilation 2 on the same input reads x(oh + 2a, ow + 2b):
@@ -374,6 +374,48 @@ TEST(ConvPathsAgree, WinogradFallsBackToCaffesCodeElsewhere) {
   expect_paths_agree({2, 4, 9, 9}, "num_output: 4 kernel_size: 3 stride: 2", "WINOGRAD");
   expect_paths_agree({2, 4, 9, 9}, "num_output: 4 kernel_size: 5 pad: 2", "WINOGRAD");
   expect_paths_agree({2, 4, 9, 9}, "num_output: 8 kernel_size: 3 pad: 1 group: 4", "WINOGRAD");
+}
+
+// Winograd keeps its transformed weights while they are unchanged, and the forward pass's tiles
+// for the backward pass while the bottom is: new weights, and a bottom rewritten between the
+// passes (Caffe's backward reads the bottom as it is then), must be seen.
+TEST(ConvPathsAgree, WinogradFollowsNewWeightsAndBottoms) {
+  Context::set_seed(11);
+  const std::string fields = std::string("num_output: 6 kernel_size: 3 pad: 1") + kFillers;
+  Blob bottom_ref({2, 5, 8, 8}), bottom_fast, top_ref, top_fast;
+  fill_gaussian(bottom_ref);
+  bottom_fast.reshape(bottom_ref.shape());
+  LayerPtr reference = make_conv("CAFFE", fields), fast = make_conv("WINOGRAD", fields);
+  reference->setup({&bottom_ref}, {&top_ref});
+  share_parameters(*reference, *fast);
+  fast->setup({&bottom_fast}, {&top_fast});
+  const auto copy_bottom = [&] {
+    std::copy(bottom_ref.cpu_data(), bottom_ref.cpu_data() + bottom_ref.count(),
+              bottom_fast.mutable_cpu_data());
+  };
+  const auto scale = [](Blob& blob, float factor) {
+    float* x = blob.mutable_cpu_data();
+    for (int i = 0; i < blob.count(); ++i) x[i] = factor * x[i] + 0.125f;
+  };
+  copy_bottom();
+  for (const char* when : {"at first", "after new weights"}) {
+    SCOPED_TRACE(when);
+    reference->forward({&bottom_ref}, {&top_ref});
+    fast->forward({&bottom_fast}, {&top_fast});
+    expect_agree(data_of(top_ref), data_of(top_fast), "forward");
+    same_random_diff(top_ref, top_fast);
+    // The bottom changes after the forward pass, before the backward pass.
+    scale(bottom_ref, -0.5f);
+    copy_bottom();
+    for (auto* layer : {reference.get(), fast.get()}) {
+      for (const auto& blob : layer->blobs()) blob->set_diff(0);
+    }
+    reference->backward({&top_ref}, {true}, {&bottom_ref});
+    fast->backward({&top_fast}, {true}, {&bottom_fast});
+    expect_agree(diff_of(*reference->blobs()[0]), diff_of(*fast->blobs()[0]), "weight gradient");
+    expect_agree(diff_of(bottom_ref), diff_of(bottom_fast), "bottom gradient");
+    scale(*reference->blobs()[0], 2.0f);  // shared: the new weights of both
+  }
 }
 
 // ---- im2col / col2im ---------------------------------------------------------------------
