@@ -501,7 +501,8 @@ class LoweredConvolution : public ConvolutionLayerBase {
 // Depthwise geometries (group == channels) run the direct kernels of conv_depthwise.cpp on the
 // CPU instead: lowered, each group would be a product of one row of weights. Those kernels are
 // CPU code, so on the GPU (engine: CAFFE) depthwise geometries are lowered per group, as Caffe
-// does. engine: WINOGRAD computes 3x3 unit-stride geometries by conv_winograd.cpp on the CPU.
+// does. engine: WINOGRAD computes unit-stride 3x3 and 5x5 geometries by conv_winograd.cpp on the
+// CPU.
 class ConvolutionLayer : public LoweredConvolution {
  public:
   using LoweredConvolution::LoweredConvolution;

@@ -41,9 +41,10 @@ struct ConvSpec {
 class CudnnConvolution;  // conv_cudnn.cpp
 #endif
 
-// 3x3 unit-stride convolution by Winograd's minimal filtering F(2x2, 3x3) (conv_winograd.cpp):
-// 16 multiplications per 2x2 outputs and channel pair instead of 36. `engine: WINOGRAD` on a
-// Convolution, and a candidate of DEFAULT's; other geometries take Caffe's reference path.
+// Unit-stride 3x3 and 5x5 convolution by Winograd's minimal filtering F(4x4, 3x3) and F(2x2, 5x5)
+// (conv_winograd.cpp): 36 multiplications per tile and channel pair instead of 144 (100).
+// `engine: WINOGRAD` on a Convolution, and a candidate of DEFAULT's; other geometries take
+// Caffe's reference path.
 namespace winograd {
 bool applies(const ConvSpec& spec, int channels);
 // Whether a Convolution of these parameters may be one (depthwise ones are not, which only the
@@ -139,7 +140,7 @@ class ConvolutionLayerBase : public Layer {
   void depthwise_forward(const Blobs& bottom, const Blobs& top);
   void depthwise_backward(const Blobs& top, const std::vector<bool>& propagate_down,
                           const Blobs& bottom);
-  // Every bottom through Winograd's F(2x2, 3x3) (conv_winograd.cpp), for a Convolution where
+  // Every bottom through Winograd's algorithms (conv_winograd.cpp), for a Convolution where
   // winograd::applies(spec_, channels_).
   void winograd_forward(const Blobs& bottom, const Blobs& top);
   void winograd_backward(const Blobs& top, const std::vector<bool>& propagate_down,

@@ -1,10 +1,10 @@
-// 3x3 unit-stride convolution by Winograd's minimal filtering F(4x4, 3x3) (Lavin and Gray, "Fast
-// Algorithms for Convolutional Neural Networks", 2015): each 4x4 block of outputs (a tile) is
-// A^T [(G g G^T) . (B^T d B)] A for the 6x6 input window d under it, so the 144 multiplications
-// of a tile per channel pair become 36, done as 36 matrix products over all tiles (one per
-// position of the 6x6 transformed tile, each [outputs x channels] x [channels x tiles]). oneDNN
-// 2.6 has Winograd for AVX-512 only; on AVX2 its direct convolution runs near the machine's peak,
-// so fewer multiplications are the way left to go faster there.
+// Unit-stride 3x3 and 5x5 convolution by Winograd's minimal filtering (Lavin and Gray, "Fast
+// Algorithms for Convolutional Neural Networks", 2015), F(4x4, 3x3) and F(2x2, 5x5): each block
+// of 4x4 (2x2) outputs, a tile, is A^T [(G g G^T) . (B^T d B)] A for the 6x6 input window d under
+// it, so the 144 (100) multiplications of a tile per channel pair become 36, done as 36 matrix
+// products over all tiles (one per position of the transformed tile, each [outputs x channels] x
+// [channels x tiles]). oneDNN 2.6 has Winograd for AVX-512 only; on AVX2 its direct convolution
+// runs near the machine's peak, so fewer multiplications are the way left to go faster there.
 //
 // The backward passes are the adjoints of the same three maps (no second algorithm): the top's
 // gradient goes into the transformed domain by A dY A^T, the weight gradient is G^T (sum over
@@ -32,10 +32,9 @@ namespace engine {
 namespace winograd {
 namespace {
 
-constexpr int kOut = 4;             // outputs per tile side
-constexpr int kIn = kOut + 2;       // input window side, and transformed tile side
-constexpr int kTile = kIn * kIn;    // values of a transformed tile
-constexpr int kLanes = 16;          // tiles transformed at once
+constexpr int kIn = 6;            // input window side, and transformed tile side
+constexpr int kTile = kIn * kIn;  // values of a transformed tile
+constexpr int kLanes = 16;        // tiles transformed at once
 constexpr int64_t kScratchBytes = int64_t{64} << 20;
 
 template <size_t R, size_t C>
@@ -50,26 +49,83 @@ constexpr Matrix<C, R> transpose(const Matrix<R, C>& m) {
   return t;
 }
 
-// Interpolation points 0, 1, -1, 2, -2 and infinity.
-constexpr Matrix<kIn, kIn> kBT = {{{4, 0, -5, 0, 1, 0},
-                                   {0, -4, -4, 1, 1, 0},
-                                   {0, 4, -4, -1, 1, 0},
-                                   {0, -2, -1, 2, 1, 0},
-                                   {0, 2, -1, -2, 1, 0},
-                                   {0, 4, 0, -5, 0, 1}}};
-constexpr Matrix<kIn, 3> kG = {{{1.0f / 4, 0, 0},
-                                {-1.0f / 6, -1.0f / 6, -1.0f / 6},
-                                {-1.0f / 6, 1.0f / 6, -1.0f / 6},
-                                {1.0f / 24, 1.0f / 12, 1.0f / 6},
-                                {1.0f / 24, -1.0f / 12, 1.0f / 6},
-                                {0, 0, 1}}};
-constexpr Matrix<kOut, kIn> kAT = {{{1, 1, 1, 1, 1, 0},
-                                    {0, 1, -1, 2, -2, 0},
-                                    {0, 1, 1, 4, 4, 0},
-                                    {0, 1, -1, 8, -8, 1}}};
-constexpr Matrix<kIn, kIn> kB = transpose(kBT);
-constexpr Matrix<3, kIn> kGT = transpose(kG);
-constexpr Matrix<kIn, kOut> kA = transpose(kAT);
+// Winograd's F(M x M, K x K) for M + K - 1 = kIn, by Toom-Cook on the points 0, 1, -1, 2, -2 and
+// infinity. Correlation is the adjoint of polynomial multiplication, which evaluates both
+// factors at the points (V_n: row t is (1, p_t, ..., p_t^(n-1)), infinity's (0, ..., 0, 1)),
+// multiplies and interpolates (V_kIn^-1); so A^T = V_M^T, G = V_K and B^T = V_kIn^-T, with row t
+// of B^T scaled by f_t, the product of (p_t - p_l) over the other finite points, and row t of G
+// by 1 / f_t, which makes B^T integral (Lavin and Gray's matrices for F(4x4, 3x3)).
+template <int M, int K>
+struct Algorithm {
+  static_assert(M + K - 1 == kIn, "the transformed tiles are kIn x kIn");
+  static constexpr int kOut = M, kKernel = K;
+  Matrix<kIn, kIn> BT{}, B{};
+  Matrix<kIn, K> G{};
+  Matrix<K, kIn> GT{};
+  Matrix<M, kIn> AT{};
+  Matrix<kIn, M> A{};
+
+  static constexpr double point(int t) { return t == 0 ? 0 : (t % 2 ? 1 : -1) * ((t + 1) / 2); }
+  // V_n[t][k]; t == kIn - 1 is infinity.
+  static constexpr double vandermonde(int t, int k, int n) {
+    if (t == kIn - 1) return k == n - 1 ? 1 : 0;
+    double power = 1;
+    for (int i = 0; i < k; ++i) power *= point(t);
+    return power;
+  }
+  constexpr Algorithm() {
+    // V_kIn^-1 by Gauss-Jordan elimination with partial pivoting, in double.
+    double v[kIn][2 * kIn] = {};
+    for (int t = 0; t < kIn; ++t) {
+      for (int k = 0; k < kIn; ++k) v[t][k] = vandermonde(t, k, kIn);
+      v[t][kIn + t] = 1;
+    }
+    for (int col = 0; col < kIn; ++col) {
+      int pivot = col;
+      for (int r = col + 1; r < kIn; ++r) {
+        if ((v[r][col] < 0 ? -v[r][col] : v[r][col]) >
+            (v[pivot][col] < 0 ? -v[pivot][col] : v[pivot][col])) {
+          pivot = r;
+        }
+      }
+      for (int c = 0; c < 2 * kIn; ++c) {
+        const double swap = v[col][c];
+        v[col][c] = v[pivot][c];
+        v[pivot][c] = swap;
+      }
+      const double diagonal = v[col][col];
+      for (int c = 0; c < 2 * kIn; ++c) v[col][c] /= diagonal;
+      for (int r = 0; r < kIn; ++r) {
+        if (r == col) continue;
+        const double factor = v[r][col];
+        for (int c = 0; c < 2 * kIn; ++c) v[r][c] -= factor * v[col][c];
+      }
+    }
+    for (int t = 0; t < kIn; ++t) {
+      double f = 1;
+      for (int l = 0; l < kIn - 1; ++l) {
+        if (l != t && t != kIn - 1) f *= point(t) - point(l);
+      }
+      // B^T[t][j] = f_t V^-1[j][t], an integer: rounded, so that zeros are zeros.
+      for (int j = 0; j < kIn; ++j) {
+        const double x = f * v[j][kIn + t];
+        BT[t][j] = static_cast<float>(static_cast<long>(x < 0 ? x - 0.5 : x + 0.5));
+      }
+      for (int k = 0; k < K; ++k) G[t][k] = static_cast<float>(vandermonde(t, k, K) / f);
+      for (int i = 0; i < M; ++i) AT[i][t] = static_cast<float>(vandermonde(t, i, M));
+    }
+    B = transpose(BT);
+    GT = transpose(G);
+    A = transpose(AT);
+  }
+};
+
+constexpr Algorithm<4, 3> kF4x4By3x3;
+constexpr Algorithm<2, 5> kF2x2By5x5;
+static_assert(kF4x4By3x3.BT[0][0] == 4 && kF4x4By3x3.BT[0][2] == -5 &&
+                  kF4x4By3x3.BT[5][3] == -5 && kF4x4By3x3.BT[3][1] == -2 &&
+                  kF4x4By3x3.G[3][2] == 1.0f / 6 && kF4x4By3x3.AT[3][3] == 8,
+              "Lavin and Gray's F(4x4, 3x3)");
 
 // out[i][j] = sum over k, l of left[i][k] in[k][l] right[j][l], for each of kLanes lanes
 // (in [K][L][kLanes], out [R][C][kLanes]): the 2-D transforms. The matrices are constants, so
@@ -107,33 +163,34 @@ __attribute__((always_inline)) inline void sandwich(const Matrix<R, K>& left, co
   }
 }
 
-// How a plane is cut into 4x4 output tiles, each reading the 6x6 window at (4 ty - pad_h,
-// 4 tx - pad_w) of the input. The transforms go over one channel's planes of several images
-// (`planes`, `image_stride` apart) at once, their tiles numbered image by image, kLanes tiles a
-// batch, so that small planes fill the lanes too.
+// How a plane is cut into tiles of `out` x `out` outputs, each reading the kIn x kIn window at
+// (out ty - pad_h, out tx - pad_w) of the input. The transforms go over one channel's planes of
+// several images (`planes`, `image_stride` apart) at once, their tiles numbered image by image,
+// kLanes tiles a batch, so that small planes fill the lanes too.
 struct Tiling {
+  int kernel, out;  // the kernel's side, and the tile's
   int height, width, pad_h, pad_w, out_h, out_w;
   int tiles_h, tiles_w;
   explicit Tiling(const ConvGeometry2d& g)
-      : height(g.height), width(g.width), pad_h(g.pad_h), pad_w(g.pad_w), out_h(g.out_h()),
-        out_w(g.out_w()), tiles_h((out_h + kOut - 1) / kOut), tiles_w((out_w + kOut - 1) / kOut) {}
+      : kernel(g.kernel_h), out(kIn + 1 - kernel), height(g.height), width(g.width),
+        pad_h(g.pad_h), pad_w(g.pad_w), out_h(g.out_h()), out_w(g.out_w()),
+        tiles_h((out_h + out - 1) / out), tiles_w((out_w + out - 1) / out) {}
   int tiles() const { return tiles_h * tiles_w; }
 
-  // A Side x Side window of each of tiles [first, first + count), lane by lane, from planes of
-  // rows x columns, read from (4 ty + offset_h, 4 tx + offset_w), zero outside the plane.
-  template <int Side>
-  void gather(const float* planes, int64_t image_stride, int rows, int columns, int offset_h,
-              int offset_w, int first, int count, float* windows) const {
+  // A side x side window of each of tiles [first, first + count), lane by lane, from planes of
+  // rows x columns, read from (out ty + offset_h, out tx + offset_w), zero outside the plane.
+  void gather(int side, const float* planes, int64_t image_stride, int rows, int columns,
+              int offset_h, int offset_w, int first, int count, float* windows) const {
     for (int lane = 0; lane < count; ++lane) {
       const int tile = (first + lane) % tiles(), image = (first + lane) / tiles();
-      const int top = kOut * (tile / tiles_w) + offset_h, left = kOut * (tile % tiles_w) + offset_w;
+      const int top = out * (tile / tiles_w) + offset_h, left = out * (tile % tiles_w) + offset_w;
       const float* plane = planes + image * image_stride;
-      const bool inside = top >= 0 && left >= 0 && top + Side <= rows && left + Side <= columns;
-      for (int i = 0; i < Side; ++i) {
+      const bool inside = top >= 0 && left >= 0 && top + side <= rows && left + side <= columns;
+      for (int i = 0; i < side; ++i) {
         const int r = top + i;
-        for (int j = 0; j < Side; ++j) {
+        for (int j = 0; j < side; ++j) {
           const int c = left + j;
-          windows[(i * Side + j) * kLanes + lane] =
+          windows[(i * side + j) * kLanes + lane] =
               inside || (r >= 0 && r < rows && c >= 0 && c < columns)
                   ? plane[int64_t(r) * columns + c]
                   : 0.0f;
@@ -143,17 +200,17 @@ struct Tiling {
   }
   // The inverse: each lane's window written to (`add` false, plus `bias`) or added into the
   // planes where it lies inside them.
-  template <int Side>
-  void scatter(const float* windows, int first, int count, bool add, float bias, float* planes,
-               int64_t image_stride, int rows, int columns, int offset_h, int offset_w) const {
+  void scatter(int side, const float* windows, int first, int count, bool add, float bias,
+               float* planes, int64_t image_stride, int rows, int columns, int offset_h,
+               int offset_w) const {
     for (int lane = 0; lane < count; ++lane) {
       const int tile = (first + lane) % tiles(), image = (first + lane) / tiles();
-      const int top = kOut * (tile / tiles_w) + offset_h, left = kOut * (tile % tiles_w) + offset_w;
+      const int top = out * (tile / tiles_w) + offset_h, left = out * (tile % tiles_w) + offset_w;
       float* plane = planes + image * image_stride;
-      for (int i = std::max(0, -top); i < std::min(Side, rows - top); ++i) {
+      for (int i = std::max(0, -top); i < std::min(side, rows - top); ++i) {
         float* row = plane + int64_t(top + i) * columns;
-        for (int j = std::max(0, -left); j < std::min(Side, columns - left); ++j) {
-          const float value = windows[(i * Side + j) * kLanes + lane];
+        for (int j = std::max(0, -left); j < std::min(side, columns - left); ++j) {
+          const float value = windows[(i * side + j) * kLanes + lane];
           row[left + j] = add ? row[left + j] + value : value + bias;
         }
       }
@@ -161,27 +218,41 @@ struct Tiling {
   }
 };
 
-// Rows of the transformed domain: lanes [0, count) to V[t * stride + lane], or back.
-__attribute__((always_inline)) inline void store_lanes(const float* lanes, int count,
-                                                      int64_t stride, float* v) {
-  for (int t = 0; t < kTile; ++t) {
+// Rows of the transformed domain: `rows` rows of lanes [0, count) to x[t * stride + lane], or
+// back.
+__attribute__((always_inline)) inline void store_lanes(const float* lanes, int rows, int count,
+                                                      int64_t stride, float* x) {
+  for (int t = 0; t < rows; ++t) {
     if (count == kLanes) {
-      for (int lane = 0; lane < kLanes; ++lane) v[t * stride + lane] = lanes[t * kLanes + lane];
+      for (int lane = 0; lane < kLanes; ++lane) x[t * stride + lane] = lanes[t * kLanes + lane];
     } else {
-      for (int lane = 0; lane < count; ++lane) v[t * stride + lane] = lanes[t * kLanes + lane];
+      for (int lane = 0; lane < count; ++lane) x[t * stride + lane] = lanes[t * kLanes + lane];
     }
   }
 }
-__attribute__((always_inline)) inline void load_lanes(const float* v, int64_t stride, int count,
-                                                     float* lanes) {
-  for (int t = 0; t < kTile; ++t) {
+__attribute__((always_inline)) inline void load_lanes(const float* x, int64_t stride, int rows,
+                                                     int count, float* lanes) {
+  for (int t = 0; t < rows; ++t) {
     if (count == kLanes) {
-      for (int lane = 0; lane < kLanes; ++lane) lanes[t * kLanes + lane] = v[t * stride + lane];
+      for (int lane = 0; lane < kLanes; ++lane) lanes[t * kLanes + lane] = x[t * stride + lane];
     } else {
-      for (int lane = 0; lane < count; ++lane) lanes[t * kLanes + lane] = v[t * stride + lane];
+      for (int lane = 0; lane < count; ++lane) lanes[t * kLanes + lane] = x[t * stride + lane];
     }
   }
 }
+
+// Calls body(algorithm) with the algorithm for the kernel side (3 or 5). The body must be an
+// always_inline lambda, so that, inlined here, its matrices are constants and its transforms
+// are made of their nonzero terms.
+template <class Body>
+__attribute__((always_inline)) inline void with_algorithm(int kernel, Body body) {
+  if (kernel == 3) {
+    body(kF4x4By3x3);
+  } else {
+    body(kF2x2By5x5);
+  }
+}
+#define ALWAYS_INLINE_LAMBDA __attribute__((always_inline))
 
 // In each of the four, `planes` is one channel's plane of the first of `images` images, the
 // others `image_stride` after it, and `v` or `m` that channel's row of V or M (the position t's
@@ -190,44 +261,50 @@ __attribute__((always_inline)) inline void load_lanes(const float* v, int64_t st
 // V = B^T d B for each tile.
 ENGINE_VECTORIZED void transform_input(const Tiling& t, const float* planes, int64_t image_stride,
                                        int images, int64_t stride, float* v) {
-  float windows[kTile * kLanes], transformed[kTile * kLanes];
-  const int tiles = images * t.tiles();
-  for (int first = 0; first < tiles; first += kLanes) {
-    const int count = std::min(kLanes, tiles - first);
-    t.gather<kIn>(planes, image_stride, t.height, t.width, -t.pad_h, -t.pad_w, first, count,
-                  windows);
-    sandwich(kBT, kBT, windows, transformed);
-    store_lanes(transformed, count, stride, v + first);
-  }
+  with_algorithm(t.kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
+    float windows[kTile * kLanes], transformed[kTile * kLanes];
+    const int tiles = images * t.tiles();
+    for (int first = 0; first < tiles; first += kLanes) {
+      const int count = std::min(kLanes, tiles - first);
+      t.gather(kIn, planes, image_stride, t.height, t.width, -t.pad_h, -t.pad_w, first, count,
+               windows);
+      sandwich(f.BT, f.BT, windows, transformed);
+      store_lanes(transformed, kTile, count, stride, v + first);
+    }
+  });
 }
 
 // The output planes from M (A^T m A per tile) plus `bias`.
 ENGINE_VECTORIZED void transform_output(const Tiling& t, const float* m, int64_t stride,
                                         float bias, int images, int64_t image_stride,
                                         float* planes) {
-  float lanes[kTile * kLanes], outputs[kOut * kOut * kLanes];
-  const int tiles = images * t.tiles();
-  for (int first = 0; first < tiles; first += kLanes) {
-    const int count = std::min(kLanes, tiles - first);
-    load_lanes(m + first, stride, count, lanes);
-    sandwich(kAT, kAT, lanes, outputs);
-    t.scatter<kOut>(outputs, first, count, false, bias, planes, image_stride, t.out_h, t.out_w, 0,
-                    0);
-  }
+  with_algorithm(t.kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
+    float lanes[kTile * kLanes], outputs[kTile * kLanes];
+    const int tiles = images * t.tiles();
+    for (int first = 0; first < tiles; first += kLanes) {
+      const int count = std::min(kLanes, tiles - first);
+      load_lanes(m + first, stride, kTile, count, lanes);
+      sandwich(f.AT, f.AT, lanes, outputs);
+      t.scatter(t.out, outputs, first, count, false, bias, planes, image_stride, t.out_h, t.out_w,
+                0, 0);
+    }
+  });
 }
 
 // dM = A dY A^T for each tile of the output planes' gradient (the adjoint of transform_output).
 ENGINE_VECTORIZED void transform_output_gradient(const Tiling& t, const float* planes,
                                                  int64_t image_stride, int images,
                                                  int64_t stride, float* m) {
-  float windows[kOut * kOut * kLanes], transformed[kTile * kLanes];
-  const int tiles = images * t.tiles();
-  for (int first = 0; first < tiles; first += kLanes) {
-    const int count = std::min(kLanes, tiles - first);
-    t.gather<kOut>(planes, image_stride, t.out_h, t.out_w, 0, 0, first, count, windows);
-    sandwich(kA, kA, windows, transformed);
-    store_lanes(transformed, count, stride, m + first);
-  }
+  with_algorithm(t.kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
+    float windows[kTile * kLanes], transformed[kTile * kLanes];
+    const int tiles = images * t.tiles();
+    for (int first = 0; first < tiles; first += kLanes) {
+      const int count = std::min(kLanes, tiles - first);
+      t.gather(t.out, planes, image_stride, t.out_h, t.out_w, 0, 0, first, count, windows);
+      sandwich(f.A, f.A, windows, transformed);
+      store_lanes(transformed, kTile, count, stride, m + first);
+    }
+  });
 }
 
 // The input planes' gradient = the sum over the windows of B dV B^T (the adjoint of
@@ -235,59 +312,66 @@ ENGINE_VECTORIZED void transform_output_gradient(const Tiling& t, const float* p
 ENGINE_VECTORIZED void transform_input_gradient(const Tiling& t, const float* v, int64_t stride,
                                                 int images, int64_t image_stride,
                                                 float* planes) {
-  float lanes[kTile * kLanes], windows[kTile * kLanes];
   const int64_t plane = int64_t(t.height) * t.width;
   for (int image = 0; image < images; ++image) {
     std::fill(planes + image * image_stride, planes + image * image_stride + plane, 0.0f);
   }
-  const int tiles = images * t.tiles();
-  for (int first = 0; first < tiles; first += kLanes) {
-    const int count = std::min(kLanes, tiles - first);
-    load_lanes(v + first, stride, count, lanes);
-    sandwich(kB, kB, lanes, windows);
-    t.scatter<kIn>(windows, first, count, true, 0.0f, planes, image_stride, t.height, t.width,
-                   -t.pad_h, -t.pad_w);
-  }
-}
-
-// U = G g G^T for each 3x3 kernel, into U [group][36][outputs / group][channels / group]; the
-// kernels of one output row go kLanes channels at a time.
-ENGINE_VECTORIZED void transform_weights(int outputs, int group, int channels_per_group,
-                                         const float* weights, float* u) {
-  const int per_group = outputs / group;
-  const int64_t plane = int64_t(per_group) * channels_per_group;
-  cpu::parallel_for(outputs, int64_t(channels_per_group) * kTile, [&](int64_t o, int) {
-    float kernels[9 * kLanes], transformed[kTile * kLanes];
-    const int64_t base = (o / per_group) * kTile * plane + (o % per_group) * channels_per_group;
-    for (int first = 0; first < channels_per_group; first += kLanes) {
-      const int count = std::min(kLanes, channels_per_group - first);
-      for (int lane = 0; lane < count; ++lane) {
-        const float* g = weights + (o * channels_per_group + first + lane) * 9;
-        for (int k = 0; k < 9; ++k) kernels[k * kLanes + lane] = g[k];
-      }
-      sandwich(kG, kG, kernels, transformed);
-      store_lanes(transformed, count, plane, u + base + first);
+  with_algorithm(t.kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
+    float lanes[kTile * kLanes], windows[kTile * kLanes];
+    const int tiles = images * t.tiles();
+    for (int first = 0; first < tiles; first += kLanes) {
+      const int count = std::min(kLanes, tiles - first);
+      load_lanes(v + first, stride, kTile, count, lanes);
+      sandwich(f.B, f.B, lanes, windows);
+      t.scatter(kIn, windows, first, count, true, 0.0f, planes, image_stride, t.height, t.width,
+                -t.pad_h, -t.pad_w);
     }
   });
 }
 
-// weight_diff += G^T dU G for each kernel (the adjoint of transform_weights).
-ENGINE_VECTORIZED void accumulate_weight_gradient(int outputs, int group, int channels_per_group,
-                                                  const float* du, float* weight_diff) {
-  const int per_group = outputs / group;
+// U = G g G^T for each kernel, into U [group][36][outputs / group][channels / group]; the
+// kernels of one output row go kLanes channels at a time.
+ENGINE_VECTORIZED void transform_weights(int kernel, int outputs, int group,
+                                         int channels_per_group, const float* weights, float* u) {
+  const int per_group = outputs / group, taps = kernel * kernel;
   const int64_t plane = int64_t(per_group) * channels_per_group;
-  cpu::parallel_for(outputs, int64_t(channels_per_group) * kTile, [&](int64_t o, int) {
-    float transformed[kTile * kLanes], kernels[9 * kLanes];
-    const int64_t base = (o / per_group) * kTile * plane + (o % per_group) * channels_per_group;
-    for (int first = 0; first < channels_per_group; first += kLanes) {
-      const int count = std::min(kLanes, channels_per_group - first);
-      load_lanes(du + base + first, plane, count, transformed);
-      sandwich(kGT, kGT, transformed, kernels);
-      for (int lane = 0; lane < count; ++lane) {
-        float* g = weight_diff + (o * channels_per_group + first + lane) * 9;
-        for (int k = 0; k < 9; ++k) g[k] += kernels[k * kLanes + lane];
+  with_algorithm(kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
+    cpu::parallel_for(outputs, int64_t(channels_per_group) * kTile, [&](int64_t o, int) {
+      float kernels[kTile * kLanes], transformed[kTile * kLanes];
+      const int64_t base = (o / per_group) * kTile * plane + (o % per_group) * channels_per_group;
+      for (int first = 0; first < channels_per_group; first += kLanes) {
+        const int count = std::min(kLanes, channels_per_group - first);
+        for (int lane = 0; lane < count; ++lane) {
+          const float* g = weights + (o * channels_per_group + first + lane) * taps;
+          for (int k = 0; k < taps; ++k) kernels[k * kLanes + lane] = g[k];
+        }
+        sandwich(f.G, f.G, kernels, transformed);
+        store_lanes(transformed, kTile, count, plane, u + base + first);
       }
-    }
+    });
+  });
+}
+
+// weight_diff += G^T dU G for each kernel (the adjoint of transform_weights).
+ENGINE_VECTORIZED void accumulate_weight_gradient(int kernel, int outputs, int group,
+                                                  int channels_per_group, const float* du,
+                                                  float* weight_diff) {
+  const int per_group = outputs / group, taps = kernel * kernel;
+  const int64_t plane = int64_t(per_group) * channels_per_group;
+  with_algorithm(kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
+    cpu::parallel_for(outputs, int64_t(channels_per_group) * kTile, [&](int64_t o, int) {
+      float transformed[kTile * kLanes], kernels[kTile * kLanes];
+      const int64_t base = (o / per_group) * kTile * plane + (o % per_group) * channels_per_group;
+      for (int first = 0; first < channels_per_group; first += kLanes) {
+        const int count = std::min(kLanes, channels_per_group - first);
+        load_lanes(du + base + first, plane, kTile, count, transformed);
+        sandwich(f.GT, f.GT, transformed, kernels);
+        for (int lane = 0; lane < count; ++lane) {
+          float* g = weight_diff + (o * channels_per_group + first + lane) * taps;
+          for (int k = 0; k < taps; ++k) g[k] += kernels[k * kLanes + lane];
+        }
+      }
+    });
   });
 }
 
@@ -334,7 +418,8 @@ struct Pass {
 }  // namespace
 
 bool applies(const ConvSpec& spec, int channels) {
-  return spec.kernel_h == 3 && spec.kernel_w == 3 && spec.stride_h == 1 && spec.stride_w == 1 &&
+  return (spec.kernel_h == 3 || spec.kernel_h == 5) && spec.kernel_w == spec.kernel_h &&
+         spec.stride_h == 1 && spec.stride_w == 1 &&
          spec.dilation_h == 1 && spec.dilation_w == 1 && !is_depthwise(spec, channels);
 }
 
@@ -353,7 +438,7 @@ void forward(const ConvGeometry2d& g, int num, int outputs, int group, const flo
   const int cg = pass.channels_per_group(), og = pass.outputs_per_group();
   if (!weights_ready) {
     work->weights.resize(size_t(kTile) * outputs * cg);
-    transform_weights(outputs, group, cg, weights, work->weights.data());
+    transform_weights(g.kernel_h, outputs, group, cg, weights, work->weights.data());
   }
   const int64_t tiles_per_image = pass.tiling.tiles();
   work->tiles.resize(size_t(kTile) * pass.channels * tiles_per_image * pass.images_per_chunk);
@@ -387,7 +472,7 @@ void backward(const ConvGeometry2d& g, int num, int outputs, int group, const fl
   float *v = work->tiles.data(), *m = work->products.data();
   if (bottom_diff && !weights_ready) {
     work->weights.resize(size_t(kTile) * outputs * cg);
-    transform_weights(outputs, group, cg, weights, work->weights.data());
+    transform_weights(g.kernel_h, outputs, group, cg, weights, work->weights.data());
   }
   if (weight_diff) work->weight_gradient.assign(size_t(kTile) * outputs * cg, 0.0f);
   for (int first = 0; first < num; first += pass.images_per_chunk) {
@@ -423,7 +508,8 @@ void backward(const ConvGeometry2d& g, int num, int outputs, int group, const fl
     });
   }
   if (weight_diff) {
-    accumulate_weight_gradient(outputs, group, cg, work->weight_gradient.data(), weight_diff);
+    accumulate_weight_gradient(g.kernel_h, outputs, group, cg, work->weight_gradient.data(),
+                               weight_diff);
   }
 }
 

@@ -198,6 +198,13 @@ TEST_P(ConvPaths, GradientUnitStrideUnpaddedTwoBottoms) {
   check_gradient(*layer, {&a, &b}, {&top_a, &top_b});
 }
 
+TEST_P(ConvPaths, GradientUnitStrideFiveByFive) {
+  Blob bottom({2, 4, 6, 7}), top;
+  fill_gaussian(bottom);
+  LayerPtr layer = conv(std::string("num_output: 4 kernel_size: 5 pad: 2 group: 2") + kFillers);
+  check_gradient(*layer, {&bottom}, {&top});
+}
+
 TEST_P(ConvPaths, GradientUnitStrideWidePadding) {
   Blob bottom({2, 2, 4, 3}), top;
   fill_gaussian(bottom);
@@ -366,13 +373,21 @@ TEST(ConvPathsAgree, WinogradUnpaddedAndWidePadding) {
   expect_paths_agree({2, 5, 9, 6}, "num_output: 4 kernel_size: 3 bias_term: false", "WINOGRAD");
   expect_paths_agree({2, 5, 3, 4}, "num_output: 4 kernel_size: 3 pad: 2", "WINOGRAD");
 }
+TEST(ConvPathsAgree, WinogradFiveByFive) {
+  // AlexNet's conv2 (grouped) and GoogLeNet's 5x5 branches, smaller; odd and even sizes.
+  expect_paths_agree({2, 16, 13, 13}, "num_output: 24 kernel_size: 5 pad: 2 group: 2", "WINOGRAD");
+  expect_paths_agree({3, 6, 8, 7}, "num_output: 5 kernel_size: 5 pad: 2", "WINOGRAD");
+  expect_paths_agree({1, 3, 7, 9}, "num_output: 2 kernel_size: 5 bias_term: false", "WINOGRAD");
+}
 TEST(ConvPathsAgree, WinogradManyChunks) {
   // 16 * (64 + 64) values per tile and 64 tiles per image: 64 MB of tiles hold 128 images.
   expect_paths_agree({300, 64, 16, 16}, "num_output: 64 kernel_size: 3 pad: 1", "WINOGRAD");
 }
 TEST(ConvPathsAgree, WinogradFallsBackToCaffesCodeElsewhere) {
   expect_paths_agree({2, 4, 9, 9}, "num_output: 4 kernel_size: 3 stride: 2", "WINOGRAD");
-  expect_paths_agree({2, 4, 9, 9}, "num_output: 4 kernel_size: 5 pad: 2", "WINOGRAD");
+  expect_paths_agree({2, 4, 9, 9}, "num_output: 4 kernel_size: 7 pad: 3", "WINOGRAD");
+  expect_paths_agree({2, 4, 9, 9}, "num_output: 4 kernel_size: 3 pad: 2 dilation: 2", "WINOGRAD");
+  expect_paths_agree({2, 4, 9, 9}, "num_output: 4 kernel_h: 3 kernel_w: 5 pad: 1", "WINOGRAD");
   expect_paths_agree({2, 4, 9, 9}, "num_output: 8 kernel_size: 3 pad: 1 group: 4", "WINOGRAD");
 }
 
