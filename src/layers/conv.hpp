@@ -54,7 +54,7 @@ bool may_apply(const ConvolutionParameter& param);
 // hold (a memory and its stamp then), so that a pass need not redo them while those stay
 // unchanged: an inference net's weights, the forward pass's bottom in the backward pass.
 struct Workspace {
-  std::vector<float> weights, tiles, products, weight_gradient;
+  std::vector<float> weights, tiles;
   bool tiles_whole = false;  // `tiles` hold every image of the last forward pass's bottom
   struct Made {
     const SyncedMemory* from = nullptr;
@@ -67,10 +67,11 @@ struct Workspace {
   Made weights_made, tiles_made;
 };
 // top = conv(bottom) + bias (bias may be null); bottom [num, g.channels, g.height, g.width];
-// `weights_ready`: work->weights hold these weights transformed.
+// `weights_ready`: work->weights hold these weights transformed; `keep_tiles`: keep the tiles in
+// work->tiles for a backward pass.
 void forward(const ConvGeometry2d& g, int num, int outputs, int group, const float* bottom,
-             const float* weights, const float* bias, bool weights_ready, Workspace* work,
-             float* top);
+             const float* weights, const float* bias, bool weights_ready, bool keep_tiles,
+             Workspace* work, float* top);
 // weight_diff += the weights' gradient and bottom_diff = the bottom's (overwritten), each
 // skipped where null; `tiles_ready`: work->tiles hold the forward pass's tiles of `bottom`.
 void backward(const ConvGeometry2d& g, int num, int outputs, int group, const float* bottom,

@@ -375,6 +375,17 @@ ENGINE_VECTORIZED void accumulate_weight_gradient(int kernel, int outputs, int g
   });
 }
 
+// Scratch within a pass (M, the weight gradient in the transformed domain, and V where no
+// backward pass will want it), so one room of each per thread serves every layer: a net runs its
+// layers one at a time, and nets on other threads have their own.
+enum Room { kProducts, kWeightGradient, kTiles };
+float* scratch(Room which, size_t count) {
+  thread_local std::vector<float> rooms[3];
+  std::vector<float>& room = rooms[which];
+  if (room.size() < count) room.resize(count);
+  return room.data();
+}
+
 // The shapes of one layer's pass and the chunks its images go through.
 struct Pass {
   Tiling tiling;
@@ -432,8 +443,8 @@ bool may_apply(const ConvolutionParameter& param) {
 }
 
 void forward(const ConvGeometry2d& g, int num, int outputs, int group, const float* bottom,
-             const float* weights, const float* bias, bool weights_ready, Workspace* work,
-             float* top) {
+             const float* weights, const float* bias, bool weights_ready, bool keep_tiles,
+             Workspace* work, float* top) {
   const Pass pass(g, num, outputs, group);
   const int cg = pass.channels_per_group(), og = pass.outputs_per_group();
   if (!weights_ready) {
@@ -441,14 +452,15 @@ void forward(const ConvGeometry2d& g, int num, int outputs, int group, const flo
     transform_weights(g.kernel_h, outputs, group, cg, weights, work->weights.data());
   }
   const int64_t tiles_per_image = pass.tiling.tiles();
-  work->tiles.resize(size_t(kTile) * pass.channels * tiles_per_image * pass.images_per_chunk);
-  work->products.resize(size_t(kTile) * outputs * tiles_per_image * pass.images_per_chunk);
-  float *v = work->tiles.data(), *m = work->products.data();
+  const size_t tile_values = size_t(kTile) * pass.channels * tiles_per_image * pass.images_per_chunk;
+  if (keep_tiles) work->tiles.resize(tile_values);
+  float* v = keep_tiles ? work->tiles.data() : scratch(kTiles, tile_values);
+  float* m = scratch(kProducts, size_t(kTile) * outputs * tiles_per_image * pass.images_per_chunk);
   for (int first = 0; first < num; first += pass.images_per_chunk) {
     const int n = std::min(pass.images_per_chunk, num - first);
     const int tiles = int(n * tiles_per_image);
     pass.transform_inputs(bottom, first, n, v);
-    work->tiles_whole = n == num;
+    work->tiles_whole = keep_tiles && n == num;
     pass.for_each_product(tiles, [&](int64_t v_at, int64_t m_at, int64_t u_at) {
       cpu::gemm(false, false, og, tiles, cg, 1.0f, work->weights.data() + u_at, v + v_at, 0.0f,
                 m + m_at);
@@ -468,13 +480,15 @@ void backward(const ConvGeometry2d& g, int num, int outputs, int group, const fl
   const int cg = pass.channels_per_group(), og = pass.outputs_per_group();
   const int64_t tiles_per_image = pass.tiling.tiles();
   work->tiles.resize(size_t(kTile) * pass.channels * tiles_per_image * pass.images_per_chunk);
-  work->products.resize(size_t(kTile) * outputs * tiles_per_image * pass.images_per_chunk);
-  float *v = work->tiles.data(), *m = work->products.data();
+  float *v = work->tiles.data(), *m = scratch(kProducts, size_t(kTile) * outputs * tiles_per_image *
+                                                pass.images_per_chunk);
   if (bottom_diff && !weights_ready) {
     work->weights.resize(size_t(kTile) * outputs * cg);
     transform_weights(g.kernel_h, outputs, group, cg, weights, work->weights.data());
   }
-  if (weight_diff) work->weight_gradient.assign(size_t(kTile) * outputs * cg, 0.0f);
+  const size_t transformed_weights = size_t(kTile) * outputs * cg;
+  float* weight_gradient = weight_diff ? scratch(kWeightGradient, transformed_weights) : nullptr;
+  if (weight_diff) std::fill(weight_gradient, weight_gradient + transformed_weights, 0.0f);
   for (int first = 0; first < num; first += pass.images_per_chunk) {
     const int n = std::min(pass.images_per_chunk, num - first);
     const int tiles = int(n * tiles_per_image);
@@ -491,7 +505,7 @@ void backward(const ConvGeometry2d& g, int num, int outputs, int group, const fl
       }
       pass.for_each_product(tiles, [&](int64_t v_at, int64_t m_at, int64_t u_at) {
         cpu::gemm(false, true, og, cg, tiles, 1.0f, m + m_at, v + v_at, 1.0f,
-                  work->weight_gradient.data() + u_at);
+                  weight_gradient + u_at);
       });
     }
     if (!bottom_diff) continue;
@@ -508,8 +522,7 @@ void backward(const ConvGeometry2d& g, int num, int outputs, int group, const fl
     });
   }
   if (weight_diff) {
-    accumulate_weight_gradient(g.kernel_h, outputs, group, cg, work->weight_gradient.data(),
-                               weight_diff);
+    accumulate_weight_gradient(g.kernel_h, outputs, group, cg, weight_gradient, weight_diff);
   }
 }
 
@@ -525,8 +538,8 @@ void ConvolutionLayerBase::winograd_forward(const Blobs& bottom, const Blobs& to
                            : spec_.bias_term ? blobs_[1]->cpu_data() : nullptr;
   for (size_t i = 0; i < bottom.size(); ++i) {
     winograd::forward(geometry_, num_, spec_.num_output, spec_.group, bottom[i]->cpu_data(),
-                      weight_data, bias, winograd_.weights_made.holds(weights), &winograd_,
-                      top[i]->mutable_cpu_data());
+                      weight_data, bias, winograd_.weights_made.holds(weights), backward_runs_,
+                      &winograd_, top[i]->mutable_cpu_data());
     winograd_.weights_made.set(weights);
   }
   winograd_.tiles_made.set(bottom.back()->data_memory().get());

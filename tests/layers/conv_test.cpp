@@ -306,8 +306,10 @@ INSTANTIATE_TEST_SUITE_P(Engines, ConvPaths, ::testing::Values("CAFFE", "ONEDNN"
 
 // ---- the two paths against each other -------------------------------------------------
 
+// `backward_planned` false: the fast layer is told that no backward pass will run (it keeps
+// nothing for one), and is then asked for one anyway.
 void expect_paths_agree(const std::vector<int>& shape, const std::string& fields,
-                        const std::string& engine = "ONEDNN") {
+                        const std::string& engine = "ONEDNN", bool backward_planned = true) {
   if (engine == "ONEDNN" && !onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
   SCOPED_TRACE(fields + " engine " + engine);
   Context::set_seed(7);
@@ -319,6 +321,7 @@ void expect_paths_agree(const std::vector<int>& shape, const std::string& fields
   reference->setup({&bottom_ref}, {&top_ref});
   share_parameters(*reference, *fast);
   fast->setup({&bottom_fast}, {&top_fast});
+  if (!backward_planned) fast->set_backward_plan(false, {false});
   reference->forward({&bottom_ref}, {&top_ref});
   fast->forward({&bottom_fast}, {&top_fast});
   ASSERT_EQ(top_ref.shape(), top_fast.shape());
@@ -378,6 +381,9 @@ TEST(ConvPathsAgree, WinogradFiveByFive) {
   expect_paths_agree({2, 16, 13, 13}, "num_output: 24 kernel_size: 5 pad: 2 group: 2", "WINOGRAD");
   expect_paths_agree({3, 6, 8, 7}, "num_output: 5 kernel_size: 5 pad: 2", "WINOGRAD");
   expect_paths_agree({1, 3, 7, 9}, "num_output: 2 kernel_size: 5 bias_term: false", "WINOGRAD");
+}
+TEST(ConvPathsAgree, WinogradWithoutABackwardPassPlanned) {
+  expect_paths_agree({3, 8, 10, 9}, "num_output: 6 kernel_size: 3 pad: 1", "WINOGRAD", false);
 }
 TEST(ConvPathsAgree, WinogradManyChunks) {
   // 16 * (64 + 64) values per tile and 64 tiles per image: 64 MB of tiles hold 128 images.
