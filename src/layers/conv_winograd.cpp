@@ -131,8 +131,9 @@ static_assert(kF4x4By3x3.BT[0][0] == 4 && kF4x4By3x3.BT[0][2] == -5 &&
 // (in [K][L][kLanes], out [R][C][kLanes]): the 2-D transforms. The matrices are constants, so
 // the unrolled loops keep only their nonzero terms.
 template <size_t R, size_t K, size_t C, size_t L>
-__attribute__((always_inline)) inline void sandwich(const Matrix<R, K>& left, const Matrix<C, L>& right, const float* in,
-                     float* out) {
+__attribute__((always_inline)) inline void sandwich(const Matrix<R, K>& left,
+                                                   const Matrix<C, L>& right, const float* in,
+                                                   float* out) {
   float rows[R][L][kLanes];
 #pragma GCC unroll 8
   for (size_t i = 0; i < R; ++i) {
@@ -254,6 +255,8 @@ __attribute__((always_inline)) inline void with_algorithm(int kernel, Body body)
 }
 #define ALWAYS_INLINE_LAMBDA __attribute__((always_inline))
 
+// Lanes past a batch's count hold earlier batches' values (or zeros): computed, never stored.
+//
 // In each of the four, `planes` is one channel's plane of the first of `images` images, the
 // others `image_stride` after it, and `v` or `m` that channel's row of V or M (the position t's
 // row `stride` after the first).
@@ -262,7 +265,7 @@ __attribute__((always_inline)) inline void with_algorithm(int kernel, Body body)
 ENGINE_VECTORIZED void transform_input(const Tiling& t, const float* planes, int64_t image_stride,
                                        int images, int64_t stride, float* v) {
   with_algorithm(t.kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
-    float windows[kTile * kLanes], transformed[kTile * kLanes];
+    float windows[kTile * kLanes] = {}, transformed[kTile * kLanes] = {};
     const int tiles = images * t.tiles();
     for (int first = 0; first < tiles; first += kLanes) {
       const int count = std::min(kLanes, tiles - first);
@@ -279,7 +282,7 @@ ENGINE_VECTORIZED void transform_output(const Tiling& t, const float* m, int64_t
                                         float bias, int images, int64_t image_stride,
                                         float* planes) {
   with_algorithm(t.kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
-    float lanes[kTile * kLanes], outputs[kTile * kLanes];
+    float lanes[kTile * kLanes] = {}, outputs[kTile * kLanes] = {};
     const int tiles = images * t.tiles();
     for (int first = 0; first < tiles; first += kLanes) {
       const int count = std::min(kLanes, tiles - first);
@@ -296,7 +299,7 @@ ENGINE_VECTORIZED void transform_output_gradient(const Tiling& t, const float* p
                                                  int64_t image_stride, int images,
                                                  int64_t stride, float* m) {
   with_algorithm(t.kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
-    float windows[kTile * kLanes], transformed[kTile * kLanes];
+    float windows[kTile * kLanes] = {}, transformed[kTile * kLanes] = {};
     const int tiles = images * t.tiles();
     for (int first = 0; first < tiles; first += kLanes) {
       const int count = std::min(kLanes, tiles - first);
@@ -317,7 +320,7 @@ ENGINE_VECTORIZED void transform_input_gradient(const Tiling& t, const float* v,
     std::fill(planes + image * image_stride, planes + image * image_stride + plane, 0.0f);
   }
   with_algorithm(t.kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
-    float lanes[kTile * kLanes], windows[kTile * kLanes];
+    float lanes[kTile * kLanes] = {}, windows[kTile * kLanes] = {};
     const int tiles = images * t.tiles();
     for (int first = 0; first < tiles; first += kLanes) {
       const int count = std::min(kLanes, tiles - first);
@@ -337,7 +340,7 @@ ENGINE_VECTORIZED void transform_weights(int kernel, int outputs, int group,
   const int64_t plane = int64_t(per_group) * channels_per_group;
   with_algorithm(kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
     cpu::parallel_for(outputs, int64_t(channels_per_group) * kTile, [&](int64_t o, int) {
-      float kernels[kTile * kLanes], transformed[kTile * kLanes];
+      float kernels[kTile * kLanes] = {}, transformed[kTile * kLanes] = {};
       const int64_t base = (o / per_group) * kTile * plane + (o % per_group) * channels_per_group;
       for (int first = 0; first < channels_per_group; first += kLanes) {
         const int count = std::min(kLanes, channels_per_group - first);
@@ -360,7 +363,7 @@ ENGINE_VECTORIZED void accumulate_weight_gradient(int kernel, int outputs, int g
   const int64_t plane = int64_t(per_group) * channels_per_group;
   with_algorithm(kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
     cpu::parallel_for(outputs, int64_t(channels_per_group) * kTile, [&](int64_t o, int) {
-      float transformed[kTile * kLanes], kernels[kTile * kLanes];
+      float transformed[kTile * kLanes] = {}, kernels[kTile * kLanes] = {};
       const int64_t base = (o / per_group) * kTile * plane + (o % per_group) * channels_per_group;
       for (int first = 0; first < channels_per_group; first += kLanes) {
         const int count = std::min(kLanes, channels_per_group - first);
@@ -452,7 +455,8 @@ void forward(const ConvGeometry2d& g, int num, int outputs, int group, const flo
     transform_weights(g.kernel_h, outputs, group, cg, weights, work->weights.data());
   }
   const int64_t tiles_per_image = pass.tiling.tiles();
-  const size_t tile_values = size_t(kTile) * pass.channels * tiles_per_image * pass.images_per_chunk;
+  const size_t tile_values =
+      size_t(kTile) * pass.channels * tiles_per_image * pass.images_per_chunk;
   if (keep_tiles) work->tiles.resize(tile_values);
   float* v = keep_tiles ? work->tiles.data() : scratch(kTiles, tile_values);
   float* m = scratch(kProducts, size_t(kTile) * outputs * tiles_per_image * pass.images_per_chunk);
@@ -557,10 +561,11 @@ void ConvolutionLayerBase::winograd_backward(const Blobs& top,
     const float* bottom_data = bottom[i]->cpu_data();
     const bool tiles_ready =
         winograd_.tiles_whole && winograd_.tiles_made.holds(bottom[i]->data_memory().get());
+    float* weight_diff = param_propagate_down(0) ? blobs_[0]->mutable_cpu_diff() : nullptr;
+    float* bottom_diff = propagate_down[i] ? bottom[i]->mutable_cpu_diff() : nullptr;
     winograd::backward(geometry_, num_, spec_.num_output, spec_.group, bottom_data, top_diff,
                        blobs_[0]->cpu_data(), winograd_.weights_made.holds(weights), tiles_ready,
-                       &winograd_, param_propagate_down(0) ? blobs_[0]->mutable_cpu_diff() : nullptr,
-                       propagate_down[i] ? bottom[i]->mutable_cpu_diff() : nullptr);
+                       &winograd_, weight_diff, bottom_diff);
     if (propagate_down[i]) winograd_.weights_made.set(weights);  // transformed if they were not
   }
 }
