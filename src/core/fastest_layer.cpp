@@ -470,6 +470,9 @@ class FastestLayer : public Layer {
         for (size_t p = 0; p < scratch_params.size(); ++p) {
           layer.set_param_propagate_down(static_cast<int>(p), param_propagate_down(p));
           if (round == 0) scratch_params[p]->set_diff(0);
+          // In training the solver rewrites the parameters before every pass: what a candidate
+          // derives from them (Winograd's transformed weights) is remade in each timed pass too.
+          if (runs_backward()) scratch_params[p]->mutable_cpu_data();
         }
         try {
           arrange_bottoms();

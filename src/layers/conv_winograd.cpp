@@ -20,6 +20,7 @@
 // compiler vectorizes.
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <vector>
 
 #include "core/channel_epilogue.hpp"
@@ -127,6 +128,14 @@ static_assert(kF4x4By3x3.BT[0][0] == 4 && kF4x4By3x3.BT[0][2] == -5 &&
                   kF4x4By3x3.G[3][2] == 1.0f / 6 && kF4x4By3x3.AT[3][3] == 8,
               "Lavin and Gray's F(4x4, 3x3)");
 
+// GCC unrolls the transforms' loops fully; clang, which would take minutes to compile them so
+// under the sanitizers of the fuzz builds, is left to its own judgement.
+#if defined(__clang__)
+#define UNROLLED
+#else
+#define UNROLLED _Pragma("GCC unroll 8")
+#endif
+
 // out[i][j] = sum over k, l of left[i][k] in[k][l] right[j][l], for each of kLanes lanes
 // (in [K][L][kLanes], out [R][C][kLanes]): the 2-D transforms. The matrices are constants, so
 // the unrolled loops keep only their nonzero terms.
@@ -135,13 +144,13 @@ __attribute__((always_inline)) inline void sandwich(const Matrix<R, K>& left,
                                                    const Matrix<C, L>& right, const float* in,
                                                    float* out) {
   float rows[R][L][kLanes];
-#pragma GCC unroll 8
+  UNROLLED
   for (size_t i = 0; i < R; ++i) {
-#pragma GCC unroll 8
+    UNROLLED
     for (size_t l = 0; l < L; ++l) {
       float* acc = rows[i][l];
       for (int lane = 0; lane < kLanes; ++lane) acc[lane] = 0;
-#pragma GCC unroll 8
+      UNROLLED
       for (size_t k = 0; k < K; ++k) {
         if (left[i][k] == 0) continue;
         const float* x = in + (k * L + l) * kLanes;
@@ -149,13 +158,13 @@ __attribute__((always_inline)) inline void sandwich(const Matrix<R, K>& left,
       }
     }
   }
-#pragma GCC unroll 8
+  UNROLLED
   for (size_t i = 0; i < R; ++i) {
-#pragma GCC unroll 8
+    UNROLLED
     for (size_t j = 0; j < C; ++j) {
       float* y = out + (i * C + j) * kLanes;
       for (int lane = 0; lane < kLanes; ++lane) y[lane] = 0;
-#pragma GCC unroll 8
+      UNROLLED
       for (size_t l = 0; l < L; ++l) {
         if (right[j][l] == 0) continue;
         for (int lane = 0; lane < kLanes; ++lane) y[lane] += rows[i][l][lane] * right[j][l];
@@ -178,40 +187,45 @@ struct Tiling {
         tiles_h((out_h + out - 1) / out), tiles_w((out_w + out - 1) / out) {}
   int tiles() const { return tiles_h * tiles_w; }
 
-  // A side x side window of each of tiles [first, first + count), lane by lane, from planes of
+  // A Side x Side window of each of tiles [first, first + count), lane by lane, from planes of
   // rows x columns, read from (out ty + offset_h, out tx + offset_w), zero outside the plane.
-  void gather(int side, const float* planes, int64_t image_stride, int rows, int columns,
-              int offset_h, int offset_w, int first, int count, float* windows) const {
+  template <int Side>
+  void gather(const float* planes, int64_t image_stride, int rows, int columns, int offset_h,
+              int offset_w, int first, int count, float* windows) const {
     for (int lane = 0; lane < count; ++lane) {
       const int tile = (first + lane) % tiles(), image = (first + lane) / tiles();
       const int top = out * (tile / tiles_w) + offset_h, left = out * (tile % tiles_w) + offset_w;
       const float* plane = planes + image * image_stride;
-      const bool inside = top >= 0 && left >= 0 && top + side <= rows && left + side <= columns;
-      for (int i = 0; i < side; ++i) {
+      if (top >= 0 && left >= 0 && top + Side <= rows && left + Side <= columns) {
+        for (int i = 0; i < Side; ++i) {
+          const float* row = plane + int64_t(top + i) * columns + left;
+          for (int j = 0; j < Side; ++j) windows[(i * Side + j) * kLanes + lane] = row[j];
+        }
+        continue;
+      }
+      for (int i = 0; i < Side; ++i) {
         const int r = top + i;
-        for (int j = 0; j < side; ++j) {
+        for (int j = 0; j < Side; ++j) {
           const int c = left + j;
-          windows[(i * side + j) * kLanes + lane] =
-              inside || (r >= 0 && r < rows && c >= 0 && c < columns)
-                  ? plane[int64_t(r) * columns + c]
-                  : 0.0f;
+          windows[(i * Side + j) * kLanes + lane] =
+              r >= 0 && r < rows && c >= 0 && c < columns ? plane[int64_t(r) * columns + c] : 0.0f;
         }
       }
     }
   }
   // The inverse: each lane's window written to (`add` false, plus `bias`) or added into the
   // planes where it lies inside them.
-  void scatter(int side, const float* windows, int first, int count, bool add, float bias,
-               float* planes, int64_t image_stride, int rows, int columns, int offset_h,
-               int offset_w) const {
+  template <int Side>
+  void scatter(const float* windows, int first, int count, bool add, float bias, float* planes,
+               int64_t image_stride, int rows, int columns, int offset_h, int offset_w) const {
     for (int lane = 0; lane < count; ++lane) {
       const int tile = (first + lane) % tiles(), image = (first + lane) / tiles();
       const int top = out * (tile / tiles_w) + offset_h, left = out * (tile % tiles_w) + offset_w;
       float* plane = planes + image * image_stride;
-      for (int i = std::max(0, -top); i < std::min(side, rows - top); ++i) {
+      for (int i = std::max(0, -top); i < std::min(Side, rows - top); ++i) {
         float* row = plane + int64_t(top + i) * columns;
-        for (int j = std::max(0, -left); j < std::min(side, columns - left); ++j) {
-          const float value = windows[(i * side + j) * kLanes + lane];
+        for (int j = std::max(0, -left); j < std::min(Side, columns - left); ++j) {
+          const float value = windows[(i * Side + j) * kLanes + lane];
           row[left + j] = add ? row[left + j] + value : value + bias;
         }
       }
@@ -254,6 +268,9 @@ __attribute__((always_inline)) inline void with_algorithm(int kernel, Body body)
   }
 }
 #define ALWAYS_INLINE_LAMBDA __attribute__((always_inline))
+// The tile's output side of the algorithm a body gets (as decltype(f)).
+template <class F>
+constexpr int kOutOf = std::decay_t<F>::kOut;
 
 // Lanes past a batch's count hold earlier batches' values (or zeros): computed, never stored.
 //
@@ -269,8 +286,8 @@ ENGINE_VECTORIZED void transform_input(const Tiling& t, const float* planes, int
     const int tiles = images * t.tiles();
     for (int first = 0; first < tiles; first += kLanes) {
       const int count = std::min(kLanes, tiles - first);
-      t.gather(kIn, planes, image_stride, t.height, t.width, -t.pad_h, -t.pad_w, first, count,
-               windows);
+      t.gather<kIn>(planes, image_stride, t.height, t.width, -t.pad_h, -t.pad_w, first, count,
+                    windows);
       sandwich(f.BT, f.BT, windows, transformed);
       store_lanes(transformed, kTile, count, stride, v + first);
     }
@@ -288,8 +305,8 @@ ENGINE_VECTORIZED void transform_output(const Tiling& t, const float* m, int64_t
       const int count = std::min(kLanes, tiles - first);
       load_lanes(m + first, stride, kTile, count, lanes);
       sandwich(f.AT, f.AT, lanes, outputs);
-      t.scatter(t.out, outputs, first, count, false, bias, planes, image_stride, t.out_h, t.out_w,
-                0, 0);
+      t.scatter<kOutOf<decltype(f)>>(outputs, first, count, false, bias, planes, image_stride,
+                                  t.out_h, t.out_w, 0, 0);
     }
   });
 }
@@ -303,7 +320,8 @@ ENGINE_VECTORIZED void transform_output_gradient(const Tiling& t, const float* p
     const int tiles = images * t.tiles();
     for (int first = 0; first < tiles; first += kLanes) {
       const int count = std::min(kLanes, tiles - first);
-      t.gather(t.out, planes, image_stride, t.out_h, t.out_w, 0, 0, first, count, windows);
+      t.gather<kOutOf<decltype(f)>>(planes, image_stride, t.out_h, t.out_w, 0, 0, first, count,
+                                 windows);
       sandwich(f.A, f.A, windows, transformed);
       store_lanes(transformed, kTile, count, stride, m + first);
     }
@@ -326,8 +344,8 @@ ENGINE_VECTORIZED void transform_input_gradient(const Tiling& t, const float* v,
       const int count = std::min(kLanes, tiles - first);
       load_lanes(v + first, stride, kTile, count, lanes);
       sandwich(f.B, f.B, lanes, windows);
-      t.scatter(kIn, windows, first, count, true, 0.0f, planes, image_stride, t.height, t.width,
-                -t.pad_h, -t.pad_w);
+      t.scatter<kIn>(windows, first, count, true, 0.0f, planes, image_stride, t.height, t.width,
+                     -t.pad_h, -t.pad_w);
     }
   });
 }
