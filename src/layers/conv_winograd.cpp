@@ -26,6 +26,7 @@
 #include "core/channel_epilogue.hpp"
 #include "layers/conv.hpp"
 #include "math/blas.hpp"
+#include "math/onednn.hpp"
 #include "math/parallel.hpp"
 #include "math/simd.hpp"
 
@@ -396,6 +397,16 @@ ENGINE_VECTORIZED void accumulate_weight_gradient(int kernel, int outputs, int g
   });
 }
 
+// C = op(A) op(B) + beta C: oneDNN's sgemm where the build has it (onednn.hpp: faster here).
+void multiply(bool transpose_a, bool transpose_b, int M, int N, int K, const float* A,
+              const float* B, float beta, float* C) {
+#ifdef ENGINE_USE_ONEDNN
+  onednn::gemm(transpose_a, transpose_b, M, N, K, A, B, beta, C);
+#else
+  cpu::gemm(transpose_a, transpose_b, M, N, K, 1.0f, A, B, beta, C);
+#endif
+}
+
 // Scratch within a pass (M, the weight gradient in the transformed domain, and V where no
 // backward pass will want it), so one room of each per thread serves every layer: a net runs its
 // layers one at a time, and nets on other threads have their own.
@@ -484,8 +495,8 @@ void forward(const ConvGeometry2d& g, int num, int outputs, int group, const flo
     pass.transform_inputs(bottom, first, n, v);
     work->tiles_whole = keep_tiles && n == num;
     pass.for_each_product(tiles, [&](int64_t v_at, int64_t m_at, int64_t u_at) {
-      cpu::gemm(false, false, og, tiles, cg, 1.0f, work->weights.data() + u_at, v + v_at, 0.0f,
-                m + m_at);
+      multiply(false, false, og, tiles, cg, work->weights.data() + u_at, v + v_at, 0.0f,
+                 m + m_at);
     });
     cpu::parallel_for(outputs, n * pass.out_plane(), [&](int64_t o, int) {
       transform_output(pass.tiling, m + o * tiles, int64_t(outputs) * tiles, bias ? bias[o] : 0.0f,
@@ -526,15 +537,15 @@ void backward(const ConvGeometry2d& g, int num, int outputs, int group, const fl
         work->tiles_whole = false;  // now of this pass's bottom, which may be another
       }
       pass.for_each_product(tiles, [&](int64_t v_at, int64_t m_at, int64_t u_at) {
-        cpu::gemm(false, true, og, cg, tiles, 1.0f, m + m_at, v + v_at, 1.0f,
-                  weight_gradient + u_at);
+        multiply(false, true, og, cg, tiles, m + m_at, v + v_at, 1.0f,
+                   weight_gradient + u_at);
       });
     }
     if (!bottom_diff) continue;
     work->tiles_whole = false;  // V's room takes the bottom's gradient
     pass.for_each_product(tiles, [&](int64_t v_at, int64_t m_at, int64_t u_at) {
-      cpu::gemm(true, false, cg, tiles, og, 1.0f, work->weights.data() + u_at, m + m_at, 0.0f,
-                v + v_at);
+      multiply(true, false, cg, tiles, og, work->weights.data() + u_at, m + m_at, 0.0f,
+                 v + v_at);
     });
     cpu::parallel_for(pass.channels, n * pass.in_plane(), [&](int64_t c, int) {
       transform_input_gradient(

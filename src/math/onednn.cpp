@@ -59,6 +59,16 @@ dnnl::memory::dims dims(const std::vector<int>& shape) {
   return dnnl::memory::dims(shape.begin(), shape.end());
 }
 
+void gemm(bool transpose_a, bool transpose_b, int M, int N, int K, const float* A,
+          const float* B, float beta, float* C) {
+  const dnnl_status_t status =
+      dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', M, N, K, 1.0f, A,
+                 transpose_a ? M : K, B, transpose_b ? K : N, beta, C, N);
+  ENGINE_REQUIRE(status == dnnl_success, "oneDNN's sgemm failed (status " << status << ") on a "
+                                             << M << " x " << K << " by " << K << " x " << N
+                                             << " product");
+}
+
 bool keeps_layouts() {
   const char* setting = std::getenv("ENGINE_LAYOUTS");
   return !(setting && std::string(setting) == "plain");
