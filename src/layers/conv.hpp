@@ -62,7 +62,10 @@ struct Workspace {
     bool holds(const SyncedMemory* memory) const {
       return from == memory && !memory->changed_since(stamp);
     }
-    void set(const SyncedMemory* memory) { from = memory, stamp = memory->stamp(); }
+    void set(const SyncedMemory* memory) {
+      from = memory;
+      stamp = memory->stamp();
+    }
   };
   Made weights_made, tiles_made;
 };

@@ -60,7 +60,7 @@ constexpr Matrix<C, R> transpose(const Matrix<R, C>& m) {
 template <int M, int K>
 struct Algorithm {
   static_assert(M + K - 1 == kIn, "the transformed tiles are kIn x kIn");
-  static constexpr int kOut = M, kKernel = K;
+  static constexpr int kOut = M;
   Matrix<kIn, kIn> BT{}, B{};
   Matrix<kIn, K> G{};
   Matrix<K, kIn> GT{};

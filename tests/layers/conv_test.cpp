@@ -386,10 +386,10 @@ TEST(ConvPathsAgree, WinogradWithoutABackwardPassPlanned) {
   expect_paths_agree({3, 8, 10, 9}, "num_output: 6 kernel_size: 3 pad: 1", "WINOGRAD", false);
 }
 TEST(ConvPathsAgree, WinogradManyChunks) {
-  // 16 * (64 + 64) values per tile and 64 tiles per image: 64 MB of tiles hold 128 images.
+  // 36 * (64 + 64) values per tile and 16 tiles per image: 64 MB hold 227 images, 300 two chunks.
   expect_paths_agree({300, 64, 16, 16}, "num_output: 64 kernel_size: 3 pad: 1", "WINOGRAD");
 }
-TEST(ConvPathsAgree, WinogradFallsBackToCaffesCodeElsewhere) {
+TEST(ConvPathsAgree, WinogradEngineOnOtherGeometriesAgreesWithCaffesCode) {
   expect_paths_agree({2, 4, 9, 9}, "num_output: 4 kernel_size: 3 stride: 2", "WINOGRAD");
   expect_paths_agree({2, 4, 9, 9}, "num_output: 4 kernel_size: 7 pad: 3", "WINOGRAD");
   expect_paths_agree({2, 4, 9, 9}, "num_output: 4 kernel_size: 3 pad: 2 dilation: 2", "WINOGRAD");
