@@ -43,7 +43,7 @@ constexpr double kClearWin = 1.3;
 // Results agree when they differ by at most this fraction of the largest magnitude among the
 // preferred implementation's (fp32 rounding in another summation order is far below it).
 constexpr float kAgreement = 1e-3f;
-constexpr int kChoiceVersion = 6;
+constexpr int kChoiceVersion = 7;
 
 int engine_of(const LayerParameter& param) {
   const std::string& type = param.type();

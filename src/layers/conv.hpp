@@ -41,8 +41,8 @@ struct ConvSpec {
 class CudnnConvolution;  // conv_cudnn.cpp
 #endif
 
-// Unit-stride 3x3 and 5x5 convolution by Winograd's minimal filtering F(4x4, 3x3) and F(2x2, 5x5)
-// (conv_winograd.cpp): 36 multiplications per tile and channel pair instead of 144 (100).
+// Unit-stride 3x3 and 5x5 convolution by Winograd's minimal filtering F(4x4, 3x3) and F(4x4, 5x5)
+// (conv_winograd.cpp): 36 (64) multiplications per tile and channel pair instead of 144 (400).
 // `engine: WINOGRAD` on a Convolution, and a candidate of DEFAULT's; other geometries take
 // Caffe's reference path.
 namespace winograd {

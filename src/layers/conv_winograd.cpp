@@ -1,23 +1,24 @@
 // Unit-stride 3x3 and 5x5 convolution by Winograd's minimal filtering (Lavin and Gray, "Fast
-// Algorithms for Convolutional Neural Networks", 2015), F(4x4, 3x3) and F(2x2, 5x5): each block
-// of 4x4 (2x2) outputs, a tile, is A^T [(G g G^T) . (B^T d B)] A for the 6x6 input window d under
-// it, so the 144 (100) multiplications of a tile per channel pair become 36, done as 36 matrix
-// products over all tiles (one per position of the transformed tile, each [outputs x channels] x
-// [channels x tiles]). oneDNN 2.6 has Winograd for AVX-512 only; on AVX2 its direct convolution
-// runs near the machine's peak, so fewer multiplications are the way left to go faster there.
+// Algorithms for Convolutional Neural Networks", 2015), F(4x4, 3x3) and F(4x4, 5x5): each block
+// of 4x4 outputs, a tile, is A^T [(G g G^T) . (B^T d B)] A for the 6x6 (8x8) input window d
+// under it, so the 144 (400) multiplications of a tile per channel pair become 36 (64), done as
+// 36 (64) matrix products over all tiles (one per position of the transformed tile, each
+// [outputs x channels] x [channels x tiles]). oneDNN 2.6 has Winograd for AVX-512 only; on AVX2
+// its direct convolution runs near the machine's peak, so fewer multiplications are the way
+// left to go faster there.
 //
 // The backward passes are the adjoints of the same three maps (no second algorithm): the top's
 // gradient goes into the transformed domain by A dY A^T, the weight gradient is G^T (sum over
 // tiles of dM V^T) G and the bottom's is B (U^T dM) B^T added back over the overlapping windows.
-// The transforms scale by up to 8 and by fractions such as 1/6, so results differ from the direct
-// sum by more roundings than another summation order would (relative errors around 1e-6, far
-// inside DEFAULT's agreement check; the gradient checker passes).
+// The transforms scale by up to 8 (64) and by fractions such as 1/6 (1/90), so results differ
+// from the direct sum by more roundings than another summation order would (relative errors
+// around 1e-6 (1e-5), far inside DEFAULT's agreement check; the gradient checker passes).
 //
-// Data in the transformed domain: V [36][channels][tiles] (the input windows), M [36][outputs]
-// [tiles] (the products), U [group][36][outputs / group][channels / group] (the weights), so that
-// every product reads and writes whole rows. Images go through in chunks that keep V and M under
-// kScratchBytes. The transforms run on kLanes tiles (or kernels) at once, lane by lane, which the
-// compiler vectorizes.
+// Data in the transformed domain, for T positions of a transformed tile (36 or 64): V [T]
+// [channels][tiles] (the input windows), M [T][outputs][tiles] (the products), U [group][T]
+// [outputs / group][channels / group] (the weights), so that every product reads and writes
+// whole rows. Images go through in chunks that keep V and M under kScratchBytes. The transforms
+// run on kLanes tiles (or kernels) at once, lane by lane, which the compiler vectorizes.
 #include <algorithm>
 #include <array>
 #include <type_traits>
@@ -34,9 +35,8 @@ namespace engine {
 namespace winograd {
 namespace {
 
-constexpr int kIn = 6;            // input window side, and transformed tile side
-constexpr int kTile = kIn * kIn;  // values of a transformed tile
-constexpr int kLanes = 16;        // tiles transformed at once
+constexpr int kMaxTile = 64;  // values of the largest transformed tile (8 x 8)
+constexpr int kLanes = 16;    // tiles transformed at once
 constexpr int64_t kScratchBytes = int64_t{64} << 20;
 
 template <size_t R, size_t C>
@@ -51,23 +51,28 @@ constexpr Matrix<C, R> transpose(const Matrix<R, C>& m) {
   return t;
 }
 
-// Winograd's F(M x M, K x K) for M + K - 1 = kIn, by Toom-Cook on the points 0, 1, -1, 2, -2 and
-// infinity. Correlation is the adjoint of polynomial multiplication, which evaluates both
-// factors at the points (V_n: row t is (1, p_t, ..., p_t^(n-1)), infinity's (0, ..., 0, 1)),
-// multiplies and interpolates (V_kIn^-1); so A^T = V_M^T, G = V_K and B^T = V_kIn^-T, with row t
-// of B^T scaled by f_t, the product of (p_t - p_l) over the other finite points, and row t of G
-// by 1 / f_t, which makes B^T integral (Lavin and Gray's matrices for F(4x4, 3x3)).
+// Winograd's F(M x M, K x K), on transformed tiles of kIn = M + K - 1, by Toom-Cook on the
+// points 0, 1, -1, 2, -2, 1/2, -1/2 (the first kIn - 1 of them) and infinity. Correlation is the
+// adjoint of polynomial multiplication, which evaluates both factors at the points (V_n: row t
+// is (1, p_t, ..., p_t^(n-1)), infinity's (0, ..., 0, 1)), multiplies and interpolates
+// (V_kIn^-1); so A^T = V_M^T, G = V_K and B^T = V_kIn^-T, with row t of B^T scaled by f_t, the
+// product of (p_t - p_l) over the other finite points, and row t of G by 1 / f_t. On the six
+// integral points that makes B^T integral (Lavin and Gray's matrices for F(4x4, 3x3)); with
+// 1/2 and -1/2 its entries are quarters, exact in binary as well (NNPACK's F(6x6, 3x3)).
 template <int M, int K>
 struct Algorithm {
-  static_assert(M + K - 1 == kIn, "the transformed tiles are kIn x kIn");
-  static constexpr int kOut = M;
+  static constexpr int kOut = M, kIn = M + K - 1, kTile = kIn * kIn;
+  static_assert(kIn <= 8 && kTile <= kMaxTile, "points for tiles of up to 8 x 8");
   Matrix<kIn, kIn> BT{}, B{};
   Matrix<kIn, K> G{};
   Matrix<K, kIn> GT{};
   Matrix<M, kIn> AT{};
   Matrix<kIn, M> A{};
 
-  static constexpr double point(int t) { return t == 0 ? 0 : (t % 2 ? 1 : -1) * ((t + 1) / 2); }
+  static constexpr double point(int t) {
+    constexpr double points[] = {0, 1, -1, 2, -2, 0.5, -0.5};
+    return points[t];
+  }
   // V_n[t][k]; t == kIn - 1 is infinity.
   static constexpr double vandermonde(int t, int k, int n) {
     if (t == kIn - 1) return k == n - 1 ? 1 : 0;
@@ -108,10 +113,10 @@ struct Algorithm {
       for (int l = 0; l < kIn - 1; ++l) {
         if (l != t && t != kIn - 1) f *= point(t) - point(l);
       }
-      // B^T[t][j] = f_t V^-1[j][t], an integer: rounded, so that zeros are zeros.
+      // B^T[t][j] = f_t V^-1[j][t], a multiple of 1/4: rounded to 1/64, so that zeros are zeros.
       for (int j = 0; j < kIn; ++j) {
-        const double x = f * v[j][kIn + t];
-        BT[t][j] = static_cast<float>(static_cast<long>(x < 0 ? x - 0.5 : x + 0.5));
+        const double x = 64 * f * v[j][kIn + t];
+        BT[t][j] = static_cast<float>(static_cast<long>(x < 0 ? x - 0.5 : x + 0.5)) / 64;
       }
       for (int k = 0; k < K; ++k) G[t][k] = static_cast<float>(vandermonde(t, k, K) / f);
       for (int i = 0; i < M; ++i) AT[i][t] = static_cast<float>(vandermonde(t, i, M));
@@ -123,11 +128,20 @@ struct Algorithm {
 };
 
 constexpr Algorithm<4, 3> kF4x4By3x3;
-constexpr Algorithm<2, 5> kF2x2By5x5;
+constexpr Algorithm<4, 5> kF4x4By5x5;
 static_assert(kF4x4By3x3.BT[0][0] == 4 && kF4x4By3x3.BT[0][2] == -5 &&
                   kF4x4By3x3.BT[5][3] == -5 && kF4x4By3x3.BT[3][1] == -2 &&
                   kF4x4By3x3.G[3][2] == 1.0f / 6 && kF4x4By3x3.AT[3][3] == 8,
               "Lavin and Gray's F(4x4, 3x3)");
+static_assert(kF4x4By5x5.BT[0][2] == 5.25f && kF4x4By5x5.BT[1][3] == -4.25f &&
+                  kF4x4By5x5.BT[3][1] == 0.5f && kF4x4By5x5.BT[5][4] == -5 &&
+                  kF4x4By5x5.BT[4][3] == 2.5f && kF4x4By5x5.AT[3][5] == 0.125f,
+              "the input transform of NNPACK's F(6x6, 3x3), rows up to sign");
+
+// The transformed tile's side for a kernel's side (3 or 5).
+constexpr int tile_side(int kernel) {
+  return kernel == 3 ? kF4x4By3x3.kIn : kF4x4By5x5.kIn;
+}
 
 // GCC unrolls the transforms' loops fully; clang, which would take minutes to compile them so
 // under the sanitizers of the fuzz builds, is left to its own judgement.
@@ -174,19 +188,21 @@ __attribute__((always_inline)) inline void sandwich(const Matrix<R, K>& left,
   }
 }
 
-// How a plane is cut into tiles of `out` x `out` outputs, each reading the kIn x kIn window at
+// How a plane is cut into tiles of `out` x `out` outputs, each reading the `in` x `in` window at
 // (out ty - pad_h, out tx - pad_w) of the input. The transforms go over one channel's planes of
 // several images (`planes`, `image_stride` apart) at once, their tiles numbered image by image,
 // kLanes tiles a batch, so that small planes fill the lanes too.
 struct Tiling {
-  int kernel, out;  // the kernel's side, and the tile's
+  int kernel, in, out;  // the kernel's side, the transformed tile's and the output tile's
   int height, width, pad_h, pad_w, out_h, out_w;
   int tiles_h, tiles_w;
   explicit Tiling(const ConvGeometry2d& g)
-      : kernel(g.kernel_h), out(kIn + 1 - kernel), height(g.height), width(g.width),
+      : kernel(g.kernel_h), in(tile_side(kernel)), out(in + 1 - kernel), height(g.height),
+        width(g.width),
         pad_h(g.pad_h), pad_w(g.pad_w), out_h(g.out_h()), out_w(g.out_w()),
         tiles_h((out_h + out - 1) / out), tiles_w((out_w + out - 1) / out) {}
   int tiles() const { return tiles_h * tiles_w; }
+  int values() const { return in * in; }  // of a transformed tile
 
   // A Side x Side window of each of tiles [first, first + count), lane by lane, from planes of
   // rows x columns, read from (out ty + offset_h, out tx + offset_w), zero outside the plane.
@@ -265,13 +281,18 @@ __attribute__((always_inline)) inline void with_algorithm(int kernel, Body body)
   if (kernel == 3) {
     body(kF4x4By3x3);
   } else {
-    body(kF2x2By5x5);
+    body(kF4x4By5x5);
   }
 }
 #define ALWAYS_INLINE_LAMBDA __attribute__((always_inline))
-// The tile's output side of the algorithm a body gets (as decltype(f)).
+// The output tile's side, the transformed tile's and its values, of the algorithm a body gets
+// (as decltype(f)).
 template <class F>
 constexpr int kOutOf = std::decay_t<F>::kOut;
+template <class F>
+constexpr int kInOf = std::decay_t<F>::kIn;
+template <class F>
+constexpr int kTileOf = std::decay_t<F>::kTile;
 
 // Lanes past a batch's count hold earlier batches' values (or zeros): computed, never stored.
 //
@@ -283,14 +304,14 @@ constexpr int kOutOf = std::decay_t<F>::kOut;
 ENGINE_VECTORIZED void transform_input(const Tiling& t, const float* planes, int64_t image_stride,
                                        int images, int64_t stride, float* v) {
   with_algorithm(t.kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
-    float windows[kTile * kLanes] = {}, transformed[kTile * kLanes] = {};
+    float windows[kMaxTile * kLanes] = {}, transformed[kMaxTile * kLanes] = {};
     const int tiles = images * t.tiles();
     for (int first = 0; first < tiles; first += kLanes) {
       const int count = std::min(kLanes, tiles - first);
-      t.gather<kIn>(planes, image_stride, t.height, t.width, -t.pad_h, -t.pad_w, first, count,
+      t.gather<kInOf<decltype(f)>>(planes, image_stride, t.height, t.width, -t.pad_h, -t.pad_w, first, count,
                     windows);
       sandwich(f.BT, f.BT, windows, transformed);
-      store_lanes(transformed, kTile, count, stride, v + first);
+      store_lanes(transformed, kTileOf<decltype(f)>, count, stride, v + first);
     }
   });
 }
@@ -300,11 +321,11 @@ ENGINE_VECTORIZED void transform_output(const Tiling& t, const float* m, int64_t
                                         float bias, int images, int64_t image_stride,
                                         float* planes) {
   with_algorithm(t.kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
-    float lanes[kTile * kLanes] = {}, outputs[kTile * kLanes] = {};
+    float lanes[kMaxTile * kLanes] = {}, outputs[kMaxTile * kLanes] = {};
     const int tiles = images * t.tiles();
     for (int first = 0; first < tiles; first += kLanes) {
       const int count = std::min(kLanes, tiles - first);
-      load_lanes(m + first, stride, kTile, count, lanes);
+      load_lanes(m + first, stride, kTileOf<decltype(f)>, count, lanes);
       sandwich(f.AT, f.AT, lanes, outputs);
       t.scatter<kOutOf<decltype(f)>>(outputs, first, count, false, bias, planes, image_stride,
                                   t.out_h, t.out_w, 0, 0);
@@ -317,14 +338,14 @@ ENGINE_VECTORIZED void transform_output_gradient(const Tiling& t, const float* p
                                                  int64_t image_stride, int images,
                                                  int64_t stride, float* m) {
   with_algorithm(t.kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
-    float windows[kTile * kLanes] = {}, transformed[kTile * kLanes] = {};
+    float windows[kMaxTile * kLanes] = {}, transformed[kMaxTile * kLanes] = {};
     const int tiles = images * t.tiles();
     for (int first = 0; first < tiles; first += kLanes) {
       const int count = std::min(kLanes, tiles - first);
       t.gather<kOutOf<decltype(f)>>(planes, image_stride, t.out_h, t.out_w, 0, 0, first, count,
                                  windows);
       sandwich(f.A, f.A, windows, transformed);
-      store_lanes(transformed, kTile, count, stride, m + first);
+      store_lanes(transformed, kTileOf<decltype(f)>, count, stride, m + first);
     }
   });
 }
@@ -339,27 +360,28 @@ ENGINE_VECTORIZED void transform_input_gradient(const Tiling& t, const float* v,
     std::fill(planes + image * image_stride, planes + image * image_stride + plane, 0.0f);
   }
   with_algorithm(t.kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
-    float lanes[kTile * kLanes] = {}, windows[kTile * kLanes] = {};
+    float lanes[kMaxTile * kLanes] = {}, windows[kMaxTile * kLanes] = {};
     const int tiles = images * t.tiles();
     for (int first = 0; first < tiles; first += kLanes) {
       const int count = std::min(kLanes, tiles - first);
-      load_lanes(v + first, stride, kTile, count, lanes);
+      load_lanes(v + first, stride, kTileOf<decltype(f)>, count, lanes);
       sandwich(f.B, f.B, lanes, windows);
-      t.scatter<kIn>(windows, first, count, true, 0.0f, planes, image_stride, t.height, t.width,
+      t.scatter<kInOf<decltype(f)>>(windows, first, count, true, 0.0f, planes, image_stride, t.height, t.width,
                      -t.pad_h, -t.pad_w);
     }
   });
 }
 
-// U = G g G^T for each kernel, into U [group][36][outputs / group][channels / group]; the
+// U = G g G^T for each kernel, into U [group][T][outputs / group][channels / group]; the
 // kernels of one output row go kLanes channels at a time.
 ENGINE_VECTORIZED void transform_weights(int kernel, int outputs, int group,
                                          int channels_per_group, const float* weights, float* u) {
   const int per_group = outputs / group, taps = kernel * kernel;
   const int64_t plane = int64_t(per_group) * channels_per_group;
   with_algorithm(kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
+    constexpr int kTile = kTileOf<decltype(f)>;
     cpu::parallel_for(outputs, int64_t(channels_per_group) * kTile, [&](int64_t o, int) {
-      float kernels[kTile * kLanes] = {}, transformed[kTile * kLanes] = {};
+      float kernels[kMaxTile * kLanes] = {}, transformed[kMaxTile * kLanes] = {};
       const int64_t base = (o / per_group) * kTile * plane + (o % per_group) * channels_per_group;
       for (int first = 0; first < channels_per_group; first += kLanes) {
         const int count = std::min(kLanes, channels_per_group - first);
@@ -381,8 +403,9 @@ ENGINE_VECTORIZED void accumulate_weight_gradient(int kernel, int outputs, int g
   const int per_group = outputs / group, taps = kernel * kernel;
   const int64_t plane = int64_t(per_group) * channels_per_group;
   with_algorithm(kernel, [&](const auto& f) ALWAYS_INLINE_LAMBDA {
+    constexpr int kTile = kTileOf<decltype(f)>;
     cpu::parallel_for(outputs, int64_t(channels_per_group) * kTile, [&](int64_t o, int) {
-      float transformed[kTile * kLanes] = {}, kernels[kTile * kLanes] = {};
+      float transformed[kMaxTile * kLanes] = {}, kernels[kMaxTile * kLanes] = {};
       const int64_t base = (o / per_group) * kTile * plane + (o % per_group) * channels_per_group;
       for (int first = 0; first < channels_per_group; first += kLanes) {
         const int count = std::min(kLanes, channels_per_group - first);
@@ -425,7 +448,7 @@ struct Pass {
   int images_per_chunk;
   Pass(const ConvGeometry2d& g, int num, int outputs, int group)
       : tiling(g), num(num), channels(g.channels), outputs(outputs), group(group) {
-    const int64_t per_image = int64_t(kTile) * (channels + outputs) * tiling.tiles() * 4;
+    const int64_t per_image = int64_t(tiling.values()) * (channels + outputs) * tiling.tiles() * 4;
     images_per_chunk = int(std::clamp<int64_t>(kScratchBytes / std::max<int64_t>(per_image, 1), 1,
                                                num));
   }
@@ -433,17 +456,25 @@ struct Pass {
   int64_t out_plane() const { return int64_t(tiling.out_h) * tiling.out_w; }
   int channels_per_group() const { return channels / group; }
   int outputs_per_group() const { return outputs / group; }
+  // Floats of U, and of V and M for a chunk of images.
+  size_t weight_values() const { return size_t(tiling.values()) * outputs * channels_per_group(); }
+  size_t tile_values() const {
+    return size_t(tiling.values()) * channels * tiling.tiles() * images_per_chunk;
+  }
+  size_t product_values() const {
+    return size_t(tiling.values()) * outputs * tiling.tiles() * images_per_chunk;
+  }
 
-  // For each group and each of the 36 positions: the rows of V (channels) and M (outputs) the
+  // For each group and each position of the transformed tile: the rows of V (channels) and M (outputs) the
   // group owns, `tiles` columns each, and its block of U.
   template <class Product>
   void for_each_product(int tiles, Product product) const {
     const int cg = channels_per_group(), og = outputs_per_group();
-    for (int t = 0; t < kTile; ++t) {
+    for (int t = 0; t < tiling.values(); ++t) {
       for (int grp = 0; grp < group; ++grp) {
         product(int64_t(t) * channels * tiles + int64_t(grp) * cg * tiles,
                 int64_t(t) * outputs * tiles + int64_t(grp) * og * tiles,
-                (int64_t(grp) * kTile + t) * og * cg);
+                (int64_t(grp) * tiling.values() + t) * og * cg);
       }
     }
   }
@@ -480,15 +511,13 @@ void forward(const ConvGeometry2d& g, int num, int outputs, int group, const flo
   const Pass pass(g, num, outputs, group);
   const int cg = pass.channels_per_group(), og = pass.outputs_per_group();
   if (!weights_ready) {
-    work->weights.resize(size_t(kTile) * outputs * cg);
+    work->weights.resize(pass.weight_values());
     transform_weights(g.kernel_h, outputs, group, cg, weights, work->weights.data());
   }
   const int64_t tiles_per_image = pass.tiling.tiles();
-  const size_t tile_values =
-      size_t(kTile) * pass.channels * tiles_per_image * pass.images_per_chunk;
-  if (keep_tiles) work->tiles.resize(tile_values);
-  float* v = keep_tiles ? work->tiles.data() : scratch(kTiles, tile_values);
-  float* m = scratch(kProducts, size_t(kTile) * outputs * tiles_per_image * pass.images_per_chunk);
+  if (keep_tiles) work->tiles.resize(pass.tile_values());
+  float* v = keep_tiles ? work->tiles.data() : scratch(kTiles, pass.tile_values());
+  float* m = scratch(kProducts, pass.product_values());
   for (int first = 0; first < num; first += pass.images_per_chunk) {
     const int n = std::min(pass.images_per_chunk, num - first);
     const int tiles = int(n * tiles_per_image);
@@ -512,14 +541,13 @@ void backward(const ConvGeometry2d& g, int num, int outputs, int group, const fl
   const Pass pass(g, num, outputs, group);
   const int cg = pass.channels_per_group(), og = pass.outputs_per_group();
   const int64_t tiles_per_image = pass.tiling.tiles();
-  work->tiles.resize(size_t(kTile) * pass.channels * tiles_per_image * pass.images_per_chunk);
-  float *v = work->tiles.data(), *m = scratch(kProducts, size_t(kTile) * outputs * tiles_per_image *
-                                                pass.images_per_chunk);
+  work->tiles.resize(pass.tile_values());
+  float *v = work->tiles.data(), *m = scratch(kProducts, pass.product_values());
   if (bottom_diff && !weights_ready) {
-    work->weights.resize(size_t(kTile) * outputs * cg);
+    work->weights.resize(pass.weight_values());
     transform_weights(g.kernel_h, outputs, group, cg, weights, work->weights.data());
   }
-  const size_t transformed_weights = size_t(kTile) * outputs * cg;
+  const size_t transformed_weights = pass.weight_values();
   float* weight_gradient = weight_diff ? scratch(kWeightGradient, transformed_weights) : nullptr;
   if (weight_diff) std::fill(weight_gradient, weight_gradient + transformed_weights, 0.0f);
   for (int first = 0; first < num; first += pass.images_per_chunk) {
