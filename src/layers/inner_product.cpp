@@ -2,9 +2,14 @@
 // from `axis` on are flattened into K and those before it into M. W is [N, K], or [K, N] with
 // `transpose`. The reference path uses BLAS; the oneDNN path uses matmul primitives (plain
 // row-major operands, transposes expressed through strides, gradient accumulation through a sum
-// post-op), built once per shape.
+// post-op), built once per shape. Precision bf16 on a processor with bf16 arithmetic: the
+// matmuls read bf16 operands (the bottom, the weights and the top's gradient, each converted
+// once per pass and kept by its blob's memory for the other passes) and write fp32; elsewhere
+// the layer's operands are rounded for it (Layer::forward).
 #include <algorithm>
+#include <cstdint>
 #include <unordered_map>
+#include <vector>
 
 #include "core/filler.hpp"
 #include "core/layer.hpp"
@@ -12,6 +17,7 @@
 #include "core/layer_registry.hpp"
 #include "math/blas.hpp"
 #include "math/onednn.hpp"
+#include "math/precision.hpp"
 
 namespace engine {
 namespace {
@@ -75,27 +81,38 @@ class InnerProductLayer : public Layer {
     top[0]->reshape(shape);
     if (bias_term_ && static_cast<int64_t>(ones_.size()) < rows_) ones_.assign(rows_, 1.0f);
 #ifdef ENGINE_USE_ONEDNN
-    if (runs_onednn() && built_rows_ != rows_) build();
+    const bool bf16 = precision_ == BF16 && cpu_has_bf16_arithmetic();
+    if (runs_onednn() && (built_rows_ != rows_ || built_bf16_ != bf16)) {
+      try {
+        build(bf16);
+      } catch (const dnnl::error&) {
+        if (!bf16) throw;
+        build(false);
+      }
+    }
 #endif
   }
 
  protected:
+#ifdef ENGINE_USE_ONEDNN
+  bool computes_precision_itself() const override { return runs_onednn() && native_bf16_; }
+#endif
+
   void forward_cpu(const Blobs& bottom, const Blobs& top) override {
-    const float* in = bottom[0]->cpu_data();
     float* out = top[0]->mutable_cpu_data();
-    const float* weights = blobs_[0]->cpu_data();
 #ifdef ENGINE_USE_ONEDNN
     if (runs_onednn()) {
       std::unordered_map<int, dnnl::memory> args = {
-          {DNNL_ARG_SRC, onednn::bind(forward_src_, in)},
-          {DNNL_ARG_WEIGHTS, onednn::bind(forward_weights_, weights)},
+          {DNNL_ARG_SRC, src_.in(*bottom[0]->data_memory())},
+          {DNNL_ARG_WEIGHTS, weights_.in(*blobs_[0]->data_memory())},
           {DNNL_ARG_DST, onednn::bind(forward_dst_, out)}};
       if (bias_term_) args[DNNL_ARG_BIAS] = onednn::bind(forward_bias_, blobs_[1]->cpu_data());
       onednn::run(forward_, args);
       return;
     }
 #endif
-    cpu::gemm(false, !transpose_, M(), N(), K(), 1.0f, in, weights, 0.0f, out);
+    cpu::gemm(false, !transpose_, M(), N(), K(), 1.0f, bottom[0]->cpu_data(), blobs_[0]->cpu_data(),
+              0.0f, out);
     if (bias_term_) {
       // out += ones[M] x bias[N]
       cpu::gemm(false, false, M(), N(), 1, 1.0f, ones_.data(), blobs_[1]->cpu_data(), 1.0f, out);
@@ -105,34 +122,42 @@ class InnerProductLayer : public Layer {
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
     const float* top_diff = top[0]->cpu_diff();
-    const float* in = bottom[0]->cpu_data();
 #ifdef ENGINE_USE_ONEDNN
     if (runs_onednn()) {
       // Everything on oneDNN's threads: an OpenBLAS call here would leave its threads spinning
       // against oneDNN's on the same cores.
       dnnl::stream& stream = onednn::cpu_stream();
-      if (bias_term_ && param_propagate_down(1)) {
+      // The operands as the forward pass converted them (the top's gradient once for all three
+      // products); the products read each in the orientation they need through a view.
+      const bool bias_grad = bias_term_ && param_propagate_down(1);
+      const void* diff = bias_grad || param_propagate_down(0) || propagate_down[0]
+                             ? top_diff_.in(*top[0]->diff_memory()).get_data_handle()
+                             : nullptr;
+      if (bias_grad) {
         bias_grad_.execute(
-            stream, {{DNNL_ARG_SRC, onednn::bind(bias_ones_, ones_.data())},
-                     {DNNL_ARG_WEIGHTS, onednn::bind(bias_diff_dst_, top_diff)},
+            stream, {{DNNL_ARG_SRC, view(bias_ones_, ones())},
+                     {DNNL_ARG_WEIGHTS, view(bias_diff_dst_, diff)},
                      {DNNL_ARG_DST, onednn::bind(bias_diff_, blobs_[1]->mutable_cpu_diff())}});
       }
       if (param_propagate_down(0)) {
+        const void* in = src_.in(*bottom[0]->data_memory()).get_data_handle();
         weight_grad_.execute(
-            stream, {{DNNL_ARG_SRC, onednn::bind(grad_lhs_, transpose_ ? in : top_diff)},
-                     {DNNL_ARG_WEIGHTS, onednn::bind(grad_rhs_, transpose_ ? top_diff : in)},
+            stream, {{DNNL_ARG_SRC, view(grad_lhs_, transpose_ ? in : diff)},
+                     {DNNL_ARG_WEIGHTS, view(grad_rhs_, transpose_ ? diff : in)},
                      {DNNL_ARG_DST, onednn::bind(grad_dst_, blobs_[0]->mutable_cpu_diff())}});
       }
       if (propagate_down[0]) {
+        const void* weights = weights_.in(*blobs_[0]->data_memory()).get_data_handle();
         data_grad_.execute(
-            stream, {{DNNL_ARG_SRC, onednn::bind(data_diff_dst_, top_diff)},
-                     {DNNL_ARG_WEIGHTS, onednn::bind(data_weights_, blobs_[0]->cpu_data())},
+            stream, {{DNNL_ARG_SRC, view(data_diff_dst_, diff)},
+                     {DNNL_ARG_WEIGHTS, view(data_weights_, weights)},
                      {DNNL_ARG_DST, onednn::bind(data_diff_src_, bottom[0]->mutable_cpu_diff())}});
       }
       stream.wait();
       return;
     }
 #endif
+    const float* in = bottom[0]->cpu_data();
     if (bias_term_ && param_propagate_down(1)) {
       cpu::gemv(true, M(), N(), 1.0f, top_diff, ones_.data(), 1.0f, blobs_[1]->mutable_cpu_diff());
     }
@@ -223,62 +248,96 @@ class InnerProductLayer : public Layer {
 
 #ifdef ENGINE_USE_ONEDNN
   using memory = dnnl::memory;
+  using data_type = memory::data_type;
   // A row-major [rows, cols] matrix, or the transpose of a row-major [cols, rows] one.
-  static memory plain(int64_t rows, int64_t cols, bool transposed) {
-    return memory(memory::desc({rows, cols}, memory::data_type::f32,
-                               transposed ? memory::format_tag::ba : memory::format_tag::ab),
-                  onednn::cpu_engine(), nullptr);
+  static memory::desc matrix(int64_t rows, int64_t cols, bool transposed,
+                             data_type type = data_type::f32) {
+    return memory::desc({rows, cols}, type,
+                        transposed ? memory::format_tag::ba : memory::format_tag::ab);
   }
-  static dnnl::matmul make_matmul(const memory& a, const memory& b, const memory* bias,
-                                  const memory& c, bool accumulate) {
+  static memory plain(int64_t rows, int64_t cols, bool transposed,
+                      data_type type = data_type::f32) {
+    return memory(matrix(rows, cols, transposed, type), onednn::cpu_engine(), nullptr);
+  }
+  // An operand read by the products in the forward pass's orientation.
+  static void init_operand(onednn::Input& input, int64_t rows, int64_t cols, bool transposed,
+                           data_type type) {
+    input.init(matrix(rows, cols, transposed, type), matrix(rows, cols, transposed));
+  }
+  // `memory` over the values at `data` (another orientation of the same bytes).
+  static memory& view(memory& memory, const void* data) {
+    memory.set_data_handle(const_cast<void*>(data));
+    return memory;
+  }
+  static dnnl::matmul make_matmul(const memory::desc& a, const memory::desc& b,
+                                  const memory::desc* bias, const memory::desc& c,
+                                  bool accumulate) {
     dnnl::primitive_attr attr;
     if (accumulate) {
       dnnl::post_ops sum;
       sum.append_sum(1.0f);
       attr.set_post_ops(sum);
     }
-    const dnnl::matmul::desc desc = bias ? dnnl::matmul::desc(a.get_desc(), b.get_desc(),
-                                                              bias->get_desc(), c.get_desc())
-                                         : dnnl::matmul::desc(a.get_desc(), b.get_desc(), c.get_desc());
+    const dnnl::matmul::desc desc =
+        bias ? dnnl::matmul::desc(a, b, *bias, c) : dnnl::matmul::desc(a, b, c);
     return dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, onednn::cpu_engine()));
   }
 
-  void build() {
+  // `bf16`: the products read bf16 operands, plain like the fp32 ones (one conversion serves
+  // both orientations); results and gradients stay fp32.
+  void build(bool bf16) {
     const int64_t m = rows_, n = outputs_, k = inputs_;
+    const data_type operand = bf16 ? data_type::bf16 : data_type::f32;
     // forward: [M, K] x [K, N]; W is [N, K] (read transposed) or, with transpose, [K, N].
-    forward_src_ = plain(m, k, false);
-    forward_weights_ = plain(k, n, !transpose_);
+    init_operand(src_, m, k, false, operand);
+    init_operand(weights_, k, n, !transpose_, operand);
+    init_operand(top_diff_, m, n, false, operand);
     forward_bias_ = plain(1, n, false);
     forward_dst_ = plain(m, n, false);
-    forward_ = make_matmul(forward_src_, forward_weights_, bias_term_ ? &forward_bias_ : nullptr,
-                           forward_dst_, false);
+    const memory::desc bias = forward_bias_.get_desc();
+    forward_ = make_matmul(matrix(m, k, false, operand), matrix(k, n, !transpose_, operand),
+                           bias_term_ ? &bias : nullptr, forward_dst_.get_desc(), false);
     // bottom diff [M, K] = top diff [M, N] x W as [N, K].
-    data_diff_dst_ = plain(m, n, false);
-    data_weights_ = plain(n, k, transpose_);
+    data_diff_dst_ = plain(m, n, false, operand);
+    data_weights_ = plain(n, k, transpose_, operand);
     data_diff_src_ = plain(m, k, false);
-    data_grad_ = make_matmul(data_diff_dst_, data_weights_, nullptr, data_diff_src_, false);
+    data_grad_ = make_matmul(data_diff_dst_.get_desc(), data_weights_.get_desc(), nullptr,
+                             data_diff_src_.get_desc(), false);
     // weight diff += top diff^T x bottom ([N, K]), or bottom^T x top diff ([K, N]).
     if (transpose_) {
-      grad_lhs_ = plain(k, m, true);
-      grad_rhs_ = plain(m, n, false);
+      grad_lhs_ = plain(k, m, true, operand);
+      grad_rhs_ = plain(m, n, false, operand);
       grad_dst_ = plain(k, n, false);
     } else {
-      grad_lhs_ = plain(n, m, true);
-      grad_rhs_ = plain(m, k, false);
+      grad_lhs_ = plain(n, m, true, operand);
+      grad_rhs_ = plain(m, k, false, operand);
       grad_dst_ = plain(n, k, false);
     }
-    weight_grad_ = make_matmul(grad_lhs_, grad_rhs_, nullptr, grad_dst_, true);
-    // bias diff [1, N] += ones [1, M] x top diff [M, N].
-    bias_ones_ = plain(1, m, false);
-    bias_diff_dst_ = plain(m, n, false);
+    weight_grad_ = make_matmul(grad_lhs_.get_desc(), grad_rhs_.get_desc(), nullptr,
+                               grad_dst_.get_desc(), true);
+    // bias diff [1, N] += ones [1, M] x top diff [M, N] (the sum of the gradient as rounded).
+    bias_ones_ = plain(1, m, false, operand);
+    bias_diff_dst_ = plain(m, n, false, operand);
+    if (bf16) ones_bf16_.assign(m, kBf16One);
     bias_diff_ = plain(1, n, false);
-    bias_grad_ = make_matmul(bias_ones_, bias_diff_dst_, nullptr, bias_diff_, true);
+    bias_grad_ = make_matmul(bias_ones_.get_desc(), bias_diff_dst_.get_desc(), nullptr,
+                             bias_diff_.get_desc(), true);
     built_rows_ = rows_;
+    built_bf16_ = native_bf16_ = bf16;
   }
 
+  // M ones in the products' operand type.
+  const void* ones() const {
+    return native_bf16_ ? static_cast<const void*>(ones_bf16_.data()) : ones_.data();
+  }
+  static constexpr uint16_t kBf16One = 0x3f80;  // 1.0f's upper half
+
   int64_t built_rows_ = -1;
+  bool built_bf16_ = false, native_bf16_ = false;
+  std::vector<uint16_t> ones_bf16_;
+  onednn::Input src_, weights_, top_diff_;
   dnnl::matmul forward_, data_grad_, weight_grad_, bias_grad_;
-  memory forward_src_, forward_weights_, forward_bias_, forward_dst_;
+  memory forward_bias_, forward_dst_;
   memory data_diff_dst_, data_weights_, data_diff_src_;
   memory grad_lhs_, grad_rhs_, grad_dst_;
   memory bias_ones_, bias_diff_dst_, bias_diff_;

@@ -129,14 +129,16 @@ void expect_rounded_operands(const std::string& layer_text, const std::vector<in
   cpu::round_to(precision, reference_top.count(), reference_top.cpu_diff(),
                 reference_top.mutable_cpu_diff());
   const std::vector<float> top_diff = diff_of(top);
-  reduced->backward({&top}, {true}, {&bottom});
-  reference->backward({&reference_top}, {true}, {&rounded_bottom});
-  expect_agree(diff_of(rounded_bottom), diff_of(bottom), "bottom gradient", tolerance);
-  expect_agree(diff_of(*reference->blobs()[0]), diff_of(*reduced->blobs()[0]),
-               "weight gradient (in the master weights' diff)", tolerance);
-  if (reduced->blobs().size() > 1) {
-    expect_agree(diff_of(*reference->blobs()[1]), diff_of(*reduced->blobs()[1]), "bias gradient",
-                 tolerance);
+  for (int round = 0; round < 2; ++round) {  // the second adds to the parameters' gradients
+    reduced->backward({&top}, {true}, {&bottom});
+    reference->backward({&reference_top}, {true}, {&rounded_bottom});
+    expect_agree(diff_of(rounded_bottom), diff_of(bottom), "bottom gradient", tolerance);
+    expect_agree(diff_of(*reference->blobs()[0]), diff_of(*reduced->blobs()[0]),
+                 "weight gradient (in the master weights' diff)", tolerance);
+    if (reduced->blobs().size() > 1) {
+      expect_agree(diff_of(*reference->blobs()[1]), diff_of(*reduced->blobs()[1]),
+                   "bias gradient", tolerance);
+    }
   }
   EXPECT_EQ(diff_of(top), top_diff) << "the top's gradient must keep its fp32 values";
   EXPECT_EQ(data_of(*reduced->blobs()[0]), master);
@@ -157,11 +159,17 @@ TEST_P(ReducedPrecisionLayers, ConvolutionComputesOnRoundedOperands) {
 }
 
 TEST_P(ReducedPrecisionLayers, InnerProductComputesOnRoundedOperands) {
-  const std::string text =
-      "name: 'ip' type: 'InnerProduct' inner_product_param { num_output: 7 engine: " + engine() +
-      " weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' } }";
-  for (Precision precision : {BF16, FP16}) {
-    expect_rounded_operands(text, {5, 3, 4, 4}, precision, 2e-5f);
+  // With and without `transpose` (weights [K, N]: the native bf16 products read them, the
+  // bottom and the top's gradient in both orientations).
+  for (const char* transpose : {"false", "true"}) {
+    const std::string text =
+        "name: 'ip' type: 'InnerProduct' inner_product_param { num_output: 7 engine: " +
+        engine() + " transpose: " + transpose +
+        " weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' } }";
+    SCOPED_TRACE(text);
+    for (Precision precision : {BF16, FP16}) {
+      expect_rounded_operands(text, {5, 3, 4, 4}, precision, 2e-5f);
+    }
   }
 }
 
