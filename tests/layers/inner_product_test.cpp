@@ -8,6 +8,7 @@
 #include "core/context.hpp"
 #include "core/layer_registry.hpp"
 #include "gradient_checker.hpp"
+#include "math/blas.hpp"
 #include "math/onednn.hpp"
 #include "math/random.hpp"
 
@@ -167,7 +168,10 @@ TEST_P(IpPaths, BadParametersAndShapes) {
 
 INSTANTIATE_TEST_SUITE_P(Engines, IpPaths, ::testing::Values("CAFFE", "ONEDNN"));
 
-void expect_paths_agree(const std::vector<int>& shape, const std::string& fields) {
+// `backward_planned` false: the fast layer is told that no backward pass will run (its forward
+// pass reads the weights in a format of its own), and is then asked for one anyway.
+void expect_paths_agree(const std::vector<int>& shape, const std::string& fields,
+                        bool backward_planned = true) {
   if (!onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
   SCOPED_TRACE(fields);
   Context::set_seed(11);
@@ -178,9 +182,16 @@ void expect_paths_agree(const std::vector<int>& shape, const std::string& fields
   reference->setup({&bottom_ref}, {&top_ref});
   share_parameters(*reference, *fast);
   fast->setup({&bottom_fast}, {&top_fast});
+  if (!backward_planned) fast->set_backward_plan(false, {false});
   reference->forward({&bottom_ref}, {&top_ref});
   fast->forward({&bottom_fast}, {&top_fast});
   expect_agree(data_of(top_ref), data_of(top_fast), "forward");
+  // New weights must be seen (the fast layer may keep them in another format).
+  Blob& weights = *reference->blobs()[0];
+  cpu::scale(weights.count(), -0.5f, weights.mutable_cpu_data());
+  reference->forward({&bottom_ref}, {&top_ref});
+  fast->forward({&bottom_fast}, {&top_fast});
+  expect_agree(data_of(top_ref), data_of(top_fast), "forward with new weights");
   same_random_diff(top_ref, top_fast);
   for (auto* layer : {reference.get(), fast.get()}) {
     for (const auto& blob : layer->blobs()) blob->set_diff(0.25f);
@@ -196,6 +207,10 @@ void expect_paths_agree(const std::vector<int>& shape, const std::string& fields
 
 TEST(IpPathsAgree, FcLike) { expect_paths_agree({8, 16, 3, 3}, "num_output: 40"); }
 TEST(IpPathsAgree, Transposed) { expect_paths_agree({5, 33}, "num_output: 17 transpose: true"); }
+TEST(IpPathsAgree, WithoutABackwardPassPlanned) {
+  expect_paths_agree({1, 64}, "num_output: 40", false);
+  expect_paths_agree({6, 33}, "num_output: 17 transpose: true", false);
+}
 TEST(IpPathsAgree, AxisTwoNoBias) {
   expect_paths_agree({3, 4, 10}, "num_output: 9 axis: 2 bias_term: false");
 }
