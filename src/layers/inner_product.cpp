@@ -128,7 +128,6 @@ class InnerProductLayer : public Layer {
 
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                     const Blobs& bottom) override {
-    const float* top_diff = top[0]->cpu_diff();
 #ifdef ENGINE_USE_ONEDNN
     if (runs_onednn()) {
       // Everything on oneDNN's threads: an OpenBLAS call here would leave its threads spinning
@@ -165,6 +164,7 @@ class InnerProductLayer : public Layer {
       return;
     }
 #endif
+    const float* top_diff = top[0]->cpu_diff();
     const float* in = bottom[0]->cpu_data();
     if (bias_term_ && param_propagate_down(1)) {
       cpu::gemv(true, M(), N(), 1.0f, top_diff, ones_.data(), 1.0f, blobs_[1]->mutable_cpu_diff());
