@@ -134,30 +134,30 @@ class InnerProductLayer : public Layer {
       // against oneDNN's on the same cores.
       dnnl::stream& stream = onednn::cpu_stream();
       // The operands as the forward pass converted them (the top's gradient once for all three
-      // products); the products read each in the orientation they need through a view.
+      // products); the products read each in the orientation they need (another desc over the same bytes).
       const bool bias_grad = bias_term_ && param_propagate_down(1);
       const void* diff = bias_grad || param_propagate_down(0) || propagate_down[0]
                              ? top_diff_.in(*top[0]->diff_memory()).get_data_handle()
                              : nullptr;
       if (bias_grad) {
         bias_grad_.execute(
-            stream, {{DNNL_ARG_SRC, view(bias_ones_, ones())},
-                     {DNNL_ARG_WEIGHTS, view(bias_diff_dst_, diff)},
+            stream, {{DNNL_ARG_SRC, onednn::bind(bias_ones_, ones())},
+                     {DNNL_ARG_WEIGHTS, onednn::bind(bias_diff_dst_, diff)},
                      {DNNL_ARG_DST, onednn::bind(bias_diff_, blobs_[1]->mutable_cpu_diff())}});
       }
       if (param_propagate_down(0)) {
         const void* in = src_.in(*bottom[0]->data_memory()).get_data_handle();
         weight_grad_.execute(
-            stream, {{DNNL_ARG_SRC, view(grad_lhs_, transpose_ ? in : diff)},
-                     {DNNL_ARG_WEIGHTS, view(grad_rhs_, transpose_ ? diff : in)},
+            stream, {{DNNL_ARG_SRC, onednn::bind(grad_lhs_, transpose_ ? in : diff)},
+                     {DNNL_ARG_WEIGHTS, onednn::bind(grad_rhs_, transpose_ ? diff : in)},
                      {DNNL_ARG_DST, onednn::bind(grad_dst_, blobs_[0]->mutable_cpu_diff())}});
       }
       if (propagate_down[0]) {
         onednn::Input& plain_weights = weights_blocked_ ? weights_for_data_ : weights_;
         const void* weights = plain_weights.in(*blobs_[0]->data_memory()).get_data_handle();
         data_grad_.execute(
-            stream, {{DNNL_ARG_SRC, view(data_diff_dst_, diff)},
-                     {DNNL_ARG_WEIGHTS, view(data_weights_, weights)},
+            stream, {{DNNL_ARG_SRC, onednn::bind(data_diff_dst_, diff)},
+                     {DNNL_ARG_WEIGHTS, onednn::bind(data_weights_, weights)},
                      {DNNL_ARG_DST, onednn::bind(data_diff_src_, bottom[0]->mutable_cpu_diff())}});
       }
       stream.wait();
@@ -271,11 +271,6 @@ class InnerProductLayer : public Layer {
   static void init_operand(onednn::Input& input, int64_t rows, int64_t cols, bool transposed,
                            data_type type) {
     input.init(matrix(rows, cols, transposed, type), matrix(rows, cols, transposed));
-  }
-  // `memory` over the values at `data` (another orientation of the same bytes).
-  static memory& view(memory& memory, const void* data) {
-    memory.set_data_handle(const_cast<void*>(data));
-    return memory;
   }
   static dnnl::matmul::primitive_desc plan_matmul(const memory::desc& a, const memory::desc& b,
                                                   const memory::desc* bias, const memory::desc& c,

@@ -45,8 +45,8 @@ dnnl::stream& cpu_stream() {
   return stream;
 }
 
-dnnl::memory& bind(dnnl::memory& memory, const float* data) {
-  memory.set_data_handle(const_cast<float*>(data));
+dnnl::memory& bind(dnnl::memory& memory, const void* data) {
+  memory.set_data_handle(const_cast<void*>(data));
   return memory;
 }
 

@@ -37,7 +37,7 @@ dnnl::engine& cpu_engine();
 dnnl::stream& cpu_stream();
 // Points memory at data and returns it, for argument lists (oneDNN takes a non-const handle
 // for inputs too, and only reads them).
-dnnl::memory& bind(dnnl::memory& memory, const float* data);
+dnnl::memory& bind(dnnl::memory& memory, const void* data);
 // Executes one primitive on the shared stream and waits for it: for a layer whose pass is that
 // one primitive. (Passes of several primitives execute them all, then wait once.)
 void run(const dnnl::primitive& primitive, const std::unordered_map<int, dnnl::memory>& args);
