@@ -21,9 +21,12 @@ bool use_onednn(int engine_field, const std::string& layer_description) {
     case kEngineWinograd:
       return false;
     case kEngineOnednn:
-      ENGINE_REQUIRE(onednn_available(), layer_description
-                                             << ": engine ONEDNN was asked for, but this build "
-                                                "has no oneDNN (install libdnnl-dev and rebuild)");
+    case kEngineOnednnNhwc:
+      ENGINE_REQUIRE(onednn_available(),
+                     layer_description << ": engine "
+                                       << (engine_field == kEngineOnednn ? "ONEDNN" : "ONEDNN_NHWC")
+                                       << " was asked for, but this build has no oneDNN "
+                                          "(install libdnnl-dev and rebuild)");
       return true;
     case kEngineDefault:
     case kEngineCudnn:

@@ -18,13 +18,15 @@ namespace engine {
 // The `engine` field of a layer parameter, whose values are the same in every message:
 // DEFAULT (0) picks the fastest available path, CAFFE (1) the reference code, CUDNN (2) cuDNN on
 // the GPU (on the CPU it means the default), ONEDNN (1000) oneDNN; Convolution's WINOGRAD (1001)
-// is our own CPU code (conv_winograd.cpp).
+// is our own CPU code (conv_winograd.cpp), its ONEDNN_NHWC (1002) oneDNN on channels-last
+// activations.
 enum EngineField : int {
   kEngineDefault = 0,
   kEngineCaffe = 1,
   kEngineCudnn = 2,
   kEngineOnednn = 1000,
   kEngineWinograd = 1001,
+  kEngineOnednnNhwc = 1002,
 };
 // Whether to use oneDNN; asking for it in a build without oneDNN throws, naming the layer.
 bool use_onednn(int engine_field, const std::string& layer_description);

@@ -61,11 +61,20 @@ class FastestLayerTest : public ::testing::Test {
   }
 };
 
-TEST_F(FastestLayerTest, OnlyDefaultLayersWithTwoImplementationsChoose) {
-  EXPECT_EQ(implementations_to_measure(layer_param(
-                "name: 'c' type: 'Convolution' convolution_param { num_output: 2 kernel_size: 1 }"))
+TEST_F(FastestLayerTest, OnlyDefaultLayersWithSeveralImplementationsChoose) {
+  // A convolution: oneDNN in its own formats and channels-last, and Caffe's code; Winograd's
+  // too where its geometry is (3x3 at unit stride).
+  std::vector<std::string> names;
+  for (const Implementation& candidate : implementations_to_measure(layer_param(
+           "name: 'c' type: 'Convolution' convolution_param { num_output: 2 kernel_size: 1 }"))) {
+    names.push_back(candidate.name);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"oneDNN", "Caffe", "oneDNN NHWC"}));
+  EXPECT_EQ(implementations_to_measure(
+                layer_param("name: 'c' type: 'Convolution' "
+                            "convolution_param { num_output: 2 kernel_size: 3 }"))
                 .size(),
-            2u);
+            4u);
   EXPECT_EQ(implementations_to_measure(
                 layer_param("name: 'c' type: 'Convolution' "
                             "convolution_param { num_output: 2 kernel_size: 1 engine: CAFFE }"))
@@ -126,12 +135,13 @@ TEST_F(FastestLayerTest, ChoosingLeavesWeightsRandomStreamAndGradientsAsOneImple
     throw std::runtime_error("no layer " + name);
   };
   // The measured layers name their choice and each candidate's timing; the small ones were not
-  // timed. A 3x3 unit-stride convolution has Winograd's as a third candidate.
+  // timed. A 3x3 unit-stride convolution has oneDNN on channels-last activations and
+  // Winograd's as candidates too.
   for (const char* name : {"conv", "pool"}) {
     const std::string choice = implementation_choice(layer(name));
     SCOPED_TRACE(name + (": " + choice));
     EXPECT_TRUE(choice.rfind("oneDNN (", 0) == 0 || choice.rfind("Caffe (", 0) == 0 ||
-                choice.rfind("Winograd (", 0) == 0);
+                choice.rfind("oneDNN NHWC (", 0) == 0 || choice.rfind("Winograd (", 0) == 0);
     EXPECT_NE(choice.find("ms"), std::string::npos);
   }
   EXPECT_EQ(implementation_choice(layer("small")), "oneDNN (small: not measured)");

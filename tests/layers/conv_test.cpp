@@ -302,15 +302,20 @@ TEST_P(ConvPaths, BadParametersNameTheLayerAndTheProblem) {
                {"layer bad (Convolution)", "bottom has 4 channels", "made for 3"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, ConvPaths, ::testing::Values("CAFFE", "ONEDNN", "WINOGRAD"));
+INSTANTIATE_TEST_SUITE_P(Engines, ConvPaths,
+                         ::testing::Values("CAFFE", "ONEDNN", "ONEDNN_NHWC", "WINOGRAD"));
 
 // ---- the two paths against each other -------------------------------------------------
 
 // `backward_planned` false: the fast layer is told that no backward pass will run (it keeps
-// nothing for one), and is then asked for one anyway.
+// nothing for one), and is then asked for one anyway. Engine ONEDNN: both of oneDNN's formats
+// for the activations, its own and channels-last.
 void expect_paths_agree(const std::vector<int>& shape, const std::string& fields,
                         const std::string& engine = "ONEDNN", bool backward_planned = true) {
-  if (engine == "ONEDNN" && !onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
+  if (engine == "ONEDNN") expect_paths_agree(shape, fields, "ONEDNN_NHWC", backward_planned);
+  if (engine.rfind("ONEDNN", 0) == 0 && !onednn_available()) {
+    GTEST_SKIP() << "no oneDNN in this build";
+  }
   SCOPED_TRACE(fields + " engine " + engine);
   Context::set_seed(7);
   Blob bottom_ref(shape), bottom_fast(shape), top_ref, top_fast;

@@ -194,7 +194,8 @@ TEST_P(DeconvPaths, Errors) {
                {"layer d3 (Deconvolution)", "group (2) must divide num_output (3)"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, DeconvPaths, ::testing::Values("CAFFE", "ONEDNN"));
+INSTANTIATE_TEST_SUITE_P(Engines, DeconvPaths,
+                         ::testing::Values("CAFFE", "ONEDNN", "ONEDNN_NHWC"));
 
 TEST(DeconvolutionLayer, LoadedWeightsOfTheWrongShapeAreRejected) {
   Blob bottom({1, 4, 3, 3}), top;
@@ -207,16 +208,19 @@ TEST(DeconvolutionLayer, LoadedWeightsOfTheWrongShapeAreRejected) {
                 "got 6 x 2 x 2 x 2"});
 }
 
-void expect_paths_agree(const Shape& shape, const std::string& fields) {
+// oneDNN in both formats of the activations, its own and channels-last, against Caffe's code.
+void expect_paths_agree(const Shape& shape, const std::string& fields,
+                        const std::string& engine = "ONEDNN") {
   if (!onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
-  SCOPED_TRACE(fields);
+  if (engine == "ONEDNN") expect_paths_agree(shape, fields, "ONEDNN_NHWC");
+  SCOPED_TRACE(fields + " engine " + engine);
   Context::set_seed(11);
   Blob bottom_ref(shape), bottom_fast(shape), top_ref, top_fast;
   fill_gaussian(bottom_ref);
   bottom_fast.share_data(bottom_ref);
   const std::string all = fields + kFillers;
   LayerPtr reference = make_layer("Deconvolution", "CAFFE", all);
-  LayerPtr fast = make_layer("Deconvolution", "ONEDNN", all);
+  LayerPtr fast = make_layer("Deconvolution", engine, all);
   reference->setup({&bottom_ref}, {&top_ref});
   share_parameters(*reference, *fast);
   fast->setup({&bottom_fast}, {&top_fast});
