@@ -97,6 +97,10 @@ void SyncedMemory::release() {
   arranged_ = nullptr;
   arranged_capacity_ = 0;
   layout_.reset();
+  if (converted_) free_host(converted_, converted_capacity_);
+  converted_ = nullptr;
+  converted_capacity_ = 0;
+  converted_layout_.reset();
   plain_stale_ = false;
 #ifdef ENGINE_USE_CUDA
   if (device_) cudaFree(device_);
@@ -231,6 +235,26 @@ void* SyncedMemory::arranged_copy(HostLayoutPtr layout) {
   allocate_arranged(layout->bytes());
   layout_ = std::move(layout);
   return arranged_;
+}
+
+void* SyncedMemory::converted_copy(HostLayoutPtr layout) {
+  CHECK_EQ(layout->plain_bytes(), size_) << "an arrangement of another size";
+  if (exposed_) return nullptr;
+  if (layout->bytes() > converted_capacity_) {
+    if (converted_) free_host(converted_, converted_capacity_);
+    converted_ = nullptr;
+    converted_capacity_ = 0;
+    converted_ = allocate_host(layout->bytes());
+    converted_capacity_ = layout->bytes();
+  }
+  converted_layout_ = std::move(layout);
+  converted_stamp_ = stamp_;
+  return converted_;
+}
+
+const void* SyncedMemory::converted_data(const HostLayout& layout) const {
+  const bool current = converted_layout_ && converted_stamp_ == stamp_ && !exposed_;
+  return current && converted_layout_->same_as(layout) ? converted_ : nullptr;
 }
 
 HostLayoutPtr shared_arrangement(const std::vector<const SyncedMemory*>& memories) {

@@ -74,6 +74,13 @@ class SyncedMemory {
   // converts them): later readers in that arrangement find it until the values change. Null
   // for an exposed memory.
   void* arranged_copy(HostLayoutPtr layout);
+  // A second arrangement beside the first, for a reader in another format while the first
+  // holds the only current values (plain_stale): converting between the two directly saves the
+  // pass through the plain values. converted_copy() says where the caller puts the values
+  // converted as `layout` (null for an exposed memory); converted_data() finds them until the
+  // values change.
+  void* converted_copy(HostLayoutPtr layout);
+  const void* converted_data(const HostLayout& layout) const;
   // Marks the host values as handed out (a numpy array over them): whoever holds them may read
   // or write them at any time, so from now on this memory keeps its values plain only (layers
   // check may_arrange() before writing an arrangement).
@@ -102,6 +109,10 @@ class SyncedMemory {
   HostLayoutPtr layout_;       // non-null: arranged_ holds the current values so
   bool plain_stale_ = false;   // the arranged values are newer than host_ and the device's
   bool exposed_ = false;
+  void* converted_ = nullptr;  // converted_layout_'s copy of the values at converted_stamp_
+  size_t converted_capacity_ = 0;
+  HostLayoutPtr converted_layout_;
+  uint64_t converted_stamp_ = 0;
 
   void* host_ = nullptr;
   void* device_ = nullptr;

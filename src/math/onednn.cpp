@@ -152,12 +152,31 @@ void Input::init(const dnnl::memory::desc& wanted, const dnnl::memory::desc& pla
   scratch_ = dnnl::memory();
 }
 
+bool Input::convert_directly(SyncedMemory& values) {
+  const auto* held = dynamic_cast<const Layout*>(values.arranged_layout().get());
+  if (!values.plain_stale() || !held || held->plain_desc() != layout_->plain_desc()) return false;
+  void* converted = values.converted_copy(layout_);
+  if (!converted) return false;
+  if (!direct_ || held->desc() != direct_from_) {
+    direct_from_ = held->desc();
+    direct_source_ = dnnl::memory(direct_from_, cpu_engine(), nullptr);
+    direct_ = dnnl::reorder(direct_source_, memory_);
+  }
+  direct_source_.set_data_handle(const_cast<void*>(values.arranged_data(*held)));
+  memory_.set_data_handle(converted);
+  direct_.execute(cpu_stream(), direct_source_, memory_);
+  cpu_stream().wait();
+  return true;
+}
+
 const dnnl::memory& Input::in(SyncedMemory& values) {
   if (layout_->plain()) {
     memory_.set_data_handle(const_cast<void*>(values.host_data()));
-  } else if (const void* held = values.arranged_data(*layout_)) {
-    memory_.set_data_handle(const_cast<void*>(held));
-  } else {
+  } else if (const void* arranged = values.arranged_data(*layout_)) {
+    memory_.set_data_handle(const_cast<void*>(arranged));
+  } else if (const void* converted = values.converted_data(*layout_)) {
+    memory_.set_data_handle(const_cast<void*>(converted));
+  } else if (!convert_directly(values)) {
     const void* plain = values.host_data();
     void* arranged = values.arranged_copy(layout_);
     if (!arranged) {

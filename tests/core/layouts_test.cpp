@@ -118,7 +118,59 @@ TEST(Arrangement, AnArrangementOfAnotherSizeIsRefused) {
   EXPECT_DEATH(memory.mutable_arranged_data(std::make_shared<Reversed>(4)), "another size");
 }
 
+TEST(Arrangement, AConvertedCopyHoldsUntilTheValuesChange) {
+  SyncedMemory memory(2 * sizeof(float));
+  write_arranged(memory, std::make_shared<Reversed>(2), {4, 3});
+  auto other = std::make_shared<Reversed>(2);
+  EXPECT_TRUE(memory.converted_data(*other) == nullptr);
+  void* converted = memory.converted_copy(other);
+  ASSERT_TRUE(converted != nullptr);
+  EXPECT_EQ(memory.converted_data(*other), converted);
+  EXPECT_TRUE(memory.converted_data(Reversed(3)) == nullptr) << "another arrangement";
+  EXPECT_TRUE(memory.plain_stale()) << "the first arrangement still holds the values";
+  // Reading the plain values changes none; writing them does.
+  memory.host_data();
+  EXPECT_EQ(memory.converted_data(*other), converted);
+  memory.mutable_host_data();
+  EXPECT_TRUE(memory.converted_data(*other) == nullptr);
+  memory.converted_copy(other);
+  write_arranged(memory, std::make_shared<Reversed>(2), {1, 2});
+  EXPECT_TRUE(memory.converted_data(*other) == nullptr);
+  memory.converted_copy(other);
+  memory.expose_host();
+  EXPECT_TRUE(memory.converted_data(*other) == nullptr);
+  EXPECT_TRUE(memory.converted_copy(other) == nullptr);
+}
+
 #ifdef ENGINE_USE_ONEDNN
+
+// Values a layer left in nChw8c, read by a primitive in nhwc bf16: reordered straight from the
+// blocks (the plain values stay out of date), into what the reorder from the plain values gives.
+TEST(OnednnLayout, AnInputInAnotherFormatConvertsFromTheBlocksDirectly) {
+  using dnnl::memory;
+  const memory::dims dims = {2, 12, 3, 5};
+  const onednn::LayoutPtr blocked =
+      onednn::make_layout(memory::desc(dims, memory::data_type::f32, memory::format_tag::nChw8c));
+  const memory::desc wanted(dims, memory::data_type::bf16, memory::format_tag::nhwc);
+  std::vector<float> values(2 * 12 * 3 * 5);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i) * 0.37f - 20;
+  SyncedMemory memory(values.size() * sizeof(float));
+  blocked->from_plain(values.data(), memory.mutable_arranged_data(blocked));
+  onednn::Input input;
+  input.init(wanted);
+  const auto* read = static_cast<const uint16_t*>(input.in(memory).get_data_handle());
+  EXPECT_TRUE(memory.plain_stale());
+  std::vector<uint16_t> expected(values.size());
+  input.layout()->from_plain(values.data(), expected.data());
+  EXPECT_EQ(std::vector<uint16_t>(read, read + values.size()), expected);
+  // A second reader in that format finds the conversion; new values void it.
+  EXPECT_EQ(input.in(memory).get_data_handle(), read);
+  values[0] = 99;
+  blocked->from_plain(values.data(), memory.mutable_arranged_data(blocked));
+  expected[0] = static_cast<uint16_t>(0x42c6);  // 99 in bf16
+  read = static_cast<const uint16_t*>(input.in(memory).get_data_handle());
+  EXPECT_EQ(read[0], expected[0]);
+}
 
 TEST(OnednnLayout, BlockedRoundTripIsExact) {
   const dnnl::memory::dims dims = {2, 16, 3, 5};
