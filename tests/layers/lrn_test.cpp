@@ -136,14 +136,16 @@ TEST(LRNLayer, Gradient) {
 }
 
 #ifdef ENGINE_USE_ONEDNN
-// Leaves the blob's values arranged in oneDNN's nChw8c, as a oneDNN layer before it would.
-void arrange_blocked(Blob& blob) {
-  const std::vector<float> values = data_of(blob);
+// Leaves the blob's values (or its gradient) arranged in a oneDNN format, as a oneDNN layer
+// before it would.
+void arrange(Blob& blob, dnnl::memory::format_tag format, bool gradient = false) {
+  const std::vector<float> values = gradient ? diff_of(blob) : data_of(blob);
   const onednn::LayoutPtr layout = onednn::make_layout(
-      dnnl::memory::desc(onednn::dims(blob.shape()), dnnl::memory::data_type::f32,
-                         dnnl::memory::format_tag::nChw8c));
-  layout->from_plain(values.data(), blob.data_memory()->mutable_arranged_data(layout));
+      dnnl::memory::desc(onednn::dims(blob.shape()), dnnl::memory::data_type::f32, format));
+  SyncedMemory& memory = gradient ? *blob.diff_memory() : *blob.data_memory();
+  layout->from_plain(values.data(), memory.mutable_arranged_data(layout));
 }
+void arrange_blocked(Blob& blob) { arrange(blob, dnnl::memory::format_tag::nChw8c); }
 #endif
 
 // Without `backward_planned`, the oneDNN layer is told that no backward pass will run (as a net
@@ -184,6 +186,43 @@ TEST(LRNLayer, OneDnnAgreesWithReference) {
   expect_paths_agree("norm_region: WITHIN_CHANNEL local_size: 5 alpha: 1 beta: 0.6", {2, 3, 7, 6});
   expect_paths_agree("local_size: 5 alpha: 0.5 beta: 0.75", {2, 16, 9, 11}, false);
 }
+
+#ifdef ENGINE_USE_ONEDNN
+// Across channels on a bottom a oneDNN layer left channels-last, and a top gradient handed back
+// so: our code computes in that format what it computes plane by plane on plain blobs, and
+// leaves its top and the bottom's gradient channels-last.
+void expect_channels_last_agrees(const std::string& fields, const std::vector<int>& shape) {
+  SCOPED_TRACE(fields);
+  Blob bottom(shape), ref_bottom(shape), top, ref_top;
+  fill_gaussian(bottom, 2.0f);
+  set_blob(ref_bottom, data_of(bottom));
+  LayerPtr layer = lrn(fields, "CAFFE"), reference = lrn(fields, "CAFFE");
+  layer->setup({&bottom}, {&top});
+  reference->setup({&ref_bottom}, {&ref_top});
+  arrange(bottom, dnnl::memory::format_tag::nhwc);
+  layer->forward({&bottom}, {&top});
+  reference->forward({&ref_bottom}, {&ref_top});
+  EXPECT_TRUE(top.data_memory()->plain_stale()) << "the top is channels-last only";
+  expect_close(data_of(top), data_of(ref_top), "forward", 1e-5f);
+  same_random_diff(ref_top, top);
+  arrange(top, dnnl::memory::format_tag::nhwc, /*gradient=*/true);
+  layer->backward({&top}, {true}, {&bottom});
+  reference->backward({&ref_top}, {true}, {&ref_bottom});
+  EXPECT_TRUE(bottom.diff_memory()->plain_stale()) << "the gradient is channels-last only";
+  expect_close(diff_of(bottom), diff_of(ref_bottom), "backward", 1e-5f);
+}
+
+TEST(LRNLayer, ChannelsLastAgreesWithThePlanes) {
+  if (!onednn_available()) GTEST_SKIP() << "built without oneDNN";
+  // AlexNet's beta (square roots) and another (pow); windows of 5 and 3 (unrolled), 9 (tap by
+  // tap); fewer channels than the window, where every channel is at an edge.
+  expect_channels_last_agrees("local_size: 5 alpha: 0.0001 beta: 0.75 k: 2", {2, 24, 5, 7});
+  expect_channels_last_agrees("local_size: 5 alpha: 0.5 beta: 0.75", {3, 20, 4, 3});
+  expect_channels_last_agrees("local_size: 3 alpha: 2 beta: 0.6 k: 1.5", {2, 7, 3, 5});
+  expect_channels_last_agrees("local_size: 9 alpha: 1 beta: 0.75", {2, 13, 3, 3});
+  expect_channels_last_agrees("local_size: 5 alpha: 1 beta: 0.75", {40, 3, 3, 3});
+}
+#endif
 
 TEST(LRNLayer, BadParametersNameTheLayerAndTheProblem) {
   Blob bottom({1, 4, 3, 3}), top;
