@@ -1,9 +1,10 @@
 // Fully connected passes at AlexNet's shapes (fc6: 9216 -> 4096, fc7: 4096 -> 4096, fc8:
-// 4096 -> 1000, batch 32 by default), each computed three ways, timed in the same run:
+// 4096 -> 1000, batch 32 by default), each computed four ways, timed in the same run:
 //   - oneDNN's inner_product primitives (forward, backward data, backward weights with the bias),
 //     in the weights format oneDNN picks (`any`, reordered from the plain blob at each training
 //     step, since the solver writes plain weights) and in the plain [N, K] format;
 //   - oneDNN's matmul, as InnerProductLayer runs it (plain operands, transposes as strides);
+//   - oneDNN's sgemm (dnnl_sgemm), the reference path's products on oneDNN;
 //   - OpenBLAS sgemm, as the reference path runs it.
 // Gradients accumulate into the parameter diffs, as Caffe's do: matmul and sgemm do it inside
 // the product (beta 1), inner_product writes its own buffer that a reorder with a sum adds.
@@ -205,6 +206,27 @@ Times openblas(const Shape& s, Buffers& b) {
   return t;
 }
 
+// oneDNN's own sgemm (dnnl_sgemm, row-major), the products as the reference path writes them.
+Times onednn_sgemm(const Shape& s, Buffers& b) {
+  const int64_t m = s.m, n = s.n, k = s.k;
+  Times t;
+  t.forward = best_ms([&] {
+    dnnl_sgemm('N', 'T', m, n, k, 1, b.src.data(), k, b.weights.data(), k, 0, b.dst.data(), n);
+    dnnl_sgemm('N', 'N', m, n, 1, 1, b.ones.data(), 1, b.bias.data(), n, 1, b.dst.data(), n);
+  });
+  t.data = best_ms([&] {
+    dnnl_sgemm('N', 'N', m, k, n, 1, b.diff_dst.data(), n, b.weights.data(), k, 0,
+               b.diff_src.data(), k);
+  });
+  t.weights = best_ms([&] {
+    dnnl_sgemm('T', 'N', n, k, m, 1, b.diff_dst.data(), n, b.src.data(), k, 1,
+               b.diff_weights.data(), k);
+    dnnl_sgemm('T', 'N', 1, n, m, 1, b.ones.data(), 1, b.diff_dst.data(), n, 1,
+               b.diff_bias.data(), n);
+  });
+  return t;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -229,6 +251,7 @@ int main(int argc, char** argv) {
     const Times ip_plain = inner_product(shape, buffers, false, engine, stream);
     const Row rows[] = {{"OpenBLAS sgemm (reference path)", blas},
                         {"oneDNN matmul (our oneDNN path)", matmul(shape, buffers, engine, stream)},
+                        {"oneDNN sgemm", onednn_sgemm(shape, buffers)},
                         {"oneDNN inner_product, weights any", ip_any},
                         {"oneDNN inner_product, weights [N,K]", ip_plain}};
     const double reference = blas.forward + blas.data + blas.weights;

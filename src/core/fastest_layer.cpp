@@ -613,6 +613,9 @@ std::vector<Implementation> implementations_to_measure(const LayerParameter& par
     }
     return all;
   }
+  if (param.type() == "InnerProduct") {
+    return {onednn, caffe, {"oneDNN sgemm backward", with_engine(param, kEngineOnednnSgemm)}};
+  }
   return {onednn, caffe};
 }
 

@@ -22,9 +22,12 @@ bool use_onednn(int engine_field, const std::string& layer_description) {
       return false;
     case kEngineOnednn:
     case kEngineOnednnNhwc:
+    case kEngineOnednnSgemm:
       ENGINE_REQUIRE(onednn_available(),
                      layer_description << ": engine "
-                                       << (engine_field == kEngineOnednn ? "ONEDNN" : "ONEDNN_NHWC")
+                                       << (engine_field == kEngineOnednn       ? "ONEDNN"
+                                           : engine_field == kEngineOnednnNhwc ? "ONEDNN_NHWC"
+                                                                               : "ONEDNN_SGEMM")
                                        << " was asked for, but this build has no oneDNN "
                                           "(install libdnnl-dev and rebuild)");
       return true;

@@ -19,7 +19,7 @@ namespace engine {
 // DEFAULT (0) picks the fastest available path, CAFFE (1) the reference code, CUDNN (2) cuDNN on
 // the GPU (on the CPU it means the default), ONEDNN (1000) oneDNN; Convolution's WINOGRAD (1001)
 // is our own CPU code (conv_winograd.cpp), its ONEDNN_NHWC (1002) oneDNN on channels-last
-// activations.
+// activations; InnerProduct's ONEDNN_SGEMM (1003) oneDNN with its sgemm for the backward pass.
 enum EngineField : int {
   kEngineDefault = 0,
   kEngineCaffe = 1,
@@ -27,6 +27,7 @@ enum EngineField : int {
   kEngineOnednn = 1000,
   kEngineWinograd = 1001,
   kEngineOnednnNhwc = 1002,
+  kEngineOnednnSgemm = 1003,
 };
 // Whether to use oneDNN; asking for it in a build without oneDNN throws, naming the layer.
 bool use_onednn(int engine_field, const std::string& layer_description);

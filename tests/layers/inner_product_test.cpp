@@ -166,19 +166,21 @@ TEST_P(IpPaths, BadParametersAndShapes) {
                {"layer fcx (InnerProduct)", "7 inputs", "weights take 6"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, IpPaths, ::testing::Values("CAFFE", "ONEDNN"));
+INSTANTIATE_TEST_SUITE_P(Engines, IpPaths, ::testing::Values("CAFFE", "ONEDNN", "ONEDNN_SGEMM"));
 
 // `backward_planned` false: the fast layer is told that no backward pass will run (its forward
-// pass reads the weights in a format of its own), and is then asked for one anyway.
+// pass reads the weights in a format of its own), and is then asked for one anyway. Both oneDNN
+// engines: the matmuls throughout, and sgemm for the backward products.
 void expect_paths_agree(const std::vector<int>& shape, const std::string& fields,
-                        bool backward_planned = true) {
+                        bool backward_planned = true, const std::string& engine = "ONEDNN") {
   if (!onednn_available()) GTEST_SKIP() << "no oneDNN in this build";
-  SCOPED_TRACE(fields);
+  if (engine == "ONEDNN") expect_paths_agree(shape, fields, backward_planned, "ONEDNN_SGEMM");
+  SCOPED_TRACE(fields + " engine " + engine);
   Context::set_seed(11);
   Blob bottom_ref(shape), bottom_fast(shape), top_ref, top_fast;
   fill_gaussian(bottom_ref);
   bottom_fast.share_data(bottom_ref);
-  LayerPtr reference = make_ip("CAFFE", fields + kFillers), fast = make_ip("ONEDNN", fields + kFillers);
+  LayerPtr reference = make_ip("CAFFE", fields + kFillers), fast = make_ip(engine, fields + kFillers);
   reference->setup({&bottom_ref}, {&top_ref});
   share_parameters(*reference, *fast);
   fast->setup({&bottom_fast}, {&top_fast});
