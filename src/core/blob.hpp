@@ -72,6 +72,17 @@ class Blob {
 
   void set_data(float value);
   void set_diff(float value);
+  // The diff set to zero lazily (SyncedMemory::set_zero): what a net's parameter gradients get
+  // before each pass.
+  void clear_diff() { diff_->set_zero(); }
+  // Where a gradient is summed into the diff: the diff itself, or, where it holds zeros not yet
+  // written, the same memory to be overwritten (*overwrite set), skipping both the zeros and
+  // reading them back.
+  float* mutable_cpu_diff_to_sum(bool* overwrite) {
+    *overwrite = diff_->zero_pending();
+    return static_cast<float*>(*overwrite ? diff_->host_data_to_overwrite()
+                                          : diff_->mutable_host_data());
+  }
   // data -= diff, on the side where the data is newest.
   void update();
   double sum_of_squares_data() const;

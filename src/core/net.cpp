@@ -557,7 +557,7 @@ void Net::reshape() {
 }
 
 void Net::clear_param_diffs() {
-  for (Blob* blob : learnable_params_) blob->set_diff(0);
+  for (Blob* blob : learnable_params_) blob->clear_diff();
 }
 
 void Net::copy_trained_layers_from(const NetParameter& trained) {

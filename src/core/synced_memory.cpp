@@ -188,6 +188,25 @@ void* SyncedMemory::mutable_host_data() {
   return host_;
 }
 
+void SyncedMemory::set_zero() {
+  if (exposed_) {
+    std::memset(mutable_host_data(), 0, size_);
+    return;
+  }
+  layout_.reset();
+  plain_stale_ = false;
+  stamp_ = next_stamp();
+  head_ = Head::UNINITIALIZED;
+}
+
+void* SyncedMemory::host_data_to_overwrite() {
+  if (head_ != Head::UNINITIALIZED) return mutable_host_data();
+  if (!host_) host_ = allocate_host(capacity_);
+  stamp_ = next_stamp();
+  head_ = Head::AT_HOST;
+  return host_;
+}
+
 const void* SyncedMemory::device_data() {
   to_device();
   return device_;

@@ -58,6 +58,16 @@ class SyncedMemory {
 
   const void* host_data();
   void* mutable_host_data();
+  // Sets every value to zero lazily: the zeros are written on whichever side is accessed first
+  // (at once for values handed out plainly, which their holder reads directly). Clearing a
+  // gradient so costs nothing until it is used, and a writer that replaces all the values
+  // skips it (host_data_to_overwrite).
+  void set_zero();
+  // Whether the values are zeros not yet written (set_zero, or a new memory).
+  bool zero_pending() const { return head_ == Head::UNINITIALIZED; }
+  // Where to write values replacing all of them on the host: mutable_host_data(), without the
+  // pending zeros written first.
+  void* host_data_to_overwrite();
   const void* device_data();
   void* mutable_device_data();
 

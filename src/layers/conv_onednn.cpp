@@ -17,6 +17,7 @@
 // as a post-op; where oneDNN has no such primitive, the epilogue runs as one pass after it.
 #ifdef ENGINE_USE_ONEDNN
 
+#include <algorithm>
 #include <optional>
 #include <unordered_map>
 
@@ -37,7 +38,7 @@ constexpr auto kFloat = memory::data_type::f32;
 
 // The parameter gradient: the primitive writes it in its own format, and a reorder with a sum
 // post-op adds it to the blob's plain diff (parameter gradients accumulate, and stay plain for
-// the solver).
+// the solver), or a plain reorder writes it there when the diff was cleared for this pass.
 class AccumulatedGradient {
  public:
   void init(const memory::desc& plain, const memory::desc& format) {
@@ -49,16 +50,18 @@ class AccumulatedGradient {
     dnnl::primitive_attr attributes;
     attributes.set_post_ops(sum);
     add_ = dnnl::reorder(inner_, plain_, attributes);
+    copy_ = dnnl::reorder(inner_, plain_);
   }
   const memory& inner() const { return inner_; }
-  void add_to(float* diff) {
-    plain_.set_data_handle(diff);
-    add_.execute(onednn::cpu_stream(), inner_, plain_);
+  void add_to(Blob& parameter) {
+    bool overwrite = false;
+    plain_.set_data_handle(parameter.mutable_cpu_diff_to_sum(&overwrite));
+    (overwrite ? copy_ : add_).execute(onednn::cpu_stream(), inner_, plain_);
   }
 
  private:
   memory plain_, inner_;
-  dnnl::reorder add_;
+  dnnl::reorder add_, copy_;
 };
 
 struct ConvolutionPrimitives {
@@ -154,11 +157,17 @@ class OnednnConvolutionLayer : public ConvolutionLayerBase {
           {DNNL_ARG_DIFF_WEIGHTS, diff_weights_.inner()}};
       if (spec_.bias_term) args[DNNL_ARG_DIFF_BIAS] = diff_bias_;
       backward_weights_.execute(stream, args);
-      if (weight_grad) diff_weights_.add_to(blobs_[0]->mutable_cpu_diff());
+      if (weight_grad) diff_weights_.add_to(*blobs_[0]);
       if (bias_grad) {
         stream.wait();
-        cpu::axpy(spec_.num_output, 1.0f, static_cast<const float*>(diff_bias_.get_data_handle()),
-                  blobs_[1]->mutable_cpu_diff());
+        const auto* gradient = static_cast<const float*>(diff_bias_.get_data_handle());
+        bool overwrite = false;
+        float* bias_diff = blobs_[1]->mutable_cpu_diff_to_sum(&overwrite);
+        if (overwrite) {
+          std::copy_n(gradient, spec_.num_output, bias_diff);
+        } else {
+          cpu::axpy(spec_.num_output, 1.0f, gradient, bias_diff);
+        }
       }
     }
     stream.wait();

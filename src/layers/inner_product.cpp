@@ -137,11 +137,11 @@ class InnerProductLayer : public Layer {
 #ifdef ENGINE_USE_ONEDNN
     if (runs_onednn() && backward_by_sgemm_ && !native_bf16_) {
       backward_by_gemm(
-          top, propagate_down, bottom,
+          top, propagate_down, bottom, /*overwrite_cleared=*/true,
           [](bool ta, bool tb, int m, int n, int k, const float* a, const float* b, float beta,
              float* c) { onednn::gemm(ta, tb, m, n, k, a, b, beta, c); },
-          [this](const float* top_diff, float* bias_diff) {
-            onednn::gemm(false, false, 1, N(), M(), ones_.data(), top_diff, 1.0f, bias_diff);
+          [this](const float* top_diff, float beta, float* bias_diff) {
+            onednn::gemm(false, false, 1, N(), M(), ones_.data(), top_diff, beta, bias_diff);
           });
       return;
     }
@@ -155,18 +155,23 @@ class InnerProductLayer : public Layer {
       const void* diff = bias_grad || param_propagate_down(0) || propagate_down[0]
                              ? top_diff_.in(*top[0]->diff_memory()).get_data_handle()
                              : nullptr;
+      // A gradient cleared for this pass is written, not added to (the primitives without the
+      // sum post-op).
+      bool overwrite = false;
       if (bias_grad) {
-        bias_grad_.execute(
-            stream, {{DNNL_ARG_SRC, onednn::bind(bias_ones_, ones())},
-                     {DNNL_ARG_WEIGHTS, onednn::bind(bias_diff_dst_, diff)},
-                     {DNNL_ARG_DST, onednn::bind(bias_diff_, blobs_[1]->mutable_cpu_diff())}});
+        float* bias_diff = blobs_[1]->mutable_cpu_diff_to_sum(&overwrite);
+        (overwrite ? bias_grad_overwrite_ : bias_grad_)
+            .execute(stream, {{DNNL_ARG_SRC, onednn::bind(bias_ones_, ones())},
+                              {DNNL_ARG_WEIGHTS, onednn::bind(bias_diff_dst_, diff)},
+                              {DNNL_ARG_DST, onednn::bind(bias_diff_, bias_diff)}});
       }
       if (param_propagate_down(0)) {
         const void* in = src_.in(*bottom[0]->data_memory()).get_data_handle();
-        weight_grad_.execute(
-            stream, {{DNNL_ARG_SRC, onednn::bind(grad_lhs_, transpose_ ? in : diff)},
-                     {DNNL_ARG_WEIGHTS, onednn::bind(grad_rhs_, transpose_ ? diff : in)},
-                     {DNNL_ARG_DST, onednn::bind(grad_dst_, blobs_[0]->mutable_cpu_diff())}});
+        float* weight_diff = blobs_[0]->mutable_cpu_diff_to_sum(&overwrite);
+        (overwrite ? weight_grad_overwrite_ : weight_grad_)
+            .execute(stream, {{DNNL_ARG_SRC, onednn::bind(grad_lhs_, transpose_ ? in : diff)},
+                              {DNNL_ARG_WEIGHTS, onednn::bind(grad_rhs_, transpose_ ? diff : in)},
+                              {DNNL_ARG_DST, onednn::bind(grad_dst_, weight_diff)}});
       }
       if (propagate_down[0]) {
         onednn::Input& plain_weights = weights_blocked_ ? weights_for_data_ : weights_;
@@ -181,28 +186,41 @@ class InnerProductLayer : public Layer {
     }
 #endif
     backward_by_gemm(
-        top, propagate_down, bottom,
+        top, propagate_down, bottom, /*overwrite_cleared=*/false,
         [](bool ta, bool tb, int m, int n, int k, const float* a, const float* b, float beta,
            float* c) { cpu::gemm(ta, tb, m, n, k, 1.0f, a, b, beta, c); },
-        [this](const float* top_diff, float* bias_diff) {
-          cpu::gemv(true, M(), N(), 1.0f, top_diff, ones_.data(), 1.0f, bias_diff);
+        [this](const float* top_diff, float beta, float* bias_diff) {
+          cpu::gemv(true, M(), N(), 1.0f, top_diff, ones_.data(), beta, bias_diff);
         });
   }
 
   // The backward products on plain fp32 values: C = op(A) op(B) + beta C by `gemm`, the bias
-  // gradient (the top's gradient summed over the rows, added) by `sum_rows`.
+  // gradient (the top's gradient summed over the rows, into beta times the diff) by `sum_rows`.
+  // `overwrite_cleared`: parameter gradients cleared for this pass are written (beta 0)
+  // instead of added to.
   template <class Gemm, class SumRows>
   void backward_by_gemm(const Blobs& top, const std::vector<bool>& propagate_down,
-                        const Blobs& bottom, Gemm gemm, SumRows sum_rows) {
+                        const Blobs& bottom, bool overwrite_cleared, Gemm gemm,
+                        SumRows sum_rows) {
     const float* top_diff = top[0]->cpu_diff();
     const float* in = bottom[0]->cpu_data();
-    if (bias_term_ && param_propagate_down(1)) sum_rows(top_diff, blobs_[1]->mutable_cpu_diff());
+    bool overwrite = false;
+    const auto parameter_diff = [&](int index) {
+      overwrite = false;
+      return overwrite_cleared ? blobs_[index]->mutable_cpu_diff_to_sum(&overwrite)
+                               : blobs_[index]->mutable_cpu_diff();
+    };
+    if (bias_term_ && param_propagate_down(1)) {
+      float* bias_diff = parameter_diff(1);
+      sum_rows(top_diff, overwrite ? 0.0f : 1.0f, bias_diff);
+    }
     if (param_propagate_down(0)) {
-      float* weight_diff = blobs_[0]->mutable_cpu_diff();
+      float* weight_diff = parameter_diff(0);
+      const float beta = overwrite ? 0.0f : 1.0f;
       if (transpose_) {
-        gemm(true, false, K(), N(), M(), in, top_diff, 1.0f, weight_diff);
+        gemm(true, false, K(), N(), M(), in, top_diff, beta, weight_diff);
       } else {
-        gemm(true, false, N(), K(), M(), top_diff, in, 1.0f, weight_diff);
+        gemm(true, false, N(), K(), M(), top_diff, in, beta, weight_diff);
       }
     }
     if (propagate_down[0]) {
@@ -356,6 +374,8 @@ class InnerProductLayer : public Layer {
     }
     weight_grad_ = dnnl::matmul(plan_matmul(grad_lhs_.get_desc(), grad_rhs_.get_desc(), nullptr,
                                             grad_dst_.get_desc(), true));
+    weight_grad_overwrite_ = dnnl::matmul(plan_matmul(
+        grad_lhs_.get_desc(), grad_rhs_.get_desc(), nullptr, grad_dst_.get_desc(), false));
     // bias diff [1, N] += ones [1, M] x top diff [M, N] (the sum of the gradient as rounded).
     bias_ones_ = plain(1, m, false, operand);
     bias_diff_dst_ = plain(m, n, false, operand);
@@ -363,6 +383,8 @@ class InnerProductLayer : public Layer {
     bias_diff_ = plain(1, n, false);
     bias_grad_ = dnnl::matmul(plan_matmul(bias_ones_.get_desc(), bias_diff_dst_.get_desc(),
                                           nullptr, bias_diff_.get_desc(), true));
+    bias_grad_overwrite_ = dnnl::matmul(plan_matmul(
+        bias_ones_.get_desc(), bias_diff_dst_.get_desc(), nullptr, bias_diff_.get_desc(), false));
     built_rows_ = rows_;
     native_bf16_ = bf16;
   }
@@ -380,6 +402,7 @@ class InnerProductLayer : public Layer {
   std::vector<uint16_t> ones_bf16_;
   onednn::Input src_, weights_, top_diff_, weights_for_data_;
   dnnl::matmul forward_, data_grad_, weight_grad_, bias_grad_;
+  dnnl::matmul weight_grad_overwrite_, bias_grad_overwrite_;  // the same without the sum
   memory forward_bias_, forward_dst_;
   memory data_diff_dst_, data_weights_, data_diff_src_;
   memory grad_lhs_, grad_rhs_, grad_dst_;

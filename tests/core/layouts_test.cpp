@@ -118,6 +118,34 @@ TEST(Arrangement, AnArrangementOfAnotherSizeIsRefused) {
   EXPECT_DEATH(memory.mutable_arranged_data(std::make_shared<Reversed>(4)), "another size");
 }
 
+TEST(Arrangement, ZerosSetLazilyAreWrittenOnFirstUseOrSkippedByAnOverwrite) {
+  SyncedMemory memory(3 * sizeof(float));
+  auto* values = static_cast<float*>(memory.mutable_host_data());
+  values[0] = values[1] = values[2] = 7;
+  write_arranged(memory, std::make_shared<Reversed>(3), {1, 2, 3});
+  memory.set_zero();
+  EXPECT_TRUE(memory.zero_pending());
+  EXPECT_TRUE(memory.arranged_layout() == nullptr) << "the arrangement is dropped";
+  EXPECT_EQ(values[0], 7) << "no zeros written yet";
+  EXPECT_EQ(memory.host_data(), values) << "the same buffer";
+  EXPECT_EQ(values[0], 0);
+  EXPECT_EQ(values[2], 0);
+  EXPECT_FALSE(memory.zero_pending());
+  // An overwrite takes the buffer as it is.
+  values[1] = 5;
+  memory.set_zero();
+  const uint64_t stamp = memory.stamp();
+  EXPECT_EQ(memory.host_data_to_overwrite(), values);
+  EXPECT_EQ(values[1], 5) << "not zeroed first";
+  EXPECT_FALSE(memory.zero_pending());
+  EXPECT_TRUE(memory.changed_since(stamp));
+  // Values handed out plainly are zeroed at once: their holder reads the buffer itself.
+  memory.expose_host();
+  memory.set_zero();
+  EXPECT_FALSE(memory.zero_pending());
+  EXPECT_EQ(values[1], 0);
+}
+
 TEST(Arrangement, AConvertedCopyHoldsUntilTheValuesChange) {
   SyncedMemory memory(2 * sizeof(float));
   write_arranged(memory, std::make_shared<Reversed>(2), {4, 3});

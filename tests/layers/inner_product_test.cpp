@@ -195,15 +195,26 @@ void expect_paths_agree(const std::vector<int>& shape, const std::string& fields
   fast->forward({&bottom_fast}, {&top_fast});
   expect_agree(data_of(top_ref), data_of(top_fast), "forward with new weights");
   same_random_diff(top_ref, top_fast);
-  for (auto* layer : {reference.get(), fast.get()}) {
-    for (const auto& blob : layer->blobs()) blob->set_diff(0.25f);
-  }
-  reference->backward({&top_ref}, {true}, {&bottom_ref});
-  fast->backward({&top_fast}, {true}, {&bottom_fast});
-  expect_agree(diff_of(bottom_ref), diff_of(bottom_fast), "bottom gradient");
-  for (size_t i = 0; i < reference->blobs().size(); ++i) {
-    expect_agree(diff_of(*reference->blobs()[i]), diff_of(*fast->blobs()[i]),
-                 "parameter " + std::to_string(i) + " gradient");
+  // Gradients added to, then gradients cleared as a net clears them (lazily: the fast paths
+  // write them instead of adding).
+  for (const bool cleared : {false, true}) {
+    SCOPED_TRACE(cleared ? "cleared gradients" : "gradients added to");
+    for (auto* layer : {reference.get(), fast.get()}) {
+      for (const auto& blob : layer->blobs()) {
+        if (cleared) {
+          blob->clear_diff();
+        } else {
+          blob->set_diff(0.25f);
+        }
+      }
+    }
+    reference->backward({&top_ref}, {true}, {&bottom_ref});
+    fast->backward({&top_fast}, {true}, {&bottom_fast});
+    expect_agree(diff_of(bottom_ref), diff_of(bottom_fast), "bottom gradient");
+    for (size_t i = 0; i < reference->blobs().size(); ++i) {
+      expect_agree(diff_of(*reference->blobs()[i]), diff_of(*fast->blobs()[i]),
+                   "parameter " + std::to_string(i) + " gradient");
+    }
   }
 }
 
