@@ -539,8 +539,8 @@ class FastestLayer : public Layer {
       const HostLayoutPtr& layout = arrangement(*blob);
       if (!layout) continue;
       SyncedMemory& gradient = *blob->diff_memory();
-      const void* plain = gradient.host_data();
       if (gradient.arranged_data(*layout) != nullptr) continue;
+      const void* plain = gradient.host_data();
       if (void* arranged = gradient.arranged_copy(layout)) layout->from_plain(plain, arranged);
     }
   }

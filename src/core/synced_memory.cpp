@@ -220,13 +220,13 @@ void* SyncedMemory::mutable_device_data() {
   return device_;
 }
 
-void SyncedMemory::allocate_arranged(size_t bytes) {
-  if (bytes <= arranged_capacity_) return;
-  if (arranged_) free_host(arranged_, arranged_capacity_);
-  arranged_ = nullptr;
-  arranged_capacity_ = 0;
-  arranged_ = allocate_host(bytes);
-  arranged_capacity_ = bytes;
+void SyncedMemory::grow(void** buffer, size_t* capacity, size_t bytes) {
+  if (bytes <= *capacity) return;
+  if (*buffer) free_host(*buffer, *capacity);
+  *buffer = nullptr;
+  *capacity = 0;
+  *buffer = allocate_host(bytes);
+  *capacity = bytes;
 }
 
 const void* SyncedMemory::arranged_data(const HostLayout& layout) const {
@@ -238,7 +238,7 @@ void* SyncedMemory::mutable_arranged_data(HostLayoutPtr layout) {
   CHECK(!exposed_) << "an arrangement of values handed out plainly";
   layout_.reset();
   plain_stale_ = false;
-  allocate_arranged(layout->bytes());
+  grow(&arranged_, &arranged_capacity_, layout->bytes());
   layout_ = std::move(layout);
   plain_stale_ = true;
   stamp_ = next_stamp();
@@ -251,7 +251,7 @@ void* SyncedMemory::arranged_copy(HostLayoutPtr layout) {
   if (exposed_) return nullptr;
   to_host();
   layout_.reset();
-  allocate_arranged(layout->bytes());
+  grow(&arranged_, &arranged_capacity_, layout->bytes());
   layout_ = std::move(layout);
   return arranged_;
 }
@@ -259,13 +259,7 @@ void* SyncedMemory::arranged_copy(HostLayoutPtr layout) {
 void* SyncedMemory::converted_copy(HostLayoutPtr layout) {
   CHECK_EQ(layout->plain_bytes(), size_) << "an arrangement of another size";
   if (exposed_) return nullptr;
-  if (layout->bytes() > converted_capacity_) {
-    if (converted_) free_host(converted_, converted_capacity_);
-    converted_ = nullptr;
-    converted_capacity_ = 0;
-    converted_ = allocate_host(layout->bytes());
-    converted_capacity_ = layout->bytes();
-  }
+  grow(&converted_, &converted_capacity_, layout->bytes());
   converted_layout_ = std::move(layout);
   converted_stamp_ = stamp_;
   return converted_;

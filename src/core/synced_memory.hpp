@@ -112,7 +112,8 @@ class SyncedMemory {
   void to_host();
   void to_device();
   void release();
-  void allocate_arranged(size_t bytes);
+  // Makes *buffer hold at least `bytes` (its contents are dropped when it grows).
+  static void grow(void** buffer, size_t* capacity, size_t bytes);
 
   void* arranged_ = nullptr;
   size_t arranged_capacity_ = 0;

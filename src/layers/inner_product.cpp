@@ -150,7 +150,8 @@ class InnerProductLayer : public Layer {
       // against oneDNN's on the same cores.
       dnnl::stream& stream = onednn::cpu_stream();
       // The operands as the forward pass converted them (the top's gradient once for all three
-      // products); the products read each in the orientation they need (another desc over the same bytes).
+      // products); the products read each in the orientation they need (another desc over the
+      // same bytes).
       const bool bias_grad = bias_term_ && param_propagate_down(1);
       const void* diff = bias_grad || param_propagate_down(0) || propagate_down[0]
                              ? top_diff_.in(*top[0]->diff_memory()).get_data_handle()
@@ -160,18 +161,18 @@ class InnerProductLayer : public Layer {
       bool overwrite = false;
       if (bias_grad) {
         float* bias_diff = blobs_[1]->mutable_cpu_diff_to_sum(&overwrite);
-        (overwrite ? bias_grad_overwrite_ : bias_grad_)
-            .execute(stream, {{DNNL_ARG_SRC, onednn::bind(bias_ones_, ones())},
-                              {DNNL_ARG_WEIGHTS, onednn::bind(bias_diff_dst_, diff)},
-                              {DNNL_ARG_DST, onednn::bind(bias_diff_, bias_diff)}});
+        bias_grad_.into(overwrite).execute(
+            stream, {{DNNL_ARG_SRC, onednn::bind(bias_ones_, ones())},
+                     {DNNL_ARG_WEIGHTS, onednn::bind(bias_diff_dst_, diff)},
+                     {DNNL_ARG_DST, onednn::bind(bias_diff_, bias_diff)}});
       }
       if (param_propagate_down(0)) {
         const void* in = src_.in(*bottom[0]->data_memory()).get_data_handle();
         float* weight_diff = blobs_[0]->mutable_cpu_diff_to_sum(&overwrite);
-        (overwrite ? weight_grad_overwrite_ : weight_grad_)
-            .execute(stream, {{DNNL_ARG_SRC, onednn::bind(grad_lhs_, transpose_ ? in : diff)},
-                              {DNNL_ARG_WEIGHTS, onednn::bind(grad_rhs_, transpose_ ? diff : in)},
-                              {DNNL_ARG_DST, onednn::bind(grad_dst_, weight_diff)}});
+        weight_grad_.into(overwrite).execute(
+            stream, {{DNNL_ARG_SRC, onednn::bind(grad_lhs_, transpose_ ? in : diff)},
+                     {DNNL_ARG_WEIGHTS, onednn::bind(grad_rhs_, transpose_ ? diff : in)},
+                     {DNNL_ARG_DST, onednn::bind(grad_dst_, weight_diff)}});
       }
       if (propagate_down[0]) {
         onednn::Input& plain_weights = weights_blocked_ ? weights_for_data_ : weights_;
@@ -333,6 +334,17 @@ class InnerProductLayer : public Layer {
     return dnnl::matmul::primitive_desc(desc, attr, onednn::cpu_engine());
   }
 
+  // A product into a parameter gradient: `add` sums into it (a sum post-op), `write` replaces
+  // a gradient cleared for this pass.
+  struct GradientProduct {
+    dnnl::matmul add, write;
+    void plan(const memory::desc& a, const memory::desc& b, const memory::desc& c) {
+      add = dnnl::matmul(plan_matmul(a, b, nullptr, c, true));
+      write = dnnl::matmul(plan_matmul(a, b, nullptr, c, false));
+    }
+    const dnnl::matmul& into(bool overwrite) const { return overwrite ? write : add; }
+  };
+
   // `bf16`: the products read bf16 operands, plain like the fp32 ones (one conversion serves
   // both orientations); results and gradients stay fp32.
   void build(bool bf16) {
@@ -372,19 +384,13 @@ class InnerProductLayer : public Layer {
       grad_rhs_ = plain(m, k, false, operand);
       grad_dst_ = plain(n, k, false);
     }
-    weight_grad_ = dnnl::matmul(plan_matmul(grad_lhs_.get_desc(), grad_rhs_.get_desc(), nullptr,
-                                            grad_dst_.get_desc(), true));
-    weight_grad_overwrite_ = dnnl::matmul(plan_matmul(
-        grad_lhs_.get_desc(), grad_rhs_.get_desc(), nullptr, grad_dst_.get_desc(), false));
+    weight_grad_.plan(grad_lhs_.get_desc(), grad_rhs_.get_desc(), grad_dst_.get_desc());
     // bias diff [1, N] += ones [1, M] x top diff [M, N] (the sum of the gradient as rounded).
     bias_ones_ = plain(1, m, false, operand);
     bias_diff_dst_ = plain(m, n, false, operand);
     if (bf16) ones_bf16_.assign(m, kBf16One);
     bias_diff_ = plain(1, n, false);
-    bias_grad_ = dnnl::matmul(plan_matmul(bias_ones_.get_desc(), bias_diff_dst_.get_desc(),
-                                          nullptr, bias_diff_.get_desc(), true));
-    bias_grad_overwrite_ = dnnl::matmul(plan_matmul(
-        bias_ones_.get_desc(), bias_diff_dst_.get_desc(), nullptr, bias_diff_.get_desc(), false));
+    bias_grad_.plan(bias_ones_.get_desc(), bias_diff_dst_.get_desc(), bias_diff_.get_desc());
     built_rows_ = rows_;
     native_bf16_ = bf16;
   }
@@ -401,8 +407,8 @@ class InnerProductLayer : public Layer {
   bool weights_blocked_ = false;  // the forward pass reads the weights in a format of its own
   std::vector<uint16_t> ones_bf16_;
   onednn::Input src_, weights_, top_diff_, weights_for_data_;
-  dnnl::matmul forward_, data_grad_, weight_grad_, bias_grad_;
-  dnnl::matmul weight_grad_overwrite_, bias_grad_overwrite_;  // the same without the sum
+  dnnl::matmul forward_, data_grad_;
+  GradientProduct weight_grad_, bias_grad_;
   memory forward_bias_, forward_dst_;
   memory data_diff_dst_, data_weights_, data_diff_src_;
   memory grad_lhs_, grad_rhs_, grad_dst_;

@@ -501,16 +501,17 @@ class LRNLayer : public Layer {
   // forward, ours 5.6). The top and the bottom's gradient stay channels-last. Neither s nor
   // y is kept: the backward pass recomputes them from x, which it reads anyway, in place of
   // reading two more blobs.
+  dnnl::memory::desc channels_last() const {
+    return dnnl::memory::desc(onednn::dims(shape_), dnnl::memory::data_type::f32,
+                              dnnl::memory::format_tag::nhwc);
+  }
+
   bool arrives_channels_last(const Blob& bottom) const {
-    const dnnl::memory::dims dims = onednn::dims(shape_);
-    const dnnl::memory::desc channels_last(dims, dnnl::memory::data_type::f32,
-                                           dnnl::memory::format_tag::nhwc);
-    return onednn::held_desc(*bottom.data_memory(), dims) == channels_last;
+    return onednn::held_desc(*bottom.data_memory(), onednn::dims(shape_)) == channels_last();
   }
 
   void prepare_channels_last() {
-    const dnnl::memory::desc channels_last(onednn::dims(shape_), dnnl::memory::data_type::f32,
-                                           dnnl::memory::format_tag::nhwc);
+    const dnnl::memory::desc channels_last = this->channels_last();
     if (x_channels_last_.layout() && x_channels_last_.layout()->desc() == channels_last) return;
     for (onednn::Input* input : {&x_channels_last_, &dy_channels_last_}) input->init(channels_last);
     for (onednn::Output* output : {&y_channels_last_, &dx_channels_last_}) {
